@@ -1,0 +1,430 @@
+/**
+ * Query semantics on top of mingo: filters, sort order, projections, and the bridge between the
+ * stored form (which keeps BSON numeric types) and the plain view mingo evaluates.
+ *
+ * mingo does the matching, projection operators and aggregation; this module only (1) hands it
+ * plain numbers, (2) routes `$type` to the stored BSON type instead of mingo's guess from a JS
+ * number, and (3) puts BSON numeric types back on whatever mingo produced.
+ */
+import { Context, Query, Aggregator } from "mingo";
+import type { Options } from "mingo/types";
+import { CommandError, fail } from "./errors.js";
+import {
+  type BsonDocument,
+  TYPE_ALIASES,
+  TYPE_NUMBERS,
+  asKind,
+  bsonTypeName,
+  compareValues,
+  flattenArrays,
+  isNumeric,
+  isPlainObject,
+  numericKind,
+  plainValue,
+  toNumber,
+  valuesAtPath,
+} from "./values.js";
+
+/** Stored documents that still hold numeric wrappers (their plain view differs). */
+const WRAPPED = new WeakSet<object>();
+const PLAIN = new WeakMap<object, BsonDocument>();
+const STORED_OF_PLAIN = new WeakMap<object, BsonDocument>();
+
+export function markWrapped(doc: BsonDocument): void {
+  WRAPPED.add(doc);
+}
+
+/** The document mingo sees: the stored one itself unless it holds numeric wrappers. */
+export function plainOf(doc: BsonDocument): BsonDocument {
+  if (!WRAPPED.has(doc)) return doc;
+  let plain = PLAIN.get(doc);
+  if (!plain) {
+    plain = plainValue(doc) as BsonDocument;
+    PLAIN.set(doc, plain);
+    STORED_OF_PLAIN.set(plain, doc);
+  }
+  return plain;
+}
+
+function typeMatches(value: unknown, wanted: readonly string[]): boolean {
+  const name = bsonTypeName(value);
+  return wanted.some((w) => w === name || (w === "number" && isNumeric(value)));
+}
+
+/** `$type` against the stored BSON type (mingo would only see a JS number). */
+const bsonTypeOperator = (selector: string, value: unknown) => {
+  const wanted = (Array.isArray(value) ? value : [value]) as string[];
+  const path = selector.split(".");
+  return (obj: BsonDocument): boolean => {
+    const stored = STORED_OF_PLAIN.get(obj) ?? obj;
+    for (const v of valuesAtPath(stored, path)) {
+      if (typeMatches(v, wanted)) return true;
+      if (Array.isArray(v) && v.some((el) => typeMatches(el, wanted))) return true;
+    }
+    return false;
+  };
+};
+
+const CONTEXT = Context.init().addQueryOps({
+  $bsonType: bsonTypeOperator as never,
+});
+
+export const MINGO_OPTIONS: Partial<Options> = {
+  context: CONTEXT,
+  scriptEnabled: false,
+  useStrictMode: true,
+};
+
+function typeArgument(arg: unknown): string[] {
+  const list = Array.isArray(arg) ? arg : [arg];
+  return list.map((t) => {
+    if (typeof t === "string") {
+      if (!TYPE_ALIASES.has(t)) fail("BadValue", `Unknown type name alias: ${t}`);
+      return t;
+    }
+    if (isNumeric(t)) {
+      const alias = TYPE_NUMBERS[toNumber(t)];
+      if (alias === undefined) fail("BadValue", `Invalid numerical type code: ${toNumber(t)}`);
+      return alias as string;
+    }
+    return fail("TypeMismatch", "type must be represented as a number or a string");
+  });
+}
+
+function rewriteOperators(ops: BsonDocument): BsonDocument {
+  const out: BsonDocument = {};
+  for (const [op, arg] of Object.entries(ops)) {
+    if (op === "$type") out.$bsonType = typeArgument(arg);
+    else if (op === "$not" && isPlainObject(arg)) out.$not = rewriteOperators(arg);
+    else if (op === "$elemMatch" && isPlainObject(arg)) out.$elemMatch = rewriteFilter(arg);
+    else out[op] = arg;
+  }
+  return out;
+}
+
+const isOperatorObject = (v: unknown): v is BsonDocument =>
+  isPlainObject(v) && Object.keys(v).length > 0 && Object.keys(v).every((k) => k.startsWith("$"));
+
+function rewriteFilter(filter: BsonDocument): BsonDocument {
+  const out: BsonDocument = {};
+  for (const [key, value] of Object.entries(filter)) {
+    if (key === "$and" || key === "$or" || key === "$nor") {
+      if (!Array.isArray(value) || value.length === 0) {
+        fail("BadValue", `${key} must be a nonempty array`);
+      }
+      out[key] = (value as unknown[]).map((f) => {
+        if (!isPlainObject(f)) return fail("BadValue", `${key} argument's entries must be objects`);
+        return rewriteFilter(f);
+      });
+    } else if (key === "$where") {
+      fail("BadValue", "$where is not allowed in this context (no server-side JavaScript)");
+    } else if (isOperatorObject(value)) {
+      out[key] = rewriteOperators(value);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+export type Matcher = (doc: BsonDocument) => boolean;
+
+/** Compiles a query filter into a predicate over stored documents. */
+export function compileFilter(filter: unknown): Matcher {
+  if (filter === undefined || filter === null) return () => true;
+  if (!isPlainObject(filter)) return fail("TypeMismatch", "filter must be an object");
+  if (Object.keys(filter).length === 0) return () => true;
+  let query: Query;
+  try {
+    query = new Query(plainValue(rewriteFilter(filter)) as BsonDocument, MINGO_OPTIONS);
+  } catch (err) {
+    if (err instanceof CommandError) throw err;
+    return fail("BadValue", (err as Error).message);
+  }
+  return (doc) => {
+    try {
+      return query.test(plainOf(doc));
+    } catch (err) {
+      return fail("BadValue", (err as Error).message);
+    }
+  };
+}
+
+/** A bound on one field, taken from the top-level conjunction of a filter, for index planning. */
+export interface FieldBounds {
+  eq?: { value: unknown };
+  lower?: { value: unknown; inclusive: boolean };
+  upper?: { value: unknown; inclusive: boolean };
+}
+
+const isScalarBound = (v: unknown): boolean =>
+  !Array.isArray(v) && !isPlainObject(v) && !(v instanceof RegExp) && v !== undefined;
+
+/** Equality and range bounds implied by a filter's top-level conjunction. */
+export function extractBounds(filter: unknown, into = new Map<string, FieldBounds>()) {
+  if (!isPlainObject(filter)) return into;
+  for (const [key, value] of Object.entries(filter)) {
+    if (key === "$and" && Array.isArray(value)) {
+      for (const f of value) extractBounds(f, into);
+      continue;
+    }
+    if (key.startsWith("$")) continue;
+    const b = into.get(key) ?? {};
+    if (isOperatorObject(value)) {
+      for (const [op, arg] of Object.entries(value)) {
+        if (!isScalarBound(arg)) continue;
+        if (op === "$eq") b.eq ??= { value: arg };
+        else if (op === "$gt" || op === "$gte") b.lower ??= { value: arg, inclusive: op === "$gte" };
+        else if (op === "$lt" || op === "$lte") b.upper ??= { value: arg, inclusive: op === "$lte" };
+      }
+    } else if (isScalarBound(value)) {
+      b.eq ??= { value };
+    }
+    if (b.eq || b.lower || b.upper) into.set(key, b);
+  }
+  return into;
+}
+
+export type SortSpec = Array<[string, 1 | -1]>;
+
+export function parseSort(sort: unknown): SortSpec | undefined {
+  if (sort === undefined || sort === null) return undefined;
+  if (!isPlainObject(sort)) return fail("TypeMismatch", "sort must be an object");
+  const spec: SortSpec = [];
+  for (const [path, dir] of Object.entries(sort)) {
+    if (!isNumeric(dir)) {
+      return fail("BadValue", `$sort key ordering must be 1 (for ascending) or -1 (for descending)`);
+    }
+    const n = toNumber(dir);
+    if (n !== 1 && n !== -1) {
+      fail("BadValue", "$sort key ordering must be 1 (for ascending) or -1 (for descending)");
+    }
+    spec.push([path, n as 1 | -1]);
+  }
+  return spec.length > 0 ? spec : undefined;
+}
+
+/** The value a document sorts by: arrays sort by their least (asc) or greatest (desc) element. */
+function sortKey(doc: BsonDocument, path: string, dir: 1 | -1): unknown {
+  const vals = flattenArrays(valuesAtPath(doc, path.split(".")));
+  if (vals.length === 0) return null;
+  let best = vals[0];
+  for (const v of vals) {
+    const c = compareValues(v, best);
+    if ((dir === 1 && c < 0) || (dir === -1 && c > 0)) best = v;
+  }
+  return best;
+}
+
+export function sortDocuments(docs: BsonDocument[], spec: SortSpec): BsonDocument[] {
+  if (spec.length === 1 && spec[0]?.[0] === "$natural") {
+    return spec[0][1] === 1 ? docs : docs.slice().reverse();
+  }
+  const keyed = docs.map((doc, i) => ({ doc, i, keys: spec.map(([p, d]) => sortKey(doc, p, d)) }));
+  keyed.sort((a, b) => {
+    for (let k = 0; k < spec.length; k++) {
+      const c = compareValues(a.keys[k], b.keys[k]) * (spec[k]?.[1] ?? 1);
+      if (c !== 0) return c;
+    }
+    return a.i - b.i;
+  });
+  return keyed.map((k) => k.doc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projection
+
+type SimpleProjection = { include: boolean; paths: string[][]; id: boolean };
+
+function simpleProjection(spec: BsonDocument): SimpleProjection | undefined {
+  let include: boolean | undefined;
+  let id = true;
+  const paths: string[][] = [];
+  for (const [path, v] of Object.entries(spec)) {
+    let on: boolean;
+    if (typeof v === "boolean") on = v;
+    else if (isNumeric(v)) on = toNumber(v) !== 0;
+    else return undefined;
+    if (path.includes("$")) return undefined;
+    if (path === "_id") {
+      id = on;
+      continue;
+    }
+    if (include === undefined) include = on;
+    else if (include !== on) {
+      fail(
+        "Location31254",
+        `Cannot do ${include ? "exclusion" : "inclusion"} on field ${path} in ${include ? "inclusion" : "exclusion"} projection`,
+      );
+    }
+    paths.push(path.split("."));
+  }
+  if (include === undefined) return { include: false, paths: id ? [] : [["_id"]], id };
+  if (!include && !id) paths.push(["_id"]);
+  return { include, paths, id };
+}
+
+function includePaths(value: unknown, paths: string[][]): unknown {
+  if (Array.isArray(value)) {
+    return value.filter((el) => isPlainObject(el) || Array.isArray(el)).map((el) => includePaths(el, paths));
+  }
+  if (!isPlainObject(value)) return undefined;
+  const out: BsonDocument = {};
+  for (const key of Object.keys(value)) {
+    const sub = paths.filter((p) => p[0] === key);
+    if (sub.length === 0) continue;
+    if (sub.some((p) => p.length === 1)) out[key] = value[key];
+    else {
+      const inner = includePaths(
+        value[key],
+        sub.map((p) => p.slice(1)),
+      );
+      if (inner !== undefined) out[key] = inner;
+    }
+  }
+  return out;
+}
+
+function excludePaths(value: unknown, paths: string[][]): unknown {
+  if (Array.isArray(value)) return value.map((el) => excludePaths(el, paths));
+  if (!isPlainObject(value)) return value;
+  const out: BsonDocument = {};
+  for (const key of Object.keys(value)) {
+    const sub = paths.filter((p) => p[0] === key);
+    if (sub.some((p) => p.length === 1)) continue;
+    out[key] =
+      sub.length === 0
+        ? value[key]
+        : excludePaths(
+            value[key],
+            sub.map((p) => p.slice(1)),
+          );
+  }
+  return out;
+}
+
+export type Projector = (doc: BsonDocument) => BsonDocument;
+
+/** Compiles a find projection. Simple inclusion/exclusion keeps stored values untouched. */
+export function compileProjection(spec: unknown): Projector | undefined {
+  if (spec === undefined || spec === null) return undefined;
+  if (!isPlainObject(spec)) return fail("TypeMismatch", "projection must be an object");
+  if (Object.keys(spec).length === 0) return undefined;
+  const simple = simpleProjection(spec);
+  if (simple) {
+    const { include, paths, id } = simple;
+    if (!include) return (doc) => excludePaths(doc, paths) as BsonDocument;
+    return (doc) => {
+      const out = includePaths(doc, paths) as BsonDocument;
+      if (id && doc._id !== undefined) return { _id: doc._id, ...out };
+      return out;
+    };
+  }
+  const plainSpec = plainValue(spec) as BsonDocument;
+  const query = new Query({}, MINGO_OPTIONS);
+  return (doc) => {
+    try {
+      const projected = query.find([plainOf(doc)], plainSpec).next() as BsonDocument;
+      return restoreTypes(projected, doc) as BsonDocument;
+    } catch (err) {
+      return fail("BadValue", (err as Error).message);
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types back onto mingo's output
+
+/**
+ * How a numeric value at a path got its new value during an update: `set` carries the exact
+ * value written; `arith` carries the operand of `$inc`/`$mul` (the result widens both types).
+ */
+export type TypeHint = { kind: "set" | "arith"; value: unknown };
+
+/**
+ * Puts BSON numeric types back on a plain value produced by mingo. A number equal to the stored
+ * value at the same path keeps the stored type; a number written by an update takes the type
+ * MongoDB would give it; any other number gets the type the driver would have sent.
+ */
+export function restoreTypes(
+  plain: unknown,
+  stored: unknown,
+  hints?: Map<string, TypeHint>,
+  path = "",
+): unknown {
+  if (typeof plain === "number") {
+    const hint = hints?.get(path) ?? (hints ? wildcardHint(hints, path) : undefined);
+    if (hint) {
+      if (hint.kind === "set") {
+        if (isNumeric(hint.value) && toNumber(hint.value) === plain) return hint.value;
+      } else {
+        const before = numericKind(stored) ?? "int";
+        const operand = numericKind(hint.value) ?? "int";
+        const kind = before === operand ? before : wider(before, operand);
+        return asKind(plain, kind);
+      }
+    }
+    if (
+      isNumeric(stored) &&
+      (toNumber(stored) === plain || (Number.isNaN(plain) && Number.isNaN(toNumber(stored))))
+    ) {
+      return stored;
+    }
+    return plain;
+  }
+  if (Array.isArray(plain)) {
+    const old = Array.isArray(stored) ? stored : [];
+    return plain.map((el, i) => restoreTypes(el, old[i], hints, path ? `${path}.${i}` : String(i)));
+  }
+  if (isPlainObject(plain)) {
+    const old = isPlainObject(stored) ? stored : {};
+    const out: BsonDocument = {};
+    for (const [k, v] of Object.entries(plain)) {
+      out[k] = restoreTypes(v, old[k], hints, path ? `${path}.${k}` : k);
+    }
+    return out;
+  }
+  return plain;
+}
+
+function wider(a: ReturnType<typeof numericKind> & string, b: ReturnType<typeof numericKind> & string) {
+  const order = ["int", "long", "double", "decimal"];
+  return order.indexOf(a) >= order.indexOf(b) ? a : b;
+}
+
+/** Hints written for `a.$[].b` or `a.$.b` apply to every concrete `a.N.b`. */
+function wildcardHint(hints: Map<string, TypeHint>, path: string): TypeHint | undefined {
+  if (hints.size === 0 || !/\.\d+(\.|$)/.test(path)) return undefined;
+  const segs = path.split(".");
+  for (const [pattern, hint] of hints) {
+    const ps = pattern.split(".");
+    if (ps.length !== segs.length) continue;
+    if (ps.every((p, i) => p === segs[i] || (p.startsWith("$") && /^\d+$/.test(segs[i] ?? "")))) {
+      return hint;
+    }
+  }
+  return undefined;
+}
+
+/** Runs an aggregation pipeline over stored documents with mingo, restoring types. */
+export function runPipeline(
+  docs: Iterable<BsonDocument>,
+  pipeline: BsonDocument[],
+  resolveCollection: (name: string) => BsonDocument[],
+): BsonDocument[] {
+  const inputs: BsonDocument[] = [];
+  for (const d of docs) inputs.push(plainOf(d));
+  try {
+    const agg = new Aggregator(plainValue(pipeline) as BsonDocument[], {
+      ...MINGO_OPTIONS,
+      collectionResolver: (name: string) => resolveCollection(name).map(plainOf),
+    });
+    const out = agg.run<BsonDocument>(inputs);
+    return out.map((d) => STORED_OF_PLAIN.get(d) ?? d);
+  } catch (err) {
+    if (err instanceof CommandError) throw err;
+    return fail("BadValue", (err as Error).message);
+  }
+}
+
+export { asKind };

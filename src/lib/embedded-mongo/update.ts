@@ -1,0 +1,316 @@
+/**
+ * Update documents: operator updates (applied by mingo's updater), replacements and pipeline
+ * updates, with the checks a real server makes before touching anything (unknown or
+ * conflicting operators, immutable `_id`) and the upsert seed taken from the query.
+ */
+import { updateOne } from "mingo";
+import { ObjectId, serialize } from "bson";
+import { fail } from "./errors.js";
+import { type TypeHint, markWrapped, plainOf, restoreTypes, runPipeline } from "./query.js";
+import {
+  type BsonDocument,
+  bsonTypeName,
+  cloneValue,
+  formatValue,
+  getPath,
+  isNumeric,
+  isPlainObject,
+  keyOf,
+  normalizeDocument,
+  plainValue,
+} from "./values.js";
+
+const OPERATORS = new Set([
+  "$set",
+  "$unset",
+  "$inc",
+  "$mul",
+  "$min",
+  "$max",
+  "$rename",
+  "$push",
+  "$addToSet",
+  "$pop",
+  "$pull",
+  "$pullAll",
+  "$currentDate",
+  "$bit",
+  "$setOnInsert",
+]);
+
+export type UpdateSpec = BsonDocument | BsonDocument[];
+
+export function isOperatorUpdate(u: UpdateSpec): boolean {
+  return !Array.isArray(u) && Object.keys(u).some((k) => k.startsWith("$"));
+}
+
+/** Rejects malformed update documents before any document is touched. */
+export function validateUpdate(u: unknown): UpdateSpec {
+  if (Array.isArray(u)) {
+    for (const stage of u) {
+      if (!isPlainObject(stage) || Object.keys(stage).length !== 1) {
+        fail("FailedToParse", "A pipeline stage specification object must contain exactly one field.");
+      }
+    }
+    return u as BsonDocument[];
+  }
+  if (!isPlainObject(u)) return fail("FailedToParse", "Update argument must be either an object or an array");
+  const keys = Object.keys(u);
+  if (keys.length === 0 || !(keys[0] as string).startsWith("$")) {
+    for (const k of keys) {
+      if (k.startsWith("$")) {
+        fail(
+          "DollarPrefixedFieldName",
+          `The dollar ($) prefixed field '${k}' in '${k}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith.`,
+        );
+      }
+    }
+    return u;
+  }
+  const targets: Array<{ path: string; op: string }> = [];
+  for (const op of keys) {
+    if (!OPERATORS.has(op)) {
+      fail(
+        "FailedToParse",
+        `Unknown modifier: ${op}. Expected a valid update modifier or pipeline-style update specified as an array`,
+      );
+    }
+    const arg = u[op];
+    if (!isPlainObject(arg)) {
+      fail(
+        "FailedToParse",
+        `Modifiers operate on fields but we found type ${bsonTypeName(arg)} instead. For example: {$mod: {<field>: ...}} not {${op}: ${formatValue(arg)}}`,
+      );
+    }
+    for (const [path, value] of Object.entries(arg as BsonDocument)) {
+      if (path === "") fail("FailedToParse", "An empty update path is not valid.");
+      if ((op === "$inc" || op === "$mul") && !isNumeric(value)) {
+        fail(
+          "TypeMismatch",
+          `Cannot ${op === "$inc" ? "increment" : "multiply"} with non-numeric argument: {${path}: ${formatValue(value)}}`,
+        );
+      }
+      targets.push({ path, op });
+      if (op === "$rename") {
+        if (typeof value !== "string") {
+          fail("BadValue", `The 'to' field for $rename must be a string: ${path}: ${formatValue(value)}`);
+        }
+        targets.push({ path: value as string, op });
+      }
+    }
+  }
+  // Two operators may not touch the same path, or a path and its prefix.
+  const sorted = targets.map((t) => t.path).sort();
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1] as string;
+    const b = sorted[i] as string;
+    if (a === b || b.startsWith(`${a}.`)) {
+      fail("ConflictingUpdateOperators", `Updating the path '${b}' would create a conflict at '${a}'`);
+    }
+  }
+  return u;
+}
+
+function addHints(hints: Map<string, TypeHint>, path: string, value: unknown, kind: TypeHint["kind"]) {
+  if (isNumeric(value)) hints.set(path, { kind, value });
+  else if (isPlainObject(value)) {
+    for (const [k, v] of Object.entries(value)) addHints(hints, `${path}.${k}`, v, kind);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => addHints(hints, `${path}.${i}`, v, kind));
+  }
+}
+
+function typeHints(update: BsonDocument): Map<string, TypeHint> {
+  const hints = new Map<string, TypeHint>();
+  for (const [op, arg] of Object.entries(update)) {
+    for (const [path, value] of Object.entries(arg as BsonDocument)) {
+      switch (op) {
+        case "$set":
+        case "$setOnInsert":
+        case "$min":
+        case "$max":
+          addHints(hints, path, value, "set");
+          break;
+        case "$inc":
+        case "$mul":
+          hints.set(path, { kind: "arith", value });
+          break;
+        case "$push":
+        case "$addToSet": {
+          const each = isPlainObject(value) && Array.isArray(value.$each) ? value.$each : [value];
+          for (const v of each) addHints(hints, `${path}.$`, v, "set");
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+  return hints;
+}
+
+function finish(before: BsonDocument | undefined, plainAfter: unknown, hints?: Map<string, TypeHint>) {
+  const restored = restoreTypes(plainAfter, before, hints) as BsonDocument;
+  const { doc, wrappers } = normalizeDocument(restored);
+  if (wrappers) markWrapped(doc);
+  return doc;
+}
+
+function idFirst(doc: BsonDocument, id: unknown): BsonDocument {
+  if (Object.keys(doc)[0] === "_id") return doc;
+  const { _id: _ignored, ...rest } = doc;
+  return { _id: id, ...rest };
+}
+
+/**
+ * Applies an update to a stored document and returns the new stored document. `inserting` is
+ * true when the document is an upsert seed (so `$setOnInsert` applies).
+ */
+export function applyUpdate(
+  before: BsonDocument,
+  update: UpdateSpec,
+  arrayFilters: BsonDocument[] | undefined,
+  inserting: boolean,
+): BsonDocument {
+  let after: BsonDocument;
+  if (Array.isArray(update)) {
+    const [out] = runPipeline([before], update, () => []);
+    if (!out) return fail("BadValue", "the update pipeline removed the document");
+    after = finish(before, out);
+  } else if (!isOperatorUpdate(update)) {
+    if (update._id !== undefined && keyOf(update._id) !== keyOf(before._id)) {
+      fail(
+        "ImmutableField",
+        `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${formatValue(update._id)}`,
+      );
+    }
+    const { _id: _ignored, ...rest } = update;
+    const { doc, wrappers } = normalizeDocument({ _id: before._id, ...rest });
+    if (wrappers) markWrapped(doc);
+    return doc;
+  } else {
+    const ops: BsonDocument = {};
+    for (const [op, arg] of Object.entries(update)) {
+      if (op === "$setOnInsert") {
+        if (inserting) ops.$set = { ...(ops.$set ?? {}), ...(arg as BsonDocument) };
+        continue;
+      }
+      if (op === "$set" && ops.$set) ops.$set = { ...(ops.$set as BsonDocument), ...(arg as BsonDocument) };
+      else ops[op] = { ...(arg as BsonDocument) };
+    }
+    checkTargets(before, ops, inserting);
+    const working = [cloneValue(plainOf(before))];
+    if (Object.keys(ops).length > 0) {
+      try {
+        updateOne(
+          working,
+          {},
+          plainValue(ops) as never,
+          { arrayFilters: plainValue(arrayFilters ?? []) as BsonDocument[] },
+          { scriptEnabled: false },
+        );
+      } catch (err) {
+        const message = (err as Error).message;
+        fail(/path|field/i.test(message) ? "PathNotViable" : "BadValue", message);
+      }
+    }
+    after = finish(before, working[0], typeHints(update));
+  }
+  if (keyOf(after._id) !== keyOf(before._id) || after._id === undefined) {
+    if (before._id === undefined) return idFirst(after, after._id ?? new ObjectId());
+    fail("ImmutableField", "Performing an update on the path '_id' would modify the immutable field '_id'");
+  }
+  return idFirst(after, after._id);
+}
+
+/**
+ * Checks mingo does not make: `_id` is immutable (a `$set` to its current value is a no-op and is
+ * dropped here), and `$inc`/`$mul` need a numeric field.
+ */
+function checkTargets(before: BsonDocument, ops: BsonDocument, inserting: boolean): void {
+  for (const [op, arg] of Object.entries(ops)) {
+    const fields = arg as BsonDocument;
+    for (const path of Object.keys(fields)) {
+      if (!inserting && (path === "_id" || path.startsWith("_id."))) {
+        if (op === "$set" && path === "_id" && keyOf(fields[path]) === keyOf(before._id)) {
+          delete fields[path];
+          continue;
+        }
+        fail(
+          "ImmutableField",
+          "Performing an update on the path '_id' would modify the immutable field '_id'",
+        );
+      }
+      if ((op === "$inc" || op === "$mul") && !path.includes("$")) {
+        const current = getPath(before, path);
+        if (current !== undefined && current !== null && !isNumeric(current)) {
+          fail(
+            "TypeMismatch",
+            `Cannot apply ${op} to a value of non-numeric type. {_id: ${formatValue(before._id)}} has the field '${path.split(".").pop() ?? path}' of non-numeric type ${bsonTypeName(current)}`,
+          );
+        }
+      }
+    }
+  }
+}
+
+/** Whether an update changed anything (BSON types included). */
+export function documentsDiffer(a: BsonDocument, b: BsonDocument): boolean {
+  if (a === b) return false;
+  return Buffer.compare(serialize(a), serialize(b)) !== 0;
+}
+
+function setPath(doc: BsonDocument, path: string, value: unknown): void {
+  const segs = path.split(".");
+  let cur = doc;
+  for (let i = 0; i < segs.length - 1; i++) {
+    const seg = segs[i] as string;
+    if (!isPlainObject(cur[seg])) cur[seg] = {};
+    cur = cur[seg] as BsonDocument;
+  }
+  cur[segs[segs.length - 1] as string] = value;
+}
+
+/** The document an upsert starts from: the query's equality fields. */
+export function upsertSeed(filter: BsonDocument): BsonDocument {
+  const seed: BsonDocument = {};
+  const visit = (f: BsonDocument) => {
+    for (const [k, v] of Object.entries(f)) {
+      if (k === "$and" && Array.isArray(v)) {
+        for (const sub of v) if (isPlainObject(sub)) visit(sub);
+        continue;
+      }
+      if (k.startsWith("$")) continue;
+      if (isPlainObject(v) && Object.keys(v).some((op) => op.startsWith("$"))) {
+        if ("$eq" in v) setPath(seed, k, v.$eq);
+        continue;
+      }
+      if (v instanceof RegExp) continue;
+      setPath(seed, k, v);
+    }
+  };
+  visit(filter);
+  return seed;
+}
+
+/** Builds the document an upsert inserts. */
+export function buildUpsert(
+  filter: BsonDocument,
+  update: UpdateSpec,
+  arrayFilters: BsonDocument[] | undefined,
+): BsonDocument {
+  const seed = upsertSeed(filter);
+  let doc: BsonDocument;
+  if (!Array.isArray(update) && !isOperatorUpdate(update)) {
+    const { _id: _ignored, ...rest } = update;
+    doc = { ...rest };
+    const id = update._id ?? seed._id;
+    if (id !== undefined) doc = { _id: id, ...doc };
+  } else {
+    doc = applyUpdate(seed, update, arrayFilters, true);
+  }
+  if (doc._id === undefined) doc = { _id: new ObjectId(), ...doc };
+  const { doc: out, wrappers } = normalizeDocument(idFirst(doc, doc._id));
+  if (wrappers) markWrapped(out);
+  return out;
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // One MongoDB server for the whole run (MONGODB_URI, mongodb-memory-server or the embedded
+    // engine — printed at start); every test file then works in a database of its own.
+    globalSetup: ["test/support/global-setup.ts"],
+    setupFiles: ["test/support/leak-guard.ts"],
+    pool: "forks",
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
