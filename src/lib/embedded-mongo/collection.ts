@@ -26,8 +26,10 @@ import {
   valuesAtPath,
 } from "./values.js";
 
-// sorted-btree is CommonJS with `exports.default`; imported from ESM the class is `.default`.
-const BTree = sortedBtree.default;
+// sorted-btree is CommonJS with `exports.default`. Node's ESM loader hands over module.exports
+// (the class is `.default`); vite's interop (vitest) hands over `exports.default` itself.
+const loaded = sortedBtree as unknown;
+const BTree = (typeof loaded === "function" ? loaded : sortedBtree.default) as typeof sortedBtree.default;
 type BTree<K, V> = InstanceType<typeof sortedBtree.default<K, V>>;
 
 const MIN_KEY = new MinKey();

@@ -435,7 +435,7 @@ export function formatValue(v: unknown): string {
     case "string":
       return JSON.stringify(v);
     case "number":
-      return Number.isInteger(v) || !Number.isFinite(v) ? String(v) : String(v);
+      return String(v);
     case "boolean":
     case "bigint":
       return String(v);
@@ -465,6 +465,17 @@ export function formatValue(v: unknown): string {
     default:
       return JSON.stringify(v);
   }
+}
+
+/** Flattens one level of arrays (an empty array counts as `undefined`), as indexes and sorts do. */
+export function flattenArrays(vals: readonly unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const v of vals) {
+    if (!Array.isArray(v)) out.push(v);
+    else if (v.length === 0) out.push(undefined);
+    else for (const el of v as unknown[]) out.push(el);
+  }
+  return out;
 }
 
 /**
