@@ -203,6 +203,14 @@ export interface FindOptions {
   limit?: number;
 }
 
+/** Work counters, like explain's executionStats, summed over an engine's lifetime. */
+export interface QueryStats {
+  documentsExamined: number;
+  indexScans: number;
+  collectionScans: number;
+}
+export const newQueryStats = (): QueryStats => ({ documentsExamined: 0, indexScans: 0, collectionScans: 0 });
+
 export class Collection {
   readonly docs = new Map<string, BsonDocument>();
   readonly indexes: Index[] = [];
@@ -210,6 +218,7 @@ export class Collection {
   constructor(
     readonly db: string,
     readonly name: string,
+    private readonly stats: QueryStats = newQueryStats(),
   ) {
     this.indexes.push(new Index({ v: 2, key: { _id: 1 }, name: "_id_" }));
   }
@@ -353,17 +362,23 @@ export class Collection {
     const limit = options.limit && options.limit > 0 ? options.limit : Infinity;
     const sort = options.sort?.length ? options.sort : undefined;
     const plan = sort?.[0]?.[0] === "$natural" ? undefined : this.plan(filter, sort);
+    if (plan) this.stats.indexScans++;
+    else this.stats.collectionScans++;
     const candidates = plan
       ? this.idsToDocs(plan.index.scan(plan.eq, plan.range, plan.reverse))
       : this.docs.values();
     if (sort && !plan?.sorted) {
       const all: BsonDocument[] = [];
-      for (const doc of candidates) if (matcher(doc)) all.push(doc);
+      for (const doc of candidates) {
+        this.stats.documentsExamined++;
+        if (matcher(doc)) all.push(doc);
+      }
       return sortDocuments(all, sort).slice(skip, skip + limit);
     }
     const out: BsonDocument[] = [];
     let skipped = 0;
     for (const doc of candidates) {
+      this.stats.documentsExamined++;
       if (!matcher(doc)) continue;
       if (skipped < skip) {
         skipped++;

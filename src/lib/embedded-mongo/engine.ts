@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Long, ObjectId, UUID } from "bson";
-import { Collection, type IndexSpec, isIndexKeyDoc } from "./collection.js";
+import { Collection, type IndexSpec, isIndexKeyDoc, newQueryStats } from "./collection.js";
 import { CommandError, fail, toCommandError } from "./errors.js";
 import {
   type Projector,
@@ -98,6 +98,8 @@ export class Engine {
   private readonly startedAt = Date.now();
   /** Commands served, by name (the benchmark counts per-chunk database work with this). */
   readonly commandCounts = new Map<string, number>();
+  /** Documents examined and index/collection scans, to prove queries use indexes. */
+  readonly queryStats = newQueryStats();
 
   private readonly handlers: Record<string, (c: BsonDocument, ctx: Context) => Reply> = {
     hello: (c, ctx) => this.hello(c, ctx, false),
@@ -170,7 +172,7 @@ export class Engine {
     let coll = colls.get(name);
     if (!coll) {
       if (name.startsWith("system.")) fail("InvalidNamespace", `Invalid system namespace: ${db}.${name}`);
-      coll = new Collection(db, name);
+      coll = new Collection(db, name, this.queryStats);
       colls.set(name, coll);
     }
     return coll;
@@ -678,7 +680,7 @@ export class Engine {
   private replaceCollection(db: string, name: string, docs: BsonDocument[]): void {
     validateDbName(db);
     const existing = this.collection(db, name);
-    const fresh = new Collection(db, name);
+    const fresh = new Collection(db, name, this.queryStats);
     for (const spec of existing?.indexes.slice(1) ?? []) fresh.addIndex(spec.spec);
     for (const d of docs) {
       const { doc: stored, wrappers } = normalizeDocument(

@@ -14,3 +14,4 @@
  */
 export { startEmbeddedMongo, type EmbeddedMongo, type EmbeddedMongoOptions } from "./server.js";
 export { Engine, EMULATED_VERSION } from "./engine.js";
+export type { QueryStats } from "./collection.js";

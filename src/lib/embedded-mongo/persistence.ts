@@ -81,7 +81,7 @@ export function loadEngine(engine: Engine, dir: string): number {
       if (!file.endsWith(META)) continue;
       const base = file.slice(0, -META.length);
       const name = decodeURIComponent(base);
-      const coll = new Collection(db, name);
+      const coll = new Collection(db, name, engine.queryStats);
       const meta = deserialize(readFileSync(join(root, dbEntry, file)), { promoteValues: false }) as {
         indexes: IndexSpec[];
       };
