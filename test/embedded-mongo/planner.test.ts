@@ -67,6 +67,11 @@ describe("index planner", () => {
         filter.status = rand() < 0.8 ? pick(["pending", "sent", "processed", "failed"]) : null;
       if (rand() < 0.3) filter.w = { $gte: Math.floor(rand() * 50), $lt: 50 + Math.floor(rand() * 50) };
       if (rand() < 0.1) filter.tags = pick(["a", "b", "c", "d"]);
+      if (rand() < 0.2)
+        filter._id = {
+          $in: Array.from({ length: 1 + Math.floor(rand() * 30) }, () => Math.floor(rand() * 2100)),
+        };
+      if (rand() < 0.1) filter.tags = { $in: [pick(["a", "b"]), pick(["c", "d"])] };
       const sortField = pick(["chunk", "w", "_id", "status", undefined]);
       const sort = sortField ? { [sortField]: pick([1, -1] as const), _id: 1 as const } : undefined;
       // Without a sort, which documents a limit keeps is unspecified: only limit sorted queries.
@@ -104,6 +109,8 @@ describe("index planner", () => {
     expect(claimed?.chunk).toBe(100);
     const last = await coll.find({}).sort({ _id: -1 }).limit(1).toArray();
     expect(last).toHaveLength(1);
+    const some = await coll.find({ _id: { $in: [last[0]!._id, claimed!._id] } }).toArray();
+    expect(some).toHaveLength(2);
     expect(stats.documentsExamined - before).toBeLessThan(10);
   });
 });

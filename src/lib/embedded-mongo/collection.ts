@@ -319,7 +319,15 @@ export class Collection {
   private plan(filter: unknown, sort: SortSpec | undefined) {
     const bounds = extractBounds(filter);
     let best:
-      | { index: Index; eq: unknown[]; range?: FieldBounds; sorted: boolean; reverse: boolean; score: number }
+      | {
+          index: Index;
+          eq: unknown[];
+          inValues?: unknown[];
+          range?: FieldBounds;
+          sorted: boolean;
+          reverse: boolean;
+          score: number;
+        }
       | undefined;
     for (const index of this.indexes) {
       if (index.partial || index.spec.sparse) continue;
@@ -331,10 +339,11 @@ export class Collection {
       }
       const next = index.fields[eq.length];
       const nb = next ? bounds.get(next[0]) : undefined;
-      const range = nb && (nb.lower || nb.upper) ? nb : undefined;
+      const inValues = nb?.in && !(index.multikey && nb.in.some(Array.isArray)) ? nb.in : undefined;
+      const range = !inValues && nb && (nb.lower || nb.upper) ? nb : undefined;
       let sorted = false;
       let reverse = false;
-      if (sort && !index.multikey) {
+      if (sort && !index.multikey && !inValues) {
         const rest = sort.filter(([p]) => !index.fields.slice(0, eq.length).some(([f]) => f === p));
         const tail = index.fields.slice(eq.length, eq.length + rest.length);
         if (rest.length === 0) sorted = true;
@@ -347,9 +356,9 @@ export class Collection {
           }
         }
       }
-      const score = eq.length * 4 + (range ? 2 : 0) + (sorted ? 1 : 0);
+      const score = eq.length * 4 + (inValues ? 3 : 0) + (range ? 2 : 0) + (sorted ? 1 : 0);
       if (score > 0 && (!best || score > best.score)) {
-        best = { index, eq, range, sorted, reverse, score };
+        best = { index, eq, inValues, range, sorted, reverse, score };
       }
     }
     return best;
@@ -365,7 +374,11 @@ export class Collection {
     if (plan) this.stats.indexScans++;
     else this.stats.collectionScans++;
     const candidates = plan
-      ? this.idsToDocs(plan.index.scan(plan.eq, plan.range, plan.reverse))
+      ? this.idsToDocs(
+          plan.inValues
+            ? this.scanEach(plan.index, plan.eq, plan.inValues)
+            : plan.index.scan(plan.eq, plan.range, plan.reverse),
+        )
       : this.docs.values();
     if (sort && !plan?.sorted) {
       const all: BsonDocument[] = [];
@@ -388,6 +401,20 @@ export class Collection {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  /** `$in` on an index field: one point scan per distinct value, each document once. */
+  private *scanEach(index: Index, eq: unknown[], values: unknown[]): Generator<string> {
+    const seen = new Set<string>();
+    const distinct = new Map(values.map((v) => [keyOf(v), v]));
+    for (const v of distinct.values()) {
+      for (const id of index.scan([...eq, v], undefined, false)) {
+        if (!seen.has(id)) {
+          seen.add(id);
+          yield id;
+        }
+      }
+    }
   }
 
   private *idsToDocs(ids: Iterable<string>): Generator<BsonDocument> {

@@ -153,6 +153,8 @@ export function compileFilter(filter: unknown): Matcher {
 /** A bound on one field, taken from the top-level conjunction of a filter, for index planning. */
 export interface FieldBounds {
   eq?: { value: unknown };
+  /** `$in` with scalar values: a union of point lookups. */
+  in?: unknown[];
   lower?: { value: unknown; inclusive: boolean };
   upper?: { value: unknown; inclusive: boolean };
 }
@@ -172,6 +174,10 @@ export function extractBounds(filter: unknown, into = new Map<string, FieldBound
     const b = into.get(key) ?? {};
     if (isOperatorObject(value)) {
       for (const [op, arg] of Object.entries(value)) {
+        if (op === "$in" && Array.isArray(arg) && arg.length > 0 && arg.every(isScalarBound)) {
+          b.in ??= arg as unknown[];
+          continue;
+        }
         if (!isScalarBound(arg)) continue;
         if (op === "$eq") b.eq ??= { value: arg };
         else if (op === "$gt" || op === "$gte") b.lower ??= { value: arg, inclusive: op === "$gte" };
@@ -180,7 +186,7 @@ export function extractBounds(filter: unknown, into = new Map<string, FieldBound
     } else if (isScalarBound(value)) {
       b.eq ??= { value };
     }
-    if (b.eq || b.lower || b.upper) into.set(key, b);
+    if (b.eq || b.in || b.lower || b.upper) into.set(key, b);
   }
   return into;
 }
