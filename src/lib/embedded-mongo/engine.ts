@@ -16,7 +16,14 @@ import {
   parseSort,
   runPipeline,
 } from "./query.js";
-import { applyUpdate, buildUpsert, documentsDiffer, isOperatorUpdate, validateUpdate } from "./update.js";
+import {
+  applyUpdate,
+  applyUpdates,
+  buildUpsert,
+  documentsDiffer,
+  isOperatorUpdate,
+  validateUpdate,
+} from "./update.js";
 import {
   type BsonDocument,
   bsonTypeName,
@@ -463,14 +470,16 @@ export class Engine {
         }
         const arrayFilters = s.arrayFilters as BsonDocument[] | undefined;
         const matched = coll.find(q, { limit: multi ? 0 : 1, sort: parseSort(s.sort) });
-        for (const before of matched) {
-          const after = applyUpdate(before, u, arrayFilters, false);
+        const { afters, error } = applyUpdates(matched, u, arrayFilters);
+        afters.forEach((after, k) => {
+          const before = matched[k] as BsonDocument;
           n++;
           if (documentsDiffer(before, after)) {
             coll.replace(before, after);
             nModified++;
           }
-        }
+        });
+        if (error !== undefined) throw toCommandError(error);
         if (matched.length === 0 && bool(s.upsert)) {
           const inserted = buildUpsert(q, u, arrayFilters);
           coll.insert(inserted);

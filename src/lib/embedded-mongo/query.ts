@@ -19,6 +19,7 @@ import {
   flattenArrays,
   isNumeric,
   isPlainObject,
+  keyOf,
   numericKind,
   plainValue,
   toNumber,
@@ -65,8 +66,34 @@ const bsonTypeOperator = (selector: string, value: unknown) => {
   };
 };
 
+/**
+ * `$in` over plain values as a hash-set lookup. mingo's `$in` intersects arrays per document
+ * (O(n) per test), which makes `{_id: {$in: [...500 ids]}}` quadratic over a chunk.
+ */
+const inKeysOperator = (selector: string, value: unknown) => {
+  const wanted = new Set((value as unknown[]).map(keyOf));
+  const path = selector.split(".");
+  return (obj: BsonDocument): boolean => {
+    const stored = STORED_OF_PLAIN.get(obj) ?? obj;
+    for (const v of valuesAtPath(stored, path)) {
+      if (wanted.has(keyOf(v))) return true;
+      if (Array.isArray(v) && v.some((el) => wanted.has(keyOf(el)))) return true;
+    }
+    return false;
+  };
+};
+
+const isHashable = (v: unknown): boolean =>
+  v !== null &&
+  v !== undefined &&
+  !Array.isArray(v) &&
+  !isPlainObject(v) &&
+  !(v instanceof RegExp) &&
+  bsonTypeName(v) !== "regex";
+
 const CONTEXT = Context.init().addQueryOps({
   $bsonType: bsonTypeOperator as never,
+  $inKeys: inKeysOperator as never,
 });
 
 export const MINGO_OPTIONS: Partial<Options> = {
@@ -95,6 +122,7 @@ function rewriteOperators(ops: BsonDocument): BsonDocument {
   const out: BsonDocument = {};
   for (const [op, arg] of Object.entries(ops)) {
     if (op === "$type") out.$bsonType = typeArgument(arg);
+    else if (op === "$in" && Array.isArray(arg) && arg.length > 4 && arg.every(isHashable)) out.$inKeys = arg;
     else if (op === "$not" && isPlainObject(arg)) out.$not = rewriteOperators(arg);
     else if (op === "$elemMatch" && isPlainObject(arg)) out.$elemMatch = rewriteFilter(arg);
     else out[op] = arg;

@@ -3,9 +3,9 @@
  * updates, with the checks a real server makes before touching anything (unknown or
  * conflicting operators, immutable `_id`) and the upsert seed taken from the query.
  */
-import { updateOne } from "mingo";
+import { updateMany, updateOne } from "mingo";
 import { ObjectId, serialize } from "bson";
-import { fail } from "./errors.js";
+import { CommandError, fail } from "./errors.js";
 import { type TypeHint, markWrapped, plainOf, restoreTypes, runPipeline } from "./query.js";
 import {
   type BsonDocument,
@@ -189,15 +189,7 @@ export function applyUpdate(
     if (wrappers) markWrapped(doc);
     return doc;
   } else {
-    const ops: BsonDocument = {};
-    for (const [op, arg] of Object.entries(update)) {
-      if (op === "$setOnInsert") {
-        if (inserting) ops.$set = { ...(ops.$set ?? {}), ...(arg as BsonDocument) };
-        continue;
-      }
-      if (op === "$set" && ops.$set) ops.$set = { ...(ops.$set as BsonDocument), ...(arg as BsonDocument) };
-      else ops[op] = { ...(arg as BsonDocument) };
-    }
+    const ops = operatorsFor(update, inserting);
     checkTargets(before, ops, inserting);
     const working = [cloneValue(plainOf(before))];
     if (Object.keys(ops).length > 0) {
@@ -223,6 +215,81 @@ export function applyUpdate(
   return idFirst(after, after._id);
 }
 
+/** The operators to apply: `$setOnInsert` folds into `$set` on insert and is dropped otherwise. */
+function operatorsFor(update: BsonDocument, inserting: boolean): BsonDocument {
+  const ops: BsonDocument = {};
+  for (const [op, arg] of Object.entries(update)) {
+    if (op === "$setOnInsert") {
+      if (inserting) ops.$set = { ...(ops.$set ?? {}), ...(arg as BsonDocument) };
+      continue;
+    }
+    if (op === "$set" && ops.$set) ops.$set = { ...(ops.$set as BsonDocument), ...(arg as BsonDocument) };
+    else ops[op] = { ...(arg as BsonDocument) };
+  }
+  return ops;
+}
+
+const touchesId = (update: BsonDocument): boolean =>
+  Object.values(update).some((arg) =>
+    Object.keys(arg as BsonDocument).some((p) => p === "_id" || p.startsWith("_id.")),
+  );
+
+/**
+ * Applies one update to many documents (a multi update), setting mingo's updater up once instead
+ * of once per document. Like the server, a document that cannot be updated stops the statement:
+ * the documents before it are updated (`afters`) and `error` says why the rest were not.
+ */
+export function applyUpdates(
+  befores: BsonDocument[],
+  update: UpdateSpec,
+  arrayFilters: BsonDocument[] | undefined,
+): { afters: BsonDocument[]; error?: unknown } {
+  if (befores.length <= 1 || Array.isArray(update) || !isOperatorUpdate(update) || touchesId(update)) {
+    const afters: BsonDocument[] = [];
+    for (const b of befores) {
+      try {
+        afters.push(applyUpdate(b, update, arrayFilters, false));
+      } catch (error) {
+        return { afters, error };
+      }
+    }
+    return { afters };
+  }
+  const ops = operatorsFor(update, false);
+  let error: unknown;
+  let usable = befores;
+  for (let i = 0; i < befores.length; i++) {
+    try {
+      checkTargets(befores[i] as BsonDocument, ops, false);
+    } catch (err) {
+      error = err;
+      usable = befores.slice(0, i);
+      break;
+    }
+  }
+  const working = usable.map((b) => cloneValue(plainOf(b)));
+  if (working.length > 0 && Object.keys(ops).length > 0) {
+    try {
+      updateMany(
+        working,
+        {},
+        plainValue(ops) as never,
+        { arrayFilters: plainValue(arrayFilters ?? []) as BsonDocument[] },
+        { scriptEnabled: false },
+      );
+    } catch (err) {
+      const message = (err as Error).message;
+      return {
+        afters: [],
+        error: new CommandError(/path|field/i.test(message) ? "PathNotViable" : "BadValue", message),
+      };
+    }
+  }
+  const hints = typeHints(update);
+  const afters = usable.map((b, i) => idFirst(finish(b, working[i], hints), b._id));
+  return error === undefined ? { afters } : { afters, error };
+}
+
 /**
  * Checks mingo does not make: `_id` is immutable (a `$set` to its current value is a no-op and is
  * dropped here), and `$inc`/`$mul` need a numeric field.
@@ -231,8 +298,15 @@ function checkTargets(before: BsonDocument, ops: BsonDocument, inserting: boolea
   for (const [op, arg] of Object.entries(ops)) {
     const fields = arg as BsonDocument;
     for (const path of Object.keys(fields)) {
-      if (!inserting && (path === "_id" || path.startsWith("_id."))) {
+      if (path === "_id" || path.startsWith("_id.")) {
+        // Setting _id to the value it has is a no-op (mingo would refuse it); an upsert seed
+        // without _id takes it from the update.
         if (op === "$set" && path === "_id" && keyOf(fields[path]) === keyOf(before._id)) {
+          delete fields[path];
+          continue;
+        }
+        if (inserting && op === "$set" && path === "_id" && before._id === undefined) {
+          before._id = fields[path];
           delete fields[path];
           continue;
         }

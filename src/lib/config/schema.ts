@@ -1,0 +1,296 @@
+/**
+ * The batch config: where records come from, how they are cut into chunks, where they are sent
+ * and how their completion is watched. One zod schema is the single source of truth — it
+ * validates documents read from `batch_config`, files given to `config apply`, and it is
+ * published as JSON Schema (`npx chunkrelay config schema`). Every field states its default.
+ */
+import { createHash } from "node:crypto";
+import { EJSON } from "bson";
+import { z } from "zod";
+
+/** Query operators that would run JavaScript on the server; never allowed in a source filter. */
+const FORBIDDEN_OPERATORS = new Set(["$where", "$function", "$accumulator"]);
+
+function findForbidden(value: unknown, path: string[]): string | undefined {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = findForbidden(value[i], [...path, String(i)]);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value === null || typeof value !== "object") return undefined;
+  if ((value as { _bsontype?: string })._bsontype !== undefined || value instanceof Date) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    if (FORBIDDEN_OPERATORS.has(k)) return [...path, k].join(".");
+    const found = findForbidden(v, [...path, k]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+const fieldPath = z
+  .string()
+  .min(1)
+  .regex(/^[^$.][^$]*$/, "a field path like `status` or `meta.size` (no leading '.' or '$')")
+  .refine((p) => !p.split(".").some((s) => s === ""), "a field path must not contain empty segments");
+
+const filterSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((filter, ctx) => {
+    const bad = findForbidden(filter, []);
+    if (bad) {
+      ctx.addIssue({
+        code: "custom",
+        message: `'${bad.split(".").pop()}' runs JavaScript on the server and is not allowed (at filter.${bad}); express the condition with query operators or $expr`,
+      });
+    }
+  })
+  .describe("MongoDB query selecting the records (Extended JSON in files). Default: {} (every document).");
+
+const headerValueSchema = z.union([
+  z
+    .object({
+      env: z
+        .string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name like BATCH_SERVICE_TOKEN")
+        .describe("Name of the environment variable holding the secret value."),
+      prefix: z.string().default("").describe('Text put before the secret, e.g. "Bearer ". Default: "".'),
+    })
+    .strict(),
+  z
+    .object({
+      value: z.string().describe("A literal, non-secret value (secrets go through `env`)."),
+    })
+    .strict(),
+]);
+
+export const configSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(120)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "letters, digits and _ . : - (starting with a letter or digit)")
+      .describe("Config name, stored as the document's _id. Required."),
+    description: z.string().max(2000).default("").describe('What this config is for. Default: "".'),
+    source: z
+      .object({
+        collection: z
+          .string()
+          .min(1)
+          .regex(/^[^$\0]+$/, "a collection name without '$'")
+          .describe("Collection holding the records. Required."),
+        filter: filterSchema.default({}),
+        orderBy: fieldPath
+          .default("_id")
+          .describe("Field the records are taken in, oldest first (ascending). Default: _id."),
+        fields: z
+          .array(fieldPath)
+          .max(200)
+          .default([])
+          .describe("Fields sent to the service besides the record id. Default: [] (only the id)."),
+        weightField: fieldPath
+          .optional()
+          .describe("Numeric field giving each record's weight for chunking.maxWeight. Default: none."),
+      })
+      .strict(),
+    chunking: z
+      .object({
+        maxRecords: z
+          .number()
+          .int()
+          .positive()
+          .max(100_000)
+          .optional()
+          .describe("Most records in one chunk. Default: 500 when maxWeight is not set either."),
+        maxWeight: z
+          .number()
+          .positive()
+          .optional()
+          .describe("Most total weight in one chunk (needs source.weightField). Default: none."),
+      })
+      .strict()
+      .prefault({})
+      .transform((c) =>
+        c.maxRecords === undefined && c.maxWeight === undefined ? { ...c, maxRecords: 500 } : c,
+      )
+      .describe("How records are cut into chunks; whichever limit is hit first closes a chunk."),
+    target: z
+      .object({
+        url: z
+          .url({ protocol: /^https?$/, error: "an http:// or https:// URL" })
+          .describe("The batch service endpoint chunks are POSTed to. Required."),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(600_000)
+          .default(30_000)
+          .describe("Timeout of one delivery request, in ms. Default: 30000."),
+        headers: z
+          .record(z.string().regex(/^[A-Za-z0-9-]+$/, "an HTTP header name"), headerValueSchema)
+          .default({})
+          .describe("Extra request headers; secret values are named by environment variable. Default: {}."),
+      })
+      .strict(),
+    maxInFlight: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe("Chunks of one job in flight at once. Default: 1 (strictly one chunk at a time)."),
+    retry: z
+      .object({
+        maxAttempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(3)
+          .describe("Attempts per chunk (failed records are re-sent until then). Default: 3."),
+        maxDeliveryTries: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(8)
+          .describe("HTTP tries of one attempt before the chunk fails (5xx, timeouts, 429/503). Default: 8."),
+        backoffMs: z
+          .number()
+          .int()
+          .min(1)
+          .max(3_600_000)
+          .default(1000)
+          .describe("First retry delay, doubled per try, with jitter. Default: 1000."),
+        maxBackoffMs: z
+          .number()
+          .int()
+          .min(1)
+          .max(86_400_000)
+          .default(60_000)
+          .describe("Cap of the retry delay. Default: 60000."),
+      })
+      .strict()
+      .prefault({}),
+    watch: z
+      .object({
+        pollIntervalMs: z
+          .number()
+          .int()
+          .min(10)
+          .max(3_600_000)
+          .default(2000)
+          .describe(
+            "How often the watcher counts a chunk's statuses. Default: 2000. On Trigger.dev cloud, values above 60000 free the concurrency slot while waiting.",
+          ),
+        chunkTimeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(7 * 86_400_000)
+          .default(600_000)
+          .describe(
+            "How long an accepted chunk may take before it is sent again as a new attempt. Default: 600000.",
+          ),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.chunking.maxWeight !== undefined && !c.source.weightField) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["chunking", "maxWeight"],
+        message:
+          "chunking.maxWeight needs source.weightField (the numeric field holding each record's weight)",
+      });
+    }
+    if (c.retry.maxBackoffMs < c.retry.backoffMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["retry", "maxBackoffMs"],
+        message: "retry.maxBackoffMs must be at least retry.backoffMs",
+      });
+    }
+  });
+
+export type BatchConfig = z.infer<typeof configSchema>;
+export type BatchConfigInput = z.input<typeof configSchema>;
+
+/** A config that failed validation: the message names every bad field and how to fix it. */
+export class ConfigError extends Error {
+  constructor(
+    readonly configName: string,
+    readonly issues: string[],
+  ) {
+    super(`config '${configName}' is invalid:\n${issues.map((i) => `  - ${i}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.join(".") : "(config)";
+    if (issue.code === "unrecognized_keys") {
+      return `${path === "(config)" ? "" : `${path}: `}unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove them or check the spelling (see \`npx chunkrelay config schema\`)`;
+    }
+    return `${path}: ${issue.message}`;
+  });
+}
+
+/** Validates a config document (from `batch_config`, with `_id` as the name) or a file. */
+export function parseConfig(raw: unknown): BatchConfig {
+  let input = raw;
+  if (input && typeof input === "object" && !Array.isArray(input)) {
+    const { _id, updatedAt: _u, createdAt: _c, ...rest } = input as Record<string, unknown>;
+    input = _id !== undefined && rest.name === undefined ? { name: _id, ...rest } : rest;
+    if (_id !== undefined && rest.name !== undefined && rest.name !== _id) {
+      throw new ConfigError(JSON.stringify(_id), [
+        `name: ${JSON.stringify(rest.name)} differs from _id ${JSON.stringify(_id)}; remove one of them`,
+      ]);
+    }
+  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const named = input && typeof input === "object" && "name" in input ? input.name : undefined;
+    const name = typeof named === "string" ? named : "?";
+    throw new ConfigError(name, formatIssues(parsed.error));
+  }
+  return parsed.data;
+}
+
+/** Sorted-key Extended JSON, so equal configs hash equally whatever their key order. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (
+    value &&
+    typeof value === "object" &&
+    (value as { _bsontype?: string })._bsontype === undefined &&
+    !(value instanceof Date)
+  ) {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/**
+ * A short hash of everything that changes what a job does (not the description). Stored on every
+ * job and chunk, so a run can tell when it continues under a different config.
+ */
+export function configHash(config: BatchConfig): string {
+  const { description: _d, ...rest } = config;
+  const text = EJSON.stringify(canonical(rest), { relaxed: false });
+  return createHash("sha256").update(text).digest("hex").slice(0, 16);
+}
+
+/** The JSON Schema users see in editors and in the Trigger.dev dashboard docs. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}

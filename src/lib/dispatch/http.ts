@@ -1,0 +1,101 @@
+/**
+ * Delivering one chunk attempt to the batch service over HTTP (undici), and classifying the
+ * reply by the contract in DESIGN.md: accepted (2xx, 409), retry later (5xx, 429/503 with
+ * Retry-After, timeouts, connection errors) or rejected (any other 4xx). Reply bodies are read
+ * up to a small cap and parsed with zod only for a human-readable reason.
+ */
+import { request } from "undici";
+import { z } from "zod";
+
+export type DeliveryOutcome =
+  | { kind: "accepted"; status: number }
+  | { kind: "retry"; reason: string; retryAfterMs?: number }
+  | { kind: "rejected"; status: number; reason: string };
+
+export interface DeliveryRequest {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+}
+
+export type PostChunk = (req: DeliveryRequest) => Promise<DeliveryOutcome>;
+
+const MAX_REPLY_BYTES = 64 * 1024;
+
+const replySchema = z
+  .object({ error: z.string().optional(), message: z.string().optional(), reason: z.string().optional() })
+  .loose();
+
+function reasonFrom(text: string, status: number): string {
+  let reason = "";
+  try {
+    const parsed = replySchema.safeParse(JSON.parse(text));
+    if (parsed.success) reason = parsed.data.error ?? parsed.data.message ?? parsed.data.reason ?? "";
+  } catch {
+    reason = text.trim();
+  }
+  reason = reason.slice(0, 300);
+  return reason ? `HTTP ${status}: ${reason}` : `HTTP ${status}`;
+}
+
+/** Retry-After is seconds or an HTTP date; anything else is ignored. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Reads at most MAX_REPLY_BYTES of a reply body, then drops the rest. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy?: () => void }): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const room = MAX_REPLY_BYTES - size;
+    if (room <= 0) break;
+    parts.push(chunk.subarray(0, room));
+    size += Math.min(room, chunk.length);
+    if (size >= MAX_REPLY_BYTES) break;
+  }
+  body.destroy?.();
+  return Buffer.concat(parts).toString("utf8");
+}
+
+export function classifyReply(
+  status: number,
+  text: string,
+  retryAfterMs: number | undefined,
+): DeliveryOutcome {
+  if ((status >= 200 && status < 300) || status === 409) return { kind: "accepted", status };
+  if (status === 429 || status === 503)
+    return { kind: "retry", reason: reasonFrom(text, status), retryAfterMs };
+  if (status >= 500) return { kind: "retry", reason: reasonFrom(text, status) };
+  if (status >= 400) return { kind: "rejected", status, reason: reasonFrom(text, status) };
+  // 1xx/3xx: undici follows no redirects here; treat as a service misconfiguration worth retrying.
+  return { kind: "retry", reason: `unexpected HTTP ${status}` };
+}
+
+/** POSTs a chunk with undici; never throws for network trouble, it returns `retry`. */
+export const postChunk: PostChunk = async (req) => {
+  try {
+    const res = await request(req.url, {
+      method: "POST",
+      body: req.body,
+      headers: { "content-type": "application/json", ...req.headers },
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+      signal: AbortSignal.timeout(req.timeoutMs),
+    });
+    const text = await readCapped(res.body);
+    return classifyReply(res.statusCode, text, parseRetryAfter(res.headers["retry-after"], Date.now()));
+  } catch (err) {
+    const e = err as { name?: string; code?: string; message?: string };
+    const what =
+      e.name === "TimeoutError" || e.code === "UND_ERR_HEADERS_TIMEOUT" || e.code === "UND_ERR_BODY_TIMEOUT"
+        ? `timed out after ${req.timeoutMs} ms`
+        : (e.code ?? e.message ?? String(err));
+    return { kind: "retry", reason: `could not deliver: ${what}` };
+  }
+};

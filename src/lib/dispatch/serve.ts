@@ -1,0 +1,268 @@
+/**
+ * The server step (`batchDataServer`): claims the next due chunk of a job atomically, inside the
+ * window of `maxInFlight` chunks starting at the first unfinished one, POSTs it under the
+ * attempt's idempotency key, marks it sent and hands over to the watcher. Delivery trouble puts
+ * the chunk back with backoff (same attempt, same key); a rejection sets its records aside as
+ * exceptions. When no chunk is left, it finishes the job.
+ */
+import { EJSON } from "bson";
+import type { Document } from "mongodb";
+import { z } from "zod";
+import { loadConfig, resolveHeaders } from "../config/load.js";
+import type { BatchConfig } from "../config/schema.js";
+import { BadInputError } from "../errors.js";
+import { type StepDeps, keys } from "../handover/handover.js";
+import { backoffDelay, nextChunkStatus } from "../planning/chunk-state.js";
+import type { ChunkDoc, JobDoc } from "../store/store.js";
+import { setAsideRecords } from "./exceptions.js";
+
+export const servePayloadSchema = z
+  .object({ jobId: z.string().min(1).describe("The job to serve (from the initializer).") })
+  .strict();
+
+/**
+ * A claim on a chunk lasts for one delivery request plus this margin; a crashed runner's claim
+ * expires after it and the chunk is delivered again under the same attempt and key.
+ */
+export const LEASE_MARGIN_MS = 5_000;
+
+export type ServeResult =
+  | { outcome: "dispatched"; chunks: number[] }
+  | { outcome: "idle"; reason: string }
+  | { outcome: "finished"; status: JobDoc["status"] };
+
+async function firstUnfinishedChunk(deps: StepDeps, jobId: string): Promise<number | undefined> {
+  const doc = await deps.store.chunks.findOne(
+    { jobId, done: false },
+    { sort: { chunk: 1 }, projection: { chunk: 1 } },
+  );
+  return doc?.chunk;
+}
+
+/** Claims one chunk: due pending chunks, or dispatching ones whose lease expired (redelivery). */
+async function claimNextChunk(deps: StepDeps, jobId: string, low: number, config: BatchConfig) {
+  const now = deps.now();
+  const maxInFlight = config.maxInFlight;
+  return deps.store.chunks.findOneAndUpdate(
+    {
+      jobId,
+      chunk: { $gte: low, $lt: low + maxInFlight },
+      $or: [
+        { status: "pending", dueAt: { $lte: now } },
+        { status: "dispatching", "lease.expiresAt": { $lt: now } },
+      ],
+    },
+    {
+      $set: {
+        status: nextChunkStatus("pending", { type: "claim" }),
+        lease: {
+          owner: deps.owner,
+          expiresAt: new Date(now.getTime() + config.target.timeoutMs + LEASE_MARGIN_MS),
+        },
+      },
+    },
+    { sort: { chunk: 1 }, returnDocument: "after" },
+  );
+}
+
+/** The records of this attempt: everything in the chunk not yet processed, with its fields. */
+async function buildBody(
+  deps: StepDeps,
+  config: BatchConfig,
+  chunk: ChunkDoc,
+): Promise<{ body: string; ids: unknown[] }> {
+  const details = await deps.store.details
+    .find(
+      { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
+      { projection: { recordId: 1 } },
+    )
+    .toArray();
+  const ids = details.map((d) => d.recordId);
+  const fields = config.source.fields;
+  const byId = new Map<string, Document>();
+  if (fields.length > 0 && ids.length > 0) {
+    const projection: Document = { _id: 1 };
+    for (const f of fields) projection[f] = 1;
+    const docs = await deps.store.db
+      .collection(config.source.collection)
+      .find({ _id: { $in: ids } } as Document, { projection })
+      .toArray();
+    for (const d of docs) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
+  }
+  const records = ids.map((id) => {
+    const src = byId.get(EJSON.stringify({ v: id }));
+    if (!src) return { id };
+    const { _id, ...rest } = src;
+    return { id, ...rest };
+  });
+  const body = EJSON.stringify(
+    { jobId: chunk.jobId, chunk: chunk.chunk, attempt: chunk.attempt, records },
+    { relaxed: true },
+  );
+  return { body, ids };
+}
+
+async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<void> {
+  const { store } = deps;
+  const { jobId, attempt } = chunk;
+  const chunkNo = chunk.chunk;
+  const headers = resolveHeaders(config, deps.env);
+  const { body, ids } = await buildBody(deps, config, chunk);
+  const guard = { jobId, chunk: chunkNo, status: "dispatching" as const, attempt, "lease.owner": deps.owner };
+  if (ids.length === 0) {
+    // Every record was processed already (e.g. the service finished before a crash): close it.
+    await store.chunks.updateOne(guard, {
+      $set: { status: "sent", sentAt: deps.now() },
+      $unset: { lease: "" },
+    });
+    await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
+    return;
+  }
+  // Mark this attempt's records before the request: a fast service may report on them before
+  // the reply reaches us, and what it writes must never be overwritten. Records already marked
+  // for this attempt (a redelivery after a crash) are left alone for the same reason.
+  await store.details.updateMany(
+    { jobId, chunk: chunkNo, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
+    { $set: { status: "sent", sentAt: deps.now(), attempts: attempt } },
+  );
+  const outcome = await deps.post({
+    url: config.target.url,
+    body,
+    headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
+    timeoutMs: config.target.timeoutMs,
+  });
+  const now = deps.now();
+  switch (outcome.kind) {
+    case "accepted": {
+      // If we stop before this update, the lease expires and the same attempt is delivered
+      // again under the same key, which the service recognizes.
+      await store.chunks.updateOne(guard, {
+        $set: { status: nextChunkStatus("dispatching", { type: "accepted" }), sentAt: now, deliveryTries: 0 },
+        $unset: { lease: "" },
+      });
+      deps.log.info(`chunk ${chunkNo} sent`, { jobId, attempt, records: ids.length });
+      await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
+      return;
+    }
+    case "retry": {
+      const tries = chunk.deliveryTries + 1;
+      const triesLeft = tries < config.retry.maxDeliveryTries;
+      if (!triesLeft) {
+        await failChunk(deps, config, chunk, `delivery failed ${tries} times; last: ${outcome.reason}`);
+        return;
+      }
+      const delay =
+        outcome.retryAfterMs ??
+        backoffDelay(tries, config.retry.backoffMs, config.retry.maxBackoffMs, deps.random);
+      await store.chunks.updateOne(guard, {
+        $set: {
+          status: nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft }),
+          deliveryTries: tries,
+          dueAt: new Date(now.getTime() + delay),
+          lastError: outcome.reason,
+        },
+        $unset: { lease: "" },
+      });
+      deps.log.warn(`chunk ${chunkNo} not delivered, retrying in ${delay} ms`, {
+        jobId,
+        reason: outcome.reason,
+      });
+      await deps.handOver.serve({ jobId }, keys.serveRetry(jobId, chunkNo, attempt, tries), delay);
+      return;
+    }
+    case "rejected":
+      await failChunk(deps, config, chunk, `rejected by the batch service: ${outcome.reason}`);
+      return;
+    default: {
+      const never: never = outcome;
+      throw new Error(`unknown delivery outcome ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** The chunk cannot be delivered: its unprocessed records become exceptions, the job goes on. */
+async function failChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc, reason: string) {
+  const { jobId, attempt } = chunk;
+  await setAsideRecords(deps, config.name, chunk, reason);
+  await deps.store.chunks.updateOne(
+    { jobId, chunk: chunk.chunk, status: "dispatching", attempt },
+    {
+      $set: { status: "failed", done: true, finishedAt: deps.now(), lastError: reason },
+      $unset: { lease: "" },
+    },
+  );
+  deps.log.warn(`chunk ${chunk.chunk} failed`, { jobId, reason });
+  await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
+}
+
+/** Closes a job whose chunks are all done: exact totals from the chunk documents. */
+export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["status"]> {
+  const { store } = deps;
+  const [agg] = await store.chunks
+    .aggregate<{ chunks: number; records: number; failedChunks: number; processed: number }>([
+      { $match: { jobId: job._id } },
+      {
+        $group: {
+          _id: null,
+          chunks: { $sum: 1 },
+          records: { $sum: "$recordCount" },
+          failedChunks: { $sum: { $cond: [{ $eq: ["$status", "failed"] }, 1, 0] } },
+          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
+        },
+      },
+    ])
+    .toArray();
+  const exceptions = await store.exceptions.countDocuments({ jobId: job._id });
+  const records = agg?.records ?? 0;
+  const status: JobDoc["status"] = exceptions > 0 || (agg?.failedChunks ?? 0) > 0 ? "failed" : "succeeded";
+  const now = deps.now();
+  await store.jobs.updateOne(
+    { _id: job._id, status: { $in: ["planning", "running"] } },
+    {
+      $set: {
+        status,
+        finishedAt: now,
+        updatedAt: now,
+        totals: {
+          records,
+          chunks: agg?.chunks ?? 0,
+          processed: agg?.processed ?? 0,
+          failed: exceptions,
+          exceptions,
+        },
+      },
+    },
+  );
+  const final = await store.jobs.findOne({ _id: job._id }, { projection: { status: 1 } });
+  deps.log.info(`job ${job._id} ${final?.status ?? status}`, { records, exceptions });
+  return final?.status ?? status;
+}
+
+export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<ServeResult> {
+  const parsed = servePayloadSchema.safeParse(rawPayload);
+  if (!parsed.success)
+    throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
+  const { jobId } = parsed.data;
+  const job = await deps.store.jobs.findOne({ _id: jobId });
+  if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
+  if (job.status === "succeeded" || job.status === "failed")
+    return { outcome: "finished", status: job.status };
+  const config = await loadConfig(deps.store, job.config);
+  const dispatched: number[] = [];
+  for (;;) {
+    const low = await firstUnfinishedChunk(deps, jobId);
+    if (low === undefined) {
+      const fresh = await deps.store.jobs.findOne({ _id: jobId }, { projection: { planning: 1 } });
+      if (!fresh?.planning.done) return { outcome: "idle", reason: "planning is still running" };
+      return { outcome: "finished", status: await finishJob(deps, job) };
+    }
+    const chunk = await claimNextChunk(deps, jobId, low, config);
+    if (!chunk) {
+      return dispatched.length > 0
+        ? { outcome: "dispatched", chunks: dispatched }
+        : { outcome: "idle", reason: `no chunk due in window ${low}..${low + config.maxInFlight - 1}` };
+    }
+    await dispatchChunk(deps, config, chunk);
+    dispatched.push(chunk.chunk);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * What every pipeline step receives: its dependencies (store, HTTP, clock, sleep, logger) and
+ * the hand-over to the next step. On Trigger.dev the hand-over triggers the next task with an
+ * idempotency key; in the local runner it queues the step in-process. Keys are built here, from
+ * business ids only (job, chunk, attempt, try), so a replayed step hands over under the same key.
+ */
+import type { PostChunk } from "../dispatch/http.js";
+import type { Store } from "../store/store.js";
+
+export interface ServePayload {
+  jobId: string;
+}
+
+export interface WatchPayload {
+  jobId: string;
+  chunk: number;
+  attempt: number;
+  /** Continuation number when one watcher run hands over to the next (default 0). */
+  round?: number;
+}
+
+export interface HandOver {
+  /** Runs the server step for a job, after `delayMs` if given. Deduplicated by `key`. */
+  serve(payload: ServePayload, key: string, delayMs?: number): Promise<void>;
+  /** Runs the watcher for one chunk attempt. Deduplicated by `key`. */
+  watch(payload: WatchPayload, key: string): Promise<void>;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined };
+
+export interface StepDeps {
+  store: Store;
+  post: PostChunk;
+  handOver: HandOver;
+  now: () => Date;
+  sleep: (ms: number) => Promise<void>;
+  random: () => number;
+  /** Environment the header secrets are read from. */
+  env: Record<string, string | undefined>;
+  /** Lease owner: who is working on a chunk (a run id, or host:pid for local runs). */
+  owner: string;
+  log: Logger;
+}
+
+export const keys = {
+  serveAfterPlanning: (jobId: string) => `serve:${jobId}:planned`,
+  serveAfterDispatch: (jobId: string, chunk: number, attempt: number) =>
+    `serve:${jobId}:${chunk}:${attempt}:sent`,
+  serveRetry: (jobId: string, chunk: number, attempt: number, tries: number) =>
+    `serve:${jobId}:${chunk}:${attempt}:try${tries}`,
+  serveAfterClose: (jobId: string, chunk: number, attempt: number) =>
+    `serve:${jobId}:${chunk}:${attempt}:closed`,
+  watch: (jobId: string, chunk: number, attempt: number) => `watch:${jobId}:${chunk}:${attempt}`,
+  /** The key the batch service sees: one per chunk attempt, stable across tries and replays. */
+  delivery: (jobId: string, chunk: number, attempt: number) => `${jobId}:${chunk}:${attempt}`,
+};

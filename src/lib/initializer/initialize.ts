@@ -1,0 +1,269 @@
+/**
+ * The initializer step (`batchDataInitializer`): validates the config, creates or resumes the
+ * job, streams the source in order with bounded memory (one chunk at a time), writes
+ * `batch_details` and `batch_chunks` in bulk, checkpoints its position after every chunk, and
+ * hands over to the server. Running it again with the same jobId resumes after the last
+ * complete chunk and never duplicates a record.
+ */
+import { randomBytes } from "node:crypto";
+import { type Document, type Filter, MongoBulkWriteError, MongoServerError } from "mongodb";
+import { z } from "zod";
+import { loadConfig } from "../config/load.js";
+import { type BatchConfig, configHash } from "../config/schema.js";
+import { BadInputError } from "../errors.js";
+import { type StepDeps, keys } from "../handover/handover.js";
+import { planChunksFrom, weightOf } from "../planning/chunking.js";
+import type { ChunkDoc, DetailDoc, JobDoc } from "../store/store.js";
+
+export const initializePayloadSchema = z
+  .object({
+    config: z.string().min(1).describe("Name of the config in batch_config (its _id)."),
+    jobId: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : -")
+      .optional()
+      .describe("Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<random>."),
+    mode: z
+      .enum(["full"])
+      .default("full")
+      .describe("full: every matching record present at start. Default: full."),
+    description: z.string().max(2000).optional().describe("What this job is for; shown in job statistics."),
+  })
+  .strict();
+
+export type InitializePayload = z.input<typeof initializePayloadSchema>;
+
+export interface InitializeResult {
+  jobId: string;
+  resumed: boolean;
+  records: number;
+  chunks: number;
+  status: JobDoc["status"];
+}
+
+const DETAIL_BATCH = 1000;
+
+export function newJobId(configName: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
+  return `${configName}-${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+const isDuplicateOnly = (err: unknown): boolean => {
+  if (err instanceof MongoBulkWriteError) {
+    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+    return errors.length > 0 && errors.every((e: { code?: number }) => e.code === 11000);
+  }
+  return err instanceof MongoServerError && err.code === 11000;
+};
+
+/** Inserts, treating "already there" as success (a resumed or concurrent run wrote it first). */
+async function insertIdempotent(insert: () => Promise<unknown>): Promise<void> {
+  try {
+    await insert();
+  } catch (err) {
+    if (!isDuplicateOnly(err)) throw err;
+  }
+}
+
+/** The source query in (orderKey, _id) order, resuming strictly after the checkpoint. */
+function sourceQuery(config: BatchConfig, job: JobDoc): Filter<Document> {
+  const key = config.source.orderBy;
+  const parts: Document[] = [];
+  if (Object.keys(config.source.filter).length > 0) parts.push(config.source.filter);
+  if (job.window.to !== undefined && job.window.to !== null) parts.push({ [key]: { $lte: job.window.to } });
+  const { lastKey, lastId } = job.planning;
+  if (lastKey !== undefined) {
+    parts.push(
+      key === "_id"
+        ? { _id: { $gt: lastKey } }
+        : { $or: [{ [key]: { $gt: lastKey } }, { [key]: lastKey, _id: { $gt: lastId } }] },
+    );
+  }
+  return (parts.length === 0 ? {} : parts.length === 1 ? parts[0] : { $and: parts }) as Filter<Document>;
+}
+
+function getPath(doc: Document, path: string): unknown {
+  let cur: unknown = doc;
+  for (const seg of path.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[seg];
+  }
+  return cur;
+}
+
+/** Creates the job (or finds it), fixing its window at the newest matching record now. */
+async function openJob(
+  deps: StepDeps,
+  config: BatchConfig,
+  payload: z.output<typeof initializePayloadSchema>,
+) {
+  const { store } = deps;
+  const now = deps.now();
+  const jobId = payload.jobId ?? newJobId(config.name, now);
+  const existing = await store.jobs.findOne({ _id: jobId });
+  if (existing) {
+    if (existing.config !== config.name) {
+      throw new BadInputError(
+        `job '${jobId}' belongs to config '${existing.config}', not '${config.name}'; use another jobId`,
+      );
+    }
+    return { job: existing, resumed: true };
+  }
+  const key = config.source.orderBy;
+  const newest = await store.db
+    .collection(config.source.collection)
+    .find(config.source.filter as Filter<Document>, { projection: { [key]: 1 } })
+    .sort({ [key]: -1, _id: -1 })
+    .limit(1)
+    .next();
+  const job: JobDoc = {
+    _id: jobId,
+    config: config.name,
+    configHash: configHash(config),
+    mode: payload.mode,
+    description: payload.description ?? config.description,
+    window: newest ? { to: getPath(newest, key) ?? null } : { to: null },
+    status: "planning",
+    planning: { done: false, nextChunk: 1, records: 0, weight: 0 },
+    triggeredBy: deps.owner,
+    createdAt: now,
+    startedAt: now,
+    updatedAt: now,
+  };
+  // Upsert on _id: two initializers racing on one jobId create one job.
+  const res = await store.jobs.updateOne({ _id: jobId }, { $setOnInsert: job }, { upsert: true });
+  const stored = await store.jobs.findOne({ _id: jobId });
+  if (!stored) throw new Error(`job ${jobId} vanished right after it was created`);
+  return { job: stored, resumed: res.upsertedCount === 0 };
+}
+
+export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promise<InitializeResult> {
+  const parsed = initializePayloadSchema.safeParse(rawPayload);
+  if (!parsed.success) {
+    throw new BadInputError(
+      `initializer payload is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ")}`,
+    );
+  }
+  const payload = parsed.data;
+  const { store } = deps;
+  const config = await loadConfig(store, payload.config);
+  const { job, resumed } = await openJob(deps, config, payload);
+  const jobId = job._id;
+
+  if (!job.planning.done && job.window.to !== null) {
+    await planJob(deps, config, job);
+  }
+  const now = deps.now();
+  await store.jobs.updateOne(
+    { _id: jobId, status: "planning" },
+    { $set: { "planning.done": true, status: "running", updatedAt: now } },
+  );
+  const final = await store.jobs.findOne({ _id: jobId });
+  if (!final) throw new Error(`job ${jobId} vanished`);
+  if (final.status === "planning" || final.status === "running") {
+    await deps.handOver.serve({ jobId }, keys.serveAfterPlanning(jobId));
+  }
+  deps.log.info(`job ${jobId} planned`, {
+    records: final.planning.records,
+    chunks: final.planning.nextChunk - 1,
+  });
+  return {
+    jobId,
+    resumed,
+    records: final.planning.records,
+    chunks: final.planning.nextChunk - 1,
+    status: final.status,
+  };
+}
+
+async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promise<void> {
+  const { store } = deps;
+  const jobId = job._id;
+  const hash = configHash(config);
+  // A crash may have left part of the chunk after the checkpoint: remove it and cut it again.
+  await store.details.deleteMany({ jobId, chunk: { $gte: job.planning.nextChunk } });
+  await store.chunks.deleteMany({ jobId, chunk: { $gte: job.planning.nextChunk } });
+
+  const key = config.source.orderBy;
+  const weightField = config.source.weightField;
+  const projection: Document = { _id: 1, [key]: 1 };
+  if (weightField) projection[weightField] = 1;
+  const cursor = store.db
+    .collection(config.source.collection)
+    .find(sourceQuery(config, job), { projection, batchSize: DETAIL_BATCH })
+    .sort({ [key]: 1, _id: 1 });
+  const records = (async function* () {
+    for await (const doc of cursor) {
+      yield {
+        id: doc._id as unknown,
+        key: getPath(doc, key),
+        weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
+      };
+    }
+  })();
+
+  let chunkNo = job.planning.nextChunk;
+  let total = job.planning.records;
+  let totalWeight = job.planning.weight;
+  let handedOver = false;
+  try {
+    for await (const chunk of planChunksFrom(records, config.chunking)) {
+      const now = deps.now();
+      const weight = chunk.reduce((w, r) => w + r.weight, 0);
+      for (let i = 0; i < chunk.length; i += DETAIL_BATCH) {
+        const docs: DetailDoc[] = chunk.slice(i, i + DETAIL_BATCH).map((r) => ({
+          jobId,
+          recordId: r.id,
+          chunk: chunkNo,
+          status: "pending",
+          attempts: 0,
+          ...(weightField ? { weight: r.weight } : {}),
+        }));
+        await insertIdempotent(() => store.details.insertMany(docs, { ordered: false }));
+      }
+      const first = chunk[0];
+      const last = chunk[chunk.length - 1];
+      const doc: ChunkDoc = {
+        jobId,
+        chunk: chunkNo,
+        status: "pending",
+        done: false,
+        attempt: 1,
+        deliveryTries: 0,
+        recordCount: chunk.length,
+        weight,
+        firstKey: first?.key ?? null,
+        lastKey: last?.key ?? null,
+        configHash: hash,
+        dueAt: now,
+        createdAt: now,
+      };
+      await insertIdempotent(() => store.chunks.insertOne(doc));
+      total += chunk.length;
+      totalWeight += weight;
+      await store.jobs.updateOne(
+        { _id: jobId, "planning.nextChunk": chunkNo },
+        {
+          $set: {
+            "planning.lastKey": last?.key ?? null,
+            "planning.lastId": last?.id,
+            "planning.nextChunk": chunkNo + 1,
+            "planning.records": total,
+            "planning.weight": totalWeight,
+            updatedAt: now,
+          },
+        },
+      );
+      chunkNo++;
+      if (!handedOver) {
+        // Start serving while planning goes on: the first chunk need not wait for the last.
+        handedOver = true;
+        await deps.handOver.serve({ jobId }, `serve:${jobId}:first-chunk`);
+      }
+    }
+  } finally {
+    await cursor.close();
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The local runner: the same three step functions the Trigger.dev tasks call, driven in-process.
+ * Hand-overs go through a small scheduler with the tasks' semantics — each key runs at most once,
+ * delays are timers, steps run concurrently — so `chunkrelay run` behaves like the deployed
+ * pipeline. SIGINT/SIGTERM (an AbortSignal here) stop new steps, let running ones settle and
+ * report the job as interrupted; running it again with the same job id resumes it.
+ */
+import { hostname } from "node:os";
+import { postChunk, type PostChunk } from "../dispatch/http.js";
+import { type ServeResult, serveJob } from "../dispatch/serve.js";
+import { type HandOver, type Logger, type StepDeps, keys, silentLogger } from "../handover/handover.js";
+import { initializeJob } from "../initializer/initialize.js";
+import type { JobDoc, Store } from "../store/store.js";
+import { watchChunk } from "../watcher/watch.js";
+import { type JobProgress, readJobProgress } from "./progress.js";
+
+export class Interrupted extends Error {
+  constructor() {
+    super("interrupted");
+    this.name = "Interrupted";
+  }
+}
+
+/** Runs hand-overs in-process: once per key, after their delay, concurrently. */
+class LocalScheduler implements HandOver {
+  private readonly seen = new Set<string>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private active = 0;
+  private failure: unknown;
+  private settled: (() => void) | undefined;
+
+  constructor(
+    private readonly steps: {
+      serve: (jobId: string) => Promise<ServeResult>;
+      watch: (p: unknown) => Promise<unknown>;
+    },
+    private readonly signal: AbortSignal,
+  ) {}
+
+  serve(payload: { jobId: string }, key: string, delayMs?: number): Promise<void> {
+    this.schedule(key, delayMs ?? 0, () => this.steps.serve(payload.jobId));
+    return Promise.resolve();
+  }
+
+  watch(
+    payload: { jobId: string; chunk: number; attempt: number; round?: number },
+    key: string,
+  ): Promise<void> {
+    this.schedule(key, 0, () => this.steps.watch(payload));
+    return Promise.resolve();
+  }
+
+  private schedule(key: string, delayMs: number, fn: () => Promise<unknown>): void {
+    if (this.seen.has(key) || this.signal.aborted || this.failure !== undefined) return;
+    this.seen.add(key);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.signal.aborted || this.failure !== undefined) return this.check();
+      this.active++;
+      fn()
+        .catch((err: unknown) => {
+          if (!(err instanceof Interrupted)) this.failure ??= err;
+        })
+        .finally(() => {
+          this.active--;
+          this.check();
+        });
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  private check(): void {
+    if (this.failure !== undefined || this.signal.aborted) {
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
+    }
+    if (this.active === 0 && this.timers.size === 0) this.settled?.();
+  }
+
+  /** Resolves when nothing runs and nothing is scheduled; rejects with the first step failure. */
+  async settle(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.settled = resolve;
+      this.check();
+    });
+    this.settled = undefined;
+    if (this.failure !== undefined) {
+      throw this.failure instanceof Error ? this.failure : new Error(JSON.stringify(this.failure));
+    }
+  }
+}
+
+export interface LocalRunOptions {
+  store: Store;
+  config: string;
+  jobId?: string;
+  description?: string;
+  post?: PostChunk;
+  env?: Record<string, string | undefined>;
+  log?: Logger;
+  /** Aborting stops the run between steps (SIGINT/SIGTERM). */
+  signal?: AbortSignal;
+  /** Called with the job's progress while it runs (every `progressEveryMs`, default 250). */
+  onProgress?: (p: JobProgress) => void;
+  progressEveryMs?: number;
+}
+
+export interface JobSummary {
+  jobId: string;
+  config: string;
+  status: JobDoc["status"] | "interrupted";
+  records: number;
+  chunks: number;
+  processed: number;
+  exceptions: number;
+  durationMs: number;
+  recordsPerSecond: number;
+}
+
+function abortableSleep(signal: AbortSignal) {
+  return (ms: number) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(new Interrupted());
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(new Interrupted());
+      };
+      const t = setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+}
+
+/** Starts the watchers a crashed run left behind (chunks sent but no longer watched). */
+export async function resumeJob(deps: StepDeps, jobId: string): Promise<number> {
+  const sent = await deps.store.chunks
+    .find({ jobId, status: "sent" }, { projection: { chunk: 1, attempt: 1 } })
+    .toArray();
+  for (const c of sent) {
+    await deps.handOver.watch(
+      { jobId, chunk: c.chunk, attempt: c.attempt },
+      keys.watch(jobId, c.chunk, c.attempt),
+    );
+  }
+  return sent.length;
+}
+
+export async function runJobLocally(options: LocalRunOptions): Promise<JobSummary> {
+  const started = Date.now();
+  const signal = options.signal ?? new AbortController().signal;
+  const scheduler = new LocalScheduler(
+    {
+      serve: (jobId) => serveJob(deps, { jobId }),
+      // Locally a watcher run may poll for as long as it takes.
+      watch: (p) =>
+        watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
+    },
+    signal,
+  );
+  const deps: StepDeps = {
+    store: options.store,
+    post: options.post ?? postChunk,
+    handOver: scheduler,
+    now: () => new Date(),
+    sleep: abortableSleep(signal),
+    random: Math.random,
+    env: options.env ?? process.env,
+    owner: `${hostname()}:${process.pid}`,
+    log: options.log ?? silentLogger,
+  };
+
+  let jobId = options.jobId;
+  let progressTimer: NodeJS.Timeout | undefined;
+  try {
+    const init = await initializeJob(deps, {
+      config: options.config,
+      ...(options.jobId ? { jobId: options.jobId } : {}),
+      ...(options.description ? { description: options.description } : {}),
+    });
+    jobId = init.jobId;
+    if (init.resumed) await resumeJob(deps, init.jobId);
+    if (options.onProgress) {
+      const report = options.onProgress;
+      const id = init.jobId;
+      const tick = () => {
+        readJobProgress(options.store, id).then(report, () => undefined);
+      };
+      tick();
+      progressTimer = setInterval(tick, options.progressEveryMs ?? 250);
+    }
+    await scheduler.settle();
+    // A job can only be left running here if a step was lost; look once more before giving up.
+    let job = await options.store.jobs.findOne({ _id: init.jobId });
+    if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
+      await resumeJob(deps, init.jobId);
+      await scheduler.serve({ jobId: init.jobId }, `serve:${init.jobId}:settle-check`);
+      await scheduler.settle();
+      job = await options.store.jobs.findOne({ _id: init.jobId });
+    }
+    if (!job) throw new Error(`job ${init.jobId} disappeared`);
+    if (options.onProgress) options.onProgress(await readJobProgress(options.store, init.jobId));
+    const interrupted = job.status === "running" || job.status === "planning";
+    const durationMs = Date.now() - started;
+    const records = job.totals?.records ?? job.planning.records;
+    return {
+      jobId: init.jobId,
+      config: options.config,
+      status: interrupted ? "interrupted" : job.status,
+      records,
+      chunks: job.totals?.chunks ?? job.planning.nextChunk - 1,
+      processed: job.totals?.processed ?? 0,
+      exceptions: job.totals?.exceptions ?? 0,
+      durationMs,
+      recordsPerSecond: durationMs > 0 ? Math.round((records * 1000) / durationMs) : 0,
+    };
+  } catch (err) {
+    if (err instanceof Interrupted || signal.aborted) {
+      await scheduler.settle().catch(() => undefined);
+      return {
+        jobId: jobId ?? "",
+        config: options.config,
+        status: "interrupted",
+        records: 0,
+        chunks: 0,
+        processed: 0,
+        exceptions: 0,
+        durationMs: Date.now() - started,
+        recordsPerSecond: 0,
+      };
+    }
+    throw err;
+  } finally {
+    if (progressTimer) clearInterval(progressTimer);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The reference batch service: a real HTTP server implementing the service side of the
+ * contract in DESIGN.md. It accepts a chunk (`POST` with an Idempotency-Key), answers 202 at
+ * once, and processes the records in the background — setting each one's `batch_details`
+ * status to `processed` (or `failed`, at the configured fail rate). A key it has seen before
+ * gets 409 and is not processed again. Its ledger of deliveries is what tests check
+ * exactly-once delivery against. Users copy it as the skeleton of their own service.
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import { EJSON } from "bson";
+import { MongoClient } from "mongodb";
+import { z } from "zod";
+import { Store, databaseNameOf } from "../store/store.js";
+
+export interface BatchServiceOptions {
+  /** MongoDB holding the chunkrelay collections whose `batch_details` this service updates. */
+  mongoUri: string;
+  /** Collection name prefix; default `batch_`. */
+  prefix?: string;
+  /** TCP port; default 0 (any free port). */
+  port?: number;
+  /** Interface; default 127.0.0.1. */
+  host?: string;
+  /** Time the service takes to process one chunk, in ms; default 20. */
+  latencyMs?: number;
+  /** Fraction of records (0..1) reported `failed`; default 0. */
+  failRate?: number;
+  /** Random source for the fail rate (tests pass a seeded one); default Math.random. */
+  random?: () => number;
+}
+
+export interface Delivery {
+  key: string;
+  jobId: string;
+  chunk: number;
+  attempt: number;
+  /** Record ids as canonical Extended JSON strings. */
+  recordIds: string[];
+  receivedAt: number;
+  duplicate: boolean;
+}
+
+export interface BatchService {
+  readonly url: string;
+  readonly port: number;
+  /** Every request received, duplicates included, in arrival order. */
+  readonly ledger: Delivery[];
+  /** Most chunks being processed at the same time. */
+  readonly maxConcurrent: number;
+  /** Resolves when every accepted chunk has been processed. */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+const chunkBodySchema = z.object({
+  jobId: z.string().min(1),
+  chunk: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+  records: z.array(z.object({ id: z.unknown() }).loose()),
+});
+
+const idKey = (id: unknown) => EJSON.stringify({ id }, { relaxed: false });
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on("data", (b: Buffer) => {
+      size += b.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error("body too large"));
+        req.destroy();
+        return;
+      }
+      parts.push(b);
+    });
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function startBatchService(options: BatchServiceOptions): Promise<BatchService> {
+  const latencyMs = options.latencyMs ?? 20;
+  const failRate = options.failRate ?? 0;
+  const random = options.random ?? Math.random;
+  const client = new MongoClient(options.mongoUri);
+  await client.connect();
+  const store = new Store(client.db(databaseNameOf(options.mongoUri)), options.prefix);
+  const ledger: Delivery[] = [];
+  const seenKeys = new Set<string>();
+  const work = new Set<Promise<void>>();
+  let concurrent = 0;
+  let maxConcurrent = 0;
+  let stopping = false;
+
+  async function processChunk(body: z.infer<typeof chunkBodySchema>): Promise<void> {
+    concurrent++;
+    maxConcurrent = Math.max(maxConcurrent, concurrent);
+    try {
+      if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
+      const ok: unknown[] = [];
+      const failed: unknown[] = [];
+      for (const r of body.records) (failRate > 0 && random() < failRate ? failed : ok).push(r.id);
+      const now = new Date();
+      // Only `sent` records move: the status goes forward, never back.
+      if (ok.length > 0) {
+        await store.details.updateMany(
+          { jobId: body.jobId, recordId: { $in: ok }, status: "sent" },
+          { $set: { status: "processed", processedAt: now } },
+        );
+      }
+      if (failed.length > 0) {
+        await store.details.updateMany(
+          { jobId: body.jobId, recordId: { $in: failed }, status: "sent" },
+          {
+            $set: {
+              status: "failed",
+              processedAt: now,
+              error: "simulated failure (reference service fail rate)",
+            },
+          },
+        );
+      }
+    } finally {
+      concurrent--;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === "GET" && req.url === "/health") return reply(res, 200, { ok: true });
+    if (req.method !== "POST") return reply(res, 405, { error: "POST a chunk" });
+    if (stopping) return reply(res, 503, { error: "shutting down" });
+    const key = req.headers["idempotency-key"];
+    if (typeof key !== "string" || key.length === 0)
+      return reply(res, 400, { error: "Idempotency-Key header is required" });
+    let body: z.infer<typeof chunkBodySchema>;
+    try {
+      const parsed = chunkBodySchema.safeParse(EJSON.parse(await readBody(req), { relaxed: true }));
+      if (!parsed.success)
+        return reply(res, 400, { error: `bad chunk: ${parsed.error.issues[0]?.message ?? "invalid"}` });
+      body = parsed.data;
+    } catch (err) {
+      return reply(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
+    }
+    const duplicate = seenKeys.has(key);
+    ledger.push({
+      key,
+      jobId: body.jobId,
+      chunk: body.chunk,
+      attempt: body.attempt,
+      recordIds: body.records.map((r) => idKey(r.id)),
+      receivedAt: Date.now(),
+      duplicate,
+    });
+    if (duplicate) return reply(res, 409, { error: "already accepted under this Idempotency-Key" });
+    seenKeys.add(key);
+    const p = processChunk(body).catch((err: unknown) => {
+      process.stderr.write(`batch-service: processing chunk ${body.chunk} failed: ${String(err)}\n`);
+    });
+    work.add(p);
+    void p.finally(() => work.delete(p));
+    return reply(res, 202, { accepted: body.records.length });
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => reply(res, 500, { error: String(err) }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+
+  return {
+    url: `http://${options.host ?? "127.0.0.1"}:${port}/chunks`,
+    port,
+    ledger,
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    async idle() {
+      while (work.size > 0) await Promise.all([...work]);
+    },
+    async stop() {
+      stopping = true;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      while (work.size > 0) await Promise.all([...work]);
+      await client.close();
+    },
+  };
+}
+
+export { idKey as recordKey };
