@@ -1,7 +1,7 @@
 /** The test helper's choice of MongoDB server, in the order DESIGN.md gives. */
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
-import { pickMongoServer } from "../support/mongo-server.js";
+import { pickMongoServer } from "../../src/lib/store/mongo-server.js";
 
 describe("pickMongoServer", () => {
   it("uses MONGODB_URI when it is set, and never prints its credentials", async () => {
@@ -9,6 +9,7 @@ describe("pickMongoServer", () => {
     expect(picked.kind).toBe("MONGODB_URI");
     expect(picked.uri).toBe("mongodb://user:s3cret@db.example:27017/x");
     expect(picked.detail).not.toContain("s3cret");
+    expect(picked.detail).toContain("user:***@");
     await picked.stop();
   });
 

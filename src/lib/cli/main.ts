@@ -1,62 +1,329 @@
 /**
- * The `chunkrelay` command line: parses flags with commander (and zod for values), then calls
- * the same `src/lib` functions the Trigger.dev tasks use. Exit codes: 0 done, 1 failed,
- * 2 bad usage or config, 3 interrupted.
+ * The `chunkrelay` command line: commander parses the commands, zod the values, and each action
+ * calls the same `src/lib` functions the Trigger.dev tasks use. Progress and logs go to stderr;
+ * `--json` prints one JSON document as the last stdout line. Exit codes: 0 done, 1 the job or
+ * command failed, 2 bad usage or bad config, 3 interrupted (the message says how to resume).
  */
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { readFile } from "node:fs/promises";
+import { EJSON } from "bson";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
+import { applyConfig } from "../config/load.js";
+import { ConfigError, configHash, configJsonSchema } from "../config/schema.js";
+import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
+import { readEnv } from "../env.js";
+import { isBadInput } from "../errors.js";
+import { type JobSummary, runJobLocally } from "../runner/local-runner.js";
+import { readJobProgress } from "../runner/progress.js";
+import { startBatchService } from "../service/batch-service.js";
+import { redactUri, withMongo } from "../store/store.js";
+import { createProgressDisplay } from "./progress-display.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 3 } as const;
 
-const portSchema = z.coerce
-  .number()
-  .int()
-  .min(0, "a port is 0 (any free port) or 1-65535")
-  .max(65535, "a port is 0 (any free port) or 1-65535");
+/** An error whose message is for the user, with the exit code it maps to. */
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
 
-function parsePort(value: string): number {
-  const parsed = portSchema.safeParse(value);
-  if (!parsed.success) {
-    throw new InvalidArgumentError(
-      `'${value}' is not a port: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
+function numberArg(schema: z.ZodType<number>, what: string) {
+  return (value: string): number => {
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      throw new InvalidArgumentError(
+        `'${value}' is not ${what}: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
+      );
+    }
+    return parsed.data;
+  };
+}
+
+const portArg = numberArg(z.coerce.number().int().min(0).max(65535), "a port (0 picks a free one)");
+const positiveIntArg = numberArg(
+  z.coerce.number().int().positive().max(100_000_000),
+  "a positive whole number",
+);
+const msArg = numberArg(z.coerce.number().int().min(0).max(3_600_000), "a duration in ms");
+const rateArg = numberArg(z.coerce.number().min(0).max(1), "a rate between 0 and 1");
+
+const mongoOption = () =>
+  new Option("--mongo <uri>", "MongoDB connection string (default: $MONGODB_URI)").argParser((v) => {
+    if (!/^mongodb(\+srv)?:\/\//.test(v))
+      throw new InvalidArgumentError("expected a mongodb:// or mongodb+srv:// URI.");
+    return v;
+  });
+
+function mongoUri(flag: string | undefined, env: Record<string, string | undefined>): string {
+  const uri = flag ?? readEnv(env).MONGODB_URI;
+  if (!uri) {
+    throw new CliError(
+      "no MongoDB given: set MONGODB_URI or pass --mongo <uri> (for a local server: `npx chunkrelay mongo`; to try everything at once: `npm start`)",
+      EXIT.usage,
     );
   }
-  return parsed.data;
+  return uri;
 }
 
-/** Resolves when the process receives SIGINT or SIGTERM. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
-      resolve(signal);
-    };
-    process.on("SIGINT", on);
-    process.on("SIGTERM", on);
+/** Resolves when the process receives SIGINT or SIGTERM; `dispose` removes the handlers. */
+function onSignal(handler: (signal: NodeJS.Signals) => void): () => void {
+  const on = (signal: NodeJS.Signals) => handler(signal);
+  process.on("SIGINT", on);
+  process.on("SIGTERM", on);
+  return () => {
+    process.off("SIGINT", on);
+    process.off("SIGTERM", on);
+  };
+}
+
+const untilSignal = () =>
+  new Promise<NodeJS.Signals>((resolve) => {
+    const dispose = onSignal((s) => {
+      dispose();
+      resolve(s);
+    });
   });
+
+function printSummary(summary: JobSummary, json: boolean): void {
+  const secs = (summary.durationMs / 1000).toFixed(1);
+  process.stderr.write(
+    `job ${summary.jobId} ${summary.status}: ${summary.records} records in ${summary.chunks} chunks, ` +
+      `${summary.processed} processed, ${summary.exceptions} exceptions, ${secs} s, ${summary.recordsPerSecond} records/s\n`,
+  );
+  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
-export function buildProgram(): Command {
+function exitCodeFor(summary: JobSummary): number {
+  switch (summary.status) {
+    case "succeeded":
+      return EXIT.ok;
+    case "interrupted":
+      return EXIT.interrupted;
+    case "failed":
+    case "planning":
+    case "running":
+      return EXIT.failed;
+    default: {
+      const never: never = summary.status;
+      return never;
+    }
+  }
+}
+
+export function buildProgram(
+  env: Record<string, string | undefined>,
+  setExit: (code: number) => void,
+): Command {
   const program = new Command("chunkrelay")
     .description("Feed MongoDB records to a REST batch service in chunks, with back-pressure.")
     .exitOverride()
+    .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
   program
-    .command("mongo")
+    .command("run")
+    .description("Run a job of a config in-process (the same steps the Trigger.dev tasks run).")
+    .argument("<config>", "config name (its _id in batch_config)")
+    .option("--job-id <id>", "job id; give an existing one to resume that job")
+    .option("--description <text>", "what this job is for")
+    .option("--json", "print the job summary as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(
+      async (
+        configName: string,
+        opts: { jobId?: string; description?: string; json?: boolean; mongo?: string },
+      ) => {
+        const uri = mongoUri(opts.mongo, env);
+        await withMongo(uri, async (store) => {
+          const controller = new AbortController();
+          let jobId = opts.jobId;
+          const dispose = onSignal((signal) => {
+            process.stderr.write(`\n${signal}: finishing the running steps, then stopping…\n`);
+            controller.abort();
+          });
+          const display = createProgressDisplay();
+          try {
+            const summary = await runJobLocally({
+              store,
+              config: configName,
+              ...(opts.jobId ? { jobId: opts.jobId } : {}),
+              ...(opts.description ? { description: opts.description } : {}),
+              signal: controller.signal,
+              env,
+              onProgress: (p) => {
+                jobId = p.jobId;
+                display.update(p);
+              },
+            });
+            display.stop();
+            printSummary(summary, opts.json === true);
+            if (summary.status === "interrupted") {
+              process.stderr.write(
+                `interrupted; resume with: npx chunkrelay run ${configName} --job-id ${summary.jobId || jobId || "<jobId>"}\n`,
+              );
+            }
+            setExit(exitCodeFor(summary));
+          } finally {
+            display.stop();
+            dispose();
+          }
+        });
+      },
+    );
+
+  const config = program.command("config").description("Manage batch configs.");
+  config
+    .command("apply")
+    .description("Validate a config file (JSON or Extended JSON) and upsert it into batch_config.")
+    .argument("<file>", "path of the config file")
+    .option("--json", "print the stored config as JSON")
+    .addOption(mongoOption())
+    .action(async (file: string, opts: { json?: boolean; mongo?: string }) => {
+      let raw: unknown;
+      try {
+        raw = EJSON.parse(await readFile(file, "utf8"), { relaxed: true });
+      } catch (err) {
+        throw new CliError(`cannot read config file ${file}: ${(err as Error).message}`, EXIT.usage);
+      }
+      const uri = mongoUri(opts.mongo, env);
+      await withMongo(uri, async (store) => {
+        const applied = await applyConfig(store, raw, new Date());
+        process.stderr.write(`config '${applied.name}' applied (hash ${configHash(applied)})\n`);
+        if (opts.json) process.stdout.write(`${EJSON.stringify(applied, { relaxed: true })}\n`);
+      });
+    });
+  config
+    .command("schema")
+    .description("Print the JSON Schema of a config (every field with its default).")
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+
+  program
+    .command("status")
+    .description("Show a job and its chunks.")
+    .argument("<jobId>", "the job id")
+    .option("--json", "print the job and chunks as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (jobId: string, opts: { json?: boolean; mongo?: string }) => {
+      await withMongo(mongoUri(opts.mongo, env), async (store) => {
+        const job = await store.jobs.findOne({ _id: jobId });
+        if (!job) throw new CliError(`job '${jobId}' not found`, EXIT.failed);
+        const progress = await readJobProgress(store, jobId);
+        const chunks = await store.chunks
+          .find({ jobId }, { projection: { _id: 0, lease: 0 } })
+          .sort({ chunk: 1 })
+          .toArray();
+        if (opts.json) {
+          process.stdout.write(`${EJSON.stringify({ job, progress, chunks }, { relaxed: true })}\n`);
+          return;
+        }
+        const out = process.stdout;
+        out.write(
+          `job ${job._id}  config ${job.config} (hash ${job.configHash})  mode ${job.mode}  status ${job.status}\n`,
+        );
+        if (job.description) out.write(`  ${job.description}\n`);
+        out.write(
+          `  records ${progress.processedRecords + progress.failedRecords}/${progress.totalRecords}, chunks ${progress.doneChunks}/${progress.totalChunks}, in flight ${progress.inFlightChunks}\n`,
+        );
+        out.write(
+          `  started ${job.startedAt.toISOString()}${job.finishedAt ? `, finished ${job.finishedAt.toISOString()}` : ""}\n`,
+        );
+        out.write("  chunk  status       attempt  records  sent                      finished\n");
+        for (const c of chunks) {
+          out.write(
+            `  ${String(c.chunk).padStart(5)}  ${c.status.padEnd(11)}  ${String(c.attempt).padStart(7)}  ${String(c.recordCount).padStart(7)}  ${(c.sentAt?.toISOString() ?? "-").padEnd(24)}  ${c.finishedAt?.toISOString() ?? "-"}${c.lastError ? `  (${c.lastError})` : ""}\n`,
+          );
+        }
+      });
+    });
+
+  program
+    .command("batch-service")
+    .description("Run the reference batch service (the service side of the contract). Prints its URL first.")
+    .option("--port <n>", "TCP port; 0 picks a free one", portArg, 3000)
+    .option("--latency-ms <n>", "processing time per chunk", msArg, 20)
+    .option("--fail-rate <r>", "fraction of records reported failed (0..1)", rateArg, 0)
+    .addOption(mongoOption())
+    .action(async (opts: { port: number; latencyMs: number; failRate: number; mongo?: string }) => {
+      const uri = mongoUri(opts.mongo, env);
+      const service = await startBatchService({
+        mongoUri: uri,
+        port: opts.port,
+        latencyMs: opts.latencyMs,
+        failRate: opts.failRate,
+        prefix: readEnv(env).CHUNKRELAY_PREFIX,
+      });
+      process.stdout.write(`${service.url}\n`);
+      process.stderr.write(
+        `reference batch service on ${service.url}, updating ${redactUri(uri)}; stop with Ctrl-C\n`,
+      );
+      await untilSignal();
+      await service.stop();
+    });
+
+  program
+    .command("demo")
     .description(
-      "Serve the embedded MongoDB engine (for machines without mongod). Prints the URI as the first stdout line.",
+      "The main job on embedded defaults: MongoDB, sample records, the reference service, a full run.",
     )
-    .option("--port <n>", "TCP port; 0 picks a free one", parsePort, 27017)
+    .option("--records <n>", "sample records to seed", positiveIntArg, 10_000)
+    .option("--chunk-size <n>", "records per chunk", positiveIntArg, 500)
+    .option("--max-in-flight <n>", "chunks in flight at once", positiveIntArg, 1)
+    .option("--latency-ms <n>", "reference service processing time per chunk", msArg, 20)
+    .option("--json", "print the job summary as JSON on the last stdout line")
+    .action(
+      async (opts: {
+        records: number;
+        chunkSize: number;
+        maxInFlight: number;
+        latencyMs: number;
+        json?: boolean;
+      }) => {
+        const controller = new AbortController();
+        const dispose = onSignal(() => controller.abort());
+        const display = createProgressDisplay();
+        try {
+          const summary = await runDemo({
+            records: opts.records,
+            chunkSize: opts.chunkSize,
+            maxInFlight: opts.maxInFlight,
+            latencyMs: opts.latencyMs,
+            env,
+            signal: controller.signal,
+            say: (line) => process.stderr.write(`${line}\n`),
+            onProgress: (p) => display.update(p),
+          });
+          display.stop();
+          printSummary(summary, opts.json === true);
+          setExit(exitCodeFor(summary));
+        } finally {
+          display.stop();
+          dispose();
+        }
+      },
+    );
+
+  program
+    .command("mongo")
+    .description("Serve the embedded MongoDB engine (for machines without mongod). Prints the URI first.")
+    .option("--port <n>", "TCP port; 0 picks a free one", portArg, 27017)
     .option("--host <address>", "interface to bind", "127.0.0.1")
     .option(
       "--dir <path>",
       "load data from here on start and save it here on clean stop (default: memory only)",
     )
     .action(async (opts: { port: number; host: string; dir?: string }) => {
-      const server = await startEmbeddedMongo({ port: opts.port, host: opts.host, dir: opts.dir });
+      const server = await startEmbeddedMongo({
+        port: opts.port,
+        host: opts.host,
+        ...(opts.dir ? { dir: opts.dir } : {}),
+      });
       process.stdout.write(`${server.uri}\n`);
       process.stderr.write(
         `embedded MongoDB engine listening on ${server.uri}` +
@@ -73,18 +340,28 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+export async function main(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(env, (c) => {
+    code = c;
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
-    return EXIT.ok;
+    return code;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof CliError) {
+      process.stderr.write(`chunkrelay: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof ConfigError || isBadInput(err)) {
+      process.stderr.write(`chunkrelay: ${(err).message}\n`);
+      return EXIT.usage;
     }
     process.stderr.write(`chunkrelay: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT.failed;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

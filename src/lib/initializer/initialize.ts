@@ -10,6 +10,7 @@ import { type Document, type Filter, MongoBulkWriteError, MongoServerError } fro
 import { z } from "zod";
 import { loadConfig } from "../config/load.js";
 import { type BatchConfig, configHash } from "../config/schema.js";
+import { finishJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { planChunksFrom, weightOf } from "../planning/chunking.js";
@@ -160,9 +161,13 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
     { _id: jobId, status: "planning" },
     { $set: { "planning.done": true, status: "running", updatedAt: now } },
   );
-  const final = await store.jobs.findOne({ _id: jobId });
+  let final = await store.jobs.findOne({ _id: jobId });
   if (!final) throw new Error(`job ${jobId} vanished`);
-  if (final.status === "planning" || final.status === "running") {
+  if (final.status === "running" && final.planning.nextChunk === 1) {
+    // Nothing to do (e.g. no new records): the job succeeds with zero records right here.
+    await finishJob(deps, final);
+    final = (await store.jobs.findOne({ _id: jobId })) ?? final;
+  } else if (final.status === "planning" || final.status === "running") {
     await deps.handOver.serve({ jobId }, keys.serveAfterPlanning(jobId));
   }
   deps.log.info(`job ${jobId} planned`, {

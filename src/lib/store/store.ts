@@ -203,3 +203,10 @@ export async function withMongo<T>(
     await client.close();
   }
 }
+
+/** The same URI pointing at another database (query options kept). */
+export function uriWithDatabase(uri: string, db: string): string {
+  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(\/[^?]*)?(\?.*)?$/.exec(uri);
+  if (!m) throw new Error(`not a MongoDB URI: ${redactUri(uri)}`);
+  return `${m[1]}/${encodeURIComponent(db)}${m[3] ?? ""}`;
+}

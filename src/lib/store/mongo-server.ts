@@ -1,10 +1,11 @@
 /**
- * Picks the MongoDB server for a test run, once: `MONGODB_URI` when set; otherwise a real
- * `mongod` from mongodb-memory-server if it can get a binary quickly; otherwise the embedded
- * engine. Whatever is chosen is a real wire connection for the official driver — tests never skip
- * for want of a server. `CHUNKRELAY_TEST_MONGO=embedded|memory-server` forces a choice.
+ * Where MongoDB comes from (DESIGN.md): `MONGODB_URI` when set; otherwise a real `mongod` from
+ * mongodb-memory-server if it can get a binary quickly; otherwise the embedded engine. Used by
+ * the demo and by the test run. Whatever is chosen is a real wire connection for the official
+ * driver. `CHUNKRELAY_TEST_MONGO=embedded|memory-server` forces a choice.
  */
-import { startEmbeddedMongo } from "../../src/lib/embedded-mongo/index.js";
+import { startEmbeddedMongo } from "../embedded-mongo/index.js";
+import { redactUri } from "./store.js";
 
 export type ServerKind = "MONGODB_URI" | "mongodb-memory-server" | "embedded engine";
 
@@ -14,8 +15,6 @@ export interface PickedServer {
   detail: string;
   stop(): Promise<void>;
 }
-
-const redact = (uri: string) => uri.replace(/\/\/[^@/]*@/, "//***@");
 
 async function tryMemoryServer(timeoutMs: number): Promise<PickedServer | string> {
   const started = Date.now();
@@ -50,12 +49,14 @@ async function tryMemoryServer(timeoutMs: number): Promise<PickedServer | string
   }
 }
 
-export async function pickMongoServer(env: NodeJS.ProcessEnv = process.env): Promise<PickedServer> {
+export async function pickMongoServer(
+  env: Record<string, string | undefined> = process.env,
+): Promise<PickedServer> {
   if (env.MONGODB_URI) {
     return {
       uri: env.MONGODB_URI,
       kind: "MONGODB_URI",
-      detail: redact(env.MONGODB_URI),
+      detail: redactUri(env.MONGODB_URI),
       stop: async () => {},
     };
   }

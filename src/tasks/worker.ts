@@ -1,0 +1,73 @@
+/**
+ * What the three tasks share inside a Trigger.dev worker: the one long-lived MongoDB client
+ * (opened on first use, reused across runs of the warm worker), the step dependencies with the
+ * Trigger.dev hand-over, and the mapping of errors to "retry" or "fail now".
+ */
+import { AbortTaskRunError, idempotencyKeys, logger, tasks } from "@trigger.dev/sdk";
+import { MongoClient } from "mongodb";
+import { postChunk } from "../lib/dispatch/http.js";
+import { readEnv } from "../lib/env.js";
+import { isBadInput } from "../lib/errors.js";
+import type { Logger, StepDeps } from "../lib/handover/handover.js";
+import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
+import { Store, databaseNameOf } from "../lib/store/store.js";
+import type { batchDataServer } from "./batch-data-server.js";
+import type { chunkProcessWatcher } from "./chunk-process-watcher.js";
+
+let client: MongoClient | undefined;
+let store: Promise<Store> | undefined;
+
+/** The worker's store: one client per worker process, indexes ensured once. */
+export function workerStore(env: Record<string, string | undefined> = process.env): Promise<Store> {
+  store ??= (async () => {
+    const { MONGODB_URI, CHUNKRELAY_PREFIX } = readEnv(env);
+    if (!MONGODB_URI) {
+      throw new AbortTaskRunError(
+        "MONGODB_URI is not set in this Trigger.dev environment; add it under Environment Variables",
+      );
+    }
+    client = new MongoClient(MONGODB_URI, { maxPoolSize: 10 });
+    await client.connect();
+    const s = new Store(client.db(databaseNameOf(MONGODB_URI)), CHUNKRELAY_PREFIX);
+    await s.ensureIndexes();
+    return s;
+  })().catch((err: unknown) => {
+    store = undefined;
+    throw err;
+  });
+  return store;
+}
+
+const taskLogger: Logger = {
+  info: (message, fields) => logger.info(message, fields),
+  warn: (message, fields) => logger.warn(message, fields),
+};
+
+export const triggerHandOver = createTriggerHandOver({
+  globalKey: (key) => idempotencyKeys.create(key, { scope: "global" }),
+  triggerServer: (payload, options) =>
+    tasks.trigger<typeof batchDataServer>("batch-data-server", payload, options),
+  triggerWatcher: (payload, options) =>
+    tasks.trigger<typeof chunkProcessWatcher>("chunk-process-watcher", payload, options),
+  now: () => new Date(),
+});
+
+export async function workerDeps(runId: string, sleep: (ms: number) => Promise<void>): Promise<StepDeps> {
+  return {
+    store: await workerStore(),
+    post: postChunk,
+    handOver: triggerHandOver,
+    now: () => new Date(),
+    sleep,
+    random: Math.random,
+    env: process.env,
+    owner: runId,
+    log: taskLogger,
+  };
+}
+
+/** Bad input fails the run at once (no retries); anything else goes to the task's retry policy. */
+export function mapError(err: unknown): unknown {
+  if (isBadInput(err)) return new AbortTaskRunError((err).message);
+  return err;
+}

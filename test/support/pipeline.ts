@@ -1,0 +1,112 @@
+/** Helpers for pipeline tests: step dependencies with a recording hand-over, and fake services. */
+import { type IncomingMessage, type Server, createServer } from "node:http";
+import { EJSON } from "bson";
+import { postChunk } from "../../src/lib/dispatch/http.js";
+import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
+import { silentLogger } from "../../src/lib/handover/handover.js";
+import type { Store } from "../../src/lib/store/store.js";
+
+export type HandOverCall =
+  | { kind: "serve"; payload: ServePayload; key: string; delayMs?: number }
+  | { kind: "watch"; payload: WatchPayload; key: string };
+
+/** A hand-over that only records what it was asked to do. */
+export function recordingHandOver(): HandOver & { calls: HandOverCall[] } {
+  const calls: HandOverCall[] = [];
+  return {
+    calls,
+    serve(payload, key, delayMs) {
+      calls.push({ kind: "serve", payload, key, ...(delayMs !== undefined ? { delayMs } : {}) });
+      return Promise.resolve();
+    },
+    watch(payload, key) {
+      calls.push({ kind: "watch", payload, key });
+      return Promise.resolve();
+    },
+  };
+}
+
+export function stepDeps(store: Store, overrides: Partial<StepDeps> = {}): StepDeps {
+  return {
+    store,
+    post: postChunk,
+    handOver: recordingHandOver(),
+    now: () => new Date(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    random: () => 0.5,
+    env: {},
+    owner: "test-runner",
+    log: silentLogger,
+    ...overrides,
+  };
+}
+
+export interface FakeRequest {
+  key: string;
+  headers: IncomingMessage["headers"];
+  body: {
+    jobId: string;
+    chunk: number;
+    attempt: number;
+    records: Array<{ id: unknown; [k: string]: unknown }>;
+  };
+}
+
+export interface FakeReply {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** What the fake service then reports for the chunk's records. */
+  report?: "processed" | "failed" | "none";
+}
+
+/** An HTTP batch service whose every reply the test decides; it reports into `store`. */
+export async function startFakeService(
+  store: Store,
+  decide: (req: FakeRequest, n: number) => FakeReply,
+): Promise<{ url: string; requests: FakeRequest[]; stop(): Promise<void> }> {
+  const requests: FakeRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on("data", (b: Buffer) => parts.push(b));
+    req.on("end", () => {
+      void (async () => {
+        const body = EJSON.parse(Buffer.concat(parts).toString("utf8"), {
+          relaxed: true,
+        }) as FakeRequest["body"];
+        const request: FakeRequest = {
+          key: String(req.headers["idempotency-key"]),
+          headers: req.headers,
+          body,
+        };
+        requests.push(request);
+        const reply = decide(request, requests.length);
+        res.writeHead(reply.status, { "content-type": "application/json", ...(reply.headers ?? {}) });
+        res.end(reply.body ?? "{}");
+        if (reply.report && reply.report !== "none") {
+          await store.details.updateMany(
+            { jobId: body.jobId, recordId: { $in: body.records.map((r) => r.id) }, status: "sent" },
+            {
+              $set: {
+                status: reply.report,
+                processedAt: new Date(),
+                ...(reply.report === "failed" ? { error: "fake failure" } : {}),
+              },
+            },
+          );
+        }
+      })();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/chunks`,
+    requests,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, configHash, configJsonSchema, parseConfig } from "../../src/lib/config/schema.js";
+
+const minimal = {
+  name: "orders",
+  source: { collection: "orders" },
+  target: { url: "https://svc.example/chunks" },
+};
+
+const issuesOf = (raw: unknown): string[] => {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  throw new Error("expected the config to be refused");
+};
+
+describe("config schema", () => {
+  it("fills every default", () => {
+    const c = parseConfig(minimal);
+    expect(c).toMatchObject({
+      description: "",
+      source: { filter: {}, orderBy: "_id", fields: [] },
+      chunking: { maxRecords: 500 },
+      target: { timeoutMs: 30_000, headers: {} },
+      maxInFlight: 1,
+      retry: { maxAttempts: 3, maxDeliveryTries: 8, backoffMs: 1000, maxBackoffMs: 60_000 },
+      watch: { pollIntervalMs: 2000, chunkTimeoutMs: 600_000 },
+    });
+  });
+
+  it("reads a document from batch_config, with _id as the name", () => {
+    const { name: _n, ...rest } = minimal;
+    expect(parseConfig({ _id: "orders", ...rest, updatedAt: new Date() }).name).toBe("orders");
+  });
+
+  it("names each bad field and how to fix it", () => {
+    const issues = issuesOf({
+      ...minimal,
+      source: { collection: "orders", filter: { $and: [{ $where: "this.a > 1" }] }, colour: "red" },
+      chunking: { maxRecords: -5 },
+      target: { url: "ftp://svc.example/x" },
+      maxInFlight: 0,
+    });
+    expect(issues.join("\n")).toContain("'$where' runs JavaScript on the server");
+    expect(issues.join("\n")).toContain("unknown field(s) 'colour'");
+    expect(issues.join("\n")).toContain("chunking.maxRecords");
+    expect(issues.join("\n")).toContain("target.url: an http:// or https:// URL");
+    expect(issues.join("\n")).toContain("maxInFlight");
+  });
+
+  it("rejects $function and $accumulator anywhere in the filter", () => {
+    expect(
+      issuesOf({ ...minimal, source: { collection: "o", filter: { $expr: { $function: {} } } } })[0],
+    ).toContain("$function");
+    expect(
+      issuesOf({ ...minimal, source: { collection: "o", filter: { x: { $accumulator: 1 } } } })[0],
+    ).toContain("$accumulator");
+  });
+
+  it("needs a weight field for a weight limit", () => {
+    expect(issuesOf({ ...minimal, chunking: { maxWeight: 10 } })[0]).toContain("needs source.weightField");
+  });
+
+  it("keeps secrets out of the document: headers name environment variables", () => {
+    const c = parseConfig({
+      ...minimal,
+      target: {
+        url: "http://x.example",
+        headers: { Authorization: { env: "SVC_TOKEN", prefix: "Bearer " } },
+      },
+    });
+    expect(c.target.headers.Authorization).toEqual({ env: "SVC_TOKEN", prefix: "Bearer " });
+    expect(
+      issuesOf({
+        ...minimal,
+        target: { url: "http://x.example", headers: { Authorization: "Bearer abc" } },
+      })[0],
+    ).toContain("target.headers.Authorization");
+  });
+
+  it("hashes equal configs equally, whatever the key order or description", () => {
+    const a = parseConfig(minimal);
+    const b = parseConfig({
+      target: minimal.target,
+      source: minimal.source,
+      name: "orders",
+      description: "other",
+    });
+    expect(configHash(a)).toBe(configHash(b));
+    expect(configHash(parseConfig({ ...minimal, maxInFlight: 2 }))).not.toBe(configHash(a));
+  });
+
+  it("publishes a JSON Schema with the defaults documented", () => {
+    const schema = configJsonSchema() as { properties: Record<string, { description?: string }> };
+    expect(schema.properties.maxInFlight?.description).toContain("Default: 1");
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining([
+        "name",
+        "source",
+        "chunking",
+        "target",
+        "maxInFlight",
+        "retry",
+        "watch",
+        "description",
+      ]),
+    );
+  });
+});
