@@ -38,6 +38,14 @@ export function workerStore(env: Record<string, string | undefined> = process.en
   return store;
 }
 
+/** Closes the worker's client (tests; a worker process simply exits). */
+export async function closeWorkerStore(): Promise<void> {
+  const c = client;
+  client = undefined;
+  store = undefined;
+  await c?.close();
+}
+
 const taskLogger: Logger = {
   info: (message, fields) => logger.info(message, fields),
   warn: (message, fields) => logger.warn(message, fields),
@@ -68,6 +76,6 @@ export async function workerDeps(runId: string, sleep: (ms: number) => Promise<v
 
 /** Bad input fails the run at once (no retries); anything else goes to the task's retry policy. */
 export function mapError(err: unknown): unknown {
-  if (isBadInput(err)) return new AbortTaskRunError((err).message);
+  if (isBadInput(err)) return new AbortTaskRunError(err.message);
   return err;
 }

@@ -358,7 +358,7 @@ export async function main(
       return err.exitCode;
     }
     if (err instanceof ConfigError || isBadInput(err)) {
-      process.stderr.write(`chunkrelay: ${(err).message}\n`);
+      process.stderr.write(`chunkrelay: ${err.message}\n`);
       return EXIT.usage;
     }
     process.stderr.write(`chunkrelay: ${err instanceof Error ? err.message : String(err)}\n`);

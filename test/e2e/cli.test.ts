@@ -1,0 +1,177 @@
+/**
+ * The CLI as a user runs it: subprocesses of `bin/chunkrelay.js` against the test database and a
+ * reference batch service, on 10,000 records. Checked from the database and from the service's
+ * own ledger: every record sent exactly once, in order, in chunks within the limits, never more
+ * than maxInFlight chunks in flight.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
+import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { useTestDatabase } from "../support/db.js";
+
+const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const t = useTestDatabase("cli_e2e");
+let store: Store;
+let service: BatchService;
+let dbUri: string;
+const dir = mkdtempSync(join(tmpdir(), "chunkrelay-cli-"));
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, MONGODB_URI: undefined, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const lastJson = (out: string): Record<string, unknown> => {
+  const lines = out.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1] ?? "{}") as Record<string, unknown>;
+};
+
+beforeAll(async () => {
+  store = new Store(t.db());
+  dbUri = uriWithDatabase(t.uri, t.db().databaseName);
+  service = await startBatchService({ mongoUri: dbUri, latencyMs: 2 });
+  const docs = Array.from({ length: 10_000 }, (_, i) => ({
+    _id: i as never,
+    seq: i,
+    label: `r${i}`,
+    weight: 1 + (i % 5),
+  }));
+  // Insert out of order: the pipeline must still send records by the order key.
+  await store.db.collection("cli_src").insertMany(docs.reverse());
+});
+
+afterAll(async () => {
+  await service.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("chunkrelay CLI", () => {
+  it("applies a config and runs a 10,000-record job exactly once, in order, within the limits", async () => {
+    const file = join(dir, "cli.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "cli",
+        source: { collection: "cli_src", orderBy: "seq", fields: ["label"], weightField: "weight" },
+        chunking: { maxRecords: 400, maxWeight: 1000 },
+        target: { url: service.url },
+        maxInFlight: 2,
+        watch: { pollIntervalMs: 20 },
+      }),
+    );
+    const applied = await cli(["config", "apply", file, "--mongo", dbUri]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stderr).toContain("config 'cli' applied");
+
+    const run = await cli(["run", "cli", "--job-id", "cli-job", "--json"], { MONGODB_URI: dbUri });
+    expect(run.code, run.stderr).toBe(0);
+    const summary = lastJson(run.stdout);
+    expect(summary).toMatchObject({
+      jobId: "cli-job",
+      status: "succeeded",
+      records: 10_000,
+      processed: 10_000,
+      exceptions: 0,
+    });
+    // Progress lines went to stderr (not a terminal here: plain lines).
+    expect(run.stderr).toMatch(/job cli-job: \d+\/10000 records/);
+
+    const deliveries = service.ledger.filter((d) => d.jobId === "cli-job");
+    expect(deliveries.every((d) => !d.duplicate)).toBe(true);
+    const sent = [...deliveries].sort((a, b) => a.chunk - b.chunk).flatMap((d) => d.recordIds);
+    expect(sent).toEqual(
+      Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ id: { $numberInt: String(i) } })),
+    );
+    expect(deliveries.every((d) => d.recordIds.length <= 400)).toBe(true);
+    expect(service.maxConcurrent).toBeLessThanOrEqual(2);
+    const chunks = await store.chunks.find({ jobId: "cli-job" }).toArray();
+    expect(chunks.every((c) => c.weight <= 1000 && c.status === "processed")).toBe(true);
+    expect(await store.details.countDocuments({ jobId: "cli-job", status: "processed" })).toBe(10_000);
+
+    const status = await cli(["status", "cli-job", "--json", "--mongo", dbUri]);
+    expect(status.code).toBe(0);
+    const shown = lastJson(status.stdout) as { job: { status: string }; chunks: unknown[] };
+    expect(shown.job.status).toBe("succeeded");
+    expect(shown.chunks).toHaveLength(chunks.length);
+
+    // Running the finished job again changes nothing and sends nothing.
+    const before = service.ledger.length;
+    const again = await cli(["run", "cli", "--job-id", "cli-job", "--json"], { MONGODB_URI: dbUri });
+    expect(again.code).toBe(0);
+    expect(service.ledger.length).toBe(before);
+  }, 120_000);
+
+  it("exits 2 with a precise message for a bad config, and writes nothing", async () => {
+    const file = join(dir, "bad.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "bad",
+        source: { collection: "x", filter: { $where: "1" } },
+        target: { url: "mailto:x" },
+      }),
+    );
+    const res = await cli(["config", "apply", file, "--mongo", dbUri]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("'$where' runs JavaScript on the server");
+    expect(res.stderr).toContain("target.url");
+    expect(await store.configs.countDocuments({ _id: "bad" })).toBe(0);
+  }, 30_000);
+
+  it("exits 2 when no MongoDB or no such config is given, and 1 when the job fails", async () => {
+    const noMongo = await cli(["run", "cli"]);
+    expect(noMongo.code).toBe(2);
+    expect(noMongo.stderr).toContain("set MONGODB_URI or pass --mongo");
+    const unknown = await cli(["run", "no-such-config"], { MONGODB_URI: dbUri });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("config 'no-such-config' not found");
+    const file = join(dir, "dead.json");
+    // Port 9 (discard) refuses connections here: one delivery try, then the chunk fails.
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "dead",
+        source: { collection: "cli_src", filter: { seq: { $lt: 10 } } },
+        target: { url: "http://127.0.0.1:9/chunks", timeoutMs: 2000 },
+        retry: { maxDeliveryTries: 1 },
+      }),
+    );
+    expect((await cli(["config", "apply", file, "--mongo", dbUri])).code).toBe(0);
+    const failed = await cli(["run", "dead", "--json"], { MONGODB_URI: dbUri });
+    expect(failed.code).toBe(1);
+    expect(lastJson(failed.stdout)).toMatchObject({ status: "failed", records: 10, exceptions: 10 });
+  }, 60_000);
+
+  it("runs the demo end to end with --json", async () => {
+    const res = await cli(["demo", "--records", "2000", "--chunk-size", "250", "--json"], {
+      MONGODB_URI: dbUri,
+    });
+    expect(res.code, res.stderr).toBe(0);
+    expect(lastJson(res.stdout)).toMatchObject({
+      status: "succeeded",
+      records: 2000,
+      chunks: 8,
+      processed: 2000,
+    });
+    expect(res.stderr).toContain("MongoDB: MONGODB_URI");
+  }, 60_000);
+});
