@@ -247,25 +247,29 @@ export function buildProgram(
     .command("batch-service")
     .description("Run the reference batch service (the service side of the contract). Prints its URL first.")
     .option("--port <n>", "TCP port; 0 picks a free one", portArg, 3000)
+    .option("--host <address>", "interface to bind (0.0.0.0 inside a container)", "127.0.0.1")
     .option("--latency-ms <n>", "processing time per chunk", msArg, 20)
     .option("--fail-rate <r>", "fraction of records reported failed (0..1)", rateArg, 0)
     .addOption(mongoOption())
-    .action(async (opts: { port: number; latencyMs: number; failRate: number; mongo?: string }) => {
-      const uri = mongoUri(opts.mongo, env);
-      const service = await startBatchService({
-        mongoUri: uri,
-        port: opts.port,
-        latencyMs: opts.latencyMs,
-        failRate: opts.failRate,
-        prefix: readEnv(env).CHUNKRELAY_PREFIX,
-      });
-      process.stdout.write(`${service.url}\n`);
-      process.stderr.write(
-        `reference batch service on ${service.url}, updating ${redactUri(uri)}; stop with Ctrl-C\n`,
-      );
-      await untilSignal();
-      await service.stop();
-    });
+    .action(
+      async (opts: { port: number; host: string; latencyMs: number; failRate: number; mongo?: string }) => {
+        const uri = mongoUri(opts.mongo, env);
+        const service = await startBatchService({
+          mongoUri: uri,
+          port: opts.port,
+          host: opts.host,
+          latencyMs: opts.latencyMs,
+          failRate: opts.failRate,
+          prefix: readEnv(env).CHUNKRELAY_PREFIX,
+        });
+        process.stdout.write(`${service.url}\n`);
+        process.stderr.write(
+          `reference batch service on ${service.url}, updating ${redactUri(uri)}; stop with Ctrl-C\n`,
+        );
+        await untilSignal();
+        await service.stop();
+      },
+    );
 
   program
     .command("demo")
