@@ -3,7 +3,7 @@
  * updates, with the checks a real server makes before touching anything (unknown or
  * conflicting operators, immutable `_id`) and the upsert seed taken from the query.
  */
-import { updateMany, updateOne } from "mingo";
+import { updateMany } from "mingo";
 import { ObjectId, serialize } from "bson";
 import { CommandError, fail } from "./errors.js";
 import { type TypeHint, markWrapped, plainOf, restoreTypes, runPipeline } from "./query.js";
@@ -192,20 +192,8 @@ export function applyUpdate(
     const ops = operatorsFor(update, inserting);
     checkTargets(before, ops, inserting);
     const working = [cloneValue(plainOf(before))];
-    if (Object.keys(ops).length > 0) {
-      try {
-        updateOne(
-          working,
-          {},
-          plainValue(ops) as never,
-          { arrayFilters: plainValue(arrayFilters ?? []) as BsonDocument[] },
-          { scriptEnabled: false },
-        );
-      } catch (err) {
-        const message = (err as Error).message;
-        fail(/path|field/i.test(message) ? "PathNotViable" : "BadValue", message);
-      }
-    }
+    const error = runOperators(working, ops, arrayFilters);
+    if (error) throw error;
     after = finish(before, working[0], typeHints(update));
   }
   if (keyOf(after._id) !== keyOf(before._id) || after._id === undefined) {
@@ -213,6 +201,31 @@ export function applyUpdate(
     fail("ImmutableField", "Performing an update on the path '_id' would modify the immutable field '_id'");
   }
   return idFirst(after, after._id);
+}
+
+/**
+ * Applies update operators in place to plain documents with mingo's updater, set up once for all
+ * of them. Returns the server error to report when mingo refuses the update.
+ */
+function runOperators(
+  working: BsonDocument[],
+  ops: BsonDocument,
+  arrayFilters: BsonDocument[] | undefined,
+): CommandError | undefined {
+  if (working.length === 0 || Object.keys(ops).length === 0) return undefined;
+  try {
+    updateMany(
+      working,
+      {},
+      plainValue(ops) as never,
+      { arrayFilters: plainValue(arrayFilters ?? []) as BsonDocument[] },
+      { scriptEnabled: false },
+    );
+    return undefined;
+  } catch (err) {
+    const message = (err as Error).message;
+    return new CommandError(/path|field/i.test(message) ? "PathNotViable" : "BadValue", message);
+  }
 }
 
 /** The operators to apply: `$setOnInsert` folds into `$set` on insert and is dropped otherwise. */
@@ -268,23 +281,8 @@ export function applyUpdates(
     }
   }
   const working = usable.map((b) => cloneValue(plainOf(b)));
-  if (working.length > 0 && Object.keys(ops).length > 0) {
-    try {
-      updateMany(
-        working,
-        {},
-        plainValue(ops) as never,
-        { arrayFilters: plainValue(arrayFilters ?? []) as BsonDocument[] },
-        { scriptEnabled: false },
-      );
-    } catch (err) {
-      const message = (err as Error).message;
-      return {
-        afters: [],
-        error: new CommandError(/path|field/i.test(message) ? "PathNotViable" : "BadValue", message),
-      };
-    }
-  }
+  const failure = runOperators(working, ops, arrayFilters);
+  if (failure) return { afters: [], error: failure };
   const hints = typeHints(update);
   const afters = usable.map((b, i) => idFirst(finish(b, working[i], hints), b._id));
   return error === undefined ? { afters } : { afters, error };
