@@ -28,6 +28,12 @@ describe("find", () => {
       .toArray();
     // age ≥ 2 and odd i: 3,7,9,13,17,19 → by age desc, name asc: p19(4), p9(4), p13(3), p3(3), p17(2), p7(2)
     expect(docs).toEqual([{ name: "p9" }, { name: "p13" }, { name: "p3" }]);
+    expect(await coll.findOne({ _id: 4 as never }, { projection: { _id: 1 } })).toEqual({ _id: 4 });
+    expect(await coll.findOne({ _id: 4 as never }, { projection: { _id: 0 } })).toEqual({
+      age: 4,
+      name: "p4",
+      tags: [0, 9],
+    });
     const excluded = await coll.findOne({ _id: 4 as never }, { projection: { tags: 0, name: 0 } });
     expect(excluded).toEqual({ _id: 4, age: 4 });
     const computed = await coll.findOne(

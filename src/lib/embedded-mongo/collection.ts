@@ -130,17 +130,17 @@ export class Index {
 
   /** The id of another document holding this key in a unique index, if any. */
   findConflict(key: unknown[], id: string): string | undefined {
-    for (const [k, other] of this.tree.entries([...key, this.startId(key.length)])) {
+    // Entries sort by key, then id; ids are never empty, so [...key, ""] sits just before them.
+    let pair = this.tree.nextHigherPair([...key, MIN_ID]);
+    while (pair) {
+      const [k, other] = pair;
       for (let i = 0; i < key.length; i++) {
         if (compareValues(k[i], key[i]) !== 0) return undefined;
       }
       if (other !== id) return other;
+      pair = this.tree.nextHigherPair(k);
     }
     return undefined;
-  }
-
-  private startId(_n: number): string {
-    return MIN_ID;
   }
 
   add(keys: unknown[][], id: string): void {
@@ -247,7 +247,8 @@ export class Collection {
   /** Throws E11000 if `doc` would collide with another document in a unique index. */
   private checkUnique(doc: BsonDocument, id: string, keys: unknown[][][]): void {
     this.indexes.forEach((index, i) => {
-      if (!index.unique && index.name !== "_id_") return;
+      // _id uniqueness is the document map's own (same equality as the index's).
+      if (!index.unique || index.name === "_id_") return;
       for (const key of keys[i] as unknown[][]) {
         if (index.findConflict(key, id) !== undefined) throw this.duplicateKeyError(index, key);
       }

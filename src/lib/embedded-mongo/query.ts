@@ -293,7 +293,9 @@ function simpleProjection(spec: BsonDocument): SimpleProjection | undefined {
     }
     paths.push(path.split("."));
   }
-  if (include === undefined) return { include: false, paths: id ? [] : [["_id"]], id };
+  // Only `_id` named: {_id: 1} keeps just the id, {_id: 0} drops just the id.
+  if (include === undefined)
+    return id ? { include: true, paths: [], id } : { include: false, paths: [["_id"]], id };
   if (!include && !id) paths.push(["_id"]);
   return { include, paths, id };
 }

@@ -184,12 +184,47 @@ const cmp = (a: number | string | bigint, b: number | string | bigint): number =
   a < b ? -1 : a > b ? 1 : 0;
 
 function compareStrings(a: string, b: string): number {
-  // MongoDB compares UTF-8 bytes; UTF-16 code-unit order only differs from that when surrogate
-  // pairs meet code points above U+E000, so the byte comparison is kept for those strings only.
-  if (/[\ud800-\uffff]/.test(a) || /[\ud800-\uffff]/.test(b)) {
-    return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+  if (a === b) return 0;
+  // MongoDB compares UTF-8 bytes. UTF-16 code units order the same way unless the first
+  // difference is between two units at or above U+D800 (a surrogate against U+E000..U+FFFF);
+  // only then are the UTF-8 bytes compared.
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x >= 0xd800 && y >= 0xd800) return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+      return x - y;
+    }
   }
-  return cmp(a, b);
+  return a.length - b.length;
+}
+
+type ObjectIdLike = { id: Uint8Array; i0?: number; i1?: number; i2?: number; i3?: number };
+
+/**
+ * bson 7 keeps an ObjectId as four 24-bit big-endian integers (i0..i3); comparing them in order
+ * is comparing the 12 bytes, without allocating the byte view `id` builds on every access.
+ */
+function compareObjectIds(a: ObjectIdLike, b: ObjectIdLike): number {
+  if (typeof a.i0 === "number" && typeof b.i0 === "number") {
+    return (
+      a.i0 - b.i0 ||
+      (a.i1 as number) - (b.i1 as number) ||
+      (a.i2 as number) - (b.i2 as number) ||
+      (a.i3 as number) - (b.i3 as number)
+    );
+  }
+  return compareBytes(a.id, b.id);
+}
+
+function compareBytes(x: Uint8Array, y: Uint8Array): number {
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const d = (x[i] as number) - (y[i] as number);
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
 }
 
 function compareNumbers(a: unknown, b: unknown): number {
@@ -212,6 +247,9 @@ function bytesOf(v: unknown): Uint8Array {
 
 /** Total order of BSON values, as MongoDB sorts and indexes them. */
 export function compareValues(a: unknown, b: unknown): number {
+  // Fast paths for the common index keys: two strings, two finite numbers.
+  if (typeof a === "string" && typeof b === "string") return compareStrings(a, b);
+  if (typeof a === "number" && typeof b === "number" && a === a && b === b) return a < b ? -1 : a > b ? 1 : 0;
   const ba = bracket(a);
   const bb = bracket(b);
   if (ba !== bb) return ba - bb;
@@ -246,10 +284,7 @@ export function compareValues(a: unknown, b: unknown): number {
       return Buffer.compare(x, y);
     }
     case 8:
-      return cmp(
-        (a as { toHexString(): string }).toHexString(),
-        (b as { toHexString(): string }).toHexString(),
-      );
+      return compareObjectIds(a as ObjectIdLike, b as ObjectIdLike);
     case 9:
       return cmp(Number(a), Number(b));
     case 10:

@@ -44,7 +44,13 @@ export interface InitializeResult {
   status: JobDoc["status"];
 }
 
+/**
+ * Records per insertMany, per planning group and per source cursor batch. Larger cursor batches
+ * (5000) made the driver's reply buffers grow the heap with N: peak RSS at 10·N rose ~45%.
+ */
 const DETAIL_BATCH = 1000;
+/** Planning groups being written while the next is read (memory: this many groups). */
+const MAX_GROUPS_IN_FLIGHT = 3;
 
 export function newJobId(configName: string, now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
@@ -199,76 +205,122 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
     .collection(config.source.collection)
     .find(sourceQuery(config, job), { projection, batchSize: DETAIL_BATCH })
     .sort({ [key]: 1, _id: 1 });
-  const records = (async function* () {
-    for await (const doc of cursor) {
-      yield {
-        id: doc._id as unknown,
+  // Whole cursor batches at a time: one await per batch of records, not one per record.
+  const batches = (async function* () {
+    while (await cursor.hasNext()) {
+      yield cursor.readBufferedDocuments().map((doc) => ({
+        id: doc._id,
         key: getPath(doc, key),
         weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
-      };
+      }));
     }
   })();
 
   let chunkNo = job.planning.nextChunk;
   let total = job.planning.records;
   let totalWeight = job.planning.weight;
-  let handedOver = false;
-  try {
-    for await (const chunk of planChunksFrom(records, config.chunking)) {
-      const now = deps.now();
-      const weight = chunk.reduce((w, r) => w + r.weight, 0);
-      for (let i = 0; i < chunk.length; i += DETAIL_BATCH) {
-        const docs: DetailDoc[] = chunk.slice(i, i + DETAIL_BATCH).map((r) => ({
-          jobId,
-          recordId: r.id,
-          chunk: chunkNo,
-          status: "pending",
-          attempts: 0,
-          ...(weightField ? { weight: r.weight } : {}),
-        }));
-        await insertIdempotent(() => store.details.insertMany(docs, { ordered: false }));
+  const firstChunk = chunkNo;
+  type Planned = {
+    no: number;
+    records: Array<{ id: unknown; key: unknown; weight: number }>;
+    weight: number;
+  };
+
+  // Small chunks are written in groups of about DETAIL_BATCH records (one insertMany for their
+  // records, one for their chunk documents, one checkpoint), so the per-chunk cost stays a
+  // fraction of a round trip. A group's writes overlap reading the next; at most
+  // MAX_GROUPS_IN_FLIGHT groups are held (bounded memory). Checkpoints stay in order — each waits for the previous
+  // one — and a crash leaves only chunks past the checkpoint, which the next run cuts again.
+  let previous: Promise<void> = Promise.resolve();
+  const outstanding: Promise<void>[] = [];
+  const writeGroup = (group: Planned[]) => {
+    const now = deps.now();
+    const last = group[group.length - 1] as Planned;
+    const lastRecord = last.records[last.records.length - 1];
+    const checkpoint = { records: total, weight: totalWeight };
+    const before = previous;
+    const done = (async () => {
+      const details: DetailDoc[] = [];
+      const writes: Array<Promise<void>> = [];
+      const flushDetails = () => {
+        const docs = details.splice(0);
+        if (docs.length > 0)
+          writes.push(insertIdempotent(() => store.details.insertMany(docs, { ordered: false })));
+      };
+      for (const c of group) {
+        for (const r of c.records) {
+          details.push({
+            jobId,
+            recordId: r.id,
+            chunk: c.no,
+            status: "pending",
+            attempts: 0,
+            ...(weightField ? { weight: r.weight } : {}),
+          });
+          if (details.length >= DETAIL_BATCH) flushDetails();
+        }
       }
-      const first = chunk[0];
-      const last = chunk[chunk.length - 1];
-      const doc: ChunkDoc = {
+      flushDetails();
+      const chunkDocs: ChunkDoc[] = group.map((c) => ({
         jobId,
-        chunk: chunkNo,
+        chunk: c.no,
         status: "pending",
         done: false,
         attempt: 1,
         deliveryTries: 0,
-        recordCount: chunk.length,
-        weight,
-        firstKey: first?.key ?? null,
-        lastKey: last?.key ?? null,
+        recordCount: c.records.length,
+        weight: c.weight,
+        firstKey: c.records[0]?.key ?? null,
+        lastKey: c.records[c.records.length - 1]?.key ?? null,
         configHash: hash,
         dueAt: now,
         createdAt: now,
-      };
-      await insertIdempotent(() => store.chunks.insertOne(doc));
-      total += chunk.length;
-      totalWeight += weight;
+      }));
+      writes.push(insertIdempotent(() => store.chunks.insertMany(chunkDocs, { ordered: false })));
+      await Promise.all(writes);
+      await before;
+      const firstNo = (group[0] as Planned).no;
       await store.jobs.updateOne(
-        { _id: jobId, "planning.nextChunk": chunkNo },
+        { _id: jobId, "planning.nextChunk": firstNo },
         {
           $set: {
-            "planning.lastKey": last?.key ?? null,
-            "planning.lastId": last?.id,
-            "planning.nextChunk": chunkNo + 1,
-            "planning.records": total,
-            "planning.weight": totalWeight,
+            "planning.lastKey": lastRecord?.key ?? null,
+            "planning.lastId": lastRecord?.id,
+            "planning.nextChunk": last.no + 1,
+            "planning.records": checkpoint.records,
+            "planning.weight": checkpoint.weight,
             updatedAt: now,
           },
         },
       );
-      chunkNo++;
-      if (!handedOver) {
-        // Start serving while planning goes on: the first chunk need not wait for the last.
-        handedOver = true;
-        await deps.handOver.serve({ jobId }, `serve:${jobId}:first-chunk`);
+      // Start serving while planning goes on: the first chunk need not wait for the last.
+      if (firstNo === firstChunk) await deps.handOver.serve({ jobId }, `serve:${jobId}:first-chunk`);
+    })();
+    done.catch(() => undefined); // observed below, when it is awaited in order
+    previous = done;
+    outstanding.push(done);
+  };
+
+  let group: Planned[] = [];
+  let groupRecords = 0;
+  try {
+    for await (const records of planChunksFrom(batches, config.chunking)) {
+      const weight = records.reduce((w, r) => w + r.weight, 0);
+      group.push({ no: chunkNo++, records, weight });
+      groupRecords += records.length;
+      total += records.length;
+      totalWeight += weight;
+      if (groupRecords >= DETAIL_BATCH) {
+        writeGroup(group);
+        group = [];
+        groupRecords = 0;
+        if (outstanding.length >= MAX_GROUPS_IN_FLIGHT) await outstanding.shift();
       }
     }
+    if (group.length > 0) writeGroup(group);
+    while (outstanding.length > 0) await outstanding.shift();
   } finally {
+    await Promise.allSettled(outstanding);
     await cursor.close();
   }
 }

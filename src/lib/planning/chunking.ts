@@ -67,16 +67,21 @@ export function* planChunks<R extends PlannedRecord>(
   if (open.records.length > 0) yield open.records;
 }
 
-/** The same over an async source (a MongoDB cursor), holding at most one chunk in memory. */
+/**
+ * The same over an async source delivering batches of records (a MongoDB cursor's batches),
+ * holding at most one open chunk and one batch in memory.
+ */
 export async function* planChunksFrom<R extends PlannedRecord>(
-  records: AsyncIterable<R>,
+  batches: AsyncIterable<readonly R[]>,
   limits: ChunkLimits,
 ): AsyncGenerator<R[]> {
   let open = emptyChunk<R>();
-  for await (const r of records) {
-    const step = addRecord(open, r, limits);
-    for (const c of step.closed) yield c.records;
-    open = step.open;
+  for await (const batch of batches) {
+    for (const r of batch) {
+      const step = addRecord(open, r, limits);
+      for (const c of step.closed) yield c.records;
+      open = step.open;
+    }
   }
   if (open.records.length > 0) yield open.records;
 }

@@ -37,6 +37,8 @@ export interface Delivery {
   /** Record ids as canonical Extended JSON strings. */
   recordIds: string[];
   receivedAt: number;
+  /** When the service finished reporting this chunk's records (not set for duplicates). */
+  processedAt?: number;
   duplicate: boolean;
 }
 
@@ -101,7 +103,7 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
   let maxConcurrent = 0;
   let stopping = false;
 
-  async function processChunk(body: z.infer<typeof chunkBodySchema>): Promise<void> {
+  async function processChunk(body: z.infer<typeof chunkBodySchema>, delivery: Delivery): Promise<void> {
     concurrent++;
     maxConcurrent = Math.max(maxConcurrent, concurrent);
     try {
@@ -129,6 +131,7 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
           },
         );
       }
+      delivery.processedAt = Date.now();
     } finally {
       concurrent--;
     }
@@ -151,7 +154,7 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       return reply(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
     }
     const duplicate = seenKeys.has(key);
-    ledger.push({
+    const delivery: Delivery = {
       key,
       jobId: body.jobId,
       chunk: body.chunk,
@@ -159,10 +162,11 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       recordIds: body.records.map((r) => idKey(r.id)),
       receivedAt: Date.now(),
       duplicate,
-    });
+    };
+    ledger.push(delivery);
     if (duplicate) return reply(res, 409, { error: "already accepted under this Idempotency-Key" });
     seenKeys.add(key);
-    const p = processChunk(body).catch((err: unknown) => {
+    const p = processChunk(body, delivery).catch((err: unknown) => {
       process.stderr.write(`batch-service: processing chunk ${body.chunk} failed: ${String(err)}\n`);
     });
     work.add(p);

@@ -1,0 +1,18 @@
+/** Step dependencies for benchmarks (real HTTP, real clock, no logging). */
+import { postChunk } from "../src/lib/dispatch/http.js";
+import { type HandOver, type StepDeps, silentLogger } from "../src/lib/handover/handover.js";
+import type { Store } from "../src/lib/store/store.js";
+
+export function benchDeps(store: Store, handOver: HandOver): StepDeps {
+  return {
+    store,
+    post: postChunk,
+    handOver,
+    now: () => new Date(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    random: Math.random,
+    env: {},
+    owner: `bench:${process.pid}`,
+    log: silentLogger,
+  };
+}

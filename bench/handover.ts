@@ -1,0 +1,7 @@
+/** A hand-over that does nothing: benchmarks of one step must not start the next. */
+import type { HandOver } from "../src/lib/handover/handover.js";
+
+export const recordingOnly = (): HandOver => ({
+  serve: () => Promise.resolve(),
+  watch: () => Promise.resolve(),
+});

@@ -1,0 +1,345 @@
+/**
+ * chunkrelay's benchmark (`npm run bench [-- --records N --json]`). In one run, on one MongoDB
+ * (MONGODB_URI, or the embedded engine in a process of its own), it measures:
+ *  - initializer throughput against a plain driver insertMany of equally sized documents into a
+ *    collection with the same indexes as batch_details (the unavoidable work), and their ratio;
+ *  - the initializer's peak RSS at N and at 10·N records (each in a child process), and their ratio;
+ *  - hop latency: from the service marking a chunk's last record processed to the next chunk's
+ *    POST arriving, p50/p99, with the watcher's poll interval;
+ *  - end-to-end records/s against the reference service with zero latency, and MongoDB commands
+ *    per chunk (driver command monitor) at N/10 and N records.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { Command, InvalidArgumentError } from "commander";
+import { type CommandStartedEvent, MongoClient } from "mongodb";
+import { applyConfig } from "../src/lib/config/load.js";
+import { initializeJob } from "../src/lib/initializer/initialize.js";
+import { runJobLocally } from "../src/lib/runner/local-runner.js";
+import { startBatchService } from "../src/lib/service/batch-service.js";
+import { Store, redactUri, uriWithDatabase } from "../src/lib/store/store.js";
+import { benchDeps } from "./deps.js";
+import { recordingOnly } from "./handover.js";
+
+const ROOT = join(import.meta.dirname, "..");
+
+function intArg(min: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number ≥ ${min}`);
+    return n;
+  };
+}
+
+const program = new Command("bench")
+  .option("--records <n>", "records N (RSS is also measured at 10·N)", intArg(1000), 20_000)
+  .option("--poll-ms <n>", "watcher poll interval for the hop and end-to-end runs", intArg(10), 100)
+  .option("--chunk-size <n>", "records per chunk in the hop and end-to-end runs", intArg(1), 100)
+  .option("--json", "print the results as JSON on the last stdout line")
+  .parse();
+const opts = program.opts<{ records: number; pollMs: number; chunkSize: number; json?: boolean }>();
+
+const say = (s: string) => process.stderr.write(`${s}\n`);
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
+};
+const median = (xs: number[]) => percentile(xs, 50);
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+
+function lineFrom(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (!child.stdout) return reject(new Error("child has no stdout"));
+    createInterface({ input: child.stdout }).once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`child exited with ${code} before printing`)));
+  });
+}
+
+async function startServer(): Promise<{ uri: string; kind: string; stop(): Promise<void> }> {
+  const fromEnv = process.env.MONGODB_URI;
+  const dbName = `chunkrelay_bench_${randomBytes(3).toString("hex")}`;
+  if (fromEnv) {
+    return {
+      uri: uriWithDatabase(fromEnv, dbName),
+      kind: `MONGODB_URI (${redactUri(fromEnv)})`,
+      stop: async () => {},
+    };
+  }
+  // The engine runs in its own process: its memory and CPU are not the benchmark's.
+  const child = spawn(process.execPath, [join(ROOT, "bin/chunkrelay.js"), "mongo", "--port", "0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const uri = await lineFrom(child);
+  return {
+    uri: uriWithDatabase(uri, dbName),
+    kind: "embedded engine (separate process)",
+    stop: async () => {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function seedSource(store: Store, count: number): Promise<void> {
+  const coll = store.db.collection("bench_src");
+  for (let start = 0; start < count; start += 5000) {
+    const docs = [];
+    for (let i = start; i < Math.min(count, start + 5000); i++) {
+      docs.push({ _id: i, name: `record-${i}`, amount: i % 100, createdAt: new Date(1_700_000_000_000 + i) });
+    }
+    await coll.insertMany(docs as never[], { ordered: false });
+  }
+}
+
+/** A plain driver insertMany of documents shaped like batch_details, with the same indexes. */
+async function baselineInsert(store: Store, n: number): Promise<number> {
+  const name = `bench_baseline_${randomBytes(3).toString("hex")}`;
+  const coll = store.db.collection(name);
+  await coll.createIndexes([
+    { key: { jobId: 1, recordId: 1 }, unique: true },
+    { key: { jobId: 1, chunk: 1, status: 1 } },
+  ]);
+  const jobId = `bench-baseline-${randomBytes(3).toString("hex")}`;
+  const started = performance.now();
+  for (let start = 0; start < n; start += 1000) {
+    const docs = [];
+    for (let i = start; i < Math.min(n, start + 1000); i++) {
+      docs.push({ jobId, recordId: i, chunk: Math.floor(i / 500) + 1, status: "pending", attempts: 0 });
+    }
+    await coll.insertMany(docs, { ordered: false });
+  }
+  const ms = performance.now() - started;
+  await coll.drop();
+  return ms;
+}
+
+/** A plain driver read of the same N source records, as the initializer queries them. */
+async function baselineFind(store: Store, n: number): Promise<number> {
+  const started = performance.now();
+  const cursor = store.db
+    .collection("bench_src")
+    .find({ _id: { $lt: n } } as never, { projection: { _id: 1 }, batchSize: 1000 })
+    .sort({ _id: 1 });
+  let count = 0;
+  while (await cursor.hasNext()) count += cursor.readBufferedDocuments().length;
+  if (count !== n) throw new Error(`read ${count} of ${n} records`);
+  return performance.now() - started;
+}
+
+async function timeInitializer(store: Store, config: string): Promise<{ ms: number; records: number }> {
+  const jobId = `bench-init-${randomBytes(4).toString("hex")}`;
+  const started = performance.now();
+  const res = await initializeJob(benchDeps(store, recordingOnly()), { config, jobId });
+  return { ms: performance.now() - started, records: res.records };
+}
+
+function initializerChild(
+  uri: string,
+  config: string,
+): Promise<{ records: number; ms: number; maxRssBytes: number }> {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      join(ROOT, "bench/initializer-child.ts"),
+      uri,
+      config,
+      `bench-rss-${randomBytes(4).toString("hex")}`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"], cwd: ROOT },
+  );
+  return lineFrom(child).then(
+    (line) => JSON.parse(line) as { records: number; ms: number; maxRssBytes: number },
+  );
+}
+
+async function endToEnd(uri: string, store: Store, records: number) {
+  const service = await startBatchService({ mongoUri: uri, latencyMs: 0 });
+  const name = `bench-e2e-${records}`;
+  await applyConfig(
+    store,
+    {
+      name,
+      source: { collection: "bench_src", filter: { _id: { $lt: records } }, fields: ["name", "amount"] },
+      chunking: { maxRecords: opts.chunkSize },
+      target: { url: service.url },
+      watch: { pollIntervalMs: opts.pollMs },
+    },
+    new Date(),
+  );
+  // The runner's own client, monitored: every command it sends is counted.
+  const client = new MongoClient(uri, { monitorCommands: true });
+  const commands: Array<{ at: number; name: string }> = [];
+  client.on("commandStarted", (e: CommandStartedEvent) => {
+    if (!["hello", "isMaster", "ismaster", "endSessions", "ping"].includes(e.commandName)) {
+      commands.push({ at: Date.now(), name: e.commandName });
+    }
+  });
+  await client.connect();
+  try {
+    const runStore = new Store(client.db(store.db.databaseName));
+    const started = performance.now();
+    const summary = await runJobLocally({ store: runStore, config: name });
+    const ms = performance.now() - started;
+    if (summary.status !== "succeeded")
+      throw new Error(`benchmark job ${summary.jobId} ended ${summary.status}`);
+    const deliveries = service.ledger.filter((d) => !d.duplicate).sort((a, b) => a.chunk - b.chunk);
+    const hops: number[] = [];
+    for (let k = 1; k < deliveries.length; k++) {
+      const prev = deliveries[k - 1];
+      const cur = deliveries[k];
+      if (prev?.processedAt !== undefined && cur) hops.push(cur.receivedAt - prev.processedAt);
+    }
+    // Commands per chunk: those sent between one chunk's POST and the next one's.
+    const perChunk: number[] = [];
+    const pollsPerChunk: number[] = [];
+    for (let k = 0; k + 1 < deliveries.length; k++) {
+      const from = deliveries[k]?.receivedAt ?? 0;
+      const to = deliveries[k + 1]?.receivedAt ?? 0;
+      const inWindow = commands.filter((c) => c.at >= from && c.at < to);
+      perChunk.push(inWindow.length);
+      pollsPerChunk.push(inWindow.filter((c) => c.name === "aggregate").length);
+    }
+    const withoutPolls = perChunk.map((n, i) => n - (pollsPerChunk[i] ?? 0));
+    return {
+      records: summary.records,
+      chunks: summary.chunks,
+      ms,
+      recordsPerSecond: Math.round((summary.records * 1000) / ms),
+      hops,
+      commandsTotal: commands.length,
+      commandsPerChunk: commands.length / summary.chunks,
+      perChunkMedian: median(perChunk),
+      perChunkWithoutPolls: {
+        min: Math.min(...withoutPolls),
+        max: Math.max(...withoutPolls),
+        median: median(withoutPolls),
+      },
+      pollsPerChunkMedian: median(pollsPerChunk),
+      firstHalfMedian: median(withoutPolls.slice(0, Math.floor(withoutPolls.length / 2))),
+      secondHalfMedian: median(withoutPolls.slice(Math.floor(withoutPolls.length / 2))),
+    };
+  } finally {
+    await client.close();
+    await service.stop();
+  }
+}
+
+async function main() {
+  const n = opts.records;
+  const server = await startServer();
+  say(`MongoDB: ${server.kind}; N = ${n}, poll ${opts.pollMs} ms, chunk ${opts.chunkSize} records`);
+  const client = new MongoClient(server.uri);
+  await client.connect();
+  try {
+    const store = new Store(client.db());
+    await store.ensureIndexes();
+    say(`seeding ${10 * n} source records…`);
+    await seedSource(store, 10 * n);
+    await applyConfig(
+      store,
+      {
+        name: "bench-n",
+        source: { collection: "bench_src", filter: { _id: { $lt: n } } },
+        chunking: { maxRecords: 500 },
+        target: { url: "http://127.0.0.1:9/" },
+      },
+      new Date(),
+    );
+    await applyConfig(
+      store,
+      {
+        name: "bench-10n",
+        source: { collection: "bench_src" },
+        chunking: { maxRecords: 500 },
+        target: { url: "http://127.0.0.1:9/" },
+      },
+      new Date(),
+    );
+
+    say("initializer vs plain insertMany (3 rounds each, alternating)…");
+    const init: number[] = [];
+    const base: number[] = [];
+    const reads: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      base.push(await baselineInsert(store, n));
+      reads.push(await baselineFind(store, n));
+      init.push((await timeInitializer(store, "bench-n")).ms);
+    }
+    const initRate = (n * 1000) / median(init);
+    const baseRate = (n * 1000) / median(base);
+    // The initializer must read every record and write one detail: plain find + insertMany is
+    // the I/O it cannot avoid; the ratio to that is what chunkrelay itself adds.
+    const ioMs = median(base) + median(reads);
+
+    say(`initializer peak RSS at ${n} and ${10 * n} records (child processes)…`);
+    const small = await initializerChild(server.uri, "bench-n");
+    const large = await initializerChild(server.uri, "bench-10n");
+
+    say(`end to end at ${Math.round(n / 10)} and ${n} records (reference service, zero latency)…`);
+    const e2eSmall = await endToEnd(server.uri, store, Math.round(n / 10));
+    const e2e = await endToEnd(server.uri, store, n);
+
+    const results = {
+      server: server.kind,
+      records: n,
+      initializer: {
+        recordsPerSecond: Math.round(initRate),
+        insertManyRecordsPerSecond: Math.round(baseRate),
+        ratio: round(initRate / baseRate),
+        target: ">= 0.7",
+        plainFindMs: round(median(reads), 1),
+        insertManyMs: round(median(base), 1),
+        initializerMs: round(median(init), 1),
+        ratioToFindPlusInsertMany: round(ioMs / median(init)),
+      },
+      memory: {
+        rssAtN_MB: round(small.maxRssBytes / 2 ** 20, 1),
+        rssAt10N_MB: round(large.maxRssBytes / 2 ** 20, 1),
+        ratio: round(large.maxRssBytes / small.maxRssBytes),
+        target: "<= 1.3",
+      },
+      hopLatency: {
+        pollIntervalMs: opts.pollMs,
+        p50Ms: percentile(e2e.hops, 50),
+        p99Ms: percentile(e2e.hops, 99),
+        hops: e2e.hops.length,
+        target: `p50 <= ${opts.pollMs + 25}`,
+      },
+      endToEnd: {
+        records: e2e.records,
+        chunks: e2e.chunks,
+        recordsPerSecond: e2e.recordsPerSecond,
+        commandsPerChunk: round(e2e.commandsPerChunk, 1),
+        commandsPerChunkWithoutPolls: e2e.perChunkWithoutPolls,
+        pollsPerChunkMedian: e2e.pollsPerChunkMedian,
+        firstVsSecondHalfWithoutPolls: [e2e.firstHalfMedian, e2e.secondHalfMedian],
+        atTenthN: {
+          records: e2eSmall.records,
+          commandsPerChunk: round(e2eSmall.commandsPerChunk, 1),
+          commandsPerChunkWithoutPolls: e2eSmall.perChunkWithoutPolls,
+        },
+      },
+    };
+    const lines = [
+      `initializer          ${results.initializer.recordsPerSecond} records/s vs insertMany ${results.initializer.insertManyRecordsPerSecond} records/s  ratio ${results.initializer.ratio} (target ≥ 0.7)`,
+      `                     ${results.initializer.initializerMs} ms vs plain find ${results.initializer.plainFindMs} ms + insertMany ${results.initializer.insertManyMs} ms  ratio ${results.initializer.ratioToFindPlusInsertMany}`,
+      `initializer RSS      ${results.memory.rssAtN_MB} MB at ${n}, ${results.memory.rssAt10N_MB} MB at ${10 * n}  ratio ${results.memory.ratio} (target ≤ 1.3)`,
+      `hop latency          p50 ${results.hopLatency.p50Ms} ms, p99 ${results.hopLatency.p99Ms} ms over ${results.hopLatency.hops} hops, poll ${opts.pollMs} ms (target p50 ≤ ${opts.pollMs + 25})`,
+      `end to end           ${e2e.recordsPerSecond} records/s, ${e2e.records} records in ${e2e.chunks} chunks`,
+      `commands per chunk   ${results.endToEnd.commandsPerChunk} at N (${e2e.perChunkWithoutPolls.median} without polls, min ${e2e.perChunkWithoutPolls.min} max ${e2e.perChunkWithoutPolls.max}; first/second half ${e2e.firstHalfMedian}/${e2e.secondHalfMedian}), ${results.endToEnd.atTenthN.commandsPerChunk} at N/10 (${e2eSmall.perChunkWithoutPolls.median} without polls)`,
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify(results)}\n`);
+    await store.db.dropDatabase();
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
+
+await main();
