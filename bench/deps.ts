@@ -1,6 +1,6 @@
 /** Step dependencies for benchmarks (real HTTP, real clock, no logging). */
 import { postChunk } from "../src/lib/dispatch/http.js";
-import { type HandOver, type StepDeps, silentLogger } from "../src/lib/handover/handover.js";
+import { DEFAULT_LEASE_MS, type HandOver, type StepDeps, silentLogger } from "../src/lib/handover/handover.js";
 import type { Store } from "../src/lib/store/store.js";
 
 export function benchDeps(store: Store, handOver: HandOver): StepDeps {
@@ -13,6 +13,7 @@ export function benchDeps(store: Store, handOver: HandOver): StepDeps {
     random: Math.random,
     env: {},
     owner: `bench:${process.pid}`,
+    leaseMs: DEFAULT_LEASE_MS,
     log: silentLogger,
   };
 }

@@ -12,6 +12,8 @@ export const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_]*$/, "letters, digits and _")
     .default("batch_"),
+  /** Lease of a chunk or a planning step, renewed while it works, in ms. Default: 10000. */
+  CHUNKRELAY_LEASE_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
 });
 
 export type Env = z.infer<typeof envSchema>;

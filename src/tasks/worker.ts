@@ -8,7 +8,7 @@ import { MongoClient } from "mongodb";
 import { postChunk } from "../lib/dispatch/http.js";
 import { readEnv } from "../lib/env.js";
 import { isBadInput } from "../lib/errors.js";
-import type { Logger, StepDeps } from "../lib/handover/handover.js";
+import { DEFAULT_LEASE_MS, type Logger, type StepDeps } from "../lib/handover/handover.js";
 import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
 import { Store, databaseNameOf } from "../lib/store/store.js";
 import type { batchDataServer } from "./batch-data-server.js";
@@ -70,6 +70,7 @@ export async function workerDeps(runId: string, sleep: (ms: number) => Promise<v
     random: Math.random,
     env: process.env,
     owner: runId,
+    leaseMs: DEFAULT_LEASE_MS,
     log: taskLogger,
   };
 }

@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, createServer } from "node:http";
 import { EJSON } from "bson";
 import { postChunk } from "../../src/lib/dispatch/http.js";
 import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
-import { silentLogger } from "../../src/lib/handover/handover.js";
+import { DEFAULT_LEASE_MS, silentLogger } from "../../src/lib/handover/handover.js";
 import type { Store } from "../../src/lib/store/store.js";
 
 export type HandOverCall =
@@ -36,6 +36,7 @@ export function stepDeps(store: Store, overrides: Partial<StepDeps> = {}): StepD
     random: () => 0.5,
     env: {},
     owner: "test-runner",
+    leaseMs: DEFAULT_LEASE_MS,
     log: silentLogger,
     ...overrides,
   };

@@ -89,6 +89,12 @@ const untilSignal = () =>
     });
   });
 
+/** Warnings (retries, failed chunks) go to stderr; routine progress is the progress display's. */
+const stderrLogger = {
+  info: () => undefined,
+  warn: (message: string) => process.stderr.write(`warning: ${message}\n`),
+};
+
 function printSummary(summary: JobSummary, json: boolean): void {
   const secs = (summary.durationMs / 1000).toFixed(1);
   process.stderr.write(
@@ -115,6 +121,21 @@ function exitCodeFor(summary: JobSummary): number {
   }
 }
 
+interface ServiceFlags {
+  port: number;
+  host: string;
+  latencyMs: number;
+  failRate: number;
+  errorRate: number;
+  throttleRate: number;
+  rejectRate: number;
+  slowRate: number;
+  slowMs: number;
+  dropRate: number;
+  stallRate: number;
+  mongo?: string;
+}
+
 export function buildProgram(
   env: Record<string, string | undefined>,
   setExit: (code: number) => void,
@@ -124,6 +145,62 @@ export function buildProgram(
     .exitOverride()
     .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  /** Runs (or resumes) a job in-process with progress, signals and the exit code. */
+  async function runCommand(
+    uri: string,
+    configName: string | undefined,
+    opts: { jobId?: string; description?: string; json?: boolean },
+  ): Promise<void> {
+    await withMongo(uri, async (store) => {
+      let config = configName;
+      if (!config) {
+        const job = opts.jobId
+          ? await store.jobs.findOne({ _id: opts.jobId }, { projection: { config: 1 } })
+          : null;
+        if (!job)
+          throw new CliError(
+            `job '${opts.jobId ?? ""}' not found; start one with \`npx chunkrelay run <config>\``,
+            EXIT.usage,
+          );
+        config = job.config;
+      }
+      const controller = new AbortController();
+      let jobId = opts.jobId;
+      const dispose = onSignal((signal) => {
+        process.stderr.write(`\n${signal}: finishing the running steps, then stopping…\n`);
+        controller.abort();
+      });
+      const display = createProgressDisplay();
+      try {
+        const summary = await runJobLocally({
+          store,
+          config,
+          ...(opts.jobId ? { jobId: opts.jobId } : {}),
+          ...(opts.description ? { description: opts.description } : {}),
+          signal: controller.signal,
+          env,
+          leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
+          log: stderrLogger,
+          onProgress: (p) => {
+            jobId = p.jobId;
+            display.update(p);
+          },
+        });
+        display.stop();
+        printSummary(summary, opts.json === true);
+        if (summary.status === "interrupted") {
+          process.stderr.write(
+            `interrupted; resume with: npx chunkrelay resume ${summary.jobId || jobId || "<jobId>"}\n`,
+          );
+        }
+        setExit(exitCodeFor(summary));
+      } finally {
+        display.stop();
+        dispose();
+      }
+    });
+  }
 
   program
     .command("run")
@@ -138,43 +215,19 @@ export function buildProgram(
         configName: string,
         opts: { jobId?: string; description?: string; json?: boolean; mongo?: string },
       ) => {
-        const uri = mongoUri(opts.mongo, env);
-        await withMongo(uri, async (store) => {
-          const controller = new AbortController();
-          let jobId = opts.jobId;
-          const dispose = onSignal((signal) => {
-            process.stderr.write(`\n${signal}: finishing the running steps, then stopping…\n`);
-            controller.abort();
-          });
-          const display = createProgressDisplay();
-          try {
-            const summary = await runJobLocally({
-              store,
-              config: configName,
-              ...(opts.jobId ? { jobId: opts.jobId } : {}),
-              ...(opts.description ? { description: opts.description } : {}),
-              signal: controller.signal,
-              env,
-              onProgress: (p) => {
-                jobId = p.jobId;
-                display.update(p);
-              },
-            });
-            display.stop();
-            printSummary(summary, opts.json === true);
-            if (summary.status === "interrupted") {
-              process.stderr.write(
-                `interrupted; resume with: npx chunkrelay run ${configName} --job-id ${summary.jobId || jobId || "<jobId>"}\n`,
-              );
-            }
-            setExit(exitCodeFor(summary));
-          } finally {
-            display.stop();
-            dispose();
-          }
-        });
+        await runCommand(mongoUri(opts.mongo, env), configName, opts);
       },
     );
+
+  program
+    .command("resume")
+    .description("Continue a job where it stopped (after a crash, a kill or Ctrl-C).")
+    .argument("<jobId>", "the job id")
+    .option("--json", "print the job summary as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (jobId: string, opts: { json?: boolean; mongo?: string }) => {
+      await runCommand(mongoUri(opts.mongo, env), undefined, { jobId, ...(opts.json ? { json: true } : {}) });
+    });
 
   const config = program.command("config").description("Manage batch configs.");
   config
@@ -250,26 +303,45 @@ export function buildProgram(
     .option("--host <address>", "interface to bind (0.0.0.0 inside a container)", "127.0.0.1")
     .option("--latency-ms <n>", "processing time per chunk", msArg, 20)
     .option("--fail-rate <r>", "fraction of records reported failed (0..1)", rateArg, 0)
+    .option("--error-rate <r>", "fault: fraction of requests answered 500", rateArg, 0)
+    .option("--throttle-rate <r>", "fault: fraction answered 429 with Retry-After", rateArg, 0)
+    .option("--reject-rate <r>", "fault: fraction answered 400 (chunk rejected)", rateArg, 0)
+    .option("--slow-rate <r>", "fault: fraction answered after --slow-ms", rateArg, 0)
+    .option("--slow-ms <n>", "delay of a slow reply", msArg, 1000)
+    .option(
+      "--drop-rate <r>",
+      "fault: fraction accepted, then the connection is cut without a reply",
+      rateArg,
+      0,
+    )
+    .option("--stall-rate <r>", "fault: fraction of chunks accepted but never processed", rateArg, 0)
     .addOption(mongoOption())
-    .action(
-      async (opts: { port: number; host: string; latencyMs: number; failRate: number; mongo?: string }) => {
-        const uri = mongoUri(opts.mongo, env);
-        const service = await startBatchService({
-          mongoUri: uri,
-          port: opts.port,
-          host: opts.host,
-          latencyMs: opts.latencyMs,
-          failRate: opts.failRate,
-          prefix: readEnv(env).CHUNKRELAY_PREFIX,
-        });
-        process.stdout.write(`${service.url}\n`);
-        process.stderr.write(
-          `reference batch service on ${service.url}, updating ${redactUri(uri)}; stop with Ctrl-C\n`,
-        );
-        await untilSignal();
-        await service.stop();
-      },
-    );
+    .action(async (opts: ServiceFlags) => {
+      const uri = mongoUri(opts.mongo, env);
+      const service = await startBatchService({
+        mongoUri: uri,
+        port: opts.port,
+        host: opts.host,
+        latencyMs: opts.latencyMs,
+        failRate: opts.failRate,
+        faults: {
+          error: opts.errorRate,
+          throttle: opts.throttleRate,
+          reject: opts.rejectRate,
+          slow: opts.slowRate,
+          slowMs: opts.slowMs,
+          drop: opts.dropRate,
+          stall: opts.stallRate,
+        },
+        prefix: readEnv(env).CHUNKRELAY_PREFIX,
+      });
+      process.stdout.write(`${service.url}\n`);
+      process.stderr.write(
+        `reference batch service on ${service.url}, updating ${redactUri(uri)}; stop with Ctrl-C\n`,
+      );
+      await untilSignal();
+      await service.stop();
+    });
 
   program
     .command("demo")

@@ -12,6 +12,7 @@ import { loadConfig, resolveHeaders } from "../config/load.js";
 import type { BatchConfig } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
+import { withLeaseRenewal } from "../handover/lease.js";
 import { backoffDelay, nextChunkStatus } from "../planning/chunk-state.js";
 import type { ChunkDoc, JobDoc } from "../store/store.js";
 import { setAsideRecords } from "./exceptions.js";
@@ -19,12 +20,6 @@ import { setAsideRecords } from "./exceptions.js";
 export const servePayloadSchema = z
   .object({ jobId: z.string().min(1).describe("The job to serve (from the initializer).") })
   .strict();
-
-/**
- * A claim on a chunk lasts for one delivery request plus this margin; a crashed runner's claim
- * expires after it and the chunk is delivered again under the same attempt and key.
- */
-export const LEASE_MARGIN_MS = 5_000;
 
 export type ServeResult =
   | { outcome: "dispatched"; chunks: number[] }
@@ -57,7 +52,7 @@ async function claimNextChunk(deps: StepDeps, jobId: string, low: number, config
         status: nextChunkStatus("pending", { type: "claim" }),
         lease: {
           owner: deps.owner,
-          expiresAt: new Date(now.getTime() + config.target.timeoutMs + LEASE_MARGIN_MS),
+          expiresAt: new Date(now.getTime() + deps.leaseMs),
         },
       },
     },
@@ -125,12 +120,20 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
     { jobId, chunk: chunkNo, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
     { $set: { status: "sent", sentAt: deps.now(), attempts: attempt } },
   );
-  const outcome = await deps.post({
-    url: config.target.url,
-    body,
-    headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
-    timeoutMs: config.target.timeoutMs,
-  });
+  // The lease is short and renewed while the request runs: if this runner dies, another takes
+  // the chunk over within one lease period and delivers it again under the same key.
+  const renew = () =>
+    store.chunks.updateOne(guard, {
+      $set: { "lease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) },
+    });
+  const outcome = await withLeaseRenewal(deps, "chunk", renew, () =>
+    deps.post({
+      url: config.target.url,
+      body,
+      headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
+      timeoutMs: config.target.timeoutMs,
+    }),
+  );
   const now = deps.now();
   switch (outcome.kind) {
     case "accepted": {

@@ -33,6 +33,9 @@ export interface Logger {
 
 export const silentLogger: Logger = { info: () => undefined, warn: () => undefined };
 
+/** Default lease: short, so a runner started after a crash takes over within seconds. */
+export const DEFAULT_LEASE_MS = 10_000;
+
 export interface StepDeps {
   store: Store;
   post: PostChunk;
@@ -44,6 +47,8 @@ export interface StepDeps {
   env: Record<string, string | undefined>;
   /** Lease owner: who is working on a chunk (a run id, or host:pid for local runs). */
   owner: string;
+  /** How long a claim lasts without renewal; renewed while a step works. */
+  leaseMs: number;
   log: Logger;
 }
 

@@ -13,6 +13,7 @@ import { type BatchConfig, configHash } from "../config/schema.js";
 import { finishJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
+import { withLeaseRenewal } from "../handover/lease.js";
 import { planChunksFrom, weightOf } from "../planning/chunking.js";
 import type { ChunkDoc, DetailDoc, JobDoc } from "../store/store.js";
 
@@ -159,13 +160,33 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   const { job, resumed } = await openJob(deps, config, payload);
   const jobId = job._id;
 
-  if (!job.planning.done && job.window.to !== null) {
-    await planJob(deps, config, job);
+  if (!job.planning.done) {
+    // One initializer plans a job at a time: a second one (a replay, a second runner) leaves it
+    // to the owner of the planning lease, unless that lease has expired (the owner died).
+    const claimed = await claimPlanning(deps, jobId);
+    if (!claimed) {
+      deps.log.info(`job ${jobId} is being planned by another runner`, {});
+      return {
+        jobId,
+        resumed: true,
+        records: job.planning.records,
+        chunks: job.planning.nextChunk - 1,
+        status: "planning",
+      };
+    }
+    if (claimed.window.to !== null) {
+      const renew = () =>
+        store.jobs.updateOne(
+          { _id: jobId, "planningLease.owner": deps.owner },
+          { $set: { "planningLease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) } },
+        );
+      await withLeaseRenewal(deps, "planning", renew, () => planJob(deps, config, claimed));
+    }
   }
   const now = deps.now();
   await store.jobs.updateOne(
-    { _id: jobId, status: "planning" },
-    { $set: { "planning.done": true, status: "running", updatedAt: now } },
+    { _id: jobId, status: "planning", "planningLease.owner": deps.owner },
+    { $set: { "planning.done": true, status: "running", updatedAt: now }, $unset: { planningLease: "" } },
   );
   let final = await store.jobs.findOne({ _id: jobId });
   if (!final) throw new Error(`job ${jobId} vanished`);
@@ -187,6 +208,23 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
     chunks: final.planning.nextChunk - 1,
     status: final.status,
   };
+}
+
+async function claimPlanning(deps: StepDeps, jobId: string): Promise<JobDoc | null> {
+  const now = deps.now();
+  return deps.store.jobs.findOneAndUpdate(
+    {
+      _id: jobId,
+      "planning.done": false,
+      $or: [
+        { planningLease: { $exists: false } },
+        { "planningLease.expiresAt": { $lt: now } },
+        { "planningLease.owner": deps.owner },
+      ],
+    },
+    { $set: { planningLease: { owner: deps.owner, expiresAt: new Date(now.getTime() + deps.leaseMs) } } },
+    { returnDocument: "after" },
+  );
 }
 
 async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promise<void> {
@@ -280,8 +318,8 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
       await Promise.all(writes);
       await before;
       const firstNo = (group[0] as Planned).no;
-      await store.jobs.updateOne(
-        { _id: jobId, "planning.nextChunk": firstNo },
+      const saved = await store.jobs.updateOne(
+        { _id: jobId, "planning.nextChunk": firstNo, "planningLease.owner": deps.owner },
         {
           $set: {
             "planning.lastKey": lastRecord?.key ?? null,
@@ -293,6 +331,9 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
           },
         },
       );
+      if (saved.matchedCount === 0) {
+        throw new Error(`job ${jobId}: the planning lease was lost to another runner; stopping this one`);
+      }
       // Start serving while planning goes on: the first chunk need not wait for the last.
       if (firstNo === firstChunk) await deps.handOver.serve({ jobId }, `serve:${jobId}:first-chunk`);
     })();

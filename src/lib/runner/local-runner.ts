@@ -8,7 +8,15 @@
 import { hostname } from "node:os";
 import { postChunk, type PostChunk } from "../dispatch/http.js";
 import { type ServeResult, serveJob } from "../dispatch/serve.js";
-import { type HandOver, type Logger, type StepDeps, keys, silentLogger } from "../handover/handover.js";
+import {
+  DEFAULT_LEASE_MS,
+  type HandOver,
+  type Logger,
+  type StepDeps,
+  keys,
+  silentLogger,
+} from "../handover/handover.js";
+import { isBadInput } from "../errors.js";
 import { initializeJob } from "../initializer/initialize.js";
 import type { JobDoc, Store } from "../store/store.js";
 import { watchChunk } from "../watcher/watch.js";
@@ -35,6 +43,7 @@ class LocalScheduler implements HandOver {
       watch: (p: unknown) => Promise<unknown>;
     },
     private readonly signal: AbortSignal,
+    private readonly retry: { tries: number; baseMs: number; maxMs: number; log: Logger },
   ) {}
 
   serve(payload: { jobId: string }, key: string, delayMs?: number): Promise<void> {
@@ -53,13 +62,29 @@ class LocalScheduler implements HandOver {
   private schedule(key: string, delayMs: number, fn: () => Promise<unknown>): void {
     if (this.seen.has(key) || this.signal.aborted || this.failure !== undefined) return;
     this.seen.add(key);
+    this.run(key, delayMs, fn, 1);
+  }
+
+  /**
+   * Runs a step after `delayMs`. A step that fails for a reason other than bad input (the
+   * database is away, a network error) runs again with capped exponential backoff, as a
+   * Trigger.dev task retries; every step is idempotent, so re-running it is safe.
+   */
+  private run(key: string, delayMs: number, fn: () => Promise<unknown>, attempt: number): void {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       if (this.signal.aborted || this.failure !== undefined) return this.check();
       this.active++;
       fn()
         .catch((err: unknown) => {
-          if (!(err instanceof Interrupted)) this.failure ??= err;
+          if (err instanceof Interrupted || this.signal.aborted) return;
+          if (isBadInput(err) || attempt >= this.retry.tries) {
+            this.failure ??= err;
+            return;
+          }
+          const wait = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** (attempt - 1));
+          this.retry.log.warn(`step ${key} failed (${(err as Error).message}); retrying in ${wait} ms`);
+          this.run(key, wait, fn, attempt + 1);
         })
         .finally(() => {
           this.active--;
@@ -103,6 +128,12 @@ export interface LocalRunOptions {
   /** Called with the job's progress while it runs (every `progressEveryMs`, default 250). */
   onProgress?: (p: JobProgress) => void;
   progressEveryMs?: number;
+  /** Chunk and planning lease, renewed while a step works. Default: 10000 ms. */
+  leaseMs?: number;
+  /** Runs of a step that fails for a transient reason (e.g. MongoDB away). Default: 8. */
+  stepTries?: number;
+  /** First wait before re-running a failed step, doubled per try up to 30 s. Default: 500 ms. */
+  stepRetryMs?: number;
 }
 
 export interface JobSummary {
@@ -133,6 +164,23 @@ function abortableSleep(signal: AbortSignal) {
     });
 }
 
+/** Runs `fn`, re-running it with backoff while it fails for a transient reason. */
+async function retryTransient<T>(
+  fn: () => Promise<T>,
+  policy: { tries: number; baseMs: number; signal: AbortSignal; log: Logger },
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isBadInput(err) || attempt >= policy.tries || policy.signal.aborted) throw err;
+      const wait = Math.min(30_000, policy.baseMs * 2 ** (attempt - 1));
+      policy.log.warn(`initializer failed (${(err as Error).message}); retrying in ${wait} ms`);
+      await abortableSleep(policy.signal)(wait);
+    }
+  }
+}
+
 /** Starts the watchers a crashed run left behind (chunks sent but no longer watched). */
 export async function resumeJob(deps: StepDeps, jobId: string): Promise<number> {
   const sent = await deps.store.chunks
@@ -158,6 +206,12 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
         watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
     },
     signal,
+    {
+      tries: options.stepTries ?? 8,
+      baseMs: options.stepRetryMs ?? 500,
+      maxMs: 30_000,
+      log: options.log ?? silentLogger,
+    },
   );
   const deps: StepDeps = {
     store: options.store,
@@ -168,17 +222,22 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     random: Math.random,
     env: options.env ?? process.env,
     owner: `${hostname()}:${process.pid}`,
+    leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     log: options.log ?? silentLogger,
   };
 
   let jobId = options.jobId;
   let progressTimer: NodeJS.Timeout | undefined;
   try {
-    const init = await initializeJob(deps, {
-      config: options.config,
-      ...(options.jobId ? { jobId: options.jobId } : {}),
-      ...(options.description ? { description: options.description } : {}),
-    });
+    const init = await retryTransient(
+      () =>
+        initializeJob(deps, {
+          config: options.config,
+          ...(options.jobId ? { jobId: options.jobId } : {}),
+          ...(options.description ? { description: options.description } : {}),
+        }),
+      { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500, signal, log: deps.log },
+    );
     jobId = init.jobId;
     if (init.resumed) await resumeJob(deps, init.jobId);
     if (options.onProgress) {

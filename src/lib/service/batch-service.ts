@@ -25,9 +25,32 @@ export interface BatchServiceOptions {
   latencyMs?: number;
   /** Fraction of records (0..1) reported `failed`; default 0. */
   failRate?: number;
-  /** Random source for the fail rate (tests pass a seeded one); default Math.random. */
+  /** Random source for the fail rate and faults (tests pass a seeded one); default Math.random. */
   random?: () => number;
+  /** Fault injection: fractions (0..1) of requests, each default 0. */
+  faults?: Partial<FaultRates>;
 }
+
+/**
+ * Faults the service can inject, each a fraction of requests (or chunks), default 0:
+ * `error` 500 before accepting; `throttle` 429 with Retry-After; `reject` 400; `slow` answer
+ * after `slowMs`; `drop` accept, then cut the connection without a reply; `stall` accept and
+ * never process.
+ */
+export interface FaultRates {
+  error: number;
+  throttle: number;
+  reject: number;
+  slow: number;
+  drop: number;
+  stall: number;
+  /** Delay of a slow reply, ms. Default 1000. */
+  slowMs: number;
+  /** Retry-After of a throttled reply, seconds. Default 1. */
+  retryAfterS: number;
+}
+
+export type FaultCounts = Record<"error" | "throttle" | "reject" | "slow" | "drop" | "stall", number>;
 
 export interface Delivery {
   key: string;
@@ -49,6 +72,8 @@ export interface BatchService {
   readonly ledger: Delivery[];
   /** Most chunks being processed at the same time. */
   readonly maxConcurrent: number;
+  /** Faults injected so far, by kind. */
+  readonly faultCounts: FaultCounts;
   /** Resolves when every accepted chunk has been processed. */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -93,6 +118,25 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
   const latencyMs = options.latencyMs ?? 20;
   const failRate = options.failRate ?? 0;
   const random = options.random ?? Math.random;
+  const faults: FaultRates = {
+    error: 0,
+    throttle: 0,
+    reject: 0,
+    slow: 0,
+    drop: 0,
+    stall: 0,
+    slowMs: 1000,
+    retryAfterS: 1,
+    ...options.faults,
+  };
+  const faultCounts: FaultCounts = { error: 0, throttle: 0, reject: 0, slow: 0, drop: 0, stall: 0 };
+  const roll = (kind: keyof FaultCounts): boolean => {
+    if (faults[kind] > 0 && random() < faults[kind]) {
+      faultCounts[kind]++;
+      return true;
+    }
+    return false;
+  };
   const client = new MongoClient(options.mongoUri);
   await client.connect();
   const store = new Store(client.db(databaseNameOf(options.mongoUri)), options.prefix);
@@ -153,6 +197,13 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     } catch (err) {
       return reply(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
     }
+    // Faults before acceptance: nothing is recorded as accepted, the client must try again.
+    if (roll("error")) return reply(res, 500, { error: "injected fault: internal error" });
+    if (roll("throttle")) {
+      res.setHeader("retry-after", String(faults.retryAfterS));
+      return reply(res, 429, { error: "injected fault: throttled" });
+    }
+    if (roll("reject")) return reply(res, 400, { error: "injected fault: chunk rejected" });
     const duplicate = seenKeys.has(key);
     const delivery: Delivery = {
       key,
@@ -166,11 +217,18 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     ledger.push(delivery);
     if (duplicate) return reply(res, 409, { error: "already accepted under this Idempotency-Key" });
     seenKeys.add(key);
-    const p = processChunk(body, delivery).catch((err: unknown) => {
+    const stalled = roll("stall");
+    const p = (stalled ? Promise.resolve() : processChunk(body, delivery)).catch((err: unknown) => {
       process.stderr.write(`batch-service: processing chunk ${body.chunk} failed: ${String(err)}\n`);
     });
     work.add(p);
     void p.finally(() => work.delete(p));
+    // Faults after acceptance: the chunk is taken, but the client does not learn it in time.
+    if (roll("drop")) {
+      req.socket.destroy();
+      return;
+    }
+    if (roll("slow")) await new Promise((r) => setTimeout(r, faults.slowMs));
     return reply(res, 202, { accepted: body.records.length });
   }
 
@@ -191,6 +249,7 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     get maxConcurrent() {
       return maxConcurrent;
     },
+    faultCounts,
     async idle() {
       while (work.size > 0) await Promise.all([...work]);
     },

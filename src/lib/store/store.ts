@@ -77,6 +77,8 @@ export interface JobDoc {
     weight: number;
   };
   totals?: { records: number; chunks: number; processed: number; failed: number; exceptions: number };
+  /** Held by the initializer while it plans; renewed by heartbeat, taken over when expired. */
+  planningLease?: Lease;
   triggeredBy: string;
   createdAt: Date;
   startedAt: Date;
