@@ -1,6 +1,11 @@
 /** Step dependencies for benchmarks (real HTTP, real clock, no logging). */
 import { postChunk } from "../src/lib/dispatch/http.js";
-import { DEFAULT_LEASE_MS, type HandOver, type StepDeps, silentLogger } from "../src/lib/handover/handover.js";
+import {
+  DEFAULT_LEASE_MS,
+  type HandOver,
+  type StepDeps,
+  silentLogger,
+} from "../src/lib/handover/handover.js";
 import type { Store } from "../src/lib/store/store.js";
 
 export function benchDeps(store: Store, handOver: HandOver): StepDeps {

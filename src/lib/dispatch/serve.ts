@@ -60,6 +60,40 @@ async function claimNextChunk(deps: StepDeps, jobId: string, low: number, config
   );
 }
 
+/**
+ * When nothing in the window can be claimed yet — a chunk held under another runner's lease, or
+ * waiting out a delivery backoff — comes back when that ends. If the lease holder is alive it
+ * will have renewed the lease by then and this simply looks again; if it died, this takes over.
+ * Chunks that are `sent` need no wake-up: their watcher hands back.
+ */
+async function scheduleWakeUp(
+  deps: StepDeps,
+  jobId: string,
+  low: number,
+  config: BatchConfig,
+): Promise<void> {
+  const waiting = await deps.store.chunks
+    .find(
+      {
+        jobId,
+        chunk: { $gte: low, $lt: low + config.maxInFlight },
+        status: { $in: ["pending", "dispatching"] },
+      },
+      { projection: { status: 1, dueAt: 1, lease: 1 } },
+    )
+    .toArray();
+  const times = waiting
+    .map((c) => (c.status === "dispatching" ? c.lease?.expiresAt : c.dueAt)?.getTime())
+    .filter((t): t is number => t !== undefined);
+  if (times.length === 0) return;
+  const at = Math.min(...times);
+  await deps.handOver.serve(
+    { jobId },
+    `serve:${jobId}:wake:${at}`,
+    Math.max(0, at - deps.now().getTime()) + 1,
+  );
+}
+
 /** The records of this attempt: everything in the chunk not yet processed, with its fields. */
 async function buildBody(
   deps: StepDeps,
@@ -261,6 +295,7 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
     }
     const chunk = await claimNextChunk(deps, jobId, low, config);
     if (!chunk) {
+      await scheduleWakeUp(deps, jobId, low, config);
       return dispatched.length > 0
         ? { outcome: "dispatched", chunks: dispatched }
         : { outcome: "idle", reason: `no chunk due in window ${low}..${low + config.maxInFlight - 1}` };

@@ -102,6 +102,13 @@ class LocalScheduler implements HandOver {
     if (this.active === 0 && this.timers.size === 0) this.settled?.();
   }
 
+  /** Drops every step still waiting on a timer (the job is finished: wake-ups are moot). */
+  cancelPending(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.check();
+  }
+
   /** Resolves when nothing runs and nothing is scheduled; rejects with the first step failure. */
   async settle(): Promise<void> {
     await new Promise<void>((resolve) => {
@@ -200,7 +207,11 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   const signal = options.signal ?? new AbortController().signal;
   const scheduler = new LocalScheduler(
     {
-      serve: (jobId) => serveJob(deps, { jobId }),
+      serve: async (jobId) => {
+        const result = await serveJob(deps, { jobId });
+        if (result.outcome === "finished") scheduler.cancelPending();
+        return result;
+      },
       // Locally a watcher run may poll for as long as it takes.
       watch: (p) =>
         watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
@@ -229,15 +240,23 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   let jobId = options.jobId;
   let progressTimer: NodeJS.Timeout | undefined;
   try {
-    const init = await retryTransient(
-      () =>
-        initializeJob(deps, {
-          config: options.config,
-          ...(options.jobId ? { jobId: options.jobId } : {}),
-          ...(options.description ? { description: options.description } : {}),
-        }),
-      { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500, signal, log: deps.log },
-    );
+    const initialize = (jobIdToUse: string | undefined) =>
+      retryTransient(
+        () =>
+          initializeJob(deps, {
+            config: options.config,
+            ...(jobIdToUse ? { jobId: jobIdToUse } : {}),
+            ...(options.description ? { description: options.description } : {}),
+          }),
+        { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500, signal, log: deps.log },
+      );
+    let init = await initialize(options.jobId);
+    // Another runner holds the planning lease: wait until it finishes planning (or its lease
+    // expires because it died, and this runner takes planning over).
+    while (init.status === "planning") {
+      await abortableSleep(signal)(Math.min(deps.leaseMs, 1000));
+      init = await initialize(init.jobId);
+    }
     jobId = init.jobId;
     if (init.resumed) await resumeJob(deps, init.jobId);
     if (options.onProgress) {
@@ -253,10 +272,16 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     // A job can only be left running here if a step was lost; look once more before giving up.
     let job = await options.store.jobs.findOne({ _id: init.jobId });
     if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
+      // Nothing is scheduled but the job is not done: a step was lost. Heal once, as `resume` would.
       await resumeJob(deps, init.jobId);
       await scheduler.serve({ jobId: init.jobId }, `serve:${init.jobId}:settle-check`);
       await scheduler.settle();
       job = await options.store.jobs.findOne({ _id: init.jobId });
+      if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
+        throw new Error(
+          `job ${init.jobId} stopped making progress (status ${job.status}); look at \`npx chunkrelay status ${init.jobId}\`, then resume it with \`npx chunkrelay resume ${init.jobId}\``,
+        );
+      }
     }
     if (!job) throw new Error(`job ${init.jobId} disappeared`);
     if (options.onProgress) options.onProgress(await readJobProgress(options.store, init.jobId));
