@@ -21,6 +21,20 @@ export async function applyConfig(store: Store, raw: unknown, now: Date): Promis
   return config;
 }
 
+/** The secret values a config's headers take from the environment (to keep them out of text). */
+export function secretValues(config: BatchConfig, env: Record<string, string | undefined>): string[] {
+  return Object.values(config.target.headers)
+    .map((spec) => ("env" in spec ? env[spec.env] : undefined))
+    .filter((v): v is string => typeof v === "string" && v.length >= 4);
+}
+
+/** Replaces every occurrence of a secret in a text by ***. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join("***");
+  return out;
+}
+
 /** The header values to send: literal values as they are, secrets from the environment. */
 export function resolveHeaders(
   config: BatchConfig,

@@ -29,6 +29,18 @@ function findForbidden(value: unknown, path: string[]): string | undefined {
   return undefined;
 }
 
+/** Config names and job ids: safe in keys, tags, file names and URLs. */
+export const configNameSchema = z
+  .string()
+  .min(1)
+  .max(120)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "letters, digits and _ . : - (starting with a letter or digit)");
+export const jobIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "letters, digits and _ . : - (starting with a letter or digit)");
+
 const fieldPath = z
   .string()
   .min(1)
@@ -67,12 +79,7 @@ const headerValueSchema = z.union([
 
 export const configSchema = z
   .object({
-    name: z
-      .string()
-      .min(1)
-      .max(120)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, "letters, digits and _ . : - (starting with a letter or digit)")
-      .describe("Config name, stored as the document's _id. Required."),
+    name: configNameSchema.describe("Config name, stored as the document's _id. Required."),
     description: z.string().max(2000).default("").describe('What this config is for. Default: "".'),
     source: z
       .object({

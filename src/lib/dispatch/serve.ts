@@ -8,17 +8,18 @@
 import { EJSON } from "bson";
 import type { Document } from "mongodb";
 import { z } from "zod";
-import { loadConfig, resolveHeaders } from "../config/load.js";
-import type { BatchConfig } from "../config/schema.js";
+import { loadConfig, redactSecrets, resolveHeaders, secretValues } from "../config/load.js";
+import { type BatchConfig, jobIdSchema } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { withLeaseRenewal } from "../handover/lease.js";
 import { backoffDelay, nextChunkStatus } from "../planning/chunk-state.js";
 import type { ChunkDoc, JobDoc } from "../store/store.js";
 import { setAsideRecords } from "./exceptions.js";
+import type { DeliveryOutcome } from "./http.js";
 
 export const servePayloadSchema = z
-  .object({ jobId: z.string().min(1).describe("The job to serve (from the initializer).") })
+  .object({ jobId: jobIdSchema.describe("The job to serve (from the initializer).") })
   .strict();
 
 export type ServeResult =
@@ -131,6 +132,11 @@ async function buildBody(
   return { body, ids };
 }
 
+function redactOutcome(outcome: DeliveryOutcome, secrets: string[]): DeliveryOutcome {
+  if (outcome.kind === "accepted" || secrets.length === 0) return outcome;
+  return { ...outcome, reason: redactSecrets(outcome.reason, secrets) };
+}
+
 async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<void> {
   const { store } = deps;
   const { jobId, attempt } = chunk;
@@ -160,7 +166,7 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
     store.chunks.updateOne(guard, {
       $set: { "lease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) },
     });
-  const outcome = await withLeaseRenewal(deps, "chunk", renew, () =>
+  const raw = await withLeaseRenewal(deps, "chunk", renew, () =>
     deps.post({
       url: config.target.url,
       body,
@@ -168,6 +174,8 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
       timeoutMs: config.target.timeoutMs,
     }),
   );
+  // A service may echo request headers in its error text; secrets never reach our documents.
+  const outcome = redactOutcome(raw, secretValues(config, deps.env));
   const now = deps.now();
   switch (outcome.kind) {
     case "accepted": {

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { type Document, type Filter, MongoBulkWriteError, MongoServerError } from "mongodb";
 import { z } from "zod";
 import { loadConfig } from "../config/load.js";
-import { type BatchConfig, configHash } from "../config/schema.js";
+import { type BatchConfig, configHash, configNameSchema, jobIdSchema } from "../config/schema.js";
 import { finishJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
@@ -19,12 +19,8 @@ import type { ChunkDoc, DetailDoc, JobDoc } from "../store/store.js";
 
 export const initializePayloadSchema = z
   .object({
-    config: z.string().min(1).describe("Name of the config in batch_config (its _id)."),
-    jobId: z
-      .string()
-      .min(1)
-      .max(200)
-      .regex(/^[A-Za-z0-9_.:-]+$/, "letters, digits and _ . : -")
+    config: configNameSchema.describe("Name of the config in batch_config (its _id)."),
+    jobId: jobIdSchema
       .optional()
       .describe("Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<random>."),
     mode: z

@@ -147,6 +147,17 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
   let maxConcurrent = 0;
   let stopping = false;
 
+  async function withRetries(work: () => Promise<void>): Promise<void> {
+    for (let wait = 100; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        return await work();
+      } catch (err) {
+        if (stopping) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
   async function processChunk(body: z.infer<typeof chunkBodySchema>, delivery: Delivery): Promise<void> {
     concurrent++;
     maxConcurrent = Math.max(maxConcurrent, concurrent);
@@ -155,26 +166,29 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       const ok: unknown[] = [];
       const failed: unknown[] = [];
       for (const r of body.records) (failRate > 0 && random() < failRate ? failed : ok).push(r.id);
-      const now = new Date();
-      // Only `sent` records move: the status goes forward, never back.
-      if (ok.length > 0) {
-        await store.details.updateMany(
-          { jobId: body.jobId, recordId: { $in: ok }, status: "sent" },
-          { $set: { status: "processed", processedAt: now } },
-        );
-      }
-      if (failed.length > 0) {
-        await store.details.updateMany(
-          { jobId: body.jobId, recordId: { $in: failed }, status: "sent" },
-          {
-            $set: {
-              status: "failed",
-              processedAt: now,
-              error: "simulated failure (reference service fail rate)",
+      // A real service keeps trying to report while its database is away; so does this one.
+      await withRetries(async () => {
+        const now = new Date();
+        // Only `sent` records move: the status goes forward, never back.
+        if (ok.length > 0) {
+          await store.details.updateMany(
+            { jobId: body.jobId, recordId: { $in: ok }, status: "sent" },
+            { $set: { status: "processed", processedAt: now } },
+          );
+        }
+        if (failed.length > 0) {
+          await store.details.updateMany(
+            { jobId: body.jobId, recordId: { $in: failed }, status: "sent" },
+            {
+              $set: {
+                status: "failed",
+                processedAt: now,
+                error: "simulated failure (reference service fail rate)",
+              },
             },
-          },
-        );
-      }
+          );
+        }
+      });
       delivery.processedAt = Date.now();
     } finally {
       concurrent--;

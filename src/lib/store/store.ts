@@ -195,7 +195,11 @@ export async function withMongo<T>(
   uri: string,
   fn: (store: Store, client: MongoClient) => Promise<T>,
 ): Promise<T> {
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
+  // 10 s to find the server unless the URI says otherwise.
+  const client = new MongoClient(
+    uri,
+    /serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 10_000 },
+  );
   try {
     await client.connect();
     const store = new Store(client.db(databaseNameOf(uri)));

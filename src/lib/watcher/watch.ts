@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { loadConfig } from "../config/load.js";
-import type { BatchConfig } from "../config/schema.js";
+import { type BatchConfig, jobIdSchema } from "../config/schema.js";
 import { setAsideRecords } from "../dispatch/exceptions.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
@@ -15,7 +15,7 @@ import type { ChunkDoc } from "../store/store.js";
 
 export const watchPayloadSchema = z
   .object({
-    jobId: z.string().min(1).describe("The job the chunk belongs to."),
+    jobId: jobIdSchema.describe("The job the chunk belongs to."),
     chunk: z.number().int().positive().describe("Chunk number (from 1)."),
     attempt: z.number().int().positive().describe("The attempt being watched (from 1)."),
     round: z
