@@ -161,6 +161,43 @@ describe("chunkrelay CLI", () => {
     expect(lastJson(failed.stdout)).toMatchObject({ status: "failed", records: 10, exceptions: 10 });
   }, 60_000);
 
+  it("stops cleanly on SIGINT with a resume hint, and `resume` finishes the job", async () => {
+    const file = join(dir, "slow.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "slow",
+        source: { collection: "cli_src", filter: { seq: { $lt: 3000 } } },
+        chunking: { maxRecords: 100 },
+        target: { url: service.url },
+        watch: { pollIntervalMs: 200 },
+      }),
+    );
+    expect((await cli(["config", "apply", file, "--mongo", dbUri])).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, "run", "slow", "--job-id", "slow-job"], {
+      env: { ...process.env, MONGODB_URI: dbUri },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    // Interrupt once the first chunk is done.
+    while (!/job slow-job: [1-9]\d*\/3000 records/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGINT");
+    expect(await exited).toBe(3);
+    expect(stderr).toContain("resume with: npx chunkrelay resume slow-job");
+    const job = await store.jobs.findOne({ _id: "slow-job" });
+    expect(job?.status).toBe("running");
+    const resumed = await cli(["resume", "slow-job", "--json"], { MONGODB_URI: dbUri });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(lastJson(resumed.stdout)).toMatchObject({ status: "succeeded", records: 3000, processed: 3000 });
+    const ids = service.ledger
+      .filter((d) => d.jobId === "slow-job" && !d.duplicate)
+      .flatMap((d) => d.recordIds);
+    expect(new Set(ids).size).toBe(3000);
+    expect(ids).toHaveLength(3000);
+  }, 90_000);
+
   it("runs the demo end to end with --json", async () => {
     const res = await cli(["demo", "--records", "2000", "--chunk-size", "250", "--json"], {
       MONGODB_URI: dbUri,

@@ -272,3 +272,27 @@ describe("secrets", () => {
     expect(res.out).not.toContain("hunter2-pw");
   }, 30_000);
 });
+
+describe("two initializers of one config at the same moment", () => {
+  it("lets exactly one start a full job; the config is free again when it finishes", async () => {
+    await store.db
+      .collection("race_src")
+      .insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: i as never })));
+    await applyConfig(
+      store,
+      { name: "race", source: { collection: "race_src" }, target: { url: "http://127.0.0.1:9/x" } },
+      new Date(),
+    );
+    const results = await Promise.allSettled(
+      ["race-a", "race-b", "race-c"].map((jobId) =>
+        initializeJob(stepDeps(store, { owner: jobId }), { config: "race", jobId }),
+      ),
+    );
+    const won = results.filter((r) => r.status === "fulfilled");
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(2);
+    for (const l of lost) expect(String(l.reason)).toContain("already has an active job");
+    expect(await store.details.countDocuments({ jobId: { $in: ["race-a", "race-b", "race-c"] } })).toBe(50);
+  });
+});

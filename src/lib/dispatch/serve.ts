@@ -278,6 +278,7 @@ export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["st
       },
     },
   );
+  await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
   const final = await store.jobs.findOne({ _id: job._id }, { projection: { status: 1 } });
   deps.log.info(`job ${job._id} ${final?.status ?? status}`, { records, exceptions });
   return final?.status ?? status;

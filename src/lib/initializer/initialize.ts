@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { type Document, type Filter, MongoBulkWriteError, MongoServerError } from "mongodb";
 import { z } from "zod";
-import { loadConfig } from "../config/load.js";
+import { loadConfig, resolveHeaders } from "../config/load.js";
 import { type BatchConfig, configHash, configNameSchema, jobIdSchema } from "../config/schema.js";
 import { finishJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
@@ -97,6 +97,39 @@ function getPath(doc: Document, path: string): unknown {
   return cur;
 }
 
+/**
+ * A full job covers every record of its config, so two at once would send records twice: the
+ * config's document in batch_watermarks names its one active job, claimed atomically (two
+ * initializers racing on one config: the unique _id lets exactly one upsert win). The claim is
+ * released when the job finishes.
+ */
+async function claimConfig(deps: StepDeps, config: string, jobId: string): Promise<void> {
+  const filter = {
+    _id: config,
+    $or: [{ activeJob: { $exists: false } }, { activeJob: null }, { activeJob: jobId }],
+  };
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      const res = await deps.store.watermarks.updateOne(
+        filter,
+        { $set: { activeJob: jobId } },
+        { upsert: true },
+      );
+      if (res.matchedCount + res.upsertedCount > 0) return;
+    } catch (err) {
+      if (!isDuplicateOnly(err)) throw err;
+      // Another initializer created the document first: look at what it claimed.
+    }
+    const current = await deps.store.watermarks.findOne({ _id: config });
+    if (current?.activeJob && current.activeJob !== jobId) {
+      throw new BadInputError(
+        `config '${config}' already has an active job '${current.activeJob}'; resume it (\`npx chunkrelay resume ${current.activeJob}\`) or wait for it to finish`,
+      );
+    }
+  }
+  throw new Error(`could not claim config '${config}' for job ${jobId}`);
+}
+
 /** Creates the job (or finds it), fixing its window at the newest matching record now. */
 async function openJob(
   deps: StepDeps,
@@ -115,6 +148,7 @@ async function openJob(
     }
     return { job: existing, resumed: true };
   }
+  await claimConfig(deps, config.name, jobId);
   const key = config.source.orderBy;
   const newest = await store.db
     .collection(config.source.collection)
@@ -153,6 +187,8 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   const payload = parsed.data;
   const { store } = deps;
   const config = await loadConfig(store, payload.config);
+  // A missing header secret would stop the job at its first chunk: refuse before writing anything.
+  resolveHeaders(config, deps.env);
   const { job, resumed } = await openJob(deps, config, payload);
   const jobId = job._id;
 

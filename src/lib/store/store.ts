@@ -98,6 +98,12 @@ export interface ExceptionDoc {
   resolution?: { note: string; at: Date };
 }
 
+/** Per config: the job currently holding it (full jobs run one at a time). */
+export interface WatermarkDoc {
+  _id: string;
+  activeJob?: string | null;
+}
+
 export interface TaskStatDoc {
   task: string;
   jobId: string;
@@ -138,6 +144,7 @@ export class Store {
   readonly chunks: Collection<ChunkDoc>;
   readonly jobs: Collection<JobDoc>;
   readonly exceptions: Collection<ExceptionDoc>;
+  readonly watermarks: Collection<WatermarkDoc>;
   readonly taskStats: Collection<TaskStatDoc>;
 
   constructor(
@@ -150,6 +157,7 @@ export class Store {
     this.chunks = db.collection(this.names.chunks);
     this.jobs = db.collection(this.names.jobs);
     this.exceptions = db.collection(this.names.exceptions);
+    this.watermarks = db.collection(this.names.watermarks);
     this.taskStats = db.collection(this.names.taskStats);
   }
 
