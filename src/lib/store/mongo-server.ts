@@ -20,7 +20,13 @@ async function tryMemoryServer(timeoutMs: number): Promise<PickedServer | string
   const started = Date.now();
   try {
     const { MongoMemoryServer } = await import("mongodb-memory-server");
-    const creating = MongoMemoryServer.create();
+    // mongodb-memory-server prints its own stack trace when it cannot start; the reason is
+    // reported once, in the line that says which server was chosen.
+    const warn = console.warn;
+    console.warn = () => undefined;
+    const creating = MongoMemoryServer.create().finally(() => {
+      console.warn = warn;
+    });
     const timeout = new Promise<"timeout">((resolve) =>
       setTimeout(() => resolve("timeout"), timeoutMs).unref(),
     );
