@@ -129,8 +129,24 @@ async function baselineFind(store: Store, n: number): Promise<number> {
   return performance.now() - started;
 }
 
-async function timeInitializer(store: Store, config: string): Promise<{ ms: number; records: number }> {
+/** Full jobs run one at a time per config, so each timed job gets a config of its own. */
+async function benchConfig(store: Store, name: string, records?: number): Promise<string> {
+  await applyConfig(
+    store,
+    {
+      name,
+      source: { collection: "bench_src", ...(records ? { filter: { _id: { $lt: records } } } : {}) },
+      chunking: { maxRecords: 500 },
+      target: { url: "http://127.0.0.1:9/" },
+    },
+    new Date(),
+  );
+  return name;
+}
+
+async function timeInitializer(store: Store, n: number): Promise<{ ms: number; records: number }> {
   const jobId = `bench-init-${randomBytes(4).toString("hex")}`;
+  const config = await benchConfig(store, jobId, n);
   const started = performance.now();
   const res = await initializeJob(benchDeps(store, recordingOnly()), { config, jobId });
   return { ms: performance.now() - started, records: res.records };
@@ -240,27 +256,6 @@ async function main() {
     await store.ensureIndexes();
     say(`seeding ${10 * n} source records…`);
     await seedSource(store, 10 * n);
-    await applyConfig(
-      store,
-      {
-        name: "bench-n",
-        source: { collection: "bench_src", filter: { _id: { $lt: n } } },
-        chunking: { maxRecords: 500 },
-        target: { url: "http://127.0.0.1:9/" },
-      },
-      new Date(),
-    );
-    await applyConfig(
-      store,
-      {
-        name: "bench-10n",
-        source: { collection: "bench_src" },
-        chunking: { maxRecords: 500 },
-        target: { url: "http://127.0.0.1:9/" },
-      },
-      new Date(),
-    );
-
     say("initializer vs plain insertMany (3 rounds each, alternating)…");
     const init: number[] = [];
     const base: number[] = [];
@@ -268,7 +263,7 @@ async function main() {
     for (let round = 0; round < 3; round++) {
       base.push(await baselineInsert(store, n));
       reads.push(await baselineFind(store, n));
-      init.push((await timeInitializer(store, "bench-n")).ms);
+      init.push((await timeInitializer(store, n)).ms);
     }
     const initRate = (n * 1000) / median(init);
     const baseRate = (n * 1000) / median(base);
@@ -277,8 +272,8 @@ async function main() {
     const ioMs = median(base) + median(reads);
 
     say(`initializer peak RSS at ${n} and ${10 * n} records (child processes)…`);
-    const small = await initializerChild(server.uri, "bench-n");
-    const large = await initializerChild(server.uri, "bench-10n");
+    const small = await initializerChild(server.uri, await benchConfig(store, "bench-rss-n", n));
+    const large = await initializerChild(server.uri, await benchConfig(store, "bench-rss-10n"));
 
     say(`end to end at ${Math.round(n / 10)} and ${n} records (reference service, zero latency)…`);
     const e2eSmall = await endToEnd(server.uri, store, Math.round(n / 10));
