@@ -1,7 +1,7 @@
 /** `batchDataInitializer`: plans a job from a config and hands over to the server. */
 import { schemaTask } from "@trigger.dev/sdk";
 import { initializeJob, initializePayloadSchema } from "../lib/initializer/initialize.js";
-import { mapError, workerDeps } from "./worker.js";
+import { runTaskStep } from "./worker.js";
 
 export const batchDataInitializer = schemaTask({
   id: "batch-data-initializer",
@@ -12,11 +12,6 @@ export const batchDataInitializer = schemaTask({
 });
 
 /** The task body, exported so tests can run it in a mock task context. */
-export async function runBatchDataInitializer(payload: unknown, ctx: { run: { id: string } }) {
-  try {
-    const deps = await workerDeps(ctx.run.id, (ms) => new Promise((r) => setTimeout(r, ms)));
-    return await initializeJob(deps, payload);
-  } catch (err) {
-    throw mapError(err);
-  }
+export function runBatchDataInitializer(payload: unknown, ctx: { run: { id: string } }) {
+  return runTaskStep(ctx, (deps) => initializeJob(deps, payload));
 }

@@ -7,7 +7,7 @@
  */
 import { schemaTask, wait } from "@trigger.dev/sdk";
 import { type WatchLimits, watchChunk, watchPayloadSchema } from "../lib/watcher/watch.js";
-import { mapError, workerDeps } from "./worker.js";
+import { runTaskStep } from "./worker.js";
 
 export const WATCH_LIMITS: WatchLimits = { maxPolls: 200, maxRunMs: 45 * 60_000 };
 
@@ -20,13 +20,10 @@ export const chunkProcessWatcher = schemaTask({
 });
 
 /** The task body, exported so tests can run it in a mock task context. */
-export async function runChunkProcessWatcher(payload: unknown, ctx: { run: { id: string } }) {
-  try {
-    const deps = await workerDeps(ctx.run.id, (ms) =>
-      wait.for({ seconds: Math.max(1, Math.ceil(ms / 1000)) }),
-    );
-    return await watchChunk(deps, payload, WATCH_LIMITS);
-  } catch (err) {
-    throw mapError(err);
-  }
+export function runChunkProcessWatcher(payload: unknown, ctx: { run: { id: string } }) {
+  return runTaskStep(
+    ctx,
+    (deps) => watchChunk(deps, payload, WATCH_LIMITS),
+    (ms) => wait.for({ seconds: Math.max(1, Math.ceil(ms / 1000)) }),
+  );
 }

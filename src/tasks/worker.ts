@@ -80,3 +80,18 @@ export function mapError(err: unknown): unknown {
   if (isBadInput(err)) return new AbortTaskRunError(err.message);
   return err;
 }
+
+const timerSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The body every task shares: build the worker's step dependencies, run one step, map errors. */
+export async function runTaskStep<T>(
+  ctx: { run: { id: string } },
+  step: (deps: StepDeps) => Promise<T>,
+  sleep: (ms: number) => Promise<void> = timerSleep,
+): Promise<T> {
+  try {
+    return await step(await workerDeps(ctx.run.id, sleep));
+  } catch (err) {
+    throw mapError(err);
+  }
+}

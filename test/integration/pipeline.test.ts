@@ -3,27 +3,19 @@
  * batch service for the normal path, fake services for every reply the contract names.
  */
 import { ObjectId } from "mongodb";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { BadInputError } from "../../src/lib/errors.js";
 import { initializeJob } from "../../src/lib/initializer/initialize.js";
 import { runJobLocally } from "../../src/lib/runner/local-runner.js";
 import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
-import { useTestDatabase } from "../support/db.js";
-import { recordingHandOver, startFakeService, stepDeps } from "../support/pipeline.js";
+import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
 
-const t = useTestDatabase("pipeline");
+const { t, cleanups, store: currentStore } = usePipelineStore("pipeline");
 let store: Store;
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(async () => {
-  store = new Store(t.db());
-  await store.ensureIndexes();
-});
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+beforeAll(() => {
+  store = currentStore();
 });
 
 async function seed(collection: string, n: number, extra: (i: number) => object = () => ({})) {

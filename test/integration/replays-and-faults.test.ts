@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { serveJob } from "../../src/lib/dispatch/serve.js";
 import { startEmbeddedMongo } from "../../src/lib/embedded-mongo/index.js";
@@ -17,25 +17,13 @@ import { runJobLocally } from "../../src/lib/runner/local-runner.js";
 import { startBatchService } from "../../src/lib/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
 import { watchChunk } from "../../src/lib/watcher/watch.js";
-import { useTestDatabase } from "../support/db.js";
-import { recordingHandOver, startFakeService, stepDeps } from "../support/pipeline.js";
+import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
-const t = useTestDatabase("replays");
+const { t, cleanups, store: currentStore } = usePipelineStore("replays");
 let store: Store;
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(async () => {
-  store = new Store(t.db());
-  await store.ensureIndexes();
-});
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-afterAll(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+beforeAll(() => {
+  store = currentStore();
 });
 
 const watchOnce = { maxPolls: 1, maxRunMs: 60_000 };

@@ -4,7 +4,9 @@ import { EJSON } from "bson";
 import { postChunk } from "../../src/lib/dispatch/http.js";
 import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
 import { DEFAULT_LEASE_MS, silentLogger } from "../../src/lib/handover/handover.js";
-import type { Store } from "../../src/lib/store/store.js";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { Store } from "../../src/lib/store/store.js";
+import { useTestDatabase } from "./db.js";
 
 export type HandOverCall =
   | { kind: "serve"; payload: ServePayload; key: string; delayMs?: number }
@@ -109,5 +111,33 @@ export async function startFakeService(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * A test file's database with chunkrelay's collections and indexes, plus a list of clean-ups
+ * (servers, clients) run after each test.
+ */
+export function usePipelineStore(label: string) {
+  const t = useTestDatabase(label);
+  let store: Store | undefined;
+  const cleanups: Array<() => Promise<void>> = [];
+  const runCleanups = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  };
+  beforeAll(async () => {
+    store = new Store(t.db());
+    await store.ensureIndexes();
+  });
+  afterEach(runCleanups);
+  afterAll(runCleanups);
+  return {
+    t,
+    cleanups,
+    store: () =>
+      store ??
+      (() => {
+        throw new Error("store used before beforeAll");
+      })(),
   };
 }
