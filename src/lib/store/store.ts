@@ -173,7 +173,10 @@ export class Store {
         { key: { jobId: 1, status: 1, chunk: 1 }, name: "job_status_chunk" },
         { key: { jobId: 1, done: 1, chunk: 1 }, name: "job_done_chunk" },
       ]),
-      this.jobs.createIndexes([{ key: { config: 1, createdAt: -1 }, name: "config_created" }]),
+      this.jobs.createIndexes([
+        { key: { config: 1, createdAt: -1 }, name: "config_created" },
+        { key: { status: 1 }, name: "status" },
+      ]),
       this.exceptions.createIndexes([
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
         { key: { config: 1, createdAt: -1 }, name: "config_created" },

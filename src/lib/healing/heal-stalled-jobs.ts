@@ -1,0 +1,100 @@
+/**
+ * Self-healing for chains broken by runs that died for good (retries exhausted, a worker lost):
+ * a small scheduled pass looks at every unfinished job and, where nothing has moved for a while,
+ * hands over again — a watcher for chunks sent long ago, the server for chunks that are due or
+ * whose lease expired, the initializer for planning whose lease expired. Every step is
+ * idempotent, so a kick that turns out unnecessary costs one short run and changes nothing.
+ * Kicks carry the period in their key, so each is issued at most once per period.
+ */
+import { loadConfig } from "../config/load.js";
+import { type HandOver, type StepDeps, keys } from "../handover/handover.js";
+
+export interface HealOptions {
+  /** Nothing moved for this long: the job counts as stalled. */
+  staleAfterMs: number;
+  /** Restarts planning (the Trigger.dev initializer; locally the runner plans itself). */
+  restartPlanning: (payload: { config: string; jobId: string }, key: string) => Promise<void>;
+}
+
+export interface HealAction {
+  jobId: string;
+  action: "watch" | "serve" | "plan";
+  chunk?: number;
+}
+
+export async function healStalledJobs(
+  deps: Pick<StepDeps, "store" | "now"> & { handOver: HandOver },
+  options: HealOptions,
+): Promise<HealAction[]> {
+  const now = deps.now().getTime();
+  const staleBefore = new Date(now - options.staleAfterMs);
+  const period = Math.floor(now / options.staleAfterMs);
+  const actions: HealAction[] = [];
+  const jobs = await deps.store.jobs
+    .find(
+      { status: { $in: ["planning", "running"] } },
+      { projection: { config: 1, status: 1, planning: 1, planningLease: 1 } },
+    )
+    .toArray();
+  for (const job of jobs) {
+    const jobId = job._id;
+    if (!job.planning.done) {
+      const lease = job.planningLease?.expiresAt.getTime() ?? 0;
+      if (lease < now - options.staleAfterMs / 2) {
+        await options.restartPlanning({ config: job.config, jobId }, `heal:${jobId}:plan:${period}`);
+        actions.push({ jobId, action: "plan" });
+      }
+      continue;
+    }
+    // The claim window: the first unfinished chunk and the next maxInFlight - 1. Chunks past it
+    // are waiting their turn, not stalled.
+    let maxInFlight: number;
+    try {
+      maxInFlight = (await loadConfig(deps.store, job.config)).maxInFlight;
+    } catch {
+      continue; // an unknown or invalid config: resuming would fail the same way; leave it to a human
+    }
+    const open = await deps.store.chunks
+      .find(
+        { jobId, done: false },
+        {
+          sort: { chunk: 1 },
+          limit: maxInFlight,
+          projection: { chunk: 1, attempt: 1, status: 1, sentAt: 1, dueAt: 1, lease: 1 },
+        },
+      )
+      .toArray();
+    let serve = open.length === 0; // all chunks done but the job not closed: the server closes it
+    for (const c of open) {
+      switch (c.status) {
+        case "sent":
+          if ((c.sentAt ?? staleBefore) <= staleBefore) {
+            await deps.handOver.watch(
+              { jobId, chunk: c.chunk, attempt: c.attempt },
+              `${keys.watch(jobId, c.chunk, c.attempt)}:heal${period}`,
+            );
+            actions.push({ jobId, action: "watch", chunk: c.chunk });
+          }
+          break;
+        case "dispatching":
+          if ((c.lease?.expiresAt.getTime() ?? 0) < now) serve = true;
+          break;
+        case "pending":
+          if (c.dueAt <= staleBefore) serve = true;
+          break;
+        case "processed":
+        case "failed":
+          break;
+        default: {
+          const never: never = c.status;
+          throw new Error(`unknown chunk status ${String(never)}`);
+        }
+      }
+    }
+    if (serve) {
+      await deps.handOver.serve({ jobId }, `serve:${jobId}:heal${period}`);
+      actions.push({ jobId, action: "serve" });
+    }
+  }
+  return actions;
+}

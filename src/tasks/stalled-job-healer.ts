@@ -1,0 +1,30 @@
+/**
+ * `stalledJobHealer`: every 10 minutes, hands over again for jobs whose chain broke (a run that
+ * died after its retries). A chunk counts as stalled after 15 minutes without movement; raise
+ * that if your service takes longer per chunk (a duplicate watcher is harmless, just a run).
+ */
+import { idempotencyKeys, schedules, tasks } from "@trigger.dev/sdk";
+import { healStalledJobs } from "../lib/healing/heal-stalled-jobs.js";
+import type { batchDataInitializer } from "./batch-data-initializer.js";
+import { runTaskStep } from "./worker.js";
+
+export const STALE_AFTER_MS = 15 * 60_000;
+
+export const stalledJobHealer = schedules.task({
+  id: "stalled-job-healer",
+  description: "Restart the hand-over chain of chunkrelay jobs that stopped moving.",
+  cron: { pattern: "*/10 * * * *", window: "0m" },
+  maxDuration: 300,
+  run: (_payload, { ctx }) =>
+    runTaskStep(ctx, (deps) =>
+      healStalledJobs(deps, {
+        staleAfterMs: STALE_AFTER_MS,
+        restartPlanning: async (payload, key) => {
+          await tasks.trigger<typeof batchDataInitializer>("batch-data-initializer", payload, {
+            idempotencyKey: await idempotencyKeys.create(key, { scope: "global" }),
+            idempotencyKeyTTL: "30d",
+          });
+        },
+      }),
+    ),
+});

@@ -1,0 +1,86 @@
+/** The stalled-job healer: kicks broken chains, and leaves moving jobs alone. */
+import { beforeAll, describe, expect, it } from "vitest";
+import { applyConfig } from "../../src/lib/config/load.js";
+import { serveJob } from "../../src/lib/dispatch/serve.js";
+import { healStalledJobs } from "../../src/lib/healing/heal-stalled-jobs.js";
+import { initializeJob } from "../../src/lib/initializer/initialize.js";
+import type { Store } from "../../src/lib/store/store.js";
+import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
+
+const { cleanups, store: currentStore } = usePipelineStore("healing");
+let store: Store;
+beforeAll(() => {
+  store = currentStore();
+});
+
+const MINUTE = 60_000;
+
+describe("healStalledJobs", () => {
+  it("kicks a watcher for an old sent chunk, the server for an expired lease, the initializer for dead planning", async () => {
+    await store.db.collection("heal_src").insertMany(Array.from({ length: 40 }, (_, i) => ({ _id: i as never })));
+    const fake = await startFakeService(store, () => ({ status: 202, report: "none" }));
+    cleanups.push(() => fake.stop());
+    for (const name of ["heal-a", "heal-b"]) {
+      await applyConfig(
+        store,
+        { name, source: { collection: "heal_src" }, chunking: { maxRecords: 10 }, target: { url: fake.url } },
+        new Date(),
+      );
+    }
+    // Job A: chunk 1 sent (its watcher never ran).
+    const deps = stepDeps(store, { leaseMs: 1000 });
+    await initializeJob(deps, { config: "heal-a", jobId: "heal-a-job" });
+    await serveJob(deps, { jobId: "heal-a-job" });
+    // Job B: its server died mid-POST, leaving chunk 1 dispatching under a lease.
+    await initializeJob(deps, { config: "heal-b", jobId: "heal-b-job" });
+    const dying = stepDeps(store, { owner: "dead", leaseMs: 1000, post: () => Promise.reject(new Error("killed")) });
+    await expect(serveJob(dying, { jobId: "heal-b-job" })).rejects.toThrow("killed");
+    // Job C: planning whose owner died.
+    await store.jobs.insertOne({
+      _id: "heal-c-job",
+      config: "heal-a",
+      configHash: "x",
+      mode: "full",
+      description: "",
+      window: { to: 39 },
+      status: "planning",
+      planning: { done: false, nextChunk: 1, records: 0, weight: 0 },
+      planningLease: { owner: "dead", expiresAt: new Date(Date.now() - 30 * MINUTE) },
+      triggeredBy: "test",
+      createdAt: new Date(),
+      startedAt: new Date(),
+      updatedAt: new Date(),
+    });
+
+    const plans: string[] = [];
+    const restartPlanning = (p: { jobId: string }, key: string) => {
+      plans.push(`${p.jobId} ${key}`);
+      return Promise.resolve();
+    };
+    // Right now nothing is stalled except the dead planning.
+    const calm = recordingHandOver();
+    const now = await healStalledJobs(
+      { store, now: () => new Date(), handOver: calm },
+      { staleAfterMs: 15 * MINUTE, restartPlanning },
+    );
+    expect(now.map((a) => `${a.jobId}:${a.action}`)).toEqual(["heal-c-job:plan"]);
+    expect(calm.calls).toEqual([]);
+
+    // Twenty minutes later: job A's chunk is stale, job B's lease long expired.
+    const later = recordingHandOver();
+    const actions = await healStalledJobs(
+      { store, now: () => new Date(Date.now() + 20 * MINUTE), handOver: later },
+      { staleAfterMs: 15 * MINUTE, restartPlanning },
+    );
+    expect(actions.map((a) => `${a.jobId}:${a.action}`).sort()).toEqual([
+      "heal-a-job:watch",
+      "heal-b-job:serve",
+      "heal-c-job:plan",
+    ]);
+    expect(later.calls.map((c) => c.kind).sort()).toEqual(["serve", "watch"]);
+    // Healing the dead server's job redelivers its chunk under the same key.
+    await serveJob(stepDeps(store, { now: () => new Date(Date.now() + 20 * MINUTE) }), { jobId: "heal-b-job" });
+    const keysB = fake.requests.filter((r) => r.body.jobId === "heal-b-job").map((r) => r.key);
+    expect(new Set(keysB)).toEqual(new Set(["heal-b-job:1:1"]));
+  });
+});
