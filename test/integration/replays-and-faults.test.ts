@@ -168,7 +168,7 @@ describe("database faults", () => {
     const own = new Store(client.db());
     await own.ensureIndexes();
     await own.db.collection("src").insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: i as never })));
-    const service = await startBatchService({ mongoUri: uri, latencyMs: 20 });
+    const service = await startBatchService({ mongoUri: uri, latencyMs: 40 });
     cleanups.push(() => service.stop());
     await applyConfig(
       own,
@@ -189,8 +189,12 @@ describe("database faults", () => {
       stepRetryMs: 200,
       log: { info: () => undefined, warn: (m) => warnings.push(m) },
     });
-    // Take the database away mid-run for a while, then bring it back with the same data.
-    await new Promise((r) => setTimeout(r, 600));
+    // Take the database away mid-run (once a few chunks are done) for a while, then bring it
+    // back with the same data.
+    while ((await own.chunks.countDocuments({ jobId: "fault-job", status: "processed" })) < 3) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await own.chunks.countDocuments({ jobId: "fault-job", done: false })).toBeGreaterThan(5);
     await mongo.stop();
     await new Promise((r) => setTimeout(r, 3000));
     mongo = await startEmbeddedMongo({ dir, port });
