@@ -17,7 +17,9 @@ const MINUTE = 60_000;
 
 describe("healStalledJobs", () => {
   it("kicks a watcher for an old sent chunk, the server for an expired lease, the initializer for dead planning", async () => {
-    await store.db.collection("heal_src").insertMany(Array.from({ length: 40 }, (_, i) => ({ _id: i as never })));
+    await store.db
+      .collection("heal_src")
+      .insertMany(Array.from({ length: 40 }, (_, i) => ({ _id: i as never })));
     const fake = await startFakeService(store, () => ({ status: 202, report: "none" }));
     cleanups.push(() => fake.stop());
     for (const name of ["heal-a", "heal-b"]) {
@@ -33,7 +35,11 @@ describe("healStalledJobs", () => {
     await serveJob(deps, { jobId: "heal-a-job" });
     // Job B: its server died mid-POST, leaving chunk 1 dispatching under a lease.
     await initializeJob(deps, { config: "heal-b", jobId: "heal-b-job" });
-    const dying = stepDeps(store, { owner: "dead", leaseMs: 1000, post: () => Promise.reject(new Error("killed")) });
+    const dying = stepDeps(store, {
+      owner: "dead",
+      leaseMs: 1000,
+      post: () => Promise.reject(new Error("killed")),
+    });
     await expect(serveJob(dying, { jobId: "heal-b-job" })).rejects.toThrow("killed");
     // Job C: planning whose owner died.
     await store.jobs.insertOne({
@@ -79,7 +85,9 @@ describe("healStalledJobs", () => {
     ]);
     expect(later.calls.map((c) => c.kind).sort()).toEqual(["serve", "watch"]);
     // Healing the dead server's job redelivers its chunk under the same key.
-    await serveJob(stepDeps(store, { now: () => new Date(Date.now() + 20 * MINUTE) }), { jobId: "heal-b-job" });
+    await serveJob(stepDeps(store, { now: () => new Date(Date.now() + 20 * MINUTE) }), {
+      jobId: "heal-b-job",
+    });
     const keysB = fake.requests.filter((r) => r.body.jobId === "heal-b-job").map((r) => r.key);
     expect(new Set(keysB)).toEqual(new Set(["heal-b-job:1:1"]));
   });
