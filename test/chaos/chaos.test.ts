@@ -13,6 +13,7 @@ import { applyConfig } from "../../src/lib/config/load.js";
 import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
 import { useTestDatabase } from "../support/db.js";
+import { seededRandom } from "../support/random.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
 const RECORDS = 6000;
@@ -21,14 +22,6 @@ let store: Store;
 let service: BatchService;
 let dbUri: string;
 
-function seeded(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 beforeAll(async () => {
   store = new Store(t.db());
   await store.ensureIndexes();
@@ -36,7 +29,7 @@ beforeAll(async () => {
   service = await startBatchService({
     mongoUri: dbUri,
     latencyMs: 30,
-    random: seeded(7),
+    random: seededRandom(7),
     faults: { error: 0.1, throttle: 0.1, slow: 0.08, slowMs: 600, drop: 0.05, retryAfterS: 0 },
   });
   await store.db
@@ -71,7 +64,7 @@ function start(args: string[]): { child: ChildProcess; exited: Promise<number | 
 
 describe("chaos", () => {
   it("survives repeated SIGKILLs against a faulty service with every record delivered exactly once", async () => {
-    const rand = seeded(11);
+    const rand = seededRandom(11);
     let kills = 0;
     let finalCode: number | null = null;
     for (let round = 0; round < 12; round++) {

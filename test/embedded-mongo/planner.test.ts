@@ -7,6 +7,7 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EmbeddedMongo, startEmbeddedMongo } from "../../src/lib/embedded-mongo/index.js";
+import { seededRandom } from "../support/random.js";
 
 let server: EmbeddedMongo;
 let client: MongoClient;
@@ -22,19 +23,10 @@ afterAll(async () => {
   await server.stop();
 });
 
-// A small deterministic PRNG so failures reproduce.
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 describe("index planner", () => {
   it("returns the same results with and without indexes", async () => {
     const db = client.db("planner");
-    const rand = rng(42);
+    const rand = seededRandom(42);
     const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)] as T;
     const docs = Array.from({ length: 2000 }, (_, i) => {
       const d: Record<string, unknown> = {

@@ -8,6 +8,7 @@ import { ConfigError, parseConfig } from "../../src/lib/config/schema.js";
 import { servePayloadSchema } from "../../src/lib/dispatch/serve.js";
 import { initializePayloadSchema } from "../../src/lib/initializer/initialize.js";
 import { watchPayloadSchema } from "../../src/lib/watcher/watch.js";
+import { seededRandom } from "../support/random.js";
 
 const valid = () => ({
   name: "fuzz",
@@ -19,14 +20,6 @@ const valid = () => ({
   retry: { maxAttempts: 2, maxDeliveryTries: 3, backoffMs: 10, maxBackoffMs: 100 },
   watch: { pollIntervalMs: 100, chunkTimeoutMs: 1000 },
 });
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 type Obj = Record<string, unknown>;
 const paths: string[][] = [
@@ -132,7 +125,7 @@ const mutations: Array<(c: Obj, r: () => number) => string> = [
 describe("bad configs", () => {
   it("refuses 300 generated bad configs, each with a message naming what is wrong", () => {
     expect(() => parseConfig(valid())).not.toThrow();
-    const r = rng(2026);
+    const r = seededRandom(2026);
     let refused = 0;
     for (let i = 0; i < 300; i++) {
       const c = valid() as Obj;
@@ -165,7 +158,7 @@ describe("bad configs", () => {
 
 describe("bad task payloads", () => {
   it("refuses 300 generated bad payloads for the three tasks", () => {
-    const r = rng(7);
+    const r = seededRandom(7);
     const junk: unknown[] = [
       null,
       undefined,
