@@ -13,5 +13,14 @@ export const batchDataInitializer = schemaTask({
 
 /** The task body, exported so tests can run it in a mock task context. */
 export function runBatchDataInitializer(payload: unknown, ctx: { run: { id: string } }) {
-  return runTaskStep(ctx, (deps) => initializeJob(deps, payload));
+  return runTaskStep(
+    ctx,
+    "batchDataInitializer",
+    payload,
+    (deps) => initializeJob(deps, payload),
+    (r) => ({
+      outcome: r.status,
+      jobId: r.jobId,
+    }),
+  );
 }

@@ -13,5 +13,13 @@ export const batchDataServer = schemaTask({
 
 /** The task body, exported so tests can run it in a mock task context. */
 export function runBatchDataServer(payload: unknown, ctx: { run: { id: string } }) {
-  return runTaskStep(ctx, (deps) => serveJob(deps, payload));
+  return runTaskStep(
+    ctx,
+    "batchDataServer",
+    payload,
+    (deps) => serveJob(deps, payload),
+    (r) => ({
+      outcome: r.outcome,
+    }),
+  );
 }

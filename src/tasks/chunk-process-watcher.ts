@@ -23,7 +23,10 @@ export const chunkProcessWatcher = schemaTask({
 export function runChunkProcessWatcher(payload: unknown, ctx: { run: { id: string } }) {
   return runTaskStep(
     ctx,
+    "chunkProcessWatcher",
+    payload,
     (deps) => watchChunk(deps, payload, WATCH_LIMITS),
+    (r) => ({ outcome: r.outcome }),
     (ms) => wait.for({ seconds: Math.max(1, Math.ceil(ms / 1000)) }),
   );
 }

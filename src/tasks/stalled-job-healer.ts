@@ -16,15 +16,20 @@ export const stalledJobHealer = schedules.task({
   cron: { pattern: "*/10 * * * *", window: "0m" },
   maxDuration: 300,
   run: (_payload, { ctx }) =>
-    runTaskStep(ctx, (deps) =>
-      healStalledJobs(deps, {
-        staleAfterMs: STALE_AFTER_MS,
-        restartPlanning: async (payload, key) => {
-          await tasks.trigger<typeof batchDataInitializer>("batch-data-initializer", payload, {
-            idempotencyKey: await idempotencyKeys.create(key, { scope: "global" }),
-            idempotencyKeyTTL: "30d",
-          });
-        },
-      }),
+    runTaskStep(
+      ctx,
+      "stalledJobHealer",
+      {},
+      (deps) =>
+        healStalledJobs(deps, {
+          staleAfterMs: STALE_AFTER_MS,
+          restartPlanning: async (payload, key) => {
+            await tasks.trigger<typeof batchDataInitializer>("batch-data-initializer", payload, {
+              idempotencyKey: await idempotencyKeys.create(key, { scope: "global" }),
+              idempotencyKeyTTL: "30d",
+            });
+          },
+        }),
+      (actions) => ({ outcome: `${actions.length} kicks` }),
     ),
 });

@@ -10,6 +10,7 @@ import { readEnv } from "../lib/env.js";
 import { isBadInput } from "../lib/errors.js";
 import { DEFAULT_LEASE_MS, type Logger, type StepDeps } from "../lib/handover/handover.js";
 import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
+import { type StepName, timeStep } from "../lib/inspect/step-stats.js";
 import { Store, databaseNameOf } from "../lib/store/store.js";
 import type { batchDataServer } from "./batch-data-server.js";
 import type { chunkProcessWatcher } from "./chunk-process-watcher.js";
@@ -83,14 +84,34 @@ export function mapError(err: unknown): unknown {
 
 const timerSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The body every task shares: build the worker's step dependencies, run one step, map errors. */
+const stringField = (payload: unknown, key: string): string | undefined => {
+  const v =
+    payload !== null && typeof payload === "object" ? (payload as Record<string, unknown>)[key] : undefined;
+  return typeof v === "string" ? v : undefined;
+};
+
+/**
+ * The body every task shares: build the worker's step dependencies, run one step (recorded in
+ * batch_task_stats), map errors.
+ */
 export async function runTaskStep<T>(
   ctx: { run: { id: string } },
+  task: StepName,
+  payload: unknown,
   step: (deps: StepDeps) => Promise<T>,
+  outcomeOf: (result: T) => { outcome: string; jobId?: string },
   sleep: (ms: number) => Promise<void> = timerSleep,
 ): Promise<T> {
   try {
-    return await step(await workerDeps(ctx.run.id, sleep));
+    const deps = await workerDeps(ctx.run.id, sleep);
+    const jobId = stringField(payload, "jobId");
+    const chunk = (payload as { chunk?: unknown } | null)?.chunk;
+    return await timeStep(
+      deps.store,
+      { task, ...(jobId ? { jobId } : {}), ...(typeof chunk === "number" ? { chunk } : {}) },
+      () => step(deps),
+      outcomeOf,
+    );
   } catch (err) {
     throw mapError(err);
   }

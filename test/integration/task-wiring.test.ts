@@ -52,7 +52,13 @@ describe("task declarations", () => {
       properties: Record<string, unknown>;
       required?: string[];
     };
-    expect(Object.keys(init.properties)).toEqual(["config", "jobId", "mode", "description"]);
+    expect(Object.keys(init.properties)).toEqual([
+      "config",
+      "jobId",
+      "mode",
+      "description",
+      "acceptConfigChange",
+    ]);
     expect(init.required).toEqual(["config"]);
     expect(initializePayloadSchema.safeParse({ config: "a", extra: 1 }).success).toBe(false);
     expect(servePayloadSchema.safeParse({ jobId: "" }).success).toBe(false);

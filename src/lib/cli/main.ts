@@ -14,8 +14,11 @@ import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
+import { listExceptions, resolveException } from "../inspect/exceptions.js";
+import { deleteJob, jobReport, listJobs } from "../inspect/jobs.js";
+import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
+import { stepStats } from "../inspect/step-stats.js";
 import { type JobSummary, runJobLocally } from "../runner/local-runner.js";
-import { readJobProgress } from "../runner/progress.js";
 import { startBatchService } from "../service/batch-service.js";
 import { redactUri, withMongo } from "../store/store.js";
 import { createProgressDisplay } from "./progress-display.js";
@@ -150,7 +153,7 @@ export function buildProgram(
   async function runCommand(
     uri: string,
     configName: string | undefined,
-    opts: { jobId?: string; description?: string; json?: boolean },
+    opts: { jobId?: string; description?: string; json?: boolean; acceptConfigChange?: boolean },
   ): Promise<void> {
     await withMongo(uri, async (store) => {
       let config = configName;
@@ -178,6 +181,7 @@ export function buildProgram(
           config,
           ...(opts.jobId ? { jobId: opts.jobId } : {}),
           ...(opts.description ? { description: opts.description } : {}),
+          ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
           signal: controller.signal,
           env,
           leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
@@ -223,10 +227,15 @@ export function buildProgram(
     .command("resume")
     .description("Continue a job where it stopped (after a crash, a kill or Ctrl-C).")
     .argument("<jobId>", "the job id")
+    .option("--accept-config-change", "continue although the config changed since the job started (recorded)")
     .option("--json", "print the job summary as JSON on the last stdout line")
     .addOption(mongoOption())
-    .action(async (jobId: string, opts: { json?: boolean; mongo?: string }) => {
-      await runCommand(mongoUri(opts.mongo, env), undefined, { jobId, ...(opts.json ? { json: true } : {}) });
+    .action(async (jobId: string, opts: { acceptConfigChange?: boolean; json?: boolean; mongo?: string }) => {
+      await runCommand(mongoUri(opts.mongo, env), undefined, {
+        jobId,
+        ...(opts.json ? { json: true } : {}),
+        ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
+      });
     });
 
   const config = program.command("config").description("Manage batch configs.");
@@ -259,40 +268,229 @@ export function buildProgram(
 
   program
     .command("status")
-    .description("Show a job and its chunks.")
+    .description("Show a job: times, config and drift, counts, rate, step statistics and its chunks.")
     .argument("<jobId>", "the job id")
-    .option("--json", "print the job and chunks as JSON on the last stdout line")
+    .option("--json", "print the report as JSON on the last stdout line")
     .addOption(mongoOption())
     .action(async (jobId: string, opts: { json?: boolean; mongo?: string }) => {
       await withMongo(mongoUri(opts.mongo, env), async (store) => {
-        const job = await store.jobs.findOne({ _id: jobId });
-        if (!job) throw new CliError(`job '${jobId}' not found`, EXIT.failed);
-        const progress = await readJobProgress(store, jobId);
-        const chunks = await store.chunks
-          .find({ jobId }, { projection: { _id: 0, lease: 0 } })
-          .sort({ chunk: 1 })
-          .toArray();
+        const r = await jobReport(store, jobId);
         if (opts.json) {
-          process.stdout.write(`${EJSON.stringify({ job, progress, chunks }, { relaxed: true })}\n`);
+          process.stdout.write(`${EJSON.stringify(r, { relaxed: true })}\n`);
           return;
         }
+        const { job, progress } = r;
         const out = process.stdout;
         out.write(
           `job ${job._id}  config ${job.config} (hash ${job.configHash})  mode ${job.mode}  status ${job.status}\n`,
         );
         if (job.description) out.write(`  ${job.description}\n`);
         out.write(
-          `  records ${progress.processedRecords + progress.failedRecords}/${progress.totalRecords}, chunks ${progress.doneChunks}/${progress.totalChunks}, in flight ${progress.inFlightChunks}\n`,
+          `  window ${EJSON.stringify(job.window, { relaxed: true })}, triggered by ${job.triggeredBy}\n`,
         );
         out.write(
-          `  started ${job.startedAt.toISOString()}${job.finishedAt ? `, finished ${job.finishedAt.toISOString()}` : ""}\n`,
+          `  created ${job.createdAt.toISOString()}, started ${job.startedAt.toISOString()}${job.finishedAt ? `, finished ${job.finishedAt.toISOString()} (${((job.finishedAt.getTime() - job.startedAt.getTime()) / 1000).toFixed(1)} s)` : ""}\n`,
         );
-        out.write("  chunk  status       attempt  records  sent                      finished\n");
-        for (const c of chunks) {
+        out.write(
+          `  records ${progress.processedRecords + progress.failedRecords}/${progress.totalRecords} (${progress.processedRecords} processed, ${r.exceptions} exceptions), chunks ${progress.doneChunks}/${progress.totalChunks}, in flight ${progress.inFlightChunks}, ${r.recordsPerSecond} records/s\n`,
+        );
+        if (r.currentConfigHash && r.currentConfigHash !== job.configHash) {
           out.write(
-            `  ${String(c.chunk).padStart(5)}  ${c.status.padEnd(11)}  ${String(c.attempt).padStart(7)}  ${String(c.recordCount).padStart(7)}  ${(c.sentAt?.toISOString() ?? "-").padEnd(24)}  ${c.finishedAt?.toISOString() ?? "-"}${c.lastError ? `  (${c.lastError})` : ""}\n`,
+            `  ! config '${job.config}' changed since: now ${r.currentConfigHash} (resume needs --accept-config-change)\n`,
           );
         }
+        for (const c of job.configChanges ?? [])
+          out.write(`  config changed ${c.from} → ${c.to} at ${c.at.toISOString()}\n`);
+        if (r.driftedChunks.length > 0) {
+          out.write(`  ! chunks sent under another config than the job's: ${r.driftedChunks.join(", ")}\n`);
+        }
+        for (const st of r.steps) {
+          out.write(
+            `  step ${st.task.padEnd(20)} ${st.invocations} runs, ${st.succeeded} ok, ${st.failed} failed, p50 ${st.p50Ms} ms, p95 ${st.p95Ms} ms, max ${st.maxMs} ms\n`,
+          );
+        }
+        out.write(
+          "  chunk  status       attempt  records  config            sent                      finished\n",
+        );
+        for (const c of r.chunks) {
+          out.write(
+            `  ${String(c.chunk).padStart(5)}  ${c.status.padEnd(11)}  ${String(c.attempt).padStart(7)}  ${String(c.recordCount).padStart(7)}  ${c.configHash.padEnd(16)}  ${(c.sentAt?.toISOString() ?? "-").padEnd(24)}  ${c.finishedAt?.toISOString() ?? "-"}${c.lastError ? `  (${c.lastError})` : ""}\n`,
+          );
+        }
+      });
+    });
+
+  program
+    .command("jobs")
+    .description("List jobs, newest first: config, mode, status, records, exceptions, duration.")
+    .option("--config <name>", "only this config's jobs")
+    .option("--limit <n>", "how many", positiveIntArg, 50)
+    .option("--json", "print the list as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (opts: { config?: string; limit: number; json?: boolean; mongo?: string }) => {
+      await withMongo(mongoUri(opts.mongo, env), async (store) => {
+        const jobs = await listJobs(store, {
+          ...(opts.config ? { config: opts.config } : {}),
+          limit: opts.limit,
+        });
+        if (opts.json) {
+          process.stdout.write(`${EJSON.stringify(jobs, { relaxed: true })}\n`);
+          return;
+        }
+        for (const j of jobs) {
+          process.stdout.write(
+            `${j.jobId.padEnd(40)} ${j.config.padEnd(16)} ${j.mode.padEnd(11)} ${j.status.padEnd(9)} ${String(j.records).padStart(9)} records ${String(j.exceptions).padStart(6)} exceptions  ${j.createdAt.toISOString()}${j.durationMs !== undefined ? `  ${(j.durationMs / 1000).toFixed(1)} s` : ""}\n`,
+          );
+        }
+      });
+    });
+
+  program
+    .command("stats")
+    .description(
+      "Per-step statistics (runs, successes, failures, p50/p95/max), for a job or a config or overall.",
+    )
+    .option("--job <id>", "only this job")
+    .option("--config <name>", "only this config's jobs")
+    .option("--json", "print the statistics as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (opts: { job?: string; config?: string; json?: boolean; mongo?: string }) => {
+      await withMongo(mongoUri(opts.mongo, env), async (store) => {
+        const jobIds = opts.config
+          ? (await listJobs(store, { config: opts.config, limit: 10_000 })).map((j) => j.jobId)
+          : undefined;
+        const steps = await stepStats(store, {
+          ...(opts.job ? { jobId: opts.job } : {}),
+          ...(jobIds ? { jobIds } : {}),
+        });
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(steps)}\n`);
+          return;
+        }
+        for (const st of steps) {
+          process.stdout.write(
+            `${st.task.padEnd(22)} ${String(st.invocations).padStart(7)} runs ${String(st.succeeded).padStart(7)} ok ${String(st.failed).padStart(5)} failed  p50 ${st.p50Ms} ms  p95 ${st.p95Ms} ms  max ${st.maxMs} ms\n`,
+          );
+        }
+      });
+    });
+
+  program
+    .command("where")
+    .description("Lineage of a record: every job and chunk that included it, attempts, times, config hashes.")
+    .argument("<recordId>", "the record's _id (24-hex is read as an ObjectId, digits as a number)")
+    .option("--type <type>", "read the id as string, number or objectId")
+    .option("--config <name>", "only this config's jobs")
+    .option("--json", "print the lineage as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(
+      async (text: string, opts: { type?: string; config?: string; json?: boolean; mongo?: string }) => {
+        const type = z.enum(["string", "number", "objectId"]).optional().safeParse(opts.type);
+        if (!type.success)
+          throw new CliError(`--type must be string, number or objectId, not '${opts.type}'`, EXIT.usage);
+        let recordId: unknown;
+        try {
+          recordId = parseRecordId(text, type.data);
+        } catch (err) {
+          throw new CliError((err as Error).message, EXIT.usage);
+        }
+        await withMongo(mongoUri(opts.mongo, env), async (store) => {
+          const lineage = await whereIsRecord(store, recordId, opts.config);
+          if (opts.json) {
+            process.stdout.write(`${EJSON.stringify(lineage, { relaxed: true })}\n`);
+            return;
+          }
+          if (lineage.length === 0) process.stdout.write(`no job has included record ${text}\n`);
+          for (const l of lineage) {
+            process.stdout.write(
+              `${l.jobId}  config ${l.config} (${l.jobConfigHash})  chunk ${l.chunk} (${l.chunkConfigHash ?? "-"})  ${l.status}  attempts ${l.attempts}  sent ${l.sentAt?.toISOString() ?? "-"}  processed ${l.processedAt?.toISOString() ?? "-"}${l.error ? `  error: ${l.error}` : ""}${l.exception ? `  exception: ${l.exception}` : ""}\n`,
+            );
+          }
+        });
+      },
+    );
+
+  const exceptions = program.command("exceptions").description("Records set aside for a human.");
+  exceptions
+    .command("list")
+    .description("List exceptions, newest first.")
+    .option("--job <id>", "only this job")
+    .option("--config <name>", "only this config")
+    .option("--unresolved", "only those without a resolution")
+    .option("--json", "print them as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(
+      async (opts: {
+        job?: string;
+        config?: string;
+        unresolved?: boolean;
+        json?: boolean;
+        mongo?: string;
+      }) => {
+        await withMongo(mongoUri(opts.mongo, env), async (store) => {
+          const list = await listExceptions(store, {
+            ...(opts.job ? { jobId: opts.job } : {}),
+            ...(opts.config ? { config: opts.config } : {}),
+            ...(opts.unresolved ? { unresolved: true } : {}),
+          });
+          if (opts.json) {
+            process.stdout.write(`${EJSON.stringify(list, { relaxed: true })}\n`);
+            return;
+          }
+          for (const e of list) {
+            process.stdout.write(
+              `${e.jobId}  record ${EJSON.stringify({ v: e.recordId }, { relaxed: true }).slice(5, -1)}  chunk ${e.chunk}  attempts ${e.attempts}  ${e.reason}${e.resolution ? `  [resolved: ${e.resolution.note}]` : ""}\n`,
+            );
+          }
+        });
+      },
+    );
+  exceptions
+    .command("resolve")
+    .description("Mark an exception resolved, with a note saying what was done.")
+    .argument("<jobId>", "the job")
+    .argument("<recordId>", "the record's _id")
+    .requiredOption("--note <text>", "what was done about it")
+    .option("--type <type>", "read the id as string, number or objectId")
+    .addOption(mongoOption())
+    .action(
+      async (
+        jobId: string,
+        text: string,
+        opts: { note: string; type?: "string" | "number" | "objectId"; mongo?: string },
+      ) => {
+        await withMongo(mongoUri(opts.mongo, env), async (store) => {
+          const done = await resolveException(
+            store,
+            jobId,
+            parseRecordId(text, opts.type),
+            opts.note,
+            new Date(),
+          );
+          process.stderr.write(`exception of record ${text} in job ${done.jobId} resolved\n`);
+        });
+      },
+    );
+
+  program
+    .command("delete")
+    .description(
+      "Delete every document of a job from all chunkrelay collections (only counts without --yes).",
+    )
+    .argument("<jobId>", "the job id")
+    .option("--yes", "really delete")
+    .option("--json", "print what was (or would be) deleted as JSON")
+    .addOption(mongoOption())
+    .action(async (jobId: string, opts: { yes?: boolean; json?: boolean; mongo?: string }) => {
+      await withMongo(mongoUri(opts.mongo, env), async (store) => {
+        const res = await deleteJob(store, jobId, opts.yes === true);
+        const what = `${res.details} details, ${res.chunks} chunks, ${res.exceptions} exceptions, ${res.taskStats} step records and the job document`;
+        process.stderr.write(
+          res.deleted
+            ? `deleted job ${jobId}: ${what}\n`
+            : `would delete job ${jobId}: ${what}; run again with --yes\n`,
+        );
+        if (opts.json) process.stdout.write(`${JSON.stringify(res)}\n`);
       });
     });
 

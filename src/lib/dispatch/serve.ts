@@ -9,7 +9,7 @@ import { EJSON } from "bson";
 import type { Document } from "mongodb";
 import { z } from "zod";
 import { loadConfig, redactSecrets, resolveHeaders, secretValues } from "../config/load.js";
-import { type BatchConfig, jobIdSchema } from "../config/schema.js";
+import { type BatchConfig, configHash, jobIdSchema } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { withLeaseRenewal } from "../handover/lease.js";
@@ -182,7 +182,13 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
       // If we stop before this update, the lease expires and the same attempt is delivered
       // again under the same key, which the service recognizes.
       await store.chunks.updateOne(guard, {
-        $set: { status: nextChunkStatus("dispatching", { type: "accepted" }), sentAt: now, deliveryTries: 0 },
+        $set: {
+          status: nextChunkStatus("dispatching", { type: "accepted" }),
+          sentAt: now,
+          deliveryTries: 0,
+          // The config this attempt went out under (it may differ from the one that planned it).
+          configHash: configHash(config),
+        },
         $unset: { lease: "" },
       });
       deps.log.info(`chunk ${chunkNo} sent`, { jobId, attempt, records: ids.length });

@@ -28,6 +28,12 @@ export const initializePayloadSchema = z
       .default("full")
       .describe("full: every matching record present at start. Default: full."),
     description: z.string().max(2000).optional().describe("What this job is for; shown in job statistics."),
+    acceptConfigChange: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Resume a job although its config changed since it started (the change is recorded). Default: false.",
+      ),
   })
   .strict();
 
@@ -130,6 +136,34 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
   throw new Error(`could not claim config '${config}' for job ${jobId}`);
 }
 
+/**
+ * A job resumed under a config that changed since it started continues only when asked to
+ * (`acceptConfigChange`); the change is recorded on the job, and each chunk keeps the hash of
+ * the config it was sent under, so `status` can show which chunks ran under which config.
+ */
+async function acceptConfig(
+  deps: StepDeps,
+  job: JobDoc,
+  config: BatchConfig,
+  accept: boolean,
+): Promise<JobDoc> {
+  const hash = configHash(config);
+  if (hash === job.configHash || job.status === "succeeded" || job.status === "failed") return job;
+  if (!accept) {
+    throw new BadInputError(
+      `config '${config.name}' changed since job '${job._id}' started (hash ${job.configHash} → ${hash}); resume with --accept-config-change (payload acceptConfigChange: true) to continue under the new config`,
+    );
+  }
+  const change = { from: job.configHash, to: hash, at: deps.now() };
+  const updated = await deps.store.jobs.findOneAndUpdate(
+    { _id: job._id, configHash: job.configHash },
+    { $set: { configHash: hash, updatedAt: change.at }, $push: { configChanges: change } },
+    { returnDocument: "after" },
+  );
+  deps.log.warn(`job ${job._id} continues under a changed config`, change);
+  return updated ?? job;
+}
+
 /** Creates the job (or finds it), fixing its window at the newest matching record now. */
 async function openJob(
   deps: StepDeps,
@@ -189,7 +223,9 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   const config = await loadConfig(store, payload.config);
   // A missing header secret would stop the job at its first chunk: refuse before writing anything.
   resolveHeaders(config, deps.env);
-  const { job, resumed } = await openJob(deps, config, payload);
+  const opened = await openJob(deps, config, payload);
+  const { resumed } = opened;
+  const job = resumed ? await acceptConfig(deps, opened.job, config, payload.acceptConfigChange) : opened.job;
   const jobId = job._id;
 
   if (!job.planning.done) {

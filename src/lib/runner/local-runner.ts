@@ -5,10 +5,12 @@
  * pipeline. SIGINT/SIGTERM (an AbortSignal here) stop new steps, let running ones settle and
  * report the job as interrupted; running it again with the same job id resumes it.
  */
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { postChunk, type PostChunk } from "../dispatch/http.js";
 import { type ServeResult, serveJob } from "../dispatch/serve.js";
 import {
+  type WatchPayload,
   DEFAULT_LEASE_MS,
   type HandOver,
   type Logger,
@@ -17,6 +19,7 @@ import {
   silentLogger,
 } from "../handover/handover.js";
 import { isBadInput } from "../errors.js";
+import { timeStep } from "../inspect/step-stats.js";
 import { initializeJob } from "../initializer/initialize.js";
 import type { JobDoc, Store } from "../store/store.js";
 import { watchChunk } from "../watcher/watch.js";
@@ -40,7 +43,7 @@ class LocalScheduler implements HandOver {
   constructor(
     private readonly steps: {
       serve: (jobId: string) => Promise<ServeResult>;
-      watch: (p: unknown) => Promise<unknown>;
+      watch: (p: WatchPayload) => Promise<unknown>;
     },
     private readonly signal: AbortSignal,
     private readonly retry: { tries: number; baseMs: number; maxMs: number; log: Logger },
@@ -51,10 +54,7 @@ class LocalScheduler implements HandOver {
     return Promise.resolve();
   }
 
-  watch(
-    payload: { jobId: string; chunk: number; attempt: number; round?: number },
-    key: string,
-  ): Promise<void> {
+  watch(payload: WatchPayload, key: string): Promise<void> {
     this.schedule(key, 0, () => this.steps.watch(payload));
     return Promise.resolve();
   }
@@ -127,6 +127,8 @@ export interface LocalRunOptions {
   config: string;
   jobId?: string;
   description?: string;
+  /** Resume although the config changed since the job started. Default: false. */
+  acceptConfigChange?: boolean;
   post?: PostChunk;
   env?: Record<string, string | undefined>;
   log?: Logger;
@@ -208,13 +210,23 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   const scheduler = new LocalScheduler(
     {
       serve: async (jobId) => {
-        const result = await serveJob(deps, { jobId });
+        const result = await timeStep(
+          options.store,
+          { task: "batchDataServer", jobId },
+          () => serveJob(deps, { jobId }),
+          (r) => ({ outcome: r.outcome }),
+        );
         if (result.outcome === "finished") scheduler.cancelPending();
         return result;
       },
       // Locally a watcher run may poll for as long as it takes.
       watch: (p) =>
-        watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
+        timeStep(
+          options.store,
+          { task: "chunkProcessWatcher", jobId: p.jobId, chunk: p.chunk },
+          () => watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
+          (r) => ({ outcome: r.outcome }),
+        ),
     },
     signal,
     {
@@ -232,7 +244,8 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     sleep: abortableSleep(signal),
     random: Math.random,
     env: options.env ?? process.env,
-    owner: `${hostname()}:${process.pid}`,
+    // One owner per run: two runs in one process must not mistake each other's leases for their own.
+    owner: `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     log: options.log ?? silentLogger,
   };
@@ -243,11 +256,18 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     const initialize = (jobIdToUse: string | undefined) =>
       retryTransient(
         () =>
-          initializeJob(deps, {
-            config: options.config,
-            ...(jobIdToUse ? { jobId: jobIdToUse } : {}),
-            ...(options.description ? { description: options.description } : {}),
-          }),
+          timeStep(
+            options.store,
+            { task: "batchDataInitializer", ...(jobIdToUse ? { jobId: jobIdToUse } : {}) },
+            () =>
+              initializeJob(deps, {
+                config: options.config,
+                ...(jobIdToUse ? { jobId: jobIdToUse } : {}),
+                ...(options.description ? { description: options.description } : {}),
+                ...(options.acceptConfigChange ? { acceptConfigChange: true } : {}),
+              }),
+            (r) => ({ outcome: r.status, jobId: r.jobId }),
+          ),
         { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500, signal, log: deps.log },
       );
     let init = await initialize(options.jobId);

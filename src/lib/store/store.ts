@@ -77,6 +77,8 @@ export interface JobDoc {
     weight: number;
   };
   totals?: { records: number; chunks: number; processed: number; failed: number; exceptions: number };
+  /** Config changes accepted when the job was resumed (`resume --accept-config-change`). */
+  configChanges?: Array<{ from: string; to: string; at: Date }>;
   /** Held by the initializer while it plans; renewed by heartbeat, taken over when expired. */
   planningLease?: Lease;
   triggeredBy: string;
@@ -167,6 +169,8 @@ export class Store {
       this.details.createIndexes([
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
         { key: { jobId: 1, chunk: 1, status: 1 }, name: "job_chunk_status" },
+        // Lineage: which jobs included a record.
+        { key: { recordId: 1 }, name: "record" },
       ]),
       this.chunks.createIndexes([
         { key: { jobId: 1, chunk: 1 }, name: "job_chunk", unique: true },

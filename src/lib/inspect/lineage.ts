@@ -1,0 +1,92 @@
+/**
+ * Lineage: every job and chunk that included a record, with its attempts, when it was sent and
+ * processed, the outcome, and the config hash of the job and of the chunk's last attempt.
+ */
+import { ObjectId } from "mongodb";
+import type { Store } from "../store/store.js";
+
+export interface RecordLineage {
+  jobId: string;
+  config: string;
+  jobConfigHash: string;
+  chunk: number;
+  chunkConfigHash?: string;
+  status: string;
+  attempts: number;
+  sentAt?: Date;
+  processedAt?: Date;
+  error?: string;
+  exception?: string;
+}
+
+/**
+ * Reads a record id typed on the command line: `--type` when given, else a 24-hex string is an
+ * ObjectId, an integer a number, anything else a string.
+ */
+export function parseRecordId(text: string, type?: "string" | "number" | "objectId"): unknown {
+  switch (type) {
+    case "string":
+      return text;
+    case "number": {
+      const n = Number(text);
+      if (!Number.isFinite(n)) throw new Error(`'${text}' is not a number`);
+      return n;
+    }
+    case "objectId":
+      if (!ObjectId.isValid(text) || text.length !== 24)
+        throw new Error(`'${text}' is not a 24-hex ObjectId`);
+      return new ObjectId(text);
+    case undefined:
+      if (/^[0-9a-fA-F]{24}$/.test(text)) return new ObjectId(text);
+      if (/^-?\d+$/.test(text)) return Number(text);
+      return text;
+    default: {
+      const never: never = type;
+      return never;
+    }
+  }
+}
+
+export async function whereIsRecord(
+  store: Store,
+  recordId: unknown,
+  config?: string,
+): Promise<RecordLineage[]> {
+  const details = await store.details.find({ recordId }).toArray();
+  if (details.length === 0) return [];
+  const jobIds = [...new Set(details.map((d) => d.jobId))];
+  const [jobs, chunks, exceptions] = await Promise.all([
+    store.jobs.find({ _id: { $in: jobIds } }, { projection: { config: 1, configHash: 1 } }).toArray(),
+    store.chunks
+      .find(
+        { $or: details.map((d) => ({ jobId: d.jobId, chunk: d.chunk })) },
+        { projection: { jobId: 1, chunk: 1, configHash: 1 } },
+      )
+      .toArray(),
+    store.exceptions
+      .find({ recordId, jobId: { $in: jobIds } }, { projection: { jobId: 1, reason: 1 } })
+      .toArray(),
+  ]);
+  const jobById = new Map(jobs.map((j) => [j._id, j]));
+  return details
+    .map((d) => {
+      const job = jobById.get(d.jobId);
+      const chunk = chunks.find((c) => c.jobId === d.jobId && c.chunk === d.chunk);
+      const ex = exceptions.find((e) => e.jobId === d.jobId);
+      return {
+        jobId: d.jobId,
+        config: job?.config ?? "?",
+        jobConfigHash: job?.configHash ?? "?",
+        chunk: d.chunk,
+        ...(chunk?.configHash ? { chunkConfigHash: chunk.configHash } : {}),
+        status: d.status,
+        attempts: d.attempts,
+        ...(d.sentAt ? { sentAt: d.sentAt } : {}),
+        ...(d.processedAt ? { processedAt: d.processedAt } : {}),
+        ...(d.error ? { error: d.error } : {}),
+        ...(ex ? { exception: ex.reason } : {}),
+      };
+    })
+    .filter((l) => !config || l.config === config)
+    .sort((a, b) => (a.sentAt?.getTime() ?? 0) - (b.sentAt?.getTime() ?? 0));
+}

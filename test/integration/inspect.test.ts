@@ -1,0 +1,163 @@
+/** Seeing what jobs did: listings, reports, step statistics, lineage, exceptions, drift, delete. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyConfig } from "../../src/lib/config/load.js";
+import { BadInputError } from "../../src/lib/errors.js";
+import { listExceptions, resolveException } from "../../src/lib/inspect/exceptions.js";
+import { deleteJob, jobReport, listJobs } from "../../src/lib/inspect/jobs.js";
+import { parseRecordId, whereIsRecord } from "../../src/lib/inspect/lineage.js";
+import { stepStats } from "../../src/lib/inspect/step-stats.js";
+import { runJobLocally } from "../../src/lib/runner/local-runner.js";
+import type { Store } from "../../src/lib/store/store.js";
+import { startFakeService, usePipelineStore } from "../support/pipeline.js";
+
+const { store: currentStore } = usePipelineStore("inspect");
+let store: Store;
+let url = "";
+let stopFake: () => Promise<void> = () => Promise.resolve();
+afterAll(() => stopFake());
+
+beforeAll(async () => {
+  store = currentStore();
+  await store.db
+    .collection("insp_src")
+    .insertMany(Array.from({ length: 40 }, (_, i) => ({ _id: i as never, n: i })));
+  // Chunk 2 of every job is rejected; everything else is processed.
+  const fake = await startFakeService(store, (req) =>
+    req.body.chunk === 2 ? { status: 400, body: '{"error":"no"}' } : { status: 202, report: "processed" },
+  );
+  url = fake.url;
+  stopFake = () => fake.stop();
+  for (const name of ["insp-a", "insp-b"]) {
+    await applyConfig(
+      store,
+      {
+        name,
+        source: { collection: "insp_src" },
+        chunking: { maxRecords: 10 },
+        target: { url },
+        watch: { pollIntervalMs: 10 },
+      },
+      new Date(),
+    );
+  }
+});
+
+describe("inspecting jobs", () => {
+  it("lists jobs, reports one with step statistics, traces a record and resolves its exception", async () => {
+    const a = await runJobLocally({ store, config: "insp-a", jobId: "insp-a-job" });
+    const b = await runJobLocally({ store, config: "insp-b", jobId: "insp-b-job" });
+    expect([a.status, b.status]).toEqual(["failed", "failed"]);
+
+    const all = await listJobs(store);
+    expect(all.map((j) => j.jobId)).toEqual(expect.arrayContaining(["insp-a-job", "insp-b-job"]));
+    const onlyA = await listJobs(store, { config: "insp-a" });
+    expect(onlyA.map((j) => j.jobId)).toEqual(["insp-a-job"]);
+    expect(onlyA[0]).toMatchObject({ records: 40, processed: 30, exceptions: 10, status: "failed" });
+
+    const report = await jobReport(store, "insp-a-job");
+    expect(report.exceptions).toBe(10);
+    expect(report.chunks.map((c) => c.status)).toEqual(["processed", "failed", "processed", "processed"]);
+    const byTask = Object.fromEntries(report.steps.map((s) => [s.task, s]));
+    expect(byTask.batchDataInitializer?.invocations).toBe(1);
+    expect(byTask.chunkProcessWatcher?.invocations).toBe(3);
+    expect(byTask.batchDataServer?.invocations).toBeGreaterThanOrEqual(4);
+    expect(byTask.batchDataServer?.failed).toBe(0);
+    expect(report.driftedChunks).toEqual([]);
+
+    const overall = await stepStats(store);
+    expect(overall.find((s) => s.task === "chunkProcessWatcher")?.invocations).toBe(6);
+
+    const lineage = await whereIsRecord(store, parseRecordId("15"));
+    expect(lineage.map((l) => [l.jobId, l.chunk, l.status])).toEqual(
+      expect.arrayContaining([
+        ["insp-a-job", 2, "sent"],
+        ["insp-b-job", 2, "sent"],
+      ]),
+    );
+    expect(lineage.every((l) => l.exception?.includes("HTTP 400: no"))).toBe(true);
+    expect(await whereIsRecord(store, 15, "insp-b")).toHaveLength(1);
+    expect((await whereIsRecord(store, 3))[0]).toMatchObject({ status: "processed", attempts: 1 });
+
+    const open = await listExceptions(store, { jobId: "insp-a-job", unresolved: true });
+    expect(open).toHaveLength(10);
+    await resolveException(store, "insp-a-job", 15, "re-sent by hand", new Date());
+    expect(await listExceptions(store, { jobId: "insp-a-job", unresolved: true })).toHaveLength(9);
+    await expect(resolveException(store, "insp-a-job", 999, "x", new Date())).rejects.toThrow(BadInputError);
+  });
+
+  it("deletes one job's documents everywhere, leaving other jobs untouched", async () => {
+    const dry = await deleteJob(store, "insp-b-job", false);
+    expect(dry).toMatchObject({ deleted: false, details: 40, chunks: 4, exceptions: 10 });
+    expect(dry.taskStats).toBeGreaterThan(0);
+    expect(await store.details.countDocuments({ jobId: "insp-b-job" })).toBe(40);
+    const done = await deleteJob(store, "insp-b-job", true);
+    expect(done.deleted).toBe(true);
+    for (const coll of [store.details, store.chunks, store.exceptions, store.taskStats]) {
+      expect(await coll.countDocuments({ jobId: "insp-b-job" })).toBe(0);
+    }
+    expect(await store.jobs.countDocuments({ _id: "insp-b-job" })).toBe(0);
+    expect(await store.details.countDocuments({ jobId: "insp-a-job" })).toBe(40);
+    expect(await store.taskStats.countDocuments({ jobId: "insp-a-job" })).toBeGreaterThan(0);
+  });
+
+  it("refuses to delete a running job, and resumes after a config change only when told to", async () => {
+    await applyConfig(
+      store,
+      {
+        name: "insp-c",
+        source: { collection: "insp_src" },
+        chunking: { maxRecords: 10 },
+        target: { url },
+        watch: { pollIntervalMs: 10 },
+      },
+      new Date(),
+    );
+    const controller = new AbortController();
+    // Stop the run right after planning: the job stays running.
+    const stopped = await runJobLocally({
+      store,
+      config: "insp-c",
+      jobId: "insp-c-job",
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+      progressEveryMs: 1,
+      leaseMs: 300,
+    });
+    expect(stopped.status).toBe("interrupted");
+    await expect(deleteJob(store, "insp-c-job", true)).rejects.toThrow("cannot be deleted while it runs");
+
+    await applyConfig(
+      store,
+      {
+        name: "insp-c",
+        source: { collection: "insp_src" },
+        chunking: { maxRecords: 10 },
+        target: { url, timeoutMs: 5000 },
+        watch: { pollIntervalMs: 10 },
+      },
+      new Date(),
+    );
+    await expect(runJobLocally({ store, config: "insp-c", jobId: "insp-c-job" })).rejects.toThrow(
+      "--accept-config-change",
+    );
+    const before = await jobReport(store, "insp-c-job");
+    expect(before.currentConfigHash).not.toBe(before.job.configHash);
+    const resumed = await runJobLocally({
+      store,
+      config: "insp-c",
+      jobId: "insp-c-job",
+      acceptConfigChange: true,
+      leaseMs: 300,
+    });
+    expect(resumed.status).toBe("failed"); // chunk 2 is rejected, as for every job here
+    const after = await jobReport(store, "insp-c-job");
+    expect(after.job.configChanges).toHaveLength(1);
+    expect(after.job.configHash).toBe(after.currentConfigHash);
+    // Chunks sent before the change, if any, are flagged; those after carry the new hash.
+    for (const c of after.chunks) {
+      if (after.driftedChunks.includes(c.chunk))
+        expect(c.configHash).toBe(after.job.configChanges?.[0]?.from);
+      else if (c.sentAt) expect(c.configHash).toBe(after.job.configHash);
+    }
+  });
+});
