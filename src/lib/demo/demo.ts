@@ -55,6 +55,13 @@ export async function runDemo(options: DemoOptions): Promise<JobSummary & { mong
     const uri = server.uri;
     const mongoKind = server.kind;
     return await withMongo(uri, async (store) => {
+      // The demo owns its config: an earlier demo run left unfinished (Ctrl-C) is closed, so
+      // it does not hold the config's one active full job.
+      await store.jobs.updateMany(
+        { config: DEMO_CONFIG, status: { $in: ["planning", "running"] } },
+        { $set: { status: "failed", lastError: "superseded by a new demo run", finishedAt: new Date() } },
+      );
+      await store.watermarks.deleteOne({ _id: DEMO_CONFIG });
       options.say(`seeding ${options.records} records into ${DEMO_COLLECTION}…`);
       await seedDemoRecords(store, options.records);
       service = await startBatchService({ mongoUri: uri, latencyMs: options.latencyMs });
