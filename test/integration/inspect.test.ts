@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { BadInputError } from "../../src/lib/errors.js";
+import { readBacklog } from "../../src/lib/inspect/backlog.js";
 import { listExceptions, resolveException } from "../../src/lib/inspect/exceptions.js";
 import { deleteJob, jobReport, listJobs } from "../../src/lib/inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../../src/lib/inspect/lineage.js";
@@ -83,6 +84,26 @@ describe("inspecting jobs", () => {
     await resolveException(store, "insp-a-job", 15, "re-sent by hand", new Date());
     expect(await listExceptions(store, { jobId: "insp-a-job", unresolved: true })).toHaveLength(9);
     await expect(resolveException(store, "insp-a-job", 999, "x", new Date())).rejects.toThrow(BadInputError);
+  });
+
+  it("keeps the watermark at the end of the completed prefix; the backlog counts what is past it", async () => {
+    // insp-a-job: chunk 1 (records 0-9) processed, chunk 2 rejected: the watermark stops at 9.
+    const backlog = await readBacklog(store, "insp-a");
+    expect(backlog).toMatchObject({
+      config: "insp-a",
+      completedUpTo: 9,
+      completedBy: "insp-a-job",
+      records: 30,
+    });
+    await store.db.collection("insp_src").insertOne({ _id: 40 as never, n: 40 });
+    expect((await readBacklog(store, "insp-a")).records).toBe(31);
+    await store.db.collection("insp_src").deleteOne({ _id: 40 as never });
+    await applyConfig(
+      store,
+      { name: "insp-fresh", source: { collection: "insp_src" }, target: { url } },
+      new Date(),
+    );
+    expect(await readBacklog(store, "insp-fresh")).toEqual({ config: "insp-fresh", records: 40 });
   });
 
   it("deletes one job's documents everywhere, leaving other jobs untouched", async () => {

@@ -14,6 +14,7 @@ import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
+import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException } from "../inspect/exceptions.js";
 import { deleteJob, jobReport, listJobs } from "../inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
@@ -409,6 +410,27 @@ export function buildProgram(
         });
       },
     );
+
+  program
+    .command("backlog")
+    .description(
+      "Matching records of a config not yet covered by a completed job (past its watermark), and their weight.",
+    )
+    .argument("<config>", "config name")
+    .option("--json", "print the backlog as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (configName: string, opts: { json?: boolean; mongo?: string }) => {
+      await withMongo(mongoUri(opts.mongo, env), async (store) => {
+        const b = await readBacklog(store, configName);
+        if (opts.json) {
+          process.stdout.write(`${EJSON.stringify(b, { relaxed: true })}\n`);
+          return;
+        }
+        process.stdout.write(
+          `config ${b.config}: ${b.records} records${b.weight !== undefined ? ` (weight ${b.weight})` : ""} past the watermark ${b.completedUpTo === undefined ? "(none yet: no job has completed)" : `${EJSON.stringify({ v: b.completedUpTo }, { relaxed: true }).slice(5, -1)} (job ${b.completedBy ?? "?"})`}\n`,
+        );
+      });
+    });
 
   const exceptions = program.command("exceptions").description("Records set aside for a human.");
   exceptions

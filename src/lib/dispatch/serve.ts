@@ -246,6 +246,40 @@ async function failChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc, r
   await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
 }
 
+/**
+ * The watermark is the end of the completed prefix of the config's records. A full job starts
+ * below any watermark, so when it ends the watermark moves to the last key of its chunks that
+ * were all processed in order (the whole window when it succeeded). It never moves past a chunk
+ * that failed, so the backlog still counts those records.
+ */
+async function advanceWatermark(deps: StepDeps, job: JobDoc): Promise<void> {
+  const { store } = deps;
+  const firstNotProcessed = await store.chunks.findOne(
+    { jobId: job._id, status: "failed" },
+    { sort: { chunk: 1 }, projection: { chunk: 1 } },
+  );
+  const lastInPrefix = await store.chunks.findOne(
+    { jobId: job._id, ...(firstNotProcessed ? { chunk: { $lt: firstNotProcessed.chunk } } : {}) },
+    { sort: { chunk: -1 }, projection: { lastKey: 1 } },
+  );
+  if (!lastInPrefix || lastInPrefix.lastKey === null || lastInPrefix.lastKey === undefined) return;
+  const key = lastInPrefix.lastKey;
+  const now = deps.now();
+  // Only forward: two full jobs can end in any order.
+  const moved = await store.watermarks.updateOne(
+    { _id: job.config, $or: [{ completedUpTo: { $exists: false } }, { completedUpTo: { $lt: key } }] },
+    { $set: { completedUpTo: key, completedBy: job._id, completedAt: now } },
+  );
+  if (moved.matchedCount === 0) {
+    // No document yet (or an older key of another type): create it if absent.
+    await store.watermarks.updateOne(
+      { _id: job.config },
+      { $setOnInsert: { completedUpTo: key, completedBy: job._id, completedAt: now } },
+      { upsert: true },
+    );
+  }
+}
+
 /** Closes a job whose chunks are all done: exact totals from the chunk documents. */
 export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["status"]> {
   const { store } = deps;
@@ -284,6 +318,7 @@ export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["st
       },
     },
   );
+  await advanceWatermark(deps, job);
   await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
   const final = await store.jobs.findOne({ _id: job._id }, { projection: { status: 1 } });
   deps.log.info(`job ${job._id} ${final?.status ?? status}`, { records, exceptions });

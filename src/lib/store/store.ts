@@ -100,10 +100,14 @@ export interface ExceptionDoc {
   resolution?: { note: string; at: Date };
 }
 
-/** Per config: the job currently holding it (full jobs run one at a time). */
+/** Per config: the job currently holding it (full jobs run one at a time) and the watermark. */
 export interface WatermarkDoc {
   _id: string;
   activeJob?: string | null;
+  /** End of the completed prefix, on the config's order key. */
+  completedUpTo?: unknown;
+  completedBy?: string;
+  completedAt?: Date;
 }
 
 export interface TaskStatDoc {
