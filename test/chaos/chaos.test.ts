@@ -1,5 +1,5 @@
 /**
- * Chaos: a real CLI run of 6,000 records is killed with SIGKILL again and again at random
+ * Chaos: a real CLI run of 12,000 records is killed with SIGKILL again and again at random
  * moments and resumed, against a batch service that injects faults (500s, 429s, slow replies
  * past the client timeout, connections cut after accepting). From the service's own ledger and
  * from the database: every record processed, none lost, and none accepted under two different
@@ -16,7 +16,8 @@ import { useTestDatabase } from "../support/db.js";
 import { seededRandom } from "../support/random.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
-const RECORDS = 6000;
+// Enough work (about 5 s of it) that at least three kills land before the job could finish.
+const RECORDS = 12000;
 const t = useTestDatabase("chaos");
 let store: Store;
 let service: BatchService;
@@ -28,7 +29,7 @@ beforeAll(async () => {
   dbUri = uriWithDatabase(t.uri, t.db().databaseName);
   service = await startBatchService({
     mongoUri: dbUri,
-    latencyMs: 30,
+    latencyMs: 60,
     random: seededRandom(7),
     faults: { error: 0.1, throttle: 0.1, slow: 0.08, slowMs: 600, drop: 0.05, retryAfterS: 0 },
   });

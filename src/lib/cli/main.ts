@@ -21,6 +21,7 @@ import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
 import { stepStats } from "../inspect/step-stats.js";
 import { type JobSummary, runJobLocally } from "../runner/local-runner.js";
 import { startBatchService } from "../service/batch-service.js";
+import { startStatusServer } from "../status-page/server.js";
 import { redactUri, withMongo } from "../store/store.js";
 import { createProgressDisplay } from "./progress-display.js";
 
@@ -410,6 +411,33 @@ export function buildProgram(
         });
       },
     );
+
+  program
+    .command("serve")
+    .description(
+      "Serve the status page and its JSON API (read-only). Prints its URL as the first stdout line.",
+    )
+    .option("--port <n>", "TCP port; 0 picks a free one", portArg, 3100)
+    .option("--host <address>", "interface to bind", "127.0.0.1")
+    .option("--token <token>", "require this bearer token (default: $CHUNKRELAY_STATUS_TOKEN, else none)")
+    .addOption(mongoOption())
+    .action(async (opts: { port: number; host: string; token?: string; mongo?: string }) => {
+      await withMongo(mongoUri(opts.mongo, env), async (store) => {
+        const token = opts.token ?? env.CHUNKRELAY_STATUS_TOKEN;
+        const server = await startStatusServer({
+          store,
+          port: opts.port,
+          host: opts.host,
+          ...(token ? { token } : {}),
+        });
+        process.stdout.write(`${server.url}\n`);
+        process.stderr.write(
+          `status page on ${server.url}${token ? " (token required)" : ""}; stop with Ctrl-C\n`,
+        );
+        await untilSignal();
+        await server.stop();
+      });
+    });
 
   program
     .command("backlog")
