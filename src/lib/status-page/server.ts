@@ -32,7 +32,7 @@ export interface StatusServer {
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = EJSON.stringify(body as Record<string, unknown>, { relaxed: true });
+  const text = EJSON.stringify(body, { relaxed: true });
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
   res.end(text);
 }
@@ -89,7 +89,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
 
   const server: Server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
-      if (isBadInput(err)) send(res, 404, { error: (err as Error).message });
+      if (isBadInput(err)) send(res, 404, { error: err.message });
       else send(res, 500, { error: err instanceof Error ? err.message : String(err) });
     });
   });
