@@ -3,7 +3,7 @@
  * (opened on first use, reused across runs of the warm worker), the step dependencies with the
  * Trigger.dev hand-over, and the mapping of errors to "retry" or "fail now".
  */
-import { AbortTaskRunError, idempotencyKeys, logger, tasks } from "@trigger.dev/sdk";
+import { AbortTaskRunError, idempotencyKeys, logger, metadata, tags, tasks } from "@trigger.dev/sdk";
 import { MongoClient } from "mongodb";
 import { postChunk } from "../lib/dispatch/http.js";
 import { readEnv } from "../lib/env.js";
@@ -11,6 +11,7 @@ import { isBadInput } from "../lib/errors.js";
 import { DEFAULT_LEASE_MS, type Logger, type StepDeps } from "../lib/handover/handover.js";
 import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
 import { type StepName, timeStep } from "../lib/inspect/step-stats.js";
+import { readJobProgress } from "../lib/runner/progress.js";
 import { Store, databaseNameOf } from "../lib/store/store.js";
 import type { batchDataServer } from "./batch-data-server.js";
 import type { chunkProcessWatcher } from "./chunk-process-watcher.js";
@@ -82,6 +83,31 @@ export function mapError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * Shows the job on the run in the Trigger.dev dashboard: progress as run metadata, and tags to
+ * find a job's and a config's runs. Best effort: a dashboard nicety never fails a step.
+ */
+export async function publishRunMetadata(
+  store: Store,
+  jobId: string,
+  chunk: number | undefined,
+): Promise<void> {
+  try {
+    const p = await readJobProgress(store, jobId);
+    metadata.set("chunkrelay", {
+      jobId,
+      config: p.config,
+      ...(chunk !== undefined ? { chunk } : {}),
+      status: p.status,
+      records: { total: p.totalRecords, processed: p.processedRecords, failed: p.failedRecords },
+      chunks: { total: p.totalChunks, done: p.doneChunks, inFlight: p.inFlightChunks },
+    });
+    await tags.add([`job:${jobId}`.slice(0, 128), `config:${p.config}`.slice(0, 128)]);
+  } catch {
+    // Outside a worker (or with the API unreachable) there is no dashboard to tell.
+  }
+}
+
 const timerSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const stringField = (payload: unknown, key: string): string | undefined => {
@@ -106,12 +132,20 @@ export async function runTaskStep<T>(
     const deps = await workerDeps(ctx.run.id, sleep);
     const jobId = stringField(payload, "jobId");
     const chunk = (payload as { chunk?: unknown } | null)?.chunk;
-    return await timeStep(
+    let seenJobId = jobId;
+    const result = await timeStep(
       deps.store,
       { task, ...(jobId ? { jobId } : {}), ...(typeof chunk === "number" ? { chunk } : {}) },
       () => step(deps),
-      outcomeOf,
+      (r) => {
+        const seen = outcomeOf(r);
+        seenJobId ??= seen.jobId;
+        return seen;
+      },
     );
+    if (seenJobId)
+      await publishRunMetadata(deps.store, seenJobId, typeof chunk === "number" ? chunk : undefined);
+    return result;
   } catch (err) {
     throw mapError(err);
   }

@@ -5,7 +5,7 @@
  * database, the way a worker (or a replay from the dashboard) runs them.
  */
 import { runInMockTaskContext } from "@trigger.dev/core/v3/test";
-import { AbortTaskRunError } from "@trigger.dev/sdk";
+import { AbortTaskRunError, metadata } from "@trigger.dev/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { applyConfig } from "../../src/lib/config/load.js";
@@ -132,8 +132,15 @@ describe("task bodies in a mock task context", () => {
       expect(result).toMatchObject({ jobId: "wiring-job", records: 0, status: "succeeded" });
     }
     expect(await store.jobs.countDocuments({ _id: "wiring-job" })).toBe(1);
-    const served = await runInMockTaskContext(({ ctx }) => runBatchDataServer({ jobId: "wiring-job" }, ctx));
+    const { served, shown } = await runInMockTaskContext(async ({ ctx }) => ({
+      served: await runBatchDataServer({ jobId: "wiring-job" }, ctx),
+      shown: metadata.current(),
+    }));
     expect(served).toEqual({ outcome: "finished", status: "succeeded" });
+    // The dashboard shows the job's progress as run metadata.
+    expect(shown?.chunkrelay).toMatchObject({ jobId: "wiring-job", config: "wiring", status: "succeeded" });
+    // Every invocation is recorded for `chunkrelay stats`.
+    expect(await store.taskStats.countDocuments({ jobId: "wiring-job", task: "batchDataServer" })).toBe(1);
   });
 
   it("maps bad input to AbortTaskRunError (no retries)", async () => {

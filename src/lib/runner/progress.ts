@@ -3,6 +3,7 @@ import type { JobDoc, Store } from "../store/store.js";
 
 export interface JobProgress {
   jobId: string;
+  config: string;
   status: JobDoc["status"];
   planningDone: boolean;
   totalRecords: number;
@@ -45,6 +46,7 @@ export async function readJobProgress(store: Store, jobId: string): Promise<JobP
   }
   return {
     jobId,
+    config: job.config,
     status: job.status,
     planningDone: job.planning.done,
     totalRecords: job.planning.records,
