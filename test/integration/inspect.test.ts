@@ -106,6 +106,32 @@ describe("inspecting jobs", () => {
     expect(await readBacklog(store, "insp-fresh")).toEqual({ config: "insp-fresh", records: 40 });
   });
 
+  it("requeues a job's unresolved exceptions into a new job of the same config", async () => {
+    // insp-a-job set records 10-19 aside; 15 was resolved by hand above, so 9 go out again.
+    const requeued = await runJobLocally({
+      store,
+      config: "insp-a",
+      jobId: "insp-a-requeue",
+      fromJob: "insp-a-job",
+    });
+    expect(requeued).toMatchObject({ status: "succeeded", records: 9, processed: 9 });
+    const job = await store.jobs.findOne({ _id: "insp-a-requeue" });
+    expect(job).toMatchObject({ mode: "exceptions", fromJob: "insp-a-job" });
+    const lineage = await whereIsRecord(store, 12);
+    expect(lineage.map((l) => [l.jobId, l.status])).toEqual(
+      expect.arrayContaining([
+        ["insp-a-job", "sent"],
+        ["insp-a-requeue", "processed"],
+      ]),
+    );
+    expect(await whereIsRecord(store, 15, "insp-a")).toHaveLength(1);
+    // The watermark is the full jobs' business: an exceptions job leaves it where it was.
+    expect((await readBacklog(store, "insp-a")).completedUpTo).toBe(9);
+    await expect(
+      runJobLocally({ store, config: "insp-b", jobId: "wrong-config", fromJob: "insp-a-job" }),
+    ).rejects.toThrow("belongs to config 'insp-a'");
+  });
+
   it("deletes one job's documents everywhere, leaving other jobs untouched", async () => {
     const dry = await deleteJob(store, "insp-b-job", false);
     expect(dry).toMatchObject({ deleted: false, details: 40, chunks: 4, exceptions: 10 });

@@ -56,6 +56,7 @@ describe("task declarations", () => {
       "config",
       "jobId",
       "mode",
+      "fromJob",
       "description",
       "acceptConfigChange",
     ]);

@@ -155,7 +155,13 @@ export function buildProgram(
   async function runCommand(
     uri: string,
     configName: string | undefined,
-    opts: { jobId?: string; description?: string; json?: boolean; acceptConfigChange?: boolean },
+    opts: {
+      jobId?: string;
+      description?: string;
+      json?: boolean;
+      acceptConfigChange?: boolean;
+      fromJob?: string;
+    },
   ): Promise<void> {
     await withMongo(uri, async (store) => {
       let config = configName;
@@ -184,6 +190,7 @@ export function buildProgram(
           ...(opts.jobId ? { jobId: opts.jobId } : {}),
           ...(opts.description ? { description: opts.description } : {}),
           ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
+          ...(opts.fromJob ? { fromJob: opts.fromJob } : {}),
           signal: controller.signal,
           env,
           leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
@@ -495,6 +502,27 @@ export function buildProgram(
         });
       },
     );
+  exceptions
+    .command("requeue")
+    .description("Send the unresolved exceptions of a job again, as a new job of the same config.")
+    .argument("<jobId>", "the job whose exceptions to requeue")
+    .option("--job-id <id>", "id of the new job (give it again to resume that job)")
+    .option("--json", "print the new job's summary as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (fromJob: string, opts: { jobId?: string; json?: boolean; mongo?: string }) => {
+      const uri = mongoUri(opts.mongo, env);
+      const config = await withMongo(uri, async (store) => {
+        const job = await store.jobs.findOne({ _id: fromJob }, { projection: { config: 1 } });
+        if (!job) throw new CliError(`job '${fromJob}' not found`, EXIT.usage);
+        return job.config;
+      });
+      await runCommand(uri, config, {
+        fromJob,
+        ...(opts.jobId ? { jobId: opts.jobId } : {}),
+        ...(opts.json ? { json: true } : {}),
+        description: `exceptions of ${fromJob}`,
+      });
+    });
   exceptions
     .command("resolve")
     .description("Mark an exception resolved, with a note saying what was done.")

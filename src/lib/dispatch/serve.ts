@@ -253,6 +253,8 @@ async function failChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc, r
  * that failed, so the backlog still counts those records.
  */
 async function advanceWatermark(deps: StepDeps, job: JobDoc): Promise<void> {
+  // Only full jobs cover a prefix of the order key; an exceptions job covers scattered records.
+  if (job.mode !== "full") return;
   const { store } = deps;
   const firstNotProcessed = await store.chunks.findOne(
     { jobId: job._id, status: "failed" },

@@ -24,9 +24,12 @@ export const initializePayloadSchema = z
       .optional()
       .describe("Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<random>."),
     mode: z
-      .enum(["full"])
+      .enum(["full", "exceptions"])
       .default("full")
-      .describe("full: every matching record present at start. Default: full."),
+      .describe(
+        "full: every matching record present at start; exceptions: the unresolved exceptions of job `fromJob`, sent again. Default: full.",
+      ),
+    fromJob: jobIdSchema.optional().describe("With mode exceptions: the job whose exceptions are requeued."),
     description: z.string().max(2000).optional().describe("What this job is for; shown in job statistics."),
     acceptConfigChange: z
       .boolean()
@@ -35,7 +38,12 @@ export const initializePayloadSchema = z
         "Resume a job although its config changed since it started (the change is recorded). Default: false.",
       ),
   })
-  .strict();
+  .strict()
+  .refine((p) => (p.mode === "exceptions") === (p.fromJob !== undefined), {
+    message:
+      "mode exceptions needs fromJob (the job whose exceptions to requeue), and fromJob needs mode exceptions",
+    path: ["fromJob"],
+  });
 
 export type InitializePayload = z.input<typeof initializePayloadSchema>;
 
@@ -164,6 +172,49 @@ async function acceptConfig(
   return updated ?? job;
 }
 
+/**
+ * A job over the unresolved exceptions of an earlier job of the same config: the records a
+ * human fixed (or whose service fixed itself) go out again. Resolving the exceptions stays a
+ * human decision (`chunkrelay exceptions resolve`); `where` shows the record in both jobs.
+ */
+async function createExceptionsJob(
+  deps: StepDeps,
+  config: BatchConfig,
+  payload: z.output<typeof initializePayloadSchema>,
+  jobId: string,
+  now: Date,
+) {
+  const fromJob = payload.fromJob as string;
+  const from = await deps.store.jobs.findOne({ _id: fromJob }, { projection: { config: 1 } });
+  if (!from) throw new BadInputError(`job '${fromJob}' not found; its exceptions cannot be requeued`);
+  if (from.config !== config.name) {
+    throw new BadInputError(`job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`);
+  }
+  const pending = await deps.store.exceptions.countDocuments({
+    jobId: fromJob,
+    resolution: { $exists: false },
+  });
+  const job: JobDoc = {
+    _id: jobId,
+    config: config.name,
+    configHash: configHash(config),
+    mode: "exceptions",
+    fromJob,
+    description: payload.description ?? `exceptions of ${fromJob}`,
+    window: pending > 0 ? {} : { to: null },
+    status: "planning",
+    planning: { done: false, nextChunk: 1, records: 0, weight: 0 },
+    triggeredBy: deps.owner,
+    createdAt: now,
+    startedAt: now,
+    updatedAt: now,
+  };
+  const res = await deps.store.jobs.updateOne({ _id: jobId }, { $setOnInsert: job }, { upsert: true });
+  const stored = await deps.store.jobs.findOne({ _id: jobId });
+  if (!stored) throw new Error(`job ${jobId} vanished right after it was created`);
+  return { job: stored, resumed: res.upsertedCount === 0 };
+}
+
 /** Creates the job (or finds it), fixing its window at the newest matching record now. */
 async function openJob(
   deps: StepDeps,
@@ -182,6 +233,7 @@ async function openJob(
     }
     return { job: existing, resumed: true };
   }
+  if (payload.mode === "exceptions") return createExceptionsJob(deps, config, payload, jobId, now);
   await claimConfig(deps, config.name, jobId);
   const key = config.source.orderBy;
   const newest = await store.db
@@ -307,18 +359,36 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   const weightField = config.source.weightField;
   const projection: Document = { _id: 1, [key]: 1 };
   if (weightField) projection[weightField] = 1;
-  const cursor = store.db
-    .collection(config.source.collection)
-    .find(sourceQuery(config, job), { projection, batchSize: DETAIL_BATCH })
-    .sort({ [key]: 1, _id: 1 });
+  // Full jobs read the source in order; exceptions jobs read the earlier job's exceptions in
+  // record-id order (their fields are read from the source when each chunk is sent).
+  const fromExceptions = job.mode === "exceptions";
+  const cursor = fromExceptions
+    ? store.exceptions
+        .find(
+          {
+            jobId: job.fromJob,
+            resolution: { $exists: false },
+            ...(job.planning.lastKey !== undefined ? { recordId: { $gt: job.planning.lastKey } } : {}),
+          },
+          { projection: { _id: 1, recordId: 1 }, batchSize: DETAIL_BATCH },
+        )
+        .sort({ recordId: 1 })
+    : store.db
+        .collection(config.source.collection)
+        .find(sourceQuery(config, job), { projection, batchSize: DETAIL_BATCH })
+        .sort({ [key]: 1, _id: 1 });
   // Whole cursor batches at a time: one await per batch of records, not one per record.
   const batches = (async function* () {
     while (await cursor.hasNext()) {
-      yield cursor.readBufferedDocuments().map((doc) => ({
-        id: doc._id,
-        key: getPath(doc, key),
-        weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
-      }));
+      yield cursor.readBufferedDocuments().map((doc: Document) =>
+        fromExceptions
+          ? { id: doc.recordId as unknown, key: doc.recordId as unknown, weight: 0 }
+          : {
+              id: doc._id as unknown,
+              key: getPath(doc, key),
+              weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
+            },
+      );
     }
   })();
 

@@ -129,6 +129,8 @@ export interface LocalRunOptions {
   description?: string;
   /** Resume although the config changed since the job started. Default: false. */
   acceptConfigChange?: boolean;
+  /** Send again the unresolved exceptions of this earlier job (a job of mode exceptions). */
+  fromJob?: string;
   post?: PostChunk;
   env?: Record<string, string | undefined>;
   log?: Logger;
@@ -265,6 +267,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
                 ...(jobIdToUse ? { jobId: jobIdToUse } : {}),
                 ...(options.description ? { description: options.description } : {}),
                 ...(options.acceptConfigChange ? { acceptConfigChange: true } : {}),
+                ...(options.fromJob ? { mode: "exceptions" as const, fromJob: options.fromJob } : {}),
               }),
             (r) => ({ outcome: r.status, jobId: r.jobId }),
           ),

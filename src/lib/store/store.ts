@@ -8,7 +8,7 @@ import { type Collection, type Db, MongoClient } from "mongodb";
 export type ChunkStatus = "pending" | "dispatching" | "sent" | "processed" | "failed";
 export type RecordStatus = "pending" | "sent" | "processed" | "failed";
 export type JobStatus = "planning" | "running" | "succeeded" | "failed";
-export type JobMode = "full";
+export type JobMode = "full" | "exceptions";
 
 export interface Lease {
   owner: string;
@@ -64,6 +64,8 @@ export interface JobDoc {
   config: string;
   configHash: string;
   mode: JobMode;
+  /** With mode exceptions: the job whose exceptions this one sends again. */
+  fromJob?: string;
   description: string;
   window: { from?: unknown; to?: unknown };
   status: JobStatus;
