@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { BadInputError } from "../../src/lib/errors.js";
 import { readBacklog } from "../../src/lib/inspect/backlog.js";
-import { listExceptions, resolveException } from "../../src/lib/inspect/exceptions.js";
+import { listExceptions, resolveException, showException } from "../../src/lib/inspect/exceptions.js";
 import { deleteJob, jobReport, listJobs } from "../../src/lib/inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../../src/lib/inspect/lineage.js";
 import { stepStats } from "../../src/lib/inspect/step-stats.js";
@@ -82,6 +82,10 @@ describe("inspecting jobs", () => {
     const open = await listExceptions(store, { jobId: "insp-a-job", unresolved: true });
     expect(open).toHaveLength(10);
     await resolveException(store, "insp-a-job", 15, "re-sent by hand", new Date());
+    expect(await showException(store, "insp-a-job", 15)).toMatchObject({
+      chunk: 2,
+      resolution: { note: "re-sent by hand" },
+    });
     expect(await listExceptions(store, { jobId: "insp-a-job", unresolved: true })).toHaveLength(9);
     await expect(resolveException(store, "insp-a-job", 999, "x", new Date())).rejects.toThrow(BadInputError);
   });

@@ -15,7 +15,7 @@ import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
 import { readBacklog } from "../inspect/backlog.js";
-import { listExceptions, resolveException } from "../inspect/exceptions.js";
+import { listExceptions, resolveException, showException } from "../inspect/exceptions.js";
 import { deleteJob, jobReport, listJobs } from "../inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
 import { stepStats } from "../inspect/step-stats.js";
@@ -294,6 +294,11 @@ export function buildProgram(
           `job ${job._id}  config ${job.config} (hash ${job.configHash})  mode ${job.mode}  status ${job.status}\n`,
         );
         if (job.description) out.write(`  ${job.description}\n`);
+        if (r.source) {
+          out.write(
+            `  source ${r.source.collection} by ${r.source.orderBy}, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}${job.fromJob ? `, exceptions of ${job.fromJob}` : ""}\n`,
+          );
+        }
         out.write(
           `  window ${EJSON.stringify(job.window, { relaxed: true })}, triggered by ${job.triggeredBy}\n`,
         );
@@ -499,6 +504,25 @@ export function buildProgram(
               `${e.jobId}  record ${EJSON.stringify({ v: e.recordId }, { relaxed: true }).slice(5, -1)}  chunk ${e.chunk}  attempts ${e.attempts}  ${e.reason}${e.resolution ? `  [resolved: ${e.resolution.note}]` : ""}\n`,
             );
           }
+        });
+      },
+    );
+  exceptions
+    .command("show")
+    .description("Show one exception: the record, its chunk, attempts, reason and resolution.")
+    .argument("<jobId>", "the job")
+    .argument("<recordId>", "the record's _id")
+    .option("--type <type>", "read the id as string, number or objectId")
+    .addOption(mongoOption())
+    .action(
+      async (
+        jobId: string,
+        text: string,
+        opts: { type?: "string" | "number" | "objectId"; mongo?: string },
+      ) => {
+        await withMongo(mongoUri(opts.mongo, env), async (store) => {
+          const doc = await showException(store, jobId, parseRecordId(text, opts.type));
+          process.stdout.write(`${EJSON.stringify(doc, { relaxed: true })}\n`);
         });
       },
     );

@@ -17,6 +17,12 @@ export async function listExceptions(
     .toArray();
 }
 
+export async function showException(store: Store, jobId: string, recordId: unknown): Promise<ExceptionDoc> {
+  const doc = await store.exceptions.findOne({ jobId, recordId }, { projection: { _id: 0 } });
+  if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
+  return doc;
+}
+
 export async function resolveException(
   store: Store,
   jobId: string,

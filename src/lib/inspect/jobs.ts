@@ -54,6 +54,8 @@ export interface JobReport {
   progress: JobProgress;
   /** The hash of the config as it is now (undefined when the config is gone or invalid). */
   currentConfigHash?: string;
+  /** Where the records come from, per the config as it is now. */
+  source?: { collection: string; orderBy: string; filter: Record<string, unknown> };
   /** Chunks sent under another config than the job's current one (after a config change). */
   driftedChunks: number[];
   exceptions: number;
@@ -75,8 +77,15 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
     stepStats(store, { jobId }),
   ]);
   let currentConfigHash: string | undefined;
+  let source: JobReport["source"];
   try {
-    currentConfigHash = configHash(await loadConfig(store, job.config));
+    const config = await loadConfig(store, job.config);
+    currentConfigHash = configHash(config);
+    source = {
+      collection: config.source.collection,
+      orderBy: config.source.orderBy,
+      filter: config.source.filter,
+    };
   } catch {
     currentConfigHash = undefined;
   }
@@ -90,6 +99,7 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
     job,
     progress,
     ...(currentConfigHash ? { currentConfigHash } : {}),
+    ...(source ? { source } : {}),
     driftedChunks,
     exceptions,
     recordsPerSecond: secs > 0 ? Math.round(done / secs) : 0,
