@@ -194,14 +194,32 @@ async function createExceptionsJob(
     jobId: fromJob,
     resolution: { $exists: false },
   });
-  const job: JobDoc = {
-    _id: jobId,
+  return createJob(
+    deps,
+    newJobDoc(deps, config, now, {
+      jobId,
+      mode: "exceptions",
+      fromJob,
+      description: payload.description ?? `exceptions of ${fromJob}`,
+      window: pending > 0 ? {} : { to: null },
+    }),
+  );
+}
+
+function newJobDoc(
+  deps: StepDeps,
+  config: BatchConfig,
+  now: Date,
+  job: Pick<JobDoc, "mode" | "description" | "window"> & { jobId: string; fromJob?: string },
+): JobDoc {
+  return {
+    _id: job.jobId,
     config: config.name,
     configHash: configHash(config),
-    mode: "exceptions",
-    fromJob,
-    description: payload.description ?? `exceptions of ${fromJob}`,
-    window: pending > 0 ? {} : { to: null },
+    mode: job.mode,
+    ...(job.fromJob ? { fromJob: job.fromJob } : {}),
+    description: job.description,
+    window: job.window,
     status: "planning",
     planning: { done: false, nextChunk: 1, records: 0, weight: 0 },
     triggeredBy: deps.owner,
@@ -209,9 +227,13 @@ async function createExceptionsJob(
     startedAt: now,
     updatedAt: now,
   };
-  const res = await deps.store.jobs.updateOne({ _id: jobId }, { $setOnInsert: job }, { upsert: true });
-  const stored = await deps.store.jobs.findOne({ _id: jobId });
-  if (!stored) throw new Error(`job ${jobId} vanished right after it was created`);
+}
+
+/** Inserts the job unless it exists: two initializers racing on one jobId create one job. */
+async function createJob(deps: StepDeps, job: JobDoc): Promise<{ job: JobDoc; resumed: boolean }> {
+  const res = await deps.store.jobs.updateOne({ _id: job._id }, { $setOnInsert: job }, { upsert: true });
+  const stored = await deps.store.jobs.findOne({ _id: job._id });
+  if (!stored) throw new Error(`job ${job._id} vanished right after it was created`);
   return { job: stored, resumed: res.upsertedCount === 0 };
 }
 
@@ -242,25 +264,15 @@ async function openJob(
     .sort({ [key]: -1, _id: -1 })
     .limit(1)
     .next();
-  const job: JobDoc = {
-    _id: jobId,
-    config: config.name,
-    configHash: configHash(config),
-    mode: payload.mode,
-    description: payload.description ?? config.description,
-    window: newest ? { to: getPath(newest, key) ?? null } : { to: null },
-    status: "planning",
-    planning: { done: false, nextChunk: 1, records: 0, weight: 0 },
-    triggeredBy: deps.owner,
-    createdAt: now,
-    startedAt: now,
-    updatedAt: now,
-  };
-  // Upsert on _id: two initializers racing on one jobId create one job.
-  const res = await store.jobs.updateOne({ _id: jobId }, { $setOnInsert: job }, { upsert: true });
-  const stored = await store.jobs.findOne({ _id: jobId });
-  if (!stored) throw new Error(`job ${jobId} vanished right after it was created`);
-  return { job: stored, resumed: res.upsertedCount === 0 };
+  return createJob(
+    deps,
+    newJobDoc(deps, config, now, {
+      jobId,
+      mode: payload.mode,
+      description: payload.description ?? config.description,
+      window: newest ? { to: getPath(newest, key) ?? null } : { to: null },
+    }),
+  );
 }
 
 export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promise<InitializeResult> {
