@@ -94,6 +94,12 @@ const untilSignal = () =>
     });
   });
 
+/** With `--json`, prints `value` as relaxed Extended JSON on one stdout line and says so. */
+function printJson(json: boolean | undefined, value: unknown): boolean {
+  if (json) process.stdout.write(`${EJSON.stringify(value, { relaxed: true })}\n`);
+  return json === true;
+}
+
 /** Warnings (retries, failed chunks) go to stderr; routine progress is the progress display's. */
 const stderrLogger = {
   info: () => undefined,
@@ -265,7 +271,7 @@ export function buildProgram(
       await withMongo(uri, async (store) => {
         const applied = await applyConfig(store, raw, new Date());
         process.stderr.write(`config '${applied.name}' applied (hash ${configHash(applied)})\n`);
-        if (opts.json) process.stdout.write(`${EJSON.stringify(applied, { relaxed: true })}\n`);
+        printJson(opts.json, applied);
       });
     });
   config
@@ -284,10 +290,7 @@ export function buildProgram(
     .action(async (jobId: string, opts: { json?: boolean; mongo?: string }) => {
       await withMongo(mongoUri(opts.mongo, env), async (store) => {
         const r = await jobReport(store, jobId);
-        if (opts.json) {
-          process.stdout.write(`${EJSON.stringify(r, { relaxed: true })}\n`);
-          return;
-        }
+        if (printJson(opts.json, r)) return;
         const { job, progress } = r;
         const out = process.stdout;
         out.write(
@@ -347,10 +350,7 @@ export function buildProgram(
           ...(opts.config ? { config: opts.config } : {}),
           limit: opts.limit,
         });
-        if (opts.json) {
-          process.stdout.write(`${EJSON.stringify(jobs, { relaxed: true })}\n`);
-          return;
-        }
+        if (printJson(opts.json, jobs)) return;
         for (const j of jobs) {
           process.stdout.write(
             `${j.jobId.padEnd(40)} ${j.config.padEnd(16)} ${j.mode.padEnd(11)} ${j.status.padEnd(9)} ${String(j.records).padStart(9)} records ${String(j.exceptions).padStart(6)} exceptions  ${j.createdAt.toISOString()}${j.durationMs !== undefined ? `  ${(j.durationMs / 1000).toFixed(1)} s` : ""}\n`,
@@ -377,10 +377,7 @@ export function buildProgram(
           ...(opts.job ? { jobId: opts.job } : {}),
           ...(jobIds ? { jobIds } : {}),
         });
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(steps)}\n`);
-          return;
-        }
+        if (printJson(opts.json, steps)) return;
         for (const st of steps) {
           process.stdout.write(
             `${st.task.padEnd(22)} ${String(st.invocations).padStart(7)} runs ${String(st.succeeded).padStart(7)} ok ${String(st.failed).padStart(5)} failed  p50 ${st.p50Ms} ms  p95 ${st.p95Ms} ms  max ${st.maxMs} ms\n`,
@@ -410,10 +407,7 @@ export function buildProgram(
         }
         await withMongo(mongoUri(opts.mongo, env), async (store) => {
           const lineage = await whereIsRecord(store, recordId, opts.config);
-          if (opts.json) {
-            process.stdout.write(`${EJSON.stringify(lineage, { relaxed: true })}\n`);
-            return;
-          }
+          if (printJson(opts.json, lineage)) return;
           if (lineage.length === 0) process.stdout.write(`no job has included record ${text}\n`);
           for (const l of lineage) {
             process.stdout.write(
@@ -462,10 +456,7 @@ export function buildProgram(
     .action(async (configName: string, opts: { json?: boolean; mongo?: string }) => {
       await withMongo(mongoUri(opts.mongo, env), async (store) => {
         const b = await readBacklog(store, configName);
-        if (opts.json) {
-          process.stdout.write(`${EJSON.stringify(b, { relaxed: true })}\n`);
-          return;
-        }
+        if (printJson(opts.json, b)) return;
         process.stdout.write(
           `config ${b.config}: ${b.records} records${b.weight !== undefined ? ` (weight ${b.weight})` : ""} past the watermark ${b.completedUpTo === undefined ? "(none yet: no job has completed)" : `${EJSON.stringify({ v: b.completedUpTo }, { relaxed: true }).slice(5, -1)} (job ${b.completedBy ?? "?"})`}\n`,
         );
@@ -495,10 +486,7 @@ export function buildProgram(
             ...(opts.config ? { config: opts.config } : {}),
             ...(opts.unresolved ? { unresolved: true } : {}),
           });
-          if (opts.json) {
-            process.stdout.write(`${EJSON.stringify(list, { relaxed: true })}\n`);
-            return;
-          }
+          if (printJson(opts.json, list)) return;
           for (const e of list) {
             process.stdout.write(
               `${e.jobId}  record ${EJSON.stringify({ v: e.recordId }, { relaxed: true }).slice(5, -1)}  chunk ${e.chunk}  attempts ${e.attempts}  ${e.reason}${e.resolution ? `  [resolved: ${e.resolution.note}]` : ""}\n`,

@@ -4,7 +4,7 @@
  * the way the server does, and either return a reply document or throw a `CommandError`.
  */
 import { randomBytes } from "node:crypto";
-import { Long, ObjectId, UUID } from "bson";
+import { Long, ObjectId } from "bson";
 import { Collection, type IndexSpec, isIndexKeyDoc, newQueryStats } from "./collection.js";
 import { CommandError, fail, toCommandError } from "./errors.js";
 import {
@@ -841,4 +841,4 @@ function sameOptions(a: IndexSpec, b: IndexSpec): boolean {
   );
 }
 
-export { CommandError, UUID };
+export { CommandError };

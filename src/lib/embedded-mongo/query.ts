@@ -21,6 +21,7 @@ import {
   isPlainObject,
   keyOf,
   numericKind,
+  widerKind,
   plainValue,
   toNumber,
   valuesAtPath,
@@ -396,7 +397,7 @@ export function restoreTypes(
       } else {
         const before = numericKind(stored) ?? "int";
         const operand = numericKind(hint.value) ?? "int";
-        const kind = before === operand ? before : wider(before, operand);
+        const kind = widerKind(before, operand);
         return asKind(plain, kind);
       }
     }
@@ -421,11 +422,6 @@ export function restoreTypes(
     return out;
   }
   return plain;
-}
-
-function wider(a: ReturnType<typeof numericKind> & string, b: ReturnType<typeof numericKind> & string) {
-  const order = ["int", "long", "double", "decimal"];
-  return order.indexOf(a) >= order.indexOf(b) ? a : b;
 }
 
 /** Hints written for `a.$[].b` or `a.$.b` apply to every concrete `a.N.b`. */
@@ -462,5 +458,3 @@ export function runPipeline(
     return fail("BadValue", (err as Error).message);
   }
 }
-
-export { asKind };

@@ -54,8 +54,6 @@ export interface StepDeps {
 
 export const keys = {
   serveAfterPlanning: (jobId: string) => `serve:${jobId}:planned`,
-  serveAfterDispatch: (jobId: string, chunk: number, attempt: number) =>
-    `serve:${jobId}:${chunk}:${attempt}:sent`,
   serveRetry: (jobId: string, chunk: number, attempt: number, tries: number) =>
     `serve:${jobId}:${chunk}:${attempt}:try${tries}`,
   serveAfterClose: (jobId: string, chunk: number, attempt: number) =>

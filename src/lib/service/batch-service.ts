@@ -276,5 +276,3 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     },
   };
 }
-
-export { idKey as recordKey };
