@@ -2,6 +2,7 @@
 import type { HandOver } from "../src/lib/handover/handover.js";
 
 export const recordingOnly = (): HandOver => ({
+  initialize: () => Promise.resolve(),
   serve: () => Promise.resolve(),
   watch: () => Promise.resolve(),
 });

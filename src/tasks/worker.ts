@@ -13,6 +13,8 @@ import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
 import { type StepName, timeStep } from "../lib/inspect/step-stats.js";
 import { readJobProgress } from "../lib/runner/progress.js";
 import { Store, databaseNameOf } from "../lib/store/store.js";
+import type { InitializePayload } from "../lib/initializer/initialize.js";
+import type { batchDataInitializer } from "./batch-data-initializer.js";
 import type { batchDataServer } from "./batch-data-server.js";
 import type { chunkProcessWatcher } from "./chunk-process-watcher.js";
 
@@ -55,6 +57,12 @@ const taskLogger: Logger = {
 
 export const triggerHandOver = createTriggerHandOver({
   globalKey: (key) => idempotencyKeys.create(key, { scope: "global" }),
+  triggerInitializer: (payload, options) =>
+    tasks.trigger<typeof batchDataInitializer>(
+      "batch-data-initializer",
+      payload as InitializePayload,
+      options,
+    ),
   triggerServer: (payload, options) =>
     tasks.trigger<typeof batchDataServer>("batch-data-server", payload, options),
   triggerWatcher: (payload, options) =>

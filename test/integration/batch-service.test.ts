@@ -78,6 +78,8 @@ describe("reference batch service", () => {
       { relaxed: true },
     );
     const config = parseConfig(raw);
-    expect(config.source.filter.createdAt).toEqual({ $gte: new Date("2026-01-01T00:00:00Z") });
+    expect("filter" in config.source && config.source.filter.createdAt).toEqual({
+      $gte: new Date("2026-01-01T00:00:00Z"),
+    });
   });
 });

@@ -95,7 +95,7 @@ describe("inspecting jobs", () => {
     const backlog = await readBacklog(store, "insp-a");
     expect(backlog).toMatchObject({
       config: "insp-a",
-      completedUpTo: 9,
+      completedUpTo: { key: 9, id: 9 },
       completedBy: "insp-a-job",
       records: 30,
     });
@@ -129,8 +129,13 @@ describe("inspecting jobs", () => {
       ]),
     );
     expect(await whereIsRecord(store, 15, "insp-a")).toHaveLength(1);
-    // The watermark is the full jobs' business: an exceptions job leaves it where it was.
-    expect((await readBacklog(store, "insp-a")).completedUpTo).toBe(9);
+    // The requeue processed every record the first job had set aside (15 was resolved by hand):
+    // their exceptions are resolved, the first job is complete, and the watermark moves over it.
+    expect(await showException(store, "insp-a-job", 12)).toMatchObject({
+      resolution: { byJob: "insp-a-requeue" },
+    });
+    expect(await store.jobs.findOne({ _id: "insp-a-job" })).toMatchObject({ status: "failed", complete: true });
+    expect(await readBacklog(store, "insp-a")).toMatchObject({ completedUpTo: { key: 39, id: 39 }, records: 0 });
     await expect(
       runJobLocally({ store, config: "insp-b", jobId: "wrong-config", fromJob: "insp-a-job" }),
     ).rejects.toThrow("belongs to config 'insp-a'");

@@ -66,7 +66,7 @@ describe("status API", () => {
     expect((await get("api/backlog/api")).json()).toMatchObject({
       config: "api",
       records: 10,
-      completedUpTo: 19,
+      completedUpTo: { key: 19, id: 19 },
     });
     expect(((await get("api/exceptions?job=api-job")).json() as unknown[]).length).toBe(10);
     expect((await get("api/jobs/nope")).status).toBe(404);

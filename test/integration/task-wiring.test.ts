@@ -56,9 +56,19 @@ describe("task declarations", () => {
       "config",
       "jobId",
       "mode",
+      "from",
+      "to",
+      "again",
+      "maxRecords",
+      "maxWeight",
+      "maxChunks",
+      "iterations",
+      "sampleEvery",
+      "sampleFirst",
       "fromJob",
       "description",
       "acceptConfigChange",
+      "iteration",
     ]);
     expect(init.required).toEqual(["config"]);
     expect(initializePayloadSchema.safeParse({ config: "a", extra: 1 }).success).toBe(false);
@@ -78,6 +88,8 @@ describe("Trigger.dev hand-over", () => {
     const triggered: Array<{ task: string; payload: unknown; options: TriggerOptions }> = [];
     const handOver = createTriggerHandOver({
       globalKey: (k) => Promise.resolve(`global(${k})`),
+      triggerInitializer: (payload, options) =>
+        Promise.resolve(triggered.push({ task: "initializer", payload, options })),
       triggerServer: (payload, options) =>
         Promise.resolve(triggered.push({ task: "server", payload, options })),
       triggerWatcher: (payload, options) =>

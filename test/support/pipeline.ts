@@ -9,6 +9,7 @@ import { Store } from "../../src/lib/store/store.js";
 import { useTestDatabase } from "./db.js";
 
 export type HandOverCall =
+  | { kind: "initialize"; payload: Record<string, unknown>; key: string }
   | { kind: "serve"; payload: ServePayload; key: string; delayMs?: number }
   | { kind: "watch"; payload: WatchPayload; key: string };
 
@@ -17,6 +18,10 @@ export function recordingHandOver(): HandOver & { calls: HandOverCall[] } {
   const calls: HandOverCall[] = [];
   return {
     calls,
+    initialize(payload, key) {
+      calls.push({ kind: "initialize", payload, key });
+      return Promise.resolve();
+    },
     serve(payload, key, delayMs) {
       calls.push({ kind: "serve", payload, key, ...(delayMs !== undefined ? { delayMs } : {}) });
       return Promise.resolve();

@@ -299,7 +299,7 @@ export function buildProgram(
         if (job.description) out.write(`  ${job.description}\n`);
         if (r.source) {
           out.write(
-            `  source ${r.source.collection} by ${r.source.orderBy}, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}${job.fromJob ? `, exceptions of ${job.fromJob}` : ""}\n`,
+            `  source ${r.source.description}${r.source.filter ? `, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}` : ""}\n`,
           );
         }
         out.write(

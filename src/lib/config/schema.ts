@@ -77,31 +77,123 @@ const headerValueSchema = z.union([
     .strict(),
 ]);
 
+const weightFieldSchema = fieldPath
+  .optional()
+  .describe(
+    "Numeric field giving each record's weight (chunking.maxWeight, workload.maxWeight). Default: none.",
+  );
+
+const mongoSourceSchema = z
+  .object({
+    type: z.literal("mongodb").optional().describe('"mongodb" (the default when type is absent).'),
+    collection: z
+      .string()
+      .min(1)
+      .regex(/^[^$\0]+$/, "a collection name without '$'")
+      .describe("Collection holding the records. Required."),
+    filter: filterSchema.default({}),
+    orderBy: fieldPath
+      .default("_id")
+      .describe(
+        "Field the records are taken in, oldest first (ascending; ties by _id). Incremental jobs need it to grow with new records (an ObjectId _id or a creation time). Index it. Default: _id.",
+      ),
+    fields: z
+      .array(fieldPath)
+      .max(200)
+      .default([])
+      .describe("Fields sent to the service besides the record id. Default: [] (only the id)."),
+    weightField: weightFieldSchema,
+  })
+  .strict()
+  .describe("Records from a MongoDB collection, read when each chunk is sent.");
+
+const fileSourceFields = {
+  path: z
+    .string()
+    .min(1)
+    .describe(
+      "File path (relative to the working directory of the runner). Records are taken in file order; the record id and order key is the record number (1 = the first record), so appending records to the file is what incremental jobs pick up. Required.",
+    ),
+  fields: z
+    .array(fieldPath)
+    .max(200)
+    .default([])
+    .describe("Fields of each record sent to the service. Default: [] (every field)."),
+  weightField: weightFieldSchema,
+};
+
+const ndjsonSourceSchema = z
+  .object({
+    type: z
+      .literal("ndjson")
+      .describe("One JSON document per line (Extended JSON allowed); blank lines are skipped."),
+    ...fileSourceFields,
+  })
+  .strict();
+
+const csvSourceSchema = z
+  .object({
+    type: z.literal("csv").describe("Comma-separated values with a header row naming the fields."),
+    ...fileSourceFields,
+    delimiter: z.string().length(1).default(",").describe('Field delimiter. Default: ",".'),
+  })
+  .strict();
+
+const sourceSchema = z
+  .discriminatedUnion("type", [mongoSourceSchema, ndjsonSourceSchema, csvSourceSchema])
+  .describe(
+    "Where the records come from: a MongoDB collection (default), or an NDJSON / CSV file whose records are copied into batch_details when a job is planned.",
+  );
+
+const capSchema = (what: string) =>
+  z.number().int().positive().optional().describe(`Most ${what} one job takes. Default: no limit.`);
+
+const workloadSchema = z
+  .object({
+    maxRecords: capSchema("records"),
+    maxWeight: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Most total weight one job takes (needs source.weightField). Default: no limit."),
+    maxChunks: capSchema("chunks"),
+  })
+  .strict()
+  .prefault({})
+  .describe(
+    "Caps on one incremental or backfill job; the rest of the backlog stays for the next job. A job always takes at least one record. Overridable per run (--max-records, --max-weight, --max-chunks).",
+  );
+
+const scheduleSchema = z
+  .object({
+    cron: z
+      .string()
+      .regex(/^\S+(\s+\S+){4}$/, "a five-field cron pattern like '0 2 * * *'")
+      .optional()
+      .describe(
+        "This config's own cron pattern (synced to Trigger.dev by `chunkrelay schedule --sync`). Default: none — the config runs at the nightlyIncremental task's declared time (CHUNKRELAY_NIGHTLY_CRON, '0 2 * * *').",
+      ),
+    timezone: z
+      .string()
+      .min(1)
+      .default("UTC")
+      .describe('IANA timezone of `cron`, e.g. "Europe/Berlin". Default: "UTC".'),
+    iterations: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(1)
+      .describe("Consecutive incremental jobs per scheduled run (each capped by workload). Default: 1."),
+  })
+  .strict()
+  .describe("Run an incremental job of this config on a schedule. Default: not scheduled.");
+
 export const configSchema = z
   .object({
     name: configNameSchema.describe("Config name, stored as the document's _id. Required."),
     description: z.string().max(2000).default("").describe('What this config is for. Default: "".'),
-    source: z
-      .object({
-        collection: z
-          .string()
-          .min(1)
-          .regex(/^[^$\0]+$/, "a collection name without '$'")
-          .describe("Collection holding the records. Required."),
-        filter: filterSchema.default({}),
-        orderBy: fieldPath
-          .default("_id")
-          .describe("Field the records are taken in, oldest first (ascending). Default: _id."),
-        fields: z
-          .array(fieldPath)
-          .max(200)
-          .default([])
-          .describe("Fields sent to the service besides the record id. Default: [] (only the id)."),
-        weightField: fieldPath
-          .optional()
-          .describe("Numeric field giving each record's weight for chunking.maxWeight. Default: none."),
-      })
-      .strict(),
+    source: sourceSchema,
     chunking: z
       .object({
         maxRecords: z
@@ -141,6 +233,8 @@ export const configSchema = z
           .describe("Extra request headers; secret values are named by environment variable. Default: {}."),
       })
       .strict(),
+    workload: workloadSchema,
+    schedule: scheduleSchema.optional(),
     maxInFlight: z
       .number()
       .int()
@@ -207,6 +301,14 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.workload.maxWeight !== undefined && !c.source.weightField) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["workload", "maxWeight"],
+        message:
+          "workload.maxWeight needs source.weightField (the numeric field holding each record's weight)",
+      });
+    }
     if (c.chunking.maxWeight !== undefined && !c.source.weightField) {
       ctx.addIssue({
         code: "custom",
@@ -225,6 +327,12 @@ export const configSchema = z
   });
 
 export type BatchConfig = z.infer<typeof configSchema>;
+export type SourceConfig = BatchConfig["source"];
+export type MongoSourceConfig = z.infer<typeof mongoSourceSchema>;
+
+/** The source's order key as shown to users (files are ordered by record number). */
+export const orderKeyOf = (source: SourceConfig): string =>
+  source.type === "ndjson" || source.type === "csv" ? "(record number)" : source.orderBy;
 export type BatchConfigInput = z.input<typeof configSchema>;
 
 /** A config that failed validation: the message names every bad field and how to fix it. */
@@ -241,6 +349,9 @@ export class ConfigError extends Error {
 export function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
     const path = issue.path.length > 0 ? issue.path.join(".") : "(config)";
+    if (issue.code === "invalid_union" && path === "source.type") {
+      return `source.type: must be "mongodb" (or absent), "ndjson" or "csv"`;
+    }
     if (issue.code === "unrecognized_keys") {
       return `${path === "(config)" ? "" : `${path}: `}unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove them or check the spelling (see \`npx chunkrelay config schema\`)`;
     }

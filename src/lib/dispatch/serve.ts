@@ -15,6 +15,8 @@ import { type StepDeps, keys } from "../handover/handover.js";
 import { withLeaseRenewal } from "../handover/lease.js";
 import { backoffDelay, nextChunkStatus } from "../planning/chunk-state.js";
 import type { ChunkDoc, JobDoc } from "../store/store.js";
+import { keyToPayload } from "../planning/cuts.js";
+import { settleJobCompletion } from "../windows/watermark.js";
 import { setAsideRecords } from "./exceptions.js";
 import type { DeliveryOutcome } from "./http.js";
 
@@ -95,7 +97,11 @@ async function scheduleWakeUp(
   );
 }
 
-/** The records of this attempt: everything in the chunk not yet processed, with its fields. */
+/**
+ * The records of this attempt: everything in the chunk not yet processed, with its fields —
+ * stored with the record for file sources, read from the collection now for MongoDB sources
+ * (one `$in` query on _id per chunk).
+ */
 async function buildBody(
   deps: StepDeps,
   config: BatchConfig,
@@ -104,22 +110,23 @@ async function buildBody(
   const details = await deps.store.details
     .find(
       { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
-      { projection: { recordId: 1 } },
+      { projection: { recordId: 1, data: 1 } },
     )
     .toArray();
   const ids = details.map((d) => d.recordId);
-  const fields = config.source.fields;
+  const source = config.source;
   const byId = new Map<string, Document>();
-  if (fields.length > 0 && ids.length > 0) {
+  if (source.type !== "ndjson" && source.type !== "csv" && source.fields.length > 0 && ids.length > 0) {
     const projection: Document = { _id: 1 };
-    for (const f of fields) projection[f] = 1;
+    for (const f of source.fields) projection[f] = 1;
     const docs = await deps.store.db
-      .collection(config.source.collection)
+      .collection(source.collection)
       .find({ _id: { $in: ids } } as Document, { projection })
       .toArray();
     for (const d of docs) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
   }
-  const records = ids.map((id) => {
+  const records = details.map(({ recordId: id, data }) => {
+    if (data) return { id, ...data };
     const src = byId.get(EJSON.stringify({ v: id }));
     if (!src) return { id };
     const { _id, ...rest } = src;
@@ -247,39 +254,63 @@ async function failChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc, r
 }
 
 /**
- * The watermark is the end of the completed prefix of the config's records. A full job starts
- * below any watermark, so when it ends the watermark moves to the last key of its chunks that
- * were all processed in order (the whole window when it succeeded). It never moves past a chunk
- * that failed, so the backlog still counts those records.
+ * An exceptions job resolves the exceptions it sent again and got processed, so the job they came
+ * from can become complete and the watermark can move over it.
  */
-async function advanceWatermark(deps: StepDeps, job: JobDoc): Promise<void> {
-  // Only full jobs cover a prefix of the order key; an exceptions job covers scattered records.
-  if (job.mode !== "full") return;
+async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
+  if (job.mode !== "exceptions" || !job.fromJob) return;
   const { store } = deps;
-  const firstNotProcessed = await store.chunks.findOne(
-    { jobId: job._id, status: "failed" },
-    { sort: { chunk: 1 }, projection: { chunk: 1 } },
-  );
-  const lastInPrefix = await store.chunks.findOne(
-    { jobId: job._id, ...(firstNotProcessed ? { chunk: { $lt: firstNotProcessed.chunk } } : {}) },
-    { sort: { chunk: -1 }, projection: { lastKey: 1 } },
-  );
-  if (!lastInPrefix || lastInPrefix.lastKey === null || lastInPrefix.lastKey === undefined) return;
-  const key = lastInPrefix.lastKey;
-  const now = deps.now();
-  // Only forward: two full jobs can end in any order.
-  const moved = await store.watermarks.updateOne(
-    { _id: job.config, $or: [{ completedUpTo: { $exists: false } }, { completedUpTo: { $lt: key } }] },
-    { $set: { completedUpTo: key, completedBy: job._id, completedAt: now } },
-  );
-  if (moved.matchedCount === 0) {
-    // No document yet (or an older key of another type): create it if absent.
-    await store.watermarks.updateOne(
-      { _id: job.config },
-      { $setOnInsert: { completedUpTo: key, completedBy: job._id, completedAt: now } },
-      { upsert: true },
+  const at = deps.now();
+  const cursor = store.details.find({ jobId: job._id, status: "processed" }, { projection: { recordId: 1 } });
+  let ids: unknown[] = [];
+  const flush = async () => {
+    if (ids.length === 0) return;
+    await store.exceptions.updateMany(
+      { jobId: job.fromJob, recordId: { $in: ids }, resolution: { $exists: false } },
+      { $set: { resolution: { note: `processed by job ${job._id}`, at, byJob: job._id } } },
     );
+    ids = [];
+  };
+  for await (const d of cursor) {
+    ids.push(d.recordId);
+    if (ids.length >= 1000) await flush();
   }
+  await flush();
+  await settleJobCompletion(deps, job.fromJob);
+}
+
+/**
+ * One invocation may run several consecutive jobs (`iterations`): a finished job that took
+ * records and did not fail hands over to the initializer for the next one, which claims the next
+ * window. The next job id derives from the first one, so a replayed hand-over resumes it.
+ */
+async function startNextIteration(deps: StepDeps, job: JobDoc, status: JobDoc["status"], records: number) {
+  const it = job.iteration;
+  if (!it || it.index >= it.of) return;
+  if (status !== "succeeded" || records === 0) {
+    deps.log.info(`job ${job._id}: no further iterations`, {
+      reason: records === 0 ? "nothing left to take" : "the job failed",
+    });
+    return;
+  }
+  const next = it.index + 1;
+  const jobId = `${it.firstJob}.${next}`;
+  const window = {
+    ...(job.backfill?.from !== undefined ? { from: keyToPayload(job.backfill.from) } : {}),
+    ...(job.backfill?.to !== undefined ? { to: keyToPayload(job.backfill.to) } : {}),
+  };
+  await deps.handOver.initialize(
+    {
+      config: job.config,
+      jobId,
+      mode: job.mode,
+      ...window,
+      ...(job.partitioning.workload ?? {}),
+      description: job.description,
+      iteration: { index: next, of: it.of, firstJob: it.firstJob },
+    },
+    `initialize:${jobId}`,
+  );
 }
 
 /** Closes a job whose chunks are all done: exact totals from the chunk documents. */
@@ -320,10 +351,12 @@ export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["st
       },
     },
   );
-  await advanceWatermark(deps, job);
+  await settleJobCompletion(deps, job._id);
+  await resolveRequeued(deps, job);
   await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
   const final = await store.jobs.findOne({ _id: job._id }, { projection: { status: 1 } });
   deps.log.info(`job ${job._id} ${final?.status ?? status}`, { records, exceptions });
+  await startNextIteration(deps, job, final?.status ?? status, records);
   return final?.status ?? status;
 }
 

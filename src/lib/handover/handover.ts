@@ -20,6 +20,8 @@ export interface WatchPayload {
 }
 
 export interface HandOver {
+  /** Runs the initializer (the next job of an iteration). Deduplicated by `key`. */
+  initialize(payload: Record<string, unknown>, key: string): Promise<void>;
   /** Runs the server step for a job, after `delayMs` if given. Deduplicated by `key`. */
   serve(payload: ServePayload, key: string, delayMs?: number): Promise<void>;
   /** Runs the watcher for one chunk attempt. Deduplicated by `key`. */

@@ -19,6 +19,7 @@ export interface TriggerOptions {
 export interface TriggerFunctions {
   /** `idempotencyKeys.create(key, { scope: "global" })`. */
   globalKey(key: string): Promise<string>;
+  triggerInitializer(payload: Record<string, unknown>, options: TriggerOptions): Promise<unknown>;
   triggerServer(payload: ServePayload, options: TriggerOptions): Promise<unknown>;
   triggerWatcher(payload: WatchPayload, options: TriggerOptions): Promise<unknown>;
   now(): Date;
@@ -33,6 +34,13 @@ export function runTags(jobId: string, chunk?: number): string[] {
 
 export function createTriggerHandOver(fns: TriggerFunctions): HandOver {
   return {
+    async initialize(payload, key) {
+      await fns.triggerInitializer(payload, {
+        idempotencyKey: await fns.globalKey(key),
+        idempotencyKeyTTL: IDEMPOTENCY_TTL,
+        tags: runTags(String(payload.jobId)),
+      });
+    },
     async serve(payload, key, delayMs) {
       await fns.triggerServer(payload, {
         idempotencyKey: await fns.globalKey(key),

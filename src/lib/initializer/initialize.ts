@@ -6,16 +6,37 @@
  * complete chunk and never duplicates a record.
  */
 import { randomBytes } from "node:crypto";
-import { type Document, type Filter, MongoBulkWriteError, MongoServerError } from "mongodb";
+import { EJSON } from "bson";
+import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { z } from "zod";
 import { loadConfig, resolveHeaders } from "../config/load.js";
-import { type BatchConfig, configHash, configNameSchema, jobIdSchema } from "../config/schema.js";
+import { type BatchConfig, configHash, configNameSchema, jobIdSchema, orderKeyOf } from "../config/schema.js";
 import { finishJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { withLeaseRenewal } from "../handover/lease.js";
-import { planChunksFrom, weightOf } from "../planning/chunking.js";
+import { planChunksFrom } from "../planning/chunking.js";
+import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../planning/cuts.js";
+import { type Sample, type Workload, hasCaps, inSample, sampleComplete } from "../planning/workload.js";
+import { type SourceRecord, openSource } from "../sources/source.js";
 import type { ChunkDoc, DetailDoc, JobDoc } from "../store/store.js";
+import { claimWindow } from "../windows/claim-window.js";
+
+/** An order-key value in a payload: plain JSON, or Extended JSON for dates and ObjectIds. */
+const keyValueSchema = z
+  .unknown()
+  .refine((v) => v !== undefined && v !== null, "an order-key value")
+  .describe(
+    'A value of the order key: a string or number, or Extended JSON like {"$date": "2026-01-01T00:00:00Z"} or {"$oid": "…"}.',
+  );
+
+const capField = (what: string) =>
+  z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(`Most ${what} this job takes (overrides the config's workload). Default: the config's.`);
 
 export const initializePayloadSchema = z
   .object({
@@ -24,11 +45,42 @@ export const initializePayloadSchema = z
       .optional()
       .describe("Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<random>."),
     mode: z
-      .enum(["full", "exceptions"])
+      .enum(["full", "incremental", "backfill", "sample", "exceptions"])
       .default("full")
       .describe(
-        "full: every matching record present at start; exceptions: the unresolved exceptions of job `fromJob`, sent again. Default: full.",
+        "full: every matching record present at start; incremental: the records after the config's watermark; backfill: the records between `from` and `to`; sample: every k-th or the first n records; exceptions: the unresolved exceptions of job `fromJob`, sent again. Default: full.",
       ),
+    from: keyValueSchema.optional().describe("Backfill: first order-key value included."),
+    to: keyValueSchema.optional().describe("Backfill: last order-key value included."),
+    again: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Backfill: start a new pass over a window that earlier backfill jobs already took. Default: false.",
+      ),
+    maxRecords: capField("records"),
+    maxWeight: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Most total weight this job takes. Default: the config's."),
+    maxChunks: capField("chunks"),
+    iterations: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(1)
+      .describe(
+        "Incremental/backfill: run up to this many consecutive jobs (stops early when nothing is left or a job fails). Default: 1.",
+      ),
+    sampleEvery: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("Sample: take every k-th record (the 1st, (k+1)th, …)."),
+    sampleFirst: z.number().int().min(1).optional().describe("Sample: take the first n records."),
     fromJob: jobIdSchema.optional().describe("With mode exceptions: the job whose exceptions are requeued."),
     description: z.string().max(2000).optional().describe("What this job is for; shown in job statistics."),
     acceptConfigChange: z
@@ -37,15 +89,41 @@ export const initializePayloadSchema = z
       .describe(
         "Resume a job although its config changed since it started (the change is recorded). Default: false.",
       ),
+    iteration: z
+      .object({ index: z.number().int().min(2), of: z.number().int().min(2), firstJob: jobIdSchema })
+      .strict()
+      .optional()
+      .describe("Set by chunkrelay when one job hands over to the next of its iterations; leave it out."),
   })
   .strict()
-  .refine((p) => (p.mode === "exceptions") === (p.fromJob !== undefined), {
-    message:
-      "mode exceptions needs fromJob (the job whose exceptions to requeue), and fromJob needs mode exceptions",
-    path: ["fromJob"],
+  .superRefine((p, ctx) => {
+    const bad = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if ((p.mode === "exceptions") !== (p.fromJob !== undefined))
+      bad(
+        "fromJob",
+        "mode exceptions needs fromJob (the job whose exceptions to requeue), and fromJob needs mode exceptions",
+      );
+    if (p.mode !== "backfill" && (p.from !== undefined || p.to !== undefined || p.again))
+      bad("from", "from, to and again belong to mode backfill");
+    if (p.mode === "backfill" && p.from === undefined && p.to === undefined)
+      bad("to", "mode backfill needs a window: from and/or to (values of the order key)");
+    const capped = p.maxRecords !== undefined || p.maxWeight !== undefined || p.maxChunks !== undefined;
+    if ((capped || p.iterations > 1) && p.mode !== "incremental" && p.mode !== "backfill")
+      bad(
+        "maxRecords",
+        "workload caps and iterations belong to modes incremental and backfill (a capped job leaves the rest to the next one); for a small slice use mode sample",
+      );
+    if (p.mode === "sample" && (p.sampleEvery === undefined) === (p.sampleFirst === undefined))
+      bad(
+        "sampleEvery",
+        "mode sample needs exactly one of sampleEvery (every k-th record) or sampleFirst (the first n)",
+      );
+    if (p.mode !== "sample" && (p.sampleEvery !== undefined || p.sampleFirst !== undefined))
+      bad("sampleEvery", "sampleEvery and sampleFirst belong to mode sample");
   });
 
 export type InitializePayload = z.input<typeof initializePayloadSchema>;
+type Payload = z.output<typeof initializePayloadSchema>;
 
 export interface InitializeResult {
   jobId: string;
@@ -85,32 +163,6 @@ async function insertIdempotent(insert: () => Promise<unknown>): Promise<void> {
   }
 }
 
-/** The source query in (orderKey, _id) order, resuming strictly after the checkpoint. */
-function sourceQuery(config: BatchConfig, job: JobDoc): Filter<Document> {
-  const key = config.source.orderBy;
-  const parts: Document[] = [];
-  if (Object.keys(config.source.filter).length > 0) parts.push(config.source.filter);
-  if (job.window.to !== undefined && job.window.to !== null) parts.push({ [key]: { $lte: job.window.to } });
-  const { lastKey, lastId } = job.planning;
-  if (lastKey !== undefined) {
-    parts.push(
-      key === "_id"
-        ? { _id: { $gt: lastKey } }
-        : { $or: [{ [key]: { $gt: lastKey } }, { [key]: lastKey, _id: { $gt: lastId } }] },
-    );
-  }
-  return (parts.length === 0 ? {} : parts.length === 1 ? parts[0] : { $and: parts }) as Filter<Document>;
-}
-
-function getPath(doc: Document, path: string): unknown {
-  let cur: unknown = doc;
-  for (const seg of path.split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
-    cur = (cur as Record<string, unknown>)[seg];
-  }
-  return cur;
-}
-
 /**
  * A full job covers every record of its config, so two at once would send records twice: the
  * config's document in batch_watermarks names its one active job, claimed atomically (two
@@ -118,15 +170,31 @@ function getPath(doc: Document, path: string): unknown {
  * released when the job finishes.
  */
 async function claimConfig(deps: StepDeps, config: string, jobId: string): Promise<void> {
+  // A lock whose job was never created (the initializer died between the two writes) is free
+  // after a minute; a created job releases it when it finishes.
+  const stale = new Date(deps.now().getTime() - 60_000);
+  const holder = await deps.store.watermarks.findOne(
+    { _id: config },
+    { projection: { activeJob: 1, activeSince: 1 } },
+  );
+  const orphan =
+    holder?.activeJob && holder.activeJob !== jobId && (holder.activeSince ?? new Date(0)) < stale
+      ? (await deps.store.jobs.countDocuments({ _id: holder.activeJob })) === 0
+      : false;
   const filter = {
     _id: config,
-    $or: [{ activeJob: { $exists: false } }, { activeJob: null }, { activeJob: jobId }],
+    $or: [
+      { activeJob: { $exists: false } },
+      { activeJob: null },
+      { activeJob: jobId },
+      ...(orphan ? [{ activeJob: holder?.activeJob }] : []),
+    ],
   };
   for (let tries = 0; tries < 3; tries++) {
     try {
       const res = await deps.store.watermarks.updateOne(
         filter,
-        { $set: { activeJob: jobId } },
+        { $set: { activeJob: jobId, activeSince: deps.now() } },
         { upsert: true },
       );
       if (res.matchedCount + res.upsertedCount > 0) return;
@@ -172,56 +240,74 @@ async function acceptConfig(
   return updated ?? job;
 }
 
-/**
- * A job over the unresolved exceptions of an earlier job of the same config: the records a
- * human fixed (or whose service fixed itself) go out again. Resolving the exceptions stays a
- * human decision (`chunkrelay exceptions resolve`); `where` shows the record in both jobs.
- */
-async function createExceptionsJob(
-  deps: StepDeps,
-  config: BatchConfig,
-  payload: z.output<typeof initializePayloadSchema>,
-  jobId: string,
-  now: Date,
-) {
-  const fromJob = payload.fromJob as string;
-  const from = await deps.store.jobs.findOne({ _id: fromJob }, { projection: { config: 1 } });
-  if (!from) throw new BadInputError(`job '${fromJob}' not found; its exceptions cannot be requeued`);
-  if (from.config !== config.name) {
-    throw new BadInputError(`job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`);
+/** How a job of this payload is cut, as recorded on the job. */
+function partitioningOf(config: BatchConfig, payload: Payload): JobDoc["partitioning"] {
+  const chunking = {
+    ...(config.chunking.maxRecords !== undefined ? { maxRecords: config.chunking.maxRecords } : {}),
+    ...(config.chunking.maxWeight !== undefined ? { maxWeight: config.chunking.maxWeight } : {}),
+  };
+  const workload = workloadOf(config, payload);
+  const sample = sampleOf(payload);
+  return {
+    orderBy: orderKeyOf(config.source),
+    chunking,
+    ...(hasCaps(workload) ? { workload } : {}),
+    ...(sample ? { sample } : {}),
+  };
+}
+
+function workloadOf(config: BatchConfig, payload: Payload): Workload {
+  if (payload.mode !== "incremental" && payload.mode !== "backfill") return {};
+  const pick = <T>(a: T | undefined, b: T | undefined) => a ?? b;
+  const w = {
+    maxRecords: pick(payload.maxRecords, config.workload.maxRecords),
+    maxWeight: pick(payload.maxWeight, config.workload.maxWeight),
+    maxChunks: pick(payload.maxChunks, config.workload.maxChunks),
+  };
+  if (w.maxWeight !== undefined && !config.source.weightField) {
+    throw new BadInputError(`a weight cap needs source.weightField in config '${config.name}'`);
   }
-  const pending = await deps.store.exceptions.countDocuments({
-    jobId: fromJob,
-    resolution: { $exists: false },
-  });
-  return createJob(
-    deps,
-    newJobDoc(deps, config, now, {
-      jobId,
-      mode: "exceptions",
-      fromJob,
-      description: payload.description ?? `exceptions of ${fromJob}`,
-      window: pending > 0 ? {} : { to: null },
-    }),
-  );
+  return Object.fromEntries(Object.entries(w).filter(([, v]) => v !== undefined));
+}
+
+function sampleOf(payload: Payload): Sample | undefined {
+  if (payload.sampleEvery !== undefined) return { every: payload.sampleEvery };
+  if (payload.sampleFirst !== undefined) return { first: payload.sampleFirst };
+  return undefined;
 }
 
 function newJobDoc(
   deps: StepDeps,
   config: BatchConfig,
+  payload: Payload,
   now: Date,
-  job: Pick<JobDoc, "mode" | "description" | "window"> & { jobId: string; fromJob?: string },
+  job: Pick<JobDoc, "window" | "description"> & { jobId: string; lane?: JobDoc["lane"] },
 ): JobDoc {
   return {
     _id: job.jobId,
     config: config.name,
     configHash: configHash(config),
-    mode: job.mode,
-    ...(job.fromJob ? { fromJob: job.fromJob } : {}),
+    mode: payload.mode,
+    ...(payload.fromJob ? { fromJob: payload.fromJob } : {}),
+    ...(payload.mode === "backfill"
+      ? {
+          backfill: {
+            ...(payload.from !== undefined ? { from: keyFromPayload(payload.from) } : {}),
+            ...(payload.to !== undefined ? { to: keyFromPayload(payload.to) } : {}),
+          },
+        }
+      : {}),
     description: job.description,
     window: job.window,
+    ...(job.lane ? { lane: job.lane } : {}),
+    partitioning: partitioningOf(config, payload),
+    ...(payload.iteration
+      ? { iteration: payload.iteration }
+      : payload.iterations > 1
+        ? { iteration: { index: 1, of: payload.iterations, firstJob: job.jobId } }
+        : {}),
     status: "planning",
-    planning: { done: false, nextChunk: 1, records: 0, weight: 0 },
+    planning: { done: false, nextChunk: 1, records: 0, weight: 0, scanned: 0 },
     triggeredBy: deps.owner,
     createdAt: now,
     startedAt: now,
@@ -237,12 +323,74 @@ async function createJob(deps: StepDeps, job: JobDoc): Promise<{ job: JobDoc; re
   return { job: stored, resumed: res.upsertedCount === 0 };
 }
 
-/** Creates the job (or finds it), fixing its window at the newest matching record now. */
-async function openJob(
+/**
+ * The lane of a backfill window, and its current pass. `again` starts a new pass (its jobs take
+ * the window from its start again) — refused while a job of the current pass still runs.
+ */
+async function backfillLane(
   deps: StepDeps,
   config: BatchConfig,
-  payload: z.output<typeof initializePayloadSchema>,
-) {
+  payload: Payload,
+): Promise<{ laneId: string; lower?: Cut; upper?: Cut }> {
+  const lower: Cut | undefined =
+    payload.from !== undefined ? { key: keyFromPayload(payload.from), keyIncluded: false } : undefined;
+  const upper: Cut | undefined =
+    payload.to !== undefined ? { key: keyFromPayload(payload.to), keyIncluded: true } : undefined;
+  if (lower && upper && compareCuts(lower, upper) > 0) {
+    throw new BadInputError(
+      `backfill window is empty: from ${EJSON.stringify(lower.key)} is after to ${EJSON.stringify(upper.key)}`,
+    );
+  }
+  const base = `${config.name}:backfill:${EJSON.stringify({ from: lower?.key ?? null, to: upper?.key ?? null }, { relaxed: false })}`;
+  const window = { ...(lower ? { from: lower } : {}), ...(upper ? { to: upper } : {}) };
+  await deps.store.watermarks
+    .updateOne(
+      { _id: base },
+      {
+        $setOnInsert: {
+          config: config.name,
+          kind: "backfill",
+          window,
+          generation: 1,
+          ...(lower ? { completedUpTo: lower } : {}),
+        },
+      },
+      { upsert: true },
+    )
+    .catch((err: unknown) => {
+      if (!isDuplicateOnly(err)) throw err;
+    });
+  let lane = await deps.store.watermarks.findOne({ _id: base });
+  const laneIdOf = (generation: number) => (generation > 1 ? `${base}#${generation}` : base);
+  if (payload.again && !payload.iteration) {
+    const generation = lane?.generation ?? 1;
+    const running = await deps.store.jobs.findOne(
+      { "lane.id": laneIdOf(generation), status: { $in: ["planning", "running"] } },
+      { projection: { _id: 1 } },
+    );
+    if (running) {
+      throw new BadInputError(
+        `backfill job '${running._id}' of this window is still running; let it finish (or resume it) before starting the window again`,
+      );
+    }
+    await deps.store.watermarks.updateOne(
+      { _id: base, generation },
+      {
+        $set: { generation: generation + 1, completedSeq: 0, ...(lower ? { completedUpTo: lower } : {}) },
+        $unset: { claimedSeq: "", claimedUpTo: "", claimedBy: "", ...(lower ? {} : { completedUpTo: "" }) },
+      },
+    );
+    lane = await deps.store.watermarks.findOne({ _id: base });
+  }
+  return {
+    laneId: laneIdOf(lane?.generation ?? 1),
+    ...(lower ? { lower } : {}),
+    ...(upper ? { upper } : {}),
+  };
+}
+
+/** Creates the job (or finds it) and claims its window. */
+async function openJob(deps: StepDeps, config: BatchConfig, payload: Payload) {
   const { store } = deps;
   const now = deps.now();
   const jobId = payload.jobId ?? newJobId(config.name, now);
@@ -255,24 +403,56 @@ async function openJob(
     }
     return { job: existing, resumed: true };
   }
-  if (payload.mode === "exceptions") return createExceptionsJob(deps, config, payload, jobId, now);
-  await claimConfig(deps, config.name, jobId);
-  const key = config.source.orderBy;
-  const newest = await store.db
-    .collection(config.source.collection)
-    .find(config.source.filter as Filter<Document>, { projection: { [key]: 1 } })
-    .sort({ [key]: -1, _id: -1 })
-    .limit(1)
-    .next();
-  return createJob(
-    deps,
-    newJobDoc(deps, config, now, {
-      jobId,
-      mode: payload.mode,
-      description: payload.description ?? config.description,
-      window: newest ? { to: getPath(newest, key) ?? null } : { to: null },
-    }),
-  );
+  const description = payload.description ?? config.description;
+  const source = openSource(store, config, payload.mode === "exceptions" ? payload.fromJob : undefined);
+  const chunking = config.chunking;
+  const make = (window: JobDoc["window"], lane?: JobDoc["lane"]) =>
+    newJobDoc(deps, config, payload, now, { jobId, description, window, ...(lane ? { lane } : {}) });
+  switch (payload.mode) {
+    case "exceptions": {
+      const fromJob = payload.fromJob as string;
+      const from = await store.jobs.findOne({ _id: fromJob }, { projection: { config: 1 } });
+      if (!from) throw new BadInputError(`job '${fromJob}' not found; its exceptions cannot be requeued`);
+      if (from.config !== config.name) {
+        throw new BadInputError(`job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`);
+      }
+      // The exceptions still unresolved when the job starts; ones resolved meanwhile are skipped.
+      const last = await source.lastRecord({});
+      return createJob(deps, {
+        ...make(last ? { to: cutAfter(last) } : { to: null }),
+        description: payload.description ?? `exceptions of ${fromJob}`,
+      });
+    }
+    case "sample": {
+      // A sample is a trial: no claim, no watermark; its window is fixed at the newest record now.
+      const last = await source.lastRecord({});
+      return createJob(deps, make(last ? { to: cutAfter(last) } : { to: null }));
+    }
+    case "full": {
+      await claimConfig(deps, config.name, jobId);
+      return claimWindow(store, source, { laneId: config.name, full: true, caps: {}, chunking }, make);
+    }
+    case "incremental":
+      return claimWindow(
+        store,
+        source,
+        { laneId: config.name, full: false, caps: workloadOf(config, payload), chunking },
+        make,
+      );
+    case "backfill": {
+      const lane = await backfillLane(deps, config, payload);
+      return claimWindow(
+        store,
+        source,
+        { ...lane, full: false, caps: workloadOf(config, payload), chunking },
+        make,
+      );
+    }
+    default: {
+      const never: never = payload.mode;
+      throw new Error(`unknown mode ${String(never)}`);
+    }
+  }
 }
 
 export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promise<InitializeResult> {
@@ -367,40 +547,31 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   await store.details.deleteMany({ jobId, chunk: { $gte: job.planning.nextChunk } });
   await store.chunks.deleteMany({ jobId, chunk: { $gte: job.planning.nextChunk } });
 
-  const key = config.source.orderBy;
   const weightField = config.source.weightField;
-  const projection: Document = { _id: 1, [key]: 1 };
-  if (weightField) projection[weightField] = 1;
-  // Full jobs read the source in order; exceptions jobs read the earlier job's exceptions in
-  // record-id order (their fields are read from the source when each chunk is sent).
-  const fromExceptions = job.mode === "exceptions";
-  const cursor = fromExceptions
-    ? store.exceptions
-        .find(
-          {
-            jobId: job.fromJob,
-            resolution: { $exists: false },
-            ...(job.planning.lastKey !== undefined ? { recordId: { $gt: job.planning.lastKey } } : {}),
-          },
-          { projection: { _id: 1, recordId: 1 }, batchSize: DETAIL_BATCH },
-        )
-        .sort({ recordId: 1 })
-    : store.db
-        .collection(config.source.collection)
-        .find(sourceQuery(config, job), { projection, batchSize: DETAIL_BATCH })
-        .sort({ [key]: 1, _id: 1 });
-  // Whole cursor batches at a time: one await per batch of records, not one per record.
+  const source = openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined);
+  const checkpoint: Cut | undefined =
+    job.planning.lastKey !== undefined
+      ? { key: job.planning.lastKey, id: job.planning.lastId }
+      : job.window.from;
+  const reading = source.read(
+    { ...(checkpoint ? { from: checkpoint } : {}), ...(job.window.to ? { to: job.window.to } : {}) },
+    DETAIL_BATCH,
+  );
+  const sample = job.partitioning.sample;
+  // Every record read gets its position in the window; a sample keeps those it selects.
   const batches = (async function* () {
-    while (await cursor.hasNext()) {
-      yield cursor.readBufferedDocuments().map((doc: Document) =>
-        fromExceptions
-          ? { id: doc.recordId as unknown, key: doc.recordId as unknown, weight: 0 }
-          : {
-              id: doc._id as unknown,
-              key: getPath(doc, key),
-              weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
-            },
-      );
+    let index = job.planning.scanned ?? job.planning.records;
+    for await (const batch of reading.batches) {
+      const kept: Array<SourceRecord & { seq: number }> = [];
+      for (const r of batch) {
+        if (sample && sampleComplete(sample, index)) {
+          if (kept.length > 0) yield kept;
+          return;
+        }
+        if (!sample || inSample(sample, index)) kept.push({ ...r, seq: index });
+        index++;
+      }
+      if (kept.length > 0) yield kept;
     }
   })();
 
@@ -410,7 +581,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   const firstChunk = chunkNo;
   type Planned = {
     no: number;
-    records: Array<{ id: unknown; key: unknown; weight: number }>;
+    records: Array<SourceRecord & { seq: number }>;
     weight: number;
   };
 
@@ -444,6 +615,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
             status: "pending",
             attempts: 0,
             ...(weightField ? { weight: r.weight } : {}),
+            ...(r.data ? { data: r.data } : {}),
           });
           if (details.length >= DETAIL_BATCH) flushDetails();
         }
@@ -460,6 +632,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
         weight: c.weight,
         firstKey: c.records[0]?.key ?? null,
         lastKey: c.records[c.records.length - 1]?.key ?? null,
+        lastId: c.records[c.records.length - 1]?.id,
         configHash: hash,
         dueAt: now,
         createdAt: now,
@@ -474,6 +647,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
           $set: {
             "planning.lastKey": lastRecord?.key ?? null,
             "planning.lastId": lastRecord?.id,
+            "planning.scanned": (lastRecord?.seq ?? -1) + 1,
             "planning.nextChunk": last.no + 1,
             "planning.records": checkpoint.records,
             "planning.weight": checkpoint.weight,
@@ -512,6 +686,6 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
     while (outstanding.length > 0) await outstanding.shift();
   } finally {
     await Promise.allSettled(outstanding);
-    await cursor.close();
+    await reading.close();
   }
 }

@@ -1,16 +1,21 @@
 /**
- * The backlog of a config: matching records past its watermark (not yet covered by a completed
- * job), and their total weight. One count and one aggregation on the source, both bounded by the
- * order key (indexed for `_id`; index your order key if it is another field).
+ * The backlog of a config: matching records past its watermark (the end of the completed prefix
+ * of its incremental lane: full and incremental jobs), and their total weight. For a MongoDB
+ * source that is one count and one aggregation bounded by the order key (index your order key);
+ * a file source is read once.
  */
-import type { Document, Filter } from "mongodb";
 import { loadConfig } from "../config/load.js";
+import type { Cut } from "../planning/cuts.js";
+import { openSource } from "../sources/source.js";
 import type { Store } from "../store/store.js";
 
 export interface Backlog {
   config: string;
-  completedUpTo?: unknown;
+  completedUpTo?: Cut;
   completedBy?: string;
+  /** The end of the newest claimed window (jobs running or done). */
+  claimedUpTo?: Cut;
+  claimedBy?: string;
   records: number;
   weight?: number;
 }
@@ -18,33 +23,13 @@ export interface Backlog {
 export async function readBacklog(store: Store, configName: string): Promise<Backlog> {
   const config = await loadConfig(store, configName);
   const mark = await store.watermarks.findOne({ _id: configName });
-  const key = config.source.orderBy;
-  const parts: Document[] = [];
-  if (Object.keys(config.source.filter).length > 0) parts.push(config.source.filter);
-  if (mark?.completedUpTo !== undefined && mark.completedUpTo !== null)
-    parts.push({ [key]: { $gt: mark.completedUpTo } });
-  const filter = (
-    parts.length === 0 ? {} : parts.length === 1 ? parts[0] : { $and: parts }
-  ) as Filter<Document>;
-  const source = store.db.collection(config.source.collection);
-  const records = await source.countDocuments(filter);
-  let weight: number | undefined;
-  if (config.source.weightField) {
-    const [row] = await source
-      .aggregate<{ w: number }>([
-        { $match: filter },
-        { $group: { _id: null, w: { $sum: `$${config.source.weightField}` } } },
-      ])
-      .toArray();
-    weight = row?.w ?? 0;
-  }
+  const counted = await openSource(store, config).count(mark?.completedUpTo);
   return {
     config: configName,
-    ...(mark?.completedUpTo !== undefined && mark.completedUpTo !== null
-      ? { completedUpTo: mark.completedUpTo }
-      : {}),
+    ...(mark?.completedUpTo ? { completedUpTo: mark.completedUpTo } : {}),
     ...(mark?.completedBy ? { completedBy: mark.completedBy } : {}),
-    records,
-    ...(weight !== undefined ? { weight } : {}),
+    ...(mark?.claimedUpTo ? { claimedUpTo: mark.claimedUpTo } : {}),
+    ...(mark?.claimedBy ? { claimedBy: mark.claimedBy } : {}),
+    ...counted,
   };
 }

@@ -4,7 +4,8 @@
  * documents. Every query is by job id or config on an index.
  */
 import { loadConfig } from "../config/load.js";
-import { configHash } from "../config/schema.js";
+import { configHash, orderKeyOf } from "../config/schema.js";
+import { openSource } from "../sources/source.js";
 import { BadInputError } from "../errors.js";
 import { type JobProgress, readJobProgress } from "../runner/progress.js";
 import type { ChunkDoc, JobDoc, Store } from "../store/store.js";
@@ -55,7 +56,7 @@ export interface JobReport {
   /** The hash of the config as it is now (undefined when the config is gone or invalid). */
   currentConfigHash?: string;
   /** Where the records come from, per the config as it is now. */
-  source?: { collection: string; orderBy: string; filter: Record<string, unknown> };
+  source?: { description: string; orderBy: string; filter?: Record<string, unknown> };
   /** Chunks sent under another config than the job's current one (after a config change). */
   driftedChunks: number[];
   exceptions: number;
@@ -82,9 +83,9 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
     const config = await loadConfig(store, job.config);
     currentConfigHash = configHash(config);
     source = {
-      collection: config.source.collection,
-      orderBy: config.source.orderBy,
-      filter: config.source.filter,
+      description: openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined).description,
+      orderBy: orderKeyOf(config.source),
+      ...("filter" in config.source ? { filter: config.source.filter } : {}),
     };
   } catch {
     currentConfigHash = undefined;

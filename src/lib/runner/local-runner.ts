@@ -20,7 +20,7 @@ import {
 } from "../handover/handover.js";
 import { isBadInput } from "../errors.js";
 import { timeStep } from "../inspect/step-stats.js";
-import { initializeJob } from "../initializer/initialize.js";
+import { type InitializePayload, initializeJob } from "../initializer/initialize.js";
 import type { JobDoc, Store } from "../store/store.js";
 import { watchChunk } from "../watcher/watch.js";
 import { type JobProgress, readJobProgress } from "./progress.js";
@@ -35,19 +35,26 @@ export class Interrupted extends Error {
 /** Runs hand-overs in-process: once per key, after their delay, concurrently. */
 class LocalScheduler implements HandOver {
   private readonly seen = new Set<string>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Steps waiting on a timer, with their keys. */
+  private readonly timers = new Map<NodeJS.Timeout, string>();
   private active = 0;
   private failure: unknown;
   private settled: (() => void) | undefined;
 
   constructor(
     private readonly steps: {
+      initialize: (payload: Record<string, unknown>) => Promise<unknown>;
       serve: (jobId: string) => Promise<ServeResult>;
       watch: (p: WatchPayload) => Promise<unknown>;
     },
     private readonly signal: AbortSignal,
     private readonly retry: { tries: number; baseMs: number; maxMs: number; log: Logger },
   ) {}
+
+  initialize(payload: Record<string, unknown>, key: string): Promise<void> {
+    this.schedule(key, 0, () => this.steps.initialize(payload));
+    return Promise.resolve();
+  }
 
   serve(payload: { jobId: string }, key: string, delayMs?: number): Promise<void> {
     this.schedule(key, delayMs ?? 0, () => this.steps.serve(payload.jobId));
@@ -91,21 +98,25 @@ class LocalScheduler implements HandOver {
           this.check();
         });
     }, delayMs);
-    this.timers.add(timer);
+    this.timers.set(timer, key);
   }
 
   private check(): void {
     if (this.failure !== undefined || this.signal.aborted) {
-      for (const t of this.timers) clearTimeout(t);
+      for (const t of this.timers.keys()) clearTimeout(t);
       this.timers.clear();
     }
     if (this.active === 0 && this.timers.size === 0) this.settled?.();
   }
 
-  /** Drops every step still waiting on a timer (the job is finished: wake-ups are moot). */
-  cancelPending(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+  /** Drops the server wake-ups of a finished job (moot now); other jobs' steps stay. */
+  cancelPending(jobId: string): void {
+    for (const [t, key] of this.timers) {
+      if (key.startsWith(`serve:${jobId}:`)) {
+        clearTimeout(t);
+        this.timers.delete(t);
+      }
+    }
     this.check();
   }
 
@@ -131,6 +142,8 @@ export interface LocalRunOptions {
   acceptConfigChange?: boolean;
   /** Send again the unresolved exceptions of this earlier job (a job of mode exceptions). */
   fromJob?: string;
+  /** The rest of the initializer payload: mode, window, caps, iterations, sample. Default: full. */
+  request?: Omit<InitializePayload, "config" | "jobId" | "description" | "acceptConfigChange" | "fromJob">;
   post?: PostChunk;
   env?: Record<string, string | undefined>;
   log?: Logger;
@@ -157,6 +170,8 @@ export interface JobSummary {
   exceptions: number;
   durationMs: number;
   recordsPerSecond: number;
+  /** With iterations: every job this invocation ran, in order (this summary covers them all). */
+  jobs?: JobSummary[];
 }
 
 function abortableSleep(signal: AbortSignal) {
@@ -206,11 +221,78 @@ export async function resumeJob(deps: StepDeps, jobId: string): Promise<number> 
   return sent.length;
 }
 
+/** One job's summary from its document. */
+async function summarizeJob(store: Store, jobId: string, durationMs: number): Promise<JobSummary> {
+  const job = await store.jobs.findOne({ _id: jobId });
+  if (!job) throw new Error(`job ${jobId} disappeared`);
+  const records = job.totals?.records ?? job.planning.records;
+  const ms = job.finishedAt ? job.finishedAt.getTime() - job.startedAt.getTime() : durationMs;
+  return {
+    jobId,
+    config: job.config,
+    status: job.status === "running" || job.status === "planning" ? "interrupted" : job.status,
+    records,
+    chunks: job.totals?.chunks ?? job.planning.nextChunk - 1,
+    processed: job.totals?.processed ?? 0,
+    exceptions: job.totals?.exceptions ?? 0,
+    durationMs: ms,
+    recordsPerSecond: ms > 0 ? Math.round((records * 1000) / ms) : 0,
+  };
+}
+
+/** The summary of a chain of iterations: totals over all jobs, the worst status. */
+function summarizeChain(jobs: JobSummary[], durationMs: number): JobSummary {
+  const first = jobs[0] as JobSummary;
+  if (jobs.length === 1)
+    return {
+      ...first,
+      durationMs,
+      recordsPerSecond: durationMs > 0 ? Math.round((first.records * 1000) / durationMs) : 0,
+    };
+  const sum = (f: (j: JobSummary) => number) => jobs.reduce((n, j) => n + f(j), 0);
+  const records = sum((j) => j.records);
+  const status = jobs.some((j) => j.status === "interrupted")
+    ? "interrupted"
+    : jobs.some((j) => j.status === "failed")
+      ? "failed"
+      : (jobs[jobs.length - 1] as JobSummary).status;
+  return {
+    jobId: first.jobId,
+    config: first.config,
+    status,
+    records,
+    chunks: sum((j) => j.chunks),
+    processed: sum((j) => j.processed),
+    exceptions: sum((j) => j.exceptions),
+    durationMs,
+    recordsPerSecond: durationMs > 0 ? Math.round((records * 1000) / durationMs) : 0,
+    jobs,
+  };
+}
+
 export async function runJobLocally(options: LocalRunOptions): Promise<JobSummary> {
   const started = Date.now();
   const signal = options.signal ?? new AbortController().signal;
+  const retryPolicy = { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500 };
+  // Every job this invocation runs: the first, then the iterations its jobs hand over to.
+  const chain: string[] = [];
+  const initStep = (payload: Record<string, unknown>) =>
+    timeStep(
+      options.store,
+      {
+        task: "batchDataInitializer",
+        ...(typeof payload.jobId === "string" ? { jobId: payload.jobId } : {}),
+      },
+      () => initializeJob(deps, payload),
+      (r) => ({ outcome: r.status, jobId: r.jobId }),
+    );
   const scheduler = new LocalScheduler(
     {
+      initialize: async (payload) => {
+        const r = await initStep(payload);
+        if (!chain.includes(r.jobId)) chain.push(r.jobId);
+        return r;
+      },
       serve: async (jobId) => {
         const result = await timeStep(
           options.store,
@@ -218,7 +300,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
           () => serveJob(deps, { jobId }),
           (r) => ({ outcome: r.outcome }),
         );
-        if (result.outcome === "finished") scheduler.cancelPending();
+        if (result.outcome === "finished") scheduler.cancelPending(jobId);
         return result;
       },
       // Locally a watcher run may poll for as long as it takes.
@@ -231,12 +313,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
         ),
     },
     signal,
-    {
-      tries: options.stepTries ?? 8,
-      baseMs: options.stepRetryMs ?? 500,
-      maxMs: 30_000,
-      log: options.log ?? silentLogger,
-    },
+    { tries: retryPolicy.tries, baseMs: retryPolicy.baseMs, maxMs: 30_000, log: options.log ?? silentLogger },
   );
   const deps: StepDeps = {
     store: options.store,
@@ -258,20 +335,15 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     const initialize = (jobIdToUse: string | undefined) =>
       retryTransient(
         () =>
-          timeStep(
-            options.store,
-            { task: "batchDataInitializer", ...(jobIdToUse ? { jobId: jobIdToUse } : {}) },
-            () =>
-              initializeJob(deps, {
-                config: options.config,
-                ...(jobIdToUse ? { jobId: jobIdToUse } : {}),
-                ...(options.description ? { description: options.description } : {}),
-                ...(options.acceptConfigChange ? { acceptConfigChange: true } : {}),
-                ...(options.fromJob ? { mode: "exceptions" as const, fromJob: options.fromJob } : {}),
-              }),
-            (r) => ({ outcome: r.status, jobId: r.jobId }),
-          ),
-        { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500, signal, log: deps.log },
+          initStep({
+            config: options.config,
+            ...(options.request ?? {}),
+            ...(jobIdToUse ? { jobId: jobIdToUse } : {}),
+            ...(options.description ? { description: options.description } : {}),
+            ...(options.acceptConfigChange ? { acceptConfigChange: true } : {}),
+            ...(options.fromJob ? { mode: "exceptions" as const, fromJob: options.fromJob } : {}),
+          }),
+        { ...retryPolicy, signal, log: deps.log },
       );
     let init = await initialize(options.jobId);
     // Another runner holds the planning lease: wait until it finishes planning (or its lease
@@ -281,47 +353,38 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
       init = await initialize(init.jobId);
     }
     jobId = init.jobId;
+    chain.push(init.jobId);
     if (init.resumed) await resumeJob(deps, init.jobId);
     if (options.onProgress) {
       const report = options.onProgress;
-      const id = init.jobId;
       const tick = () => {
-        readJobProgress(options.store, id).then(report, () => undefined);
+        readJobProgress(options.store, chain[chain.length - 1] as string).then(report, () => undefined);
       };
       tick();
       progressTimer = setInterval(tick, options.progressEveryMs ?? 250);
     }
     await scheduler.settle();
     // A job can only be left running here if a step was lost; look once more before giving up.
-    let job = await options.store.jobs.findOne({ _id: init.jobId });
-    if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
-      // Nothing is scheduled but the job is not done: a step was lost. Heal once, as `resume` would.
-      await resumeJob(deps, init.jobId);
-      await scheduler.serve({ jobId: init.jobId }, `serve:${init.jobId}:settle-check`);
-      await scheduler.settle();
-      job = await options.store.jobs.findOne({ _id: init.jobId });
+    for (const id of [...chain]) {
+      let job = await options.store.jobs.findOne({ _id: id });
       if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
-        throw new Error(
-          `job ${init.jobId} stopped making progress (status ${job.status}); look at \`npx chunkrelay status ${init.jobId}\`, then resume it with \`npx chunkrelay resume ${init.jobId}\``,
-        );
+        // Nothing is scheduled but the job is not done: a step was lost. Heal once, as `resume` would.
+        await resumeJob(deps, id);
+        await scheduler.serve({ jobId: id }, `serve:${id}:settle-check`);
+        await scheduler.settle();
+        job = await options.store.jobs.findOne({ _id: id });
+        if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
+          throw new Error(
+            `job ${id} stopped making progress (status ${job.status}); look at \`npx chunkrelay status ${id}\`, then resume it with \`npx chunkrelay resume ${id}\``,
+          );
+        }
       }
     }
-    if (!job) throw new Error(`job ${init.jobId} disappeared`);
-    if (options.onProgress) options.onProgress(await readJobProgress(options.store, init.jobId));
-    const interrupted = job.status === "running" || job.status === "planning";
-    const durationMs = Date.now() - started;
-    const records = job.totals?.records ?? job.planning.records;
-    return {
-      jobId: init.jobId,
-      config: options.config,
-      status: interrupted ? "interrupted" : job.status,
-      records,
-      chunks: job.totals?.chunks ?? job.planning.nextChunk - 1,
-      processed: job.totals?.processed ?? 0,
-      exceptions: job.totals?.exceptions ?? 0,
-      durationMs,
-      recordsPerSecond: durationMs > 0 ? Math.round((records * 1000) / durationMs) : 0,
-    };
+    if (options.onProgress)
+      options.onProgress(await readJobProgress(options.store, chain[chain.length - 1] as string));
+    const summaries: JobSummary[] = [];
+    for (const id of chain) summaries.push(await summarizeJob(options.store, id, Date.now() - started));
+    return summarizeChain(summaries, Date.now() - started);
   } catch (err) {
     if (err instanceof Interrupted || signal.aborted) {
       await scheduler.settle().catch(() => undefined);

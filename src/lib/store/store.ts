@@ -3,12 +3,14 @@
  * shapes and their indexes. Everything a step does per chunk is a conditional update or an
  * indexed query on these; `ensureIndexes` creates the indexes idempotently.
  */
-import { type Collection, type Db, MongoClient } from "mongodb";
+import { type Collection, type Db, type Document, MongoClient } from "mongodb";
+import type { Cut } from "../planning/cuts.js";
+import type { Sample, Workload } from "../planning/workload.js";
 
 export type ChunkStatus = "pending" | "dispatching" | "sent" | "processed" | "failed";
 export type RecordStatus = "pending" | "sent" | "processed" | "failed";
 export type JobStatus = "planning" | "running" | "succeeded" | "failed";
-export type JobMode = "full" | "exceptions";
+export type JobMode = "full" | "incremental" | "backfill" | "sample" | "exceptions";
 
 export interface Lease {
   owner: string;
@@ -29,6 +31,8 @@ export interface DetailDoc {
   /** Attempts that included this record. */
   attempts: number;
   weight?: number;
+  /** The fields sent to the service, for records of a file (collections are read at send time). */
+  data?: Document;
   sentAt?: Date;
   processedAt?: Date;
   error?: string;
@@ -47,6 +51,8 @@ export interface ChunkDoc {
   weight: number;
   firstKey: unknown;
   lastKey: unknown;
+  /** Id of the chunk's last record: (lastKey, lastId) is the cut after the chunk. */
+  lastId?: unknown;
   configHash: string;
   lease?: Lease;
   /** Not claimable before this time (delivery backoff). */
@@ -66,18 +72,48 @@ export interface JobDoc {
   mode: JobMode;
   /** With mode exceptions: the job whose exceptions this one sends again. */
   fromJob?: string;
+  /** With mode backfill: the window asked for (order-key values, both included). */
+  backfill?: { from?: unknown; to?: unknown };
   description: string;
-  window: { from?: unknown; to?: unknown };
+  /**
+   * The records this job covers: above `from`, at or below `to` (cuts on (orderKey, _id)).
+   * `to: null` is an empty window (nothing to do); an exceptions job has neither bound.
+   */
+  window: { from?: Cut; to?: Cut | null };
+  /**
+   * The lane the window was claimed in (incremental, full and backfill jobs): consecutive jobs
+   * of a lane have consecutive `seq` and adjacent windows; `end` is the lane's claimed-up-to cut
+   * once this job is in it. Unique on (id, seq), which is what makes a claim atomic.
+   */
+  lane?: { id: string; seq: number; end?: Cut };
+  /** How the job was cut: chunk limits, caps, sample, order key. Recorded for the record. */
+  partitioning: {
+    orderBy: string;
+    chunking: { maxRecords?: number; maxWeight?: number };
+    workload?: Workload;
+    sample?: Sample;
+  };
+  /** When one invocation runs several jobs: this is job `index` of at most `of`. */
+  iteration?: { index: number; of: number; firstJob: string };
   status: JobStatus;
   /** Planning checkpoint: the initializer resumes after `lastKey` with chunk `nextChunk`. */
   planning: {
     done: boolean;
     lastKey?: unknown;
     lastId?: unknown;
+    /** Records of the window read so far (sample positions continue from here). */
+    scanned?: number;
     nextChunk: number;
     records: number;
     weight: number;
   };
+  /**
+   * End of the job's completed prefix: the cut after its last chunk before the first failed one,
+   * or the window's end once every record was processed or its exception resolved.
+   */
+  completedTo?: Cut;
+  /** True once nothing of the window is left unprocessed (all processed, or exceptions resolved). */
+  complete?: boolean;
   totals?: { records: number; chunks: number; processed: number; failed: number; exceptions: number };
   /** Config changes accepted when the job was resumed (`resume --accept-config-change`). */
   configChanges?: Array<{ from: string; to: string; at: Date }>;
@@ -99,15 +135,32 @@ export interface ExceptionDoc {
   attempts: number;
   reason: string;
   createdAt: Date;
-  resolution?: { note: string; at: Date };
+  /** Set by a human (`exceptions resolve`) or by the exceptions job that processed the record. */
+  resolution?: { note: string; at: Date; byJob?: string };
 }
 
-/** Per config: the job currently holding it (full jobs run one at a time) and the watermark. */
+/**
+ * One lane of windows: a config's incremental lane (`_id` = the config name), or a backfill
+ * window's lane. `completedUpTo` is the watermark: the end of the completed prefix of the lane's
+ * jobs, moved only forward and only over processed records. `claimedUpTo` mirrors the newest
+ * job's window end for display (the jobs themselves are the claims).
+ */
 export interface WatermarkDoc {
   _id: string;
+  config?: string;
+  kind?: "incremental" | "backfill";
+  /** The config lane: the one running full job (full jobs run one at a time). */
   activeJob?: string | null;
-  /** End of the completed prefix, on the config's order key. */
-  completedUpTo?: unknown;
+  activeSince?: Date;
+  /** Backfill lanes: the window, and the pass (`--again` starts a new one). */
+  window?: { from?: Cut; to?: Cut };
+  generation?: number;
+  claimedUpTo?: Cut;
+  claimedBy?: string;
+  claimedSeq?: number;
+  completedUpTo?: Cut;
+  /** The lane seq of the last job of the completed prefix. */
+  completedSeq?: number;
   completedBy?: string;
   completedAt?: Date;
 }
@@ -186,6 +239,13 @@ export class Store {
       this.jobs.createIndexes([
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
         { key: { status: 1 }, name: "status" },
+        // The claim: two initializers taking the next window of one lane cannot both insert seq n.
+        {
+          key: { "lane.id": 1, "lane.seq": 1 },
+          name: "lane_seq",
+          unique: true,
+          partialFilterExpression: { "lane.id": { $exists: true } },
+        },
       ]),
       this.exceptions.createIndexes([
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },

@@ -1,0 +1,78 @@
+/**
+ * Where a job's records come from. A Source reads the records of a window in (order key, id)
+ * order, in batches (bounded memory), finds the last record of a window (to fix a job's upper
+ * bound) and counts a backlog. Implementations: a MongoDB collection (the default), an NDJSON or
+ * CSV file, and the unresolved exceptions of an earlier job. Records of a collection are sent with
+ * their current fields, read when a chunk goes out; records of a file carry their fields (`data`),
+ * which the initializer stores in batch_details so a chunk can be sent without the file.
+ */
+import type { Document } from "mongodb";
+import type { BatchConfig } from "../config/schema.js";
+import type { Cut } from "../planning/cuts.js";
+import type { Store } from "../store/store.js";
+import { exceptionsSource } from "./exceptions-source.js";
+import { fileSource } from "./file-source.js";
+import { mongoSource } from "./mongo-source.js";
+
+export interface SourceRecord {
+  id: unknown;
+  key: unknown;
+  weight: number;
+  /** The fields sent to the service, when they are not read from MongoDB at send time. */
+  data?: Document;
+}
+
+export interface Window {
+  /** Records above this cut; absent: from the first record. */
+  from?: Cut;
+  /** Records at or below this cut; absent: up to the last one. */
+  to?: Cut;
+}
+
+export interface RecordBatches {
+  batches: AsyncIterable<SourceRecord[]>;
+  close(): Promise<void>;
+}
+
+export interface Source {
+  /** One line for `status`, e.g. "collection orders by createdAt". */
+  readonly description: string;
+  /** The last record inside the window, or undefined when it is empty. */
+  lastRecord(window: Window): Promise<{ id: unknown; key: unknown } | undefined>;
+  /** The window's records in order, in batches of about `batchSize`. Close it when done. */
+  read(window: Window, batchSize: number): RecordBatches;
+  /** Records (and their total weight, with a weight field) above a cut: the backlog. */
+  count(from: Cut | undefined): Promise<{ records: number; weight?: number }>;
+}
+
+/** The source a job of this config reads; `fromJob` reads that job's unresolved exceptions. */
+export function openSource(store: Store, config: BatchConfig, fromJob?: string): Source {
+  if (fromJob !== undefined) return exceptionsSource(store, config, fromJob);
+  const source = config.source;
+  switch (source.type) {
+    case undefined:
+    case "mongodb":
+      return mongoSource(store, { ...source, type: "mongodb" });
+    case "ndjson":
+    case "csv":
+      return fileSource(source);
+    default: {
+      const never: never = source;
+      throw new Error(`unknown source ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** Turns an async batch generator into RecordBatches with a close that ends it early. */
+export function generatorBatches(
+  gen: AsyncGenerator<SourceRecord[]>,
+  cleanup: () => Promise<void> = () => Promise.resolve(),
+): RecordBatches {
+  return {
+    batches: gen,
+    close: async () => {
+      await gen.return(undefined);
+      await cleanup();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Claiming a job's window. Every job of a lane (a config's incremental lane, or one backfill
+ * window) takes the records right after the previous job's window: the new job document carries
+ * (lane, seq = previous seq + 1), and a unique index on that pair makes inserting it the atomic
+ * claim — two initializers racing for the next window cannot both win; the loser looks again and
+ * takes the window after. Since the job document *is* the claim, a crash can never leave a window
+ * claimed by nobody. Caps (records, weight, chunks) end the window early; the rest stays for the
+ * next job.
+ */
+import { MongoServerError } from "mongodb";
+import type { ChunkLimits } from "../planning/chunking.js";
+import { type Cut, cutAfter, laterCut } from "../planning/cuts.js";
+import { type Workload, WorkloadMeter, hasCaps } from "../planning/workload.js";
+import type { Source } from "../sources/source.js";
+import type { JobDoc, Store, WatermarkDoc } from "../store/store.js";
+import { laneDocId } from "./watermark.js";
+
+const BATCH = 1000;
+
+/** The end of a window starting after `from` (bounded by `upper`), as far as the caps allow. */
+export async function findWindowEnd(
+  source: Source,
+  from: Cut | undefined,
+  upper: Cut | undefined,
+  caps: Workload,
+  chunking: ChunkLimits,
+): Promise<Cut | undefined> {
+  const window = { ...(from ? { from } : {}), ...(upper ? { to: upper } : {}) };
+  if (!hasCaps(caps)) {
+    const last = await source.lastRecord(window);
+    return last ? cutAfter(last) : undefined;
+  }
+  // Stream the window's first records (keys and weights only) until a cap stops it.
+  const meter = new WorkloadMeter(caps, chunking);
+  const reading = source.read(window, BATCH);
+  let end: Cut | undefined;
+  try {
+    for await (const batch of reading.batches) {
+      for (const r of batch) {
+        if (!meter.admit(r.weight)) return end;
+        end = cutAfter(r);
+      }
+    }
+    return end;
+  } finally {
+    await reading.close();
+  }
+}
+
+/** Which unique index an insertOne ran into: the lane claim, or the job id. */
+const duplicateIndex = (err: unknown): "lane" | "_id" | undefined => {
+  if (!(err instanceof MongoServerError) || err.code !== 11000) return undefined;
+  const pattern = (err.keyPattern ?? {}) as Record<string, unknown>;
+  return "lane.seq" in pattern || /lane_seq/.test(err.message) ? "lane" : "_id";
+};
+
+export interface LaneClaim {
+  /** Lane id with its pass (`#n` after the first pass of a backfill window). */
+  laneId: string;
+  /** Bounds of the lane itself (a backfill window); absent for a config's incremental lane. */
+  lower?: Cut;
+  upper?: Cut;
+  /** Full jobs take everything up to the newest record, whatever was claimed before. */
+  full: boolean;
+  caps: Workload;
+  chunking: ChunkLimits;
+}
+
+/**
+ * Inserts the job built by `makeJob` as the next window of the lane. Returns the stored job and
+ * whether it existed already (same jobId: a resume or a replay).
+ */
+export async function claimWindow(
+  store: Store,
+  source: Source,
+  claim: LaneClaim,
+  makeJob: (window: JobDoc["window"], lane: NonNullable<JobDoc["lane"]>) => JobDoc,
+): Promise<{ job: JobDoc; resumed: boolean }> {
+  for (let tries = 0; tries < 50; tries++) {
+    const previous = await store.jobs.findOne(
+      { "lane.id": claim.laneId },
+      { sort: { "lane.seq": -1 }, projection: { lane: 1 } },
+    );
+    const seq = (previous?.lane?.seq ?? 0) + 1;
+    const claimedEnd = previous?.lane?.end ?? claim.lower;
+    const from = claim.full ? undefined : claimedEnd;
+    const to = await findWindowEnd(source, from, claim.upper, claim.full ? {} : claim.caps, claim.chunking);
+    const window: JobDoc["window"] = { ...(from ? { from } : {}), to: to ?? null };
+    const end = claim.full ? laterCut(claimedEnd, to) : (to ?? from);
+    const job = makeJob(window, { id: claim.laneId, seq, ...(end ? { end } : {}) });
+    try {
+      await store.jobs.insertOne(job);
+    } catch (err) {
+      const which = duplicateIndex(err);
+      if (which === "lane") continue; // another job took seq n first: claim the window after it
+      if (which === "_id") {
+        const existing = await store.jobs.findOne({ _id: job._id });
+        if (existing) return { job: existing, resumed: true };
+      }
+      throw err;
+    }
+    const mirror: Partial<WatermarkDoc> = {
+      config: job.config,
+      claimedBy: job._id,
+      ...(end ? { claimedUpTo: end } : {}),
+    };
+    await store.watermarks
+      .updateOne(
+        {
+          _id: laneDocId(claim.laneId),
+          $or: [{ claimedSeq: { $lt: seq } }, { claimedSeq: { $exists: false } }],
+        },
+        { $set: { ...mirror, claimedSeq: seq } },
+        { upsert: true },
+      )
+      .catch((err: unknown) => {
+        // A later claim already wrote its mirror (the document exists, the filter did not match).
+        if ((err as { code?: number }).code !== 11000) throw err;
+      });
+    return { job, resumed: false };
+  }
+  throw new Error(`could not claim a window in lane ${claim.laneId}: too many concurrent claims`);
+}
