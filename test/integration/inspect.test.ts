@@ -134,8 +134,14 @@ describe("inspecting jobs", () => {
     expect(await showException(store, "insp-a-job", 12)).toMatchObject({
       resolution: { byJob: "insp-a-requeue" },
     });
-    expect(await store.jobs.findOne({ _id: "insp-a-job" })).toMatchObject({ status: "failed", complete: true });
-    expect(await readBacklog(store, "insp-a")).toMatchObject({ completedUpTo: { key: 39, id: 39 }, records: 0 });
+    expect(await store.jobs.findOne({ _id: "insp-a-job" })).toMatchObject({
+      status: "failed",
+      complete: true,
+    });
+    expect(await readBacklog(store, "insp-a")).toMatchObject({
+      completedUpTo: { key: 39, id: 39 },
+      records: 0,
+    });
     await expect(
       runJobLocally({ store, config: "insp-b", jobId: "wrong-config", fromJob: "insp-a-job" }),
     ).rejects.toThrow("belongs to config 'insp-a'");

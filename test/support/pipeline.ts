@@ -71,7 +71,7 @@ export interface FakeReply {
 /** An HTTP batch service whose every reply the test decides; it reports into `store`. */
 export async function startFakeService(
   store: Store,
-  decide: (req: FakeRequest, n: number) => FakeReply,
+  decide: (req: FakeRequest, n: number) => FakeReply | Promise<FakeReply>,
 ): Promise<{ url: string; requests: FakeRequest[]; stop(): Promise<void> }> {
   const requests: FakeRequest[] = [];
   const server: Server = createServer((req, res) => {
@@ -88,7 +88,7 @@ export async function startFakeService(
           body,
         };
         requests.push(request);
-        const reply = decide(request, requests.length);
+        const reply = await decide(request, requests.length);
         res.writeHead(reply.status, { "content-type": "application/json", ...(reply.headers ?? {}) });
         res.end(reply.body ?? "{}");
         if (reply.report && reply.report !== "none") {

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { EJSON } from "bson";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
-import { applyConfig } from "../config/load.js";
+import { applyConfig, loadConfig } from "../config/load.js";
 import { ConfigError, configHash, configJsonSchema } from "../config/schema.js";
 import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
@@ -18,11 +18,19 @@ import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException, showException } from "../inspect/exceptions.js";
 import { deleteJob, jobReport, listJobs } from "../inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
+import { initializePayloadSchema } from "../initializer/initialize.js";
+import {
+  allScheduledConfigs,
+  scheduledConfigs,
+  scheduledJobPayload,
+  syncConfigSchedules,
+} from "../schedule/scheduled-runs.js";
+import { parseKeyArgument } from "../sources/key-values.js";
 import { stepStats } from "../inspect/step-stats.js";
-import { type JobSummary, runJobLocally } from "../runner/local-runner.js";
+import { type JobSummary, type LocalRunOptions, runJobLocally } from "../runner/local-runner.js";
 import { startBatchService } from "../service/batch-service.js";
 import { startStatusServer } from "../status-page/server.js";
-import { redactUri, withMongo } from "../store/store.js";
+import { type Store, redactUri, withMongo } from "../store/store.js";
 import { createProgressDisplay } from "./progress-display.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 3 } as const;
@@ -54,6 +62,7 @@ const positiveIntArg = numberArg(
   z.coerce.number().int().positive().max(100_000_000),
   "a positive whole number",
 );
+const positiveNumberArg = numberArg(z.coerce.number().positive(), "a positive number");
 const msArg = numberArg(z.coerce.number().int().min(0).max(3_600_000), "a duration in ms");
 const rateArg = numberArg(z.coerce.number().min(0).max(1), "a rate between 0 and 1");
 
@@ -106,11 +115,77 @@ const stderrLogger = {
   warn: (message: string) => process.stderr.write(`warning: ${message}\n`),
 };
 
+interface RunRequestFlags {
+  mode?: string;
+  from?: string;
+  to?: string;
+  again?: boolean;
+  maxRecords?: number;
+  maxWeight?: number;
+  maxChunks?: number;
+  iterations?: number;
+  sampleEvery?: number;
+  sampleFirst?: number;
+}
+
+const modeSchema = z.enum(["full", "incremental", "backfill", "sample"]);
+
+/**
+ * The run flags as an initializer request: the mode checked, --from/--to read in the order key's
+ * stored type. Mode-specific rules (caps only for incremental and backfill, …) are the payload
+ * schema's, so the CLI and the dashboard refuse the same things with the same words.
+ */
+async function requestFromFlags(
+  store: Store,
+  configName: string,
+  flags: RunRequestFlags,
+): Promise<NonNullable<LocalRunOptions["request"]>> {
+  const mode = modeSchema.default("full").safeParse(flags.mode);
+  if (!mode.success) {
+    throw new CliError(
+      `--mode must be full, incremental, backfill or sample, not '${flags.mode}'`,
+      EXIT.usage,
+    );
+  }
+  const config = await loadConfig(store, configName);
+  const key = async (text: string | undefined, what: string) =>
+    text === undefined ? undefined : parseKeyArgument(store, config, text, what);
+  const from = await key(flags.from, "--from");
+  const to = await key(flags.to, "--to");
+  const request = {
+    mode: mode.data,
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+    ...(flags.again ? { again: true } : {}),
+    ...(flags.maxRecords !== undefined ? { maxRecords: flags.maxRecords } : {}),
+    ...(flags.maxWeight !== undefined ? { maxWeight: flags.maxWeight } : {}),
+    ...(flags.maxChunks !== undefined ? { maxChunks: flags.maxChunks } : {}),
+    ...(flags.iterations !== undefined ? { iterations: flags.iterations } : {}),
+    ...(flags.sampleEvery !== undefined ? { sampleEvery: flags.sampleEvery } : {}),
+    ...(flags.sampleFirst !== undefined ? { sampleFirst: flags.sampleFirst } : {}),
+  };
+  const checked = initializePayloadSchema.safeParse({ config: configName, ...request });
+  if (!checked.success) {
+    const flag = (path: PropertyKey | undefined) =>
+      `--${String(path ?? "mode").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new CliError(
+      checked.error.issues.map((i) => `${flag(i.path[0])}: ${i.message}`).join("\n"),
+      EXIT.usage,
+    );
+  }
+  return request;
+}
+
 function printSummary(summary: JobSummary, json: boolean): void {
-  const secs = (summary.durationMs / 1000).toFixed(1);
+  const line = (s: JobSummary, label: string) =>
+    `${label} ${s.status}: ${s.records} records in ${s.chunks} chunks, ` +
+    `${s.processed} processed, ${s.exceptions} exceptions, ${(s.durationMs / 1000).toFixed(1)} s, ${s.recordsPerSecond} records/s\n`;
+  for (const j of summary.jobs ?? []) process.stderr.write(line(j, `  job ${j.jobId}`));
   process.stderr.write(
-    `job ${summary.jobId} ${summary.status}: ${summary.records} records in ${summary.chunks} chunks, ` +
-      `${summary.processed} processed, ${summary.exceptions} exceptions, ${secs} s, ${summary.recordsPerSecond} records/s\n`,
+    line(
+      summary,
+      summary.jobs ? `${summary.jobs.length} jobs from ${summary.jobId}` : `job ${summary.jobId}`,
+    ),
   );
   if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
@@ -167,9 +242,13 @@ export function buildProgram(
       json?: boolean;
       acceptConfigChange?: boolean;
       fromJob?: string;
+      request?: RunRequestFlags;
+      /** Label of the run in messages (e.g. "scheduled run"). */
+      label?: string;
+      ready?: NonNullable<LocalRunOptions["request"]>;
     },
-  ): Promise<void> {
-    await withMongo(uri, async (store) => {
+  ): Promise<JobSummary> {
+    return withMongo(uri, async (store) => {
       let config = configName;
       if (!config) {
         const job = opts.jobId
@@ -182,6 +261,8 @@ export function buildProgram(
           );
         config = job.config;
       }
+      const request =
+        opts.ready ?? (opts.request ? await requestFromFlags(store, config, opts.request) : undefined);
       const controller = new AbortController();
       let jobId = opts.jobId;
       const dispose = onSignal((signal) => {
@@ -197,6 +278,7 @@ export function buildProgram(
           ...(opts.description ? { description: opts.description } : {}),
           ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
           ...(opts.fromJob ? { fromJob: opts.fromJob } : {}),
+          ...(request ? { request } : {}),
           signal: controller.signal,
           env,
           leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
@@ -214,6 +296,7 @@ export function buildProgram(
           );
         }
         setExit(exitCodeFor(summary));
+        return summary;
       } finally {
         display.stop();
         dispose();
@@ -227,14 +310,33 @@ export function buildProgram(
     .argument("<config>", "config name (its _id in batch_config)")
     .option("--job-id <id>", "job id; give an existing one to resume that job")
     .option("--description <text>", "what this job is for")
+    .option(
+      "--mode <mode>",
+      "full (every matching record, the default), incremental (after the watermark), backfill (--from/--to), sample (--sample-every/--sample-first)",
+    )
+    .option("--from <key>", "backfill: first order-key value included (read in the key's stored type)")
+    .option("--to <key>", "backfill: last order-key value included")
+    .option("--again", "backfill: start a new pass over a window earlier backfill jobs already took")
+    .option("--max-records <n>", "most records one job takes (incremental, backfill)", positiveIntArg)
+    .option("--max-weight <w>", "most total weight one job takes (incremental, backfill)", positiveNumberArg)
+    .option("--max-chunks <n>", "most chunks one job takes (incremental, backfill)", positiveIntArg)
+    .option("--iterations <n>", "run up to n consecutive jobs (incremental, backfill)", positiveIntArg)
+    .option("--sample-every <k>", "sample: every k-th record", positiveIntArg)
+    .option("--sample-first <n>", "sample: the first n records", positiveIntArg)
     .option("--json", "print the job summary as JSON on the last stdout line")
     .addOption(mongoOption())
     .action(
       async (
         configName: string,
-        opts: { jobId?: string; description?: string; json?: boolean; mongo?: string },
+        opts: RunRequestFlags & { jobId?: string; description?: string; json?: boolean; mongo?: string },
       ) => {
-        await runCommand(mongoUri(opts.mongo, env), configName, opts);
+        const { jobId, description, json, mongo, ...request } = opts;
+        await runCommand(mongoUri(mongo, env), configName, {
+          ...(jobId ? { jobId } : {}),
+          ...(description ? { description } : {}),
+          ...(json ? { json } : {}),
+          request,
+        });
       },
     );
 
@@ -252,6 +354,66 @@ export function buildProgram(
         ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
       });
     });
+
+  program
+    .command("schedule")
+    .description(
+      "Run the scheduled incremental job of a config (or of every config with a schedule) now, in-process — for cron on a plain server. With --sync, create or update the Trigger.dev schedules of configs that have their own schedule.cron.",
+    )
+    .argument("[config]", "config name; default: every config with a schedule")
+    .option("--sync", "create/update the imperative Trigger.dev schedules (needs TRIGGER_SECRET_KEY)")
+    .option("--json", "print the summaries as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(
+      async (configName: string | undefined, opts: { sync?: boolean; json?: boolean; mongo?: string }) => {
+        const uri = mongoUri(opts.mongo, env);
+        if (opts.sync) {
+          if (!env.TRIGGER_SECRET_KEY) {
+            throw new CliError(
+              "--sync needs TRIGGER_SECRET_KEY (the project's secret API key) in the environment",
+              EXIT.usage,
+            );
+          }
+          const { schedules } = await import("@trigger.dev/sdk");
+          await withMongo(uri, async (store) => {
+            const synced = await syncConfigSchedules(store, { create: (o) => schedules.create(o) });
+            for (const s of synced) {
+              process.stderr.write(
+                `config ${s.config}: schedule ${s.scheduleId} at '${s.cron}' ${s.timezone}\n`,
+              );
+            }
+            printJson(opts.json, synced);
+          });
+          return;
+        }
+        const configs = await withMongo(uri, async (store) =>
+          configName ? scheduledConfigs(store, configName) : allScheduledConfigs(store),
+        );
+        if (configs.length === 0) process.stderr.write("no config has a schedule\n");
+        const summaries: JobSummary[] = [];
+        let worst: number = EXIT.ok;
+        for (const c of configs) {
+          const payload = scheduledJobPayload(c, new Date());
+          const { config: _c, jobId, description, ...request } = payload;
+          process.stderr.write(`config ${c.name}: scheduled incremental run\n`);
+          const summary = await runCommand(uri, c.name, {
+            ...(jobId ? { jobId } : {}),
+            ...(description ? { description } : {}),
+            ready: request,
+          });
+          summaries.push(summary);
+          const code = exitCodeFor(summary);
+          // Interrupted wins (the rest did not run); else failed; else ok.
+          worst =
+            code === EXIT.interrupted || worst === EXIT.interrupted
+              ? EXIT.interrupted
+              : Math.max(worst, code);
+          if (code === EXIT.interrupted) break;
+        }
+        setExit(worst);
+        printJson(opts.json, summaries);
+      },
+    );
 
   const config = program.command("config").description("Manage batch configs.");
   config

@@ -6,7 +6,11 @@
 import type { Store, TaskStatDoc } from "../store/store.js";
 
 export type StepName =
-  "batchDataInitializer" | "batchDataServer" | "chunkProcessWatcher" | "stalledJobHealer";
+  | "batchDataInitializer"
+  | "batchDataServer"
+  | "chunkProcessWatcher"
+  | "stalledJobHealer"
+  | "nightlyIncremental";
 
 /** Runs one step and records its invocation (also when it fails, with the error as outcome). */
 export async function timeStep<T>(

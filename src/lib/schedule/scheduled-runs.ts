@@ -1,0 +1,102 @@
+/**
+ * Scheduled incremental runs. A config with a `schedule` gets an incremental job per scheduled
+ * run: either at the `nightlyIncremental` task's own (declarative) cron — configs without a cron
+ * of their own — or at the config's `schedule.cron`, through an imperative Trigger.dev schedule
+ * whose externalId is the config name (`chunkrelay schedule --sync` creates or updates them).
+ * The scheduler's timestamp only names the job (so replaying a scheduled run resumes the same
+ * job instead of starting another); what the job takes is decided by the watermark alone.
+ */
+import { loadConfig } from "../config/load.js";
+import { type BatchConfig, parseConfig } from "../config/schema.js";
+import { BadInputError } from "../errors.js";
+import type { InitializePayload } from "../initializer/initialize.js";
+import type { Store } from "../store/store.js";
+
+/** The Trigger.dev task id of the scheduled task. */
+export const NIGHTLY_TASK_ID = "nightly-incremental";
+
+/**
+ * The configs a scheduled run covers: the one named by the schedule's externalId, or — for the
+ * task's declarative schedule — every config with a schedule but no cron of its own.
+ */
+export async function scheduledConfigs(store: Store, externalId?: string): Promise<BatchConfig[]> {
+  if (externalId) {
+    const config = await loadConfig(store, externalId);
+    if (!config.schedule) {
+      throw new BadInputError(
+        `config '${externalId}' has no schedule; add "schedule": {} to it, or delete the Trigger.dev schedule with externalId '${externalId}'`,
+      );
+    }
+    return [config];
+  }
+  const found: BatchConfig[] = [];
+  for await (const doc of store.configs.find({ schedule: { $exists: true } }).sort({ _id: 1 })) {
+    const config = parseConfig(doc);
+    if (config.schedule && config.schedule.cron === undefined) found.push(config);
+  }
+  return found;
+}
+
+/** Every config with a schedule, whatever its cron (a local `chunkrelay schedule` runs them all). */
+export async function allScheduledConfigs(store: Store): Promise<BatchConfig[]> {
+  const found: BatchConfig[] = [];
+  for await (const doc of store.configs.find({ schedule: { $exists: true } }).sort({ _id: 1 })) {
+    found.push(parseConfig(doc));
+  }
+  return found;
+}
+
+/** `20260122T0200Z`: the scheduled time, to the minute, for job ids. */
+const stamp = (at: Date) =>
+  at
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\d\d\.\d+Z$/, "Z");
+
+/** The initializer payload of one config's scheduled run. */
+export function scheduledJobPayload(config: BatchConfig, scheduledAt: Date): InitializePayload {
+  const iterations = config.schedule?.iterations ?? 1;
+  return {
+    config: config.name,
+    jobId: `${config.name}-scheduled-${stamp(scheduledAt)}`,
+    mode: "incremental",
+    ...(iterations > 1 ? { iterations } : {}),
+    description: `scheduled incremental run of ${scheduledAt.toISOString()}`,
+  };
+}
+
+export interface ScheduleClient {
+  /** `schedules.create` of @trigger.dev/sdk: creates, or updates the one with this deduplicationKey. */
+  create(options: {
+    task: string;
+    cron: string;
+    timezone: string;
+    externalId: string;
+    deduplicationKey: string;
+  }): Promise<{ id: string }>;
+}
+
+/**
+ * Creates or updates one imperative schedule per config with its own cron (deduplicated by a key
+ * derived from the config name, so syncing twice changes nothing). Returns what was synced.
+ */
+export async function syncConfigSchedules(
+  store: Store,
+  client: ScheduleClient,
+): Promise<Array<{ config: string; cron: string; timezone: string; scheduleId: string }>> {
+  const synced = [];
+  for await (const doc of store.configs.find({ "schedule.cron": { $exists: true } }).sort({ _id: 1 })) {
+    const config = parseConfig(doc);
+    const cron = config.schedule?.cron;
+    if (!cron || !config.schedule) continue;
+    const created = await client.create({
+      task: NIGHTLY_TASK_ID,
+      cron,
+      timezone: config.schedule.timezone,
+      externalId: config.name,
+      deduplicationKey: `chunkrelay:${config.name}`,
+    });
+    synced.push({ config: config.name, cron, timezone: config.schedule.timezone, scheduleId: created.id });
+  }
+  return synced;
+}

@@ -1,0 +1,51 @@
+/**
+ * `nightlyIncremental`: starts an incremental job for every scheduled config. Its declarative cron
+ * is read when the worker is indexed: CHUNKRELAY_NIGHTLY_CRON (default "0 2 * * *") in
+ * CHUNKRELAY_NIGHTLY_TZ (default "UTC"), without jitter. Configs with their own `schedule.cron` run
+ * through imperative schedules instead (`npx chunkrelay schedule --sync`), which reach this task
+ * with the config name as externalId.
+ */
+import { idempotencyKeys, schedules, tasks } from "@trigger.dev/sdk";
+import { scheduledConfigs, scheduledJobPayload, NIGHTLY_TASK_ID } from "../lib/schedule/scheduled-runs.js";
+import type { batchDataInitializer } from "./batch-data-initializer.js";
+import { runTaskStep } from "./worker.js";
+
+export const nightlyIncremental = schedules.task({
+  id: NIGHTLY_TASK_ID,
+  description: "Start an incremental chunkrelay job for every config with a schedule.",
+  cron: {
+    pattern: process.env.CHUNKRELAY_NIGHTLY_CRON ?? "0 2 * * *",
+    timezone: process.env.CHUNKRELAY_NIGHTLY_TZ ?? "UTC",
+    window: "0m",
+  },
+  maxDuration: 300,
+  run: (payload, { ctx }) =>
+    runTaskStep(
+      ctx,
+      "nightlyIncremental",
+      {},
+      async (deps) => {
+        const configs = await scheduledConfigs(deps.store, payload.externalId);
+        const items = await Promise.all(
+          configs.map(async (config) => {
+            // Named by the scheduled time: a replay of this run resumes these jobs.
+            const job = scheduledJobPayload(config, payload.timestamp);
+            return {
+              payload: job,
+              options: {
+                idempotencyKey: await idempotencyKeys.create(`initialize:${job.jobId ?? ""}`, {
+                  scope: "global",
+                }),
+                idempotencyKeyTTL: "30d",
+                tags: [`config:${config.name}`.slice(0, 128)],
+              },
+            };
+          }),
+        );
+        if (items.length > 0)
+          await tasks.batchTrigger<typeof batchDataInitializer>("batch-data-initializer", items);
+        return items.map((i) => i.payload.jobId);
+      },
+      (jobs) => ({ outcome: `${jobs.length} jobs started` }),
+    ),
+});
