@@ -6,7 +6,7 @@
  * with the config name as externalId.
  */
 import { idempotencyKeys, schedules, tasks } from "@trigger.dev/sdk";
-import { scheduledConfigs, scheduledJobPayload, NIGHTLY_TASK_ID } from "../lib/schedule/scheduled-runs.js";
+import { NIGHTLY_TASK_ID, startScheduledJobs } from "../lib/schedule/scheduled-runs.js";
 import type { batchDataInitializer } from "./batch-data-initializer.js";
 import { runTaskStep } from "./worker.js";
 
@@ -25,26 +25,27 @@ export const nightlyIncremental = schedules.task({
       "nightlyIncremental",
       {},
       async (deps) => {
-        const configs = await scheduledConfigs(deps.store, payload.externalId);
-        const items = await Promise.all(
-          configs.map(async (config) => {
-            // Named by the scheduled time: a replay of this run resumes these jobs.
-            const job = scheduledJobPayload(config, payload.timestamp);
-            return {
-              payload: job,
-              options: {
-                idempotencyKey: await idempotencyKeys.create(`initialize:${job.jobId ?? ""}`, {
-                  scope: "global",
-                }),
-                idempotencyKeyTTL: "30d",
-                tags: [`config:${config.name}`.slice(0, 128)],
-              },
-            };
-          }),
+        const started = await startScheduledJobs(
+          deps.store,
+          { timestamp: payload.timestamp, ...(payload.externalId ? { externalId: payload.externalId } : {}) },
+          async (payloads) => {
+            const items = await Promise.all(
+              payloads.map(async (job) => ({
+                payload: job,
+                options: {
+                  // Named by the scheduled time: a replay of this run resumes these jobs.
+                  idempotencyKey: await idempotencyKeys.create(`initialize:${job.jobId ?? ""}`, {
+                    scope: "global",
+                  }),
+                  idempotencyKeyTTL: "30d",
+                  tags: [`config:${job.config}`.slice(0, 128)],
+                },
+              })),
+            );
+            await tasks.batchTrigger<typeof batchDataInitializer>("batch-data-initializer", items);
+          },
         );
-        if (items.length > 0)
-          await tasks.batchTrigger<typeof batchDataInitializer>("batch-data-initializer", items);
-        return items.map((i) => i.payload.jobId);
+        return started.map((p) => p.jobId);
       },
       (jobs) => ({ outcome: `${jobs.length} jobs started` }),
     ),

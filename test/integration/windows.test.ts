@@ -78,7 +78,7 @@ describe("incremental jobs", () => {
     const src = store.db.collection<{ _id: number; t: number }>("inc_src");
     await src.insertMany(docs(0, 5000));
     let insertDuring: Array<{ _id: number; t: number }> = [];
-    const s = await service(async (req) => {
+    const s = await service(async () => {
       if (insertDuring.length > 0) {
         const batch = insertDuring;
         insertDuring = [];
@@ -264,7 +264,7 @@ describe("backfill jobs", () => {
     expect(rest.jobs?.map((j) => j.records)).toEqual([600, 203, 0]);
     const taken = (await Promise.all(["bfc", "bfc.2", "bfr", "bfr.2"].map(idsOf))).flat().map(String);
     expect(new Set(taken).size).toBe(2003);
-    const lane = await store.watermarks.findOne({ _id: { $regex: "^bf:backfill:.*1767225600000" } as never });
+    const lane = await store.watermarks.findOne({ _id: { $regex: "^bf:backfill:.*1767225600000" } });
     expect(lane?.completedUpTo?.key).toEqual(at(1999));
     // The whole window again: a new pass.
     const again = await run("bf", { mode: "backfill", from: at(0), to: at(1999), again: true }, "bfa");

@@ -31,6 +31,39 @@ describe("config schema", () => {
     });
   });
 
+  it("takes file sources, workload caps and a schedule, each with its defaults", () => {
+    const c = parseConfig({
+      ...minimal,
+      source: { type: "csv", path: "items.csv", weightField: "size" },
+      workload: { maxRecords: 1000, maxWeight: 50 },
+      schedule: {},
+    });
+    expect(c.source).toEqual({
+      type: "csv",
+      path: "items.csv",
+      weightField: "size",
+      fields: [],
+      delimiter: ",",
+    });
+    expect(c.workload).toEqual({ maxRecords: 1000, maxWeight: 50 });
+    expect(c.schedule).toEqual({ timezone: "UTC", iterations: 1 });
+    expect(parseConfig(minimal).workload).toEqual({});
+    expect(parseConfig(minimal).schedule).toBeUndefined();
+    expect(issuesOf({ ...minimal, source: { type: "parquet", path: "x" } })).toEqual([
+      'source.type: must be "mongodb" (or absent), "ndjson" or "csv"',
+    ]);
+    expect(issuesOf({ ...minimal, source: { type: "ndjson" } })[0]).toContain("source.path");
+    expect(issuesOf({ ...minimal, source: { type: "ndjson", path: "x", collection: "y" } })[0]).toContain(
+      "unknown field(s) 'collection'",
+    );
+    expect(issuesOf({ ...minimal, workload: { maxWeight: 5 } })[0]).toContain(
+      "workload.maxWeight needs source.weightField",
+    );
+    expect(issuesOf({ ...minimal, schedule: { cron: "every night" } })[0]).toContain(
+      "five-field cron pattern",
+    );
+  });
+
   it("reads a document from batch_config, with _id as the name", () => {
     const { name: _n, ...rest } = minimal;
     expect(parseConfig({ _id: "orders", ...rest, updatedAt: new Date() }).name).toBe("orders");

@@ -65,6 +65,21 @@ export function scheduledJobPayload(config: BatchConfig, scheduledAt: Date): Ini
   };
 }
 
+/**
+ * One scheduled run: the initializer payloads of the configs it covers, handed to `start` (on
+ * Trigger.dev a batchTrigger of the initializer with idempotency keys from the job ids).
+ */
+export async function startScheduledJobs(
+  store: Store,
+  run: { externalId?: string; timestamp: Date },
+  start: (payloads: InitializePayload[]) => Promise<void>,
+): Promise<InitializePayload[]> {
+  const configs = await scheduledConfigs(store, run.externalId);
+  const payloads = configs.map((c) => scheduledJobPayload(c, run.timestamp));
+  if (payloads.length > 0) await start(payloads);
+  return payloads;
+}
+
 export interface ScheduleClient {
   /** `schedules.create` of @trigger.dev/sdk: creates, or updates the one with this deduplicationKey. */
   create(options: {

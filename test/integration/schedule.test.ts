@@ -1,0 +1,139 @@
+/**
+ * Scheduled incremental runs: which configs a scheduled run covers (declarative cron vs a
+ * config's own cron), job ids from the scheduled time (a replay resumes, never duplicates), the
+ * scheduler's timestamps never used as a watermark, and the imperative schedules synced.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyConfig } from "../../src/lib/config/load.js";
+import { BadInputError } from "../../src/lib/errors.js";
+import type { InitializePayload } from "../../src/lib/initializer/initialize.js";
+import { runJobLocally } from "../../src/lib/runner/local-runner.js";
+import {
+  NIGHTLY_TASK_ID,
+  scheduledConfigs,
+  startScheduledJobs,
+  syncConfigSchedules,
+} from "../../src/lib/schedule/scheduled-runs.js";
+import type { Store } from "../../src/lib/store/store.js";
+import { startFakeService, usePipelineStore } from "../support/pipeline.js";
+
+const { store: currentStore } = usePipelineStore("schedule");
+let store: Store;
+let url: string;
+let stopService: () => Promise<void> = () => Promise.resolve();
+afterAll(() => stopService());
+beforeAll(async () => {
+  store = currentStore();
+  await store.db
+    .collection("sch_src")
+    .insertMany(Array.from({ length: 5000 }, (_, i) => ({ _id: i as never })));
+  // Stopped after all tests (the store's clean-ups run after each one).
+  const s = await startFakeService(store, () => ({ status: 202, report: "processed" }));
+  stopService = () => s.stop();
+  url = s.url;
+  const base = {
+    source: { collection: "sch_src" },
+    target: { url },
+    watch: { pollIntervalMs: 10 },
+    maxInFlight: 4,
+  };
+  await applyConfig(
+    store,
+    { name: "sch-night", ...base, schedule: { iterations: 3 }, workload: { maxRecords: 2000 } },
+    new Date(),
+  );
+  await applyConfig(
+    store,
+    { name: "sch-own", ...base, schedule: { cron: "30 4 * * 1-5", timezone: "Europe/Berlin" } },
+    new Date(),
+  );
+  await applyConfig(store, { name: "sch-none", ...base }, new Date());
+});
+
+describe("scheduled runs", () => {
+  it("cover configs without their own cron, or the one named by the schedule", async () => {
+    expect((await scheduledConfigs(store)).map((c) => c.name)).toEqual(["sch-night"]);
+    expect((await scheduledConfigs(store, "sch-own")).map((c) => c.name)).toEqual(["sch-own"]);
+    await expect(scheduledConfigs(store, "sch-none")).rejects.toThrow(BadInputError);
+  });
+
+  it("start jobs named by the scheduled time, taking what the watermark says, resumed on replay", async () => {
+    const night = new Date("2026-11-20T02:00:00.123Z");
+    // The scheduler's previous timestamp is far in the past; it plays no part.
+    const started: InitializePayload[] = [];
+    const payloads = await startScheduledJobs(store, { timestamp: night }, (p) => {
+      started.push(...p);
+      return Promise.resolve();
+    });
+    expect(payloads).toEqual([
+      {
+        config: "sch-night",
+        jobId: "sch-night-scheduled-20261120T0200Z",
+        mode: "incremental",
+        iterations: 3,
+        description: "scheduled incremental run of 2026-11-20T02:00:00.123Z",
+      },
+    ]);
+    expect(started).toEqual(payloads);
+    const { config, jobId, description, ...request } = payloads[0] as InitializePayload;
+    const run = () =>
+      runJobLocally({
+        store,
+        config,
+        ...(jobId ? { jobId } : {}),
+        ...(description ? { description } : {}),
+        request,
+      });
+    const first = await run();
+    // Capped at 2,000 per job by the config's workload: three jobs took 5,000.
+    expect(first.jobs?.map((j) => [j.jobId, j.records])).toEqual([
+      ["sch-night-scheduled-20261120T0200Z", 2000],
+      ["sch-night-scheduled-20261120T0200Z.2", 2000],
+      ["sch-night-scheduled-20261120T0200Z.3", 1000],
+    ]);
+    // A replay of the same scheduled run resumes the same (finished) job: nothing new is sent.
+    const replay = await run();
+    expect(replay).toMatchObject({
+      jobId: "sch-night-scheduled-20261120T0200Z",
+      status: "succeeded",
+      records: 2000,
+    });
+    expect(await store.jobs.countDocuments({ config: "sch-night" })).toBe(3);
+    // The next night takes only what arrived since.
+    await store.db
+      .collection("sch_src")
+      .insertMany(Array.from({ length: 10 }, (_, i) => ({ _id: (5000 + i) as never })));
+    const next = await startScheduledJobs(store, { timestamp: new Date("2026-11-21T02:00:00Z") }, () =>
+      Promise.resolve(),
+    );
+    const nextRun = await runJobLocally({
+      store,
+      config: "sch-night",
+      jobId: next[0]?.jobId,
+      request: { mode: "incremental" },
+    });
+    expect(nextRun).toMatchObject({ records: 10 });
+  });
+
+  it("sync one imperative schedule per config with its own cron, deduplicated by config", async () => {
+    const created: unknown[] = [];
+    const synced = await syncConfigSchedules(store, {
+      create: (o) => {
+        created.push(o);
+        return Promise.resolve({ id: `sched_${o.externalId}` });
+      },
+    });
+    expect(created).toEqual([
+      {
+        task: NIGHTLY_TASK_ID,
+        cron: "30 4 * * 1-5",
+        timezone: "Europe/Berlin",
+        externalId: "sch-own",
+        deduplicationKey: "chunkrelay:sch-own",
+      },
+    ]);
+    expect(synced).toEqual([
+      { config: "sch-own", cron: "30 4 * * 1-5", timezone: "Europe/Berlin", scheduleId: "sched_sch-own" },
+    ]);
+  });
+});
