@@ -198,6 +198,110 @@ describe("chunkrelay CLI", () => {
     expect(ids).toHaveLength(3000);
   }, 90_000);
 
+  it("runs backfills with typed --from/--to, capped incremental iterations and the scheduled run", async () => {
+    const base = Date.UTC(2026, 0, 1);
+    await store.db
+      .collection("cli_dates")
+      .insertMany(Array.from({ length: 6000 }, (_, i) => ({ at: new Date(base + i * 60_000), i })));
+    const file = join(dir, "dates.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "dates",
+        source: { collection: "cli_dates", orderBy: "at", fields: ["i"] },
+        chunking: { maxRecords: 500 },
+        target: { url: service.url },
+        maxInFlight: 4,
+        watch: { pollIntervalMs: 20 },
+        schedule: { iterations: 5 },
+      }),
+    );
+    expect((await cli(["config", "apply", file, "--mongo", dbUri])).code).toBe(0);
+    const env = { MONGODB_URI: dbUri };
+
+    // Dates in, dates compared: minutes 600 to 2999 inclusive.
+    const back = await cli(
+      [
+        "run",
+        "dates",
+        "--mode",
+        "backfill",
+        "--from",
+        "2026-01-01T10:00",
+        "--to",
+        "2026-01-03T01:59:00Z",
+        "--json",
+      ],
+      env,
+    );
+    expect(back.code, back.stderr).toBe(0);
+    expect(lastJson(back.stdout)).toMatchObject({ status: "succeeded", records: 2400 });
+    const window = await store.jobs.findOne({ mode: "backfill", config: "dates" });
+    expect(window?.backfill).toEqual({
+      from: new Date(base + 600 * 60_000),
+      to: new Date(base + 2999 * 60_000),
+    });
+
+    const badKey = await cli(["run", "dates", "--mode", "backfill", "--from", "yesterday"], env);
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr).toContain("--from 'yesterday' is not a date; the order key holds dates");
+    const badMode = await cli(["run", "dates", "--mode", "sideways"], env);
+    expect(badMode.code).toBe(2);
+    expect(badMode.stderr).toContain("--mode must be full, incremental, backfill or sample");
+    const capOnFull = await cli(["run", "dates", "--max-records", "5"], env);
+    expect(capOnFull.code).toBe(2);
+    expect(capOnFull.stderr).toContain(
+      "--max-records: workload caps and iterations belong to modes incremental and backfill",
+    );
+
+    const inc = await cli(
+      [
+        "run",
+        "dates",
+        "--mode",
+        "incremental",
+        "--max-records",
+        "2000",
+        "--iterations",
+        "2",
+        "--json",
+        "--job-id",
+        "dates-inc",
+      ],
+      env,
+    );
+    expect(inc.code, inc.stderr).toBe(0);
+    const chain = lastJson(inc.stdout) as {
+      records: number;
+      jobs: Array<{ jobId: string; records: number }>;
+    };
+    expect(chain.jobs.map((j) => [j.jobId, j.records])).toEqual([
+      ["dates-inc", 2000],
+      ["dates-inc.2", 2000],
+    ]);
+    expect(inc.stderr).toContain("2 jobs from dates-inc succeeded: 4000 records");
+
+    // The scheduled run takes the rest; its second iteration finds nothing and stops there.
+    const scheduled = await cli(["schedule", "dates", "--json"], env);
+    expect(scheduled.code, scheduled.stderr).toBe(0);
+    const [night] = JSON.parse(scheduled.stdout.trim().split("\n").pop() ?? "[]") as Array<{
+      records: number;
+      jobs: Array<{ records: number }>;
+    }>;
+    expect(night?.jobs.map((j) => j.records)).toEqual([2000, 0]);
+    // The incremental jobs (by hand and scheduled) sent all 6,000 records, each once.
+    const incremental = new Set(
+      (await store.jobs.find({ config: "dates", mode: "incremental" }).toArray()).map((j) => j._id),
+    );
+    const sentIds = service.ledger
+      .filter((d) => incremental.has(d.jobId) && !d.duplicate)
+      .flatMap((d) => d.recordIds);
+    expect(sentIds).toHaveLength(6000);
+    expect(new Set(sentIds).size).toBe(6000);
+    const backlog = await cli(["backlog", "dates", "--json"], env);
+    expect(lastJson(backlog.stdout)).toMatchObject({ records: 0 });
+  }, 120_000);
+
   it("runs the demo end to end with --json", async () => {
     const res = await cli(["demo", "--records", "2000", "--chunk-size", "250", "--json"], {
       MONGODB_URI: dbUri,
