@@ -3,9 +3,8 @@
  * died after its retries). A chunk counts as stalled after 15 minutes without movement; raise
  * that if your service takes longer per chunk (a duplicate watcher is harmless, just a run).
  */
-import { idempotencyKeys, schedules, tasks } from "@trigger.dev/sdk";
+import { schedules } from "@trigger.dev/sdk";
 import { healStalledJobs } from "../lib/healing/heal-stalled-jobs.js";
-import type { batchDataInitializer } from "./batch-data-initializer.js";
 import { runTaskStep } from "./worker.js";
 
 export const STALE_AFTER_MS = 15 * 60_000;
@@ -20,16 +19,7 @@ export const stalledJobHealer = schedules.task({
       ctx,
       "stalledJobHealer",
       {},
-      (deps) =>
-        healStalledJobs(deps, {
-          staleAfterMs: STALE_AFTER_MS,
-          restartPlanning: async (payload, key) => {
-            await tasks.trigger<typeof batchDataInitializer>("batch-data-initializer", payload, {
-              idempotencyKey: await idempotencyKeys.create(key, { scope: "global" }),
-              idempotencyKeyTTL: "30d",
-            });
-          },
-        }),
+      (deps) => healStalledJobs(deps, { staleAfterMs: STALE_AFTER_MS }),
       (actions) => ({ outcome: `${actions.length} kicks` }),
     ),
 });

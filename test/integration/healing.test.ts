@@ -59,32 +59,30 @@ describe("healStalledJobs", () => {
       updatedAt: new Date(),
     });
 
-    const plans: string[] = [];
-    const restartPlanning = (p: { jobId: string }, key: string) => {
-      plans.push(`${p.jobId} ${key}`);
-      return Promise.resolve();
-    };
     // Right now nothing is stalled except the dead planning.
     const calm = recordingHandOver();
     const now = await healStalledJobs(
       { store, now: () => new Date(), handOver: calm },
-      { staleAfterMs: 15 * MINUTE, restartPlanning },
+      { staleAfterMs: 15 * MINUTE },
     );
     expect(now.map((a) => `${a.jobId}:${a.action}`)).toEqual(["heal-c-job:plan"]);
-    expect(calm.calls).toEqual([]);
+    expect(calm.calls.map((c) => [c.kind, c.payload])).toEqual([
+      ["initialize", { config: "heal-a", jobId: "heal-c-job" }],
+    ]);
+    expect(calm.calls[0]?.key).toMatch(/^heal:heal-c-job:plan:\d+$/);
 
     // Twenty minutes later: job A's chunk is stale, job B's lease long expired.
     const later = recordingHandOver();
     const actions = await healStalledJobs(
       { store, now: () => new Date(Date.now() + 20 * MINUTE), handOver: later },
-      { staleAfterMs: 15 * MINUTE, restartPlanning },
+      { staleAfterMs: 15 * MINUTE },
     );
     expect(actions.map((a) => `${a.jobId}:${a.action}`).sort()).toEqual([
       "heal-a-job:watch",
       "heal-b-job:serve",
       "heal-c-job:plan",
     ]);
-    expect(later.calls.map((c) => c.kind).sort()).toEqual(["serve", "watch"]);
+    expect(later.calls.map((c) => c.kind).sort()).toEqual(["initialize", "serve", "watch"]);
     // Healing the dead server's job redelivers its chunk under the same key.
     await serveJob(stepDeps(store, { now: () => new Date(Date.now() + 20 * MINUTE) }), {
       jobId: "heal-b-job",

@@ -3,7 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { BadInputError } from "../../src/lib/errors.js";
 import { readBacklog } from "../../src/lib/inspect/backlog.js";
-import { listExceptions, resolveException, showException } from "../../src/lib/inspect/exceptions.js";
+import {
+  listExceptions,
+  resolveException,
+  resolveExceptions,
+  showException,
+} from "../../src/lib/inspect/exceptions.js";
 import { deleteJob, jobReport, listJobs } from "../../src/lib/inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../../src/lib/inspect/lineage.js";
 import { stepStats } from "../../src/lib/inspect/step-stats.js";
@@ -152,6 +157,10 @@ describe("inspecting jobs", () => {
     expect(dry).toMatchObject({ deleted: false, details: 40, chunks: 4, exceptions: 10 });
     expect(dry.taskStats).toBeGreaterThan(0);
     expect(await store.details.countDocuments({ jobId: "insp-b-job" })).toBe(40);
+    // Its set-aside records still hold its config's watermark: resolve them before deleting it.
+    await expect(deleteJob(store, "insp-b-job", true)).rejects.toThrow("the watermark has not passed it yet");
+    expect(await resolveExceptions(store, "insp-b-job", "test data, not needed", new Date())).toBe(10);
+    expect((await readBacklog(store, "insp-b")).completedUpTo).toEqual({ key: 39, id: 39 });
     const done = await deleteJob(store, "insp-b-job", true);
     expect(done.deleted).toBe(true);
     for (const coll of [store.details, store.chunks, store.exceptions, store.taskStats]) {

@@ -15,8 +15,8 @@ import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
 import { readBacklog } from "../inspect/backlog.js";
-import { listExceptions, resolveException, showException } from "../inspect/exceptions.js";
-import { deleteJob, jobReport, listJobs } from "../inspect/jobs.js";
+import { listExceptions, resolveException, resolveExceptions, showException } from "../inspect/exceptions.js";
+import { deleteJob, describeJobWindow, formatCut, jobReport, listJobs } from "../inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
 import { initializePayloadSchema } from "../initializer/initialize.js";
 import {
@@ -464,9 +464,8 @@ export function buildProgram(
             `  source ${r.source.description}${r.source.filter ? `, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}` : ""}\n`,
           );
         }
-        out.write(
-          `  window ${EJSON.stringify(job.window, { relaxed: true })}, triggered by ${job.triggeredBy}\n`,
-        );
+        for (const line of describeJobWindow(job)) out.write(`  ${line}\n`);
+        out.write(`  triggered by ${job.triggeredBy}\n`);
         out.write(
           `  created ${job.createdAt.toISOString()}, started ${job.startedAt.toISOString()}${job.finishedAt ? `, finished ${job.finishedAt.toISOString()} (${((job.finishedAt.getTime() - job.startedAt.getTime()) / 1000).toFixed(1)} s)` : ""}\n`,
         );
@@ -620,7 +619,7 @@ export function buildProgram(
         const b = await readBacklog(store, configName);
         if (printJson(opts.json, b)) return;
         process.stdout.write(
-          `config ${b.config}: ${b.records} records${b.weight !== undefined ? ` (weight ${b.weight})` : ""} past the watermark ${b.completedUpTo === undefined ? "(none yet: no job has completed)" : `${EJSON.stringify({ v: b.completedUpTo }, { relaxed: true }).slice(5, -1)} (job ${b.completedBy ?? "?"})`}\n`,
+          `config ${b.config}: ${b.records} records${b.weight !== undefined ? ` (weight ${b.weight})` : ""} past the watermark ${b.completedUpTo === undefined ? "(none yet: no job has completed)" : `(${formatCut(b.completedUpTo, "to")}, job ${b.completedBy ?? "?"})`}${b.claimedUpTo ? `; claimed ${formatCut(b.claimedUpTo, "to")} by job ${b.claimedBy ?? "?"}` : ""}\n`,
         );
       });
     });
@@ -699,19 +698,33 @@ export function buildProgram(
     });
   exceptions
     .command("resolve")
-    .description("Mark an exception resolved, with a note saying what was done.")
+    .description(
+      "Mark an exception resolved (or, with --all, every unresolved one of the job), with a note saying what was done.",
+    )
     .argument("<jobId>", "the job")
-    .argument("<recordId>", "the record's _id")
+    .argument("[recordId]", "the record's _id (omit with --all)")
     .requiredOption("--note <text>", "what was done about it")
+    .option("--all", "resolve every unresolved exception of the job")
     .option("--type <type>", "read the id as string, number or objectId")
     .addOption(mongoOption())
     .action(
       async (
         jobId: string,
-        text: string,
-        opts: { note: string; type?: "string" | "number" | "objectId"; mongo?: string },
+        text: string | undefined,
+        opts: { note: string; all?: boolean; type?: "string" | "number" | "objectId"; mongo?: string },
       ) => {
+        if ((text === undefined) !== (opts.all === true)) {
+          throw new CliError(
+            "name one record, or pass --all for every unresolved exception of the job",
+            EXIT.usage,
+          );
+        }
         await withMongo(mongoUri(opts.mongo, env), async (store) => {
+          if (text === undefined) {
+            const n = await resolveExceptions(store, jobId, opts.note, new Date());
+            process.stderr.write(`${n} exceptions of job ${jobId} resolved\n`);
+            return;
+          }
           const done = await resolveException(
             store,
             jobId,

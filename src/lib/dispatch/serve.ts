@@ -367,8 +367,12 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
   const { jobId } = parsed.data;
   const job = await deps.store.jobs.findOne({ _id: jobId });
   if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
-  if (job.status === "succeeded" || job.status === "failed")
+  if (job.status === "succeeded" || job.status === "failed") {
+    // A replayed or retried server step of a finished job: make sure the next iteration was
+    // handed over (the hand-over is keyed, so this never starts it twice).
+    await startNextIteration(deps, job, job.status, job.totals?.records ?? 0);
     return { outcome: "finished", status: job.status };
+  }
   const config = await loadConfig(deps.store, job.config);
   const dispatched: number[] = [];
   for (;;) {

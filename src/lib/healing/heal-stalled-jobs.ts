@@ -12,8 +12,6 @@ import { type HandOver, type StepDeps, keys } from "../handover/handover.js";
 export interface HealOptions {
   /** Nothing moved for this long: the job counts as stalled. */
   staleAfterMs: number;
-  /** Restarts planning (the Trigger.dev initializer; locally the runner plans itself). */
-  restartPlanning: (payload: { config: string; jobId: string }, key: string) => Promise<void>;
 }
 
 export interface HealAction {
@@ -41,7 +39,7 @@ export async function healStalledJobs(
     if (!job.planning.done) {
       const lease = job.planningLease?.expiresAt.getTime() ?? 0;
       if (lease < now - options.staleAfterMs / 2) {
-        await options.restartPlanning({ config: job.config, jobId }, `heal:${jobId}:plan:${period}`);
+        await deps.handOver.initialize({ config: job.config, jobId }, `heal:${jobId}:plan:${period}`);
         actions.push({ jobId, action: "plan" });
       }
       continue;

@@ -1,5 +1,7 @@
 /** Records set aside for a human: listing them, and resolving one with a note. */
 import { BadInputError } from "../errors.js";
+import { silentLogger } from "../handover/handover.js";
+import { settleJobCompletion } from "../windows/watermark.js";
 import type { ExceptionDoc, Store } from "../store/store.js";
 
 export async function listExceptions(
@@ -37,5 +39,25 @@ export async function resolveException(
     { returnDocument: "after", projection: { _id: 0 } },
   );
   if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
+  // The last resolved exception makes its job complete: the watermark may move over it now.
+  await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
   return doc;
+}
+
+/** Resolves every unresolved exception of a job with one note (a human gives up on them, or fixed them elsewhere). */
+export async function resolveExceptions(
+  store: Store,
+  jobId: string,
+  note: string,
+  now: Date,
+): Promise<number> {
+  if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
+  if (!(await store.jobs.findOne({ _id: jobId }, { projection: { _id: 1 } })))
+    throw new BadInputError(`job '${jobId}' not found`);
+  const res = await store.exceptions.updateMany(
+    { jobId, resolution: { $exists: false } },
+    { $set: { resolution: { note, at: now } } },
+  );
+  await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
+  return res.modifiedCount;
 }

@@ -4,8 +4,11 @@
  * documents. Every query is by job id or config on an index.
  */
 import { loadConfig } from "../config/load.js";
+import { EJSON } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
+import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/source.js";
+import { laneDocId } from "../windows/watermark.js";
 import { BadInputError } from "../errors.js";
 import { type JobProgress, readJobProgress } from "../runner/progress.js";
 import type { ChunkDoc, JobDoc, Store } from "../store/store.js";
@@ -109,6 +112,62 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
   };
 }
 
+const formatKey = (v: unknown): string =>
+  v instanceof Date ? v.toISOString() : EJSON.stringify({ v }, { relaxed: true }).slice(5, -1);
+
+export function formatCut(cut: Cut, side: "from" | "to"): string {
+  const key = formatKey(cut.key);
+  if (cut.id !== undefined) return `${side === "from" ? "after" : "up to"} ${key} (id ${formatKey(cut.id)})`;
+  if (side === "from") return cut.keyIncluded ? `after ${key}` : `from ${key}`;
+  return cut.keyIncluded ? `up to ${key}` : `before ${key}`;
+}
+
+/** A job's window and how it was cut, in words, for `status` and the status page. */
+export function describeJobWindow(job: JobDoc): string[] {
+  const lines: string[] = [];
+  const { window } = job;
+  const range =
+    window.to === null
+      ? "empty (nothing to take)"
+      : `${window.from ? formatCut(window.from, "from") : "from the first record"}, ${window.to ? formatCut(window.to, "to") : "open-ended"}`;
+  lines.push(
+    `window ${range}${job.lane ? ` — lane ${job.lane.id} #${job.lane.seq}` : ""}${job.fromJob ? ` — exceptions of ${job.fromJob}` : ""}`,
+  );
+  const p = job.partitioning;
+  const parts = [
+    `order ${p.orderBy}`,
+    `chunks of ${[p.chunking.maxRecords !== undefined ? `≤${p.chunking.maxRecords} records` : "", p.chunking.maxWeight !== undefined ? `≤${p.chunking.maxWeight} weight` : ""].filter(Boolean).join(", ")}`,
+  ];
+  const w = p.workload;
+  if (w) {
+    const caps = [
+      w.maxRecords !== undefined ? `≤${w.maxRecords} records` : "",
+      w.maxWeight !== undefined ? `≤${w.maxWeight} weight` : "",
+      w.maxChunks !== undefined ? `≤${w.maxChunks} chunks` : "",
+    ].filter(Boolean);
+    parts.push(`job capped at ${caps.join(", ")}`);
+  }
+  if (p.sample)
+    parts.push(
+      "every" in p.sample
+        ? `sample: every ${p.sample.every}th record`
+        : `sample: first ${p.sample.first} records`,
+    );
+  lines.push(`partitioning: ${parts.join("; ")}`);
+  if (job.iteration)
+    lines.push(
+      `iteration ${job.iteration.index} of up to ${job.iteration.of} (first job ${job.iteration.firstJob})`,
+    );
+  if (job.complete !== undefined) {
+    lines.push(
+      job.complete
+        ? "complete: every record processed or its exception resolved"
+        : `incomplete: completed ${job.completedTo ? formatCut(job.completedTo, "to") : "nothing"} in order; unresolved exceptions hold the watermark`,
+    );
+  }
+  return lines;
+}
+
 export interface DeletePlan {
   jobId: string;
   details: number;
@@ -142,6 +201,19 @@ export async function deleteJob(
     throw new BadInputError(
       `job '${jobId}' is ${job.status}; it cannot be deleted while it runs (stop its runner, let it finish, or resume it first)`,
     );
+  }
+  if (job.lane) {
+    // The watermark walks a lane's jobs in order; a job it has not passed yet cannot go, or the
+    // walk would stop at the hole for good.
+    const lane = await store.watermarks.findOne(
+      { _id: laneDocId(job.lane.id) },
+      { projection: { completedSeq: 1 } },
+    );
+    if ((lane?.completedSeq ?? 0) < job.lane.seq) {
+      throw new BadInputError(
+        `job '${jobId}' is in lane ${job.lane.id} (seq ${job.lane.seq}) and the watermark has not passed it yet; resolve or requeue its exceptions first (\`npx chunkrelay exceptions list --job ${jobId}\`)`,
+      );
+    }
   }
   await store.details.deleteMany({ jobId });
   await store.chunks.deleteMany({ jobId });
