@@ -558,22 +558,27 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
     DETAIL_BATCH,
   );
   const sample = job.partitioning.sample;
-  // Every record read gets its position in the window; a sample keeps those it selects.
-  const batches = (async function* () {
-    let index = job.planning.scanned ?? job.planning.records;
-    for await (const batch of reading.batches) {
-      const kept: Array<SourceRecord & { seq: number }> = [];
-      for (const r of batch) {
-        if (sample && sampleComplete(sample, index)) {
+  // A sample keeps the records at the positions it selects; each kept record notes its position,
+  // so the checkpoint can say where the next run goes on. Without a sample, batches pass as they
+  // are (no copy per record: allocation rate shows in peak memory).
+  type PlannedRecord = SourceRecord & { seq?: number };
+  const batches: AsyncIterable<PlannedRecord[]> = sample
+    ? (async function* () {
+        let index = job.planning.scanned ?? job.planning.records;
+        for await (const batch of reading.batches) {
+          const kept: PlannedRecord[] = [];
+          for (const r of batch) {
+            if (sampleComplete(sample, index)) {
+              if (kept.length > 0) yield kept;
+              return;
+            }
+            if (inSample(sample, index)) kept.push(Object.assign(r, { seq: index }));
+            index++;
+          }
           if (kept.length > 0) yield kept;
-          return;
         }
-        if (!sample || inSample(sample, index)) kept.push({ ...r, seq: index });
-        index++;
-      }
-      if (kept.length > 0) yield kept;
-    }
-  })();
+      })()
+    : reading.batches;
 
   let chunkNo = job.planning.nextChunk;
   let total = job.planning.records;
@@ -581,7 +586,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   const firstChunk = chunkNo;
   type Planned = {
     no: number;
-    records: Array<SourceRecord & { seq: number }>;
+    records: PlannedRecord[];
     weight: number;
   };
 
@@ -647,7 +652,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
           $set: {
             "planning.lastKey": lastRecord?.key ?? null,
             "planning.lastId": lastRecord?.id,
-            "planning.scanned": (lastRecord?.seq ?? -1) + 1,
+            "planning.scanned": lastRecord?.seq !== undefined ? lastRecord.seq + 1 : checkpoint.records,
             "planning.nextChunk": last.no + 1,
             "planning.records": checkpoint.records,
             "planning.weight": checkpoint.weight,
