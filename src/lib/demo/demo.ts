@@ -26,13 +26,13 @@ export const DEMO_COLLECTION = "demo_records";
 export const DEMO_CONFIG = "demo";
 
 /** Sample records: customers with an amount (used as weight) and a creation time. */
-export async function seedDemoRecords(store: Store, count: number): Promise<void> {
+export async function seedDemoRecords(store: Store, count: number, from = 0): Promise<void> {
   const coll = store.db.collection(DEMO_COLLECTION);
-  await coll.drop().catch(() => undefined);
+  if (from === 0) await coll.drop().catch(() => undefined);
   const base = Date.UTC(2026, 0, 1);
-  for (let start = 0; start < count; start += 5000) {
+  for (let start = from; start < from + count; start += 5000) {
     const docs = [];
-    for (let i = start; i < Math.min(count, start + 5000); i++) {
+    for (let i = start; i < Math.min(from + count, start + 5000); i++) {
       docs.push({
         _id: ObjectId.createFromTime(Math.floor(base / 1000) + i),
         customer: `customer-${i % 997}`,
@@ -45,7 +45,9 @@ export async function seedDemoRecords(store: Store, count: number): Promise<void
   }
 }
 
-export async function runDemo(options: DemoOptions): Promise<JobSummary & { mongo: string }> {
+export async function runDemo(
+  options: DemoOptions,
+): Promise<JobSummary & { mongo: string; incremental?: JobSummary }> {
   let server: PickedServer | undefined;
   let service: BatchService | undefined;
   try {
@@ -61,6 +63,9 @@ export async function runDemo(options: DemoOptions): Promise<JobSummary & { mong
         { config: DEMO_CONFIG, status: { $in: ["planning", "running"] } },
         { $set: { status: "failed", lastError: "superseded by a new demo run", finishedAt: new Date() } },
       );
+      // The records are seeded afresh, so earlier demo jobs no longer describe them: take them
+      // out of the config's lane, and start its watermark over.
+      await store.jobs.updateMany({ config: DEMO_CONFIG }, { $unset: { lane: "" } });
       await store.watermarks.deleteOne({ _id: DEMO_CONFIG });
       options.say(`seeding ${options.records} records into ${DEMO_COLLECTION}…`);
       await seedDemoRecords(store, options.records);
@@ -91,7 +96,25 @@ export async function runDemo(options: DemoOptions): Promise<JobSummary & { mong
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         env: options.env,
       });
-      return { ...summary, mongo: mongoKind };
+      if (summary.status !== "succeeded" || options.signal?.aborted) return { ...summary, mongo: mongoKind };
+      // Then the incremental way: records added since are taken by an incremental job, which
+      // starts after the watermark the full job left — nothing is sent twice.
+      const added = Math.max(1, Math.floor(options.records / 10));
+      options.say(`adding ${added} new records, then an incremental job takes only those…`);
+      await seedDemoRecords(store, added, options.records);
+      const incremental = await runJobLocally({
+        store,
+        config: DEMO_CONFIG,
+        description: "demo incremental run",
+        request: { mode: "incremental" },
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        env: options.env,
+      });
+      options.say(
+        `incremental job ${incremental.jobId} ${incremental.status}: ${incremental.records} records (of ${options.records + added} in the collection)`,
+      );
+      return { ...summary, mongo: mongoKind, incremental };
     });
   } finally {
     await service?.stop();
