@@ -80,6 +80,11 @@ describe("status page", () => {
     }
     expect(later).toBeGreaterThan(first);
     expect(await page.locator(".timeline .chunk").count()).toBe(30);
+    // The job's window and partitioning, in words.
+    const window = await page.locator("#window").innerText();
+    expect(window).toContain("mode full");
+    expect(window).toContain("lane browser #1");
+    expect(window).toMatch(/partitioning: order _id; chunks of ≤\d+ records/);
     mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: join(OUT, "status-page.png"), fullPage: true });
     const summary = await run;

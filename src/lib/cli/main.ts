@@ -16,7 +16,7 @@ import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
 import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException, resolveExceptions, showException } from "../inspect/exceptions.js";
-import { deleteJob, describeJobWindow, formatCut, jobReport, listJobs } from "../inspect/jobs.js";
+import { deleteJob, formatCut, jobReport, listJobs } from "../inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
 import { initializePayloadSchema } from "../initializer/initialize.js";
 import {
@@ -464,7 +464,7 @@ export function buildProgram(
             `  source ${r.source.description}${r.source.filter ? `, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}` : ""}\n`,
           );
         }
-        for (const line of describeJobWindow(job)) out.write(`  ${line}\n`);
+        for (const line of r.windowLines) out.write(`  ${line}\n`);
         out.write(`  triggered by ${job.triggeredBy}\n`);
         out.write(
           `  created ${job.createdAt.toISOString()}, started ${job.startedAt.toISOString()}${job.finishedAt ? `, finished ${job.finishedAt.toISOString()} (${((job.finishedAt.getTime() - job.startedAt.getTime()) / 1000).toFixed(1)} s)` : ""}\n`,

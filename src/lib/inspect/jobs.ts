@@ -60,6 +60,8 @@ export interface JobReport {
   currentConfigHash?: string;
   /** Where the records come from, per the config as it is now. */
   source?: { description: string; orderBy: string; filter?: Record<string, unknown> };
+  /** The job's mode, window, lane, partitioning and iteration, in words. */
+  windowLines: string[];
   /** Chunks sent under another config than the job's current one (after a config change). */
   driftedChunks: number[];
   exceptions: number;
@@ -104,6 +106,7 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
     progress,
     ...(currentConfigHash ? { currentConfigHash } : {}),
     ...(source ? { source } : {}),
+    windowLines: describeJobWindow(job),
     driftedChunks,
     exceptions,
     recordsPerSecond: secs > 0 ? Math.round(done / secs) : 0,
@@ -115,8 +118,10 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
 const formatKey = (v: unknown): string =>
   v instanceof Date ? v.toISOString() : EJSON.stringify({ v }, { relaxed: true }).slice(5, -1);
 
-export function formatCut(cut: Cut, side: "from" | "to"): string {
+export function formatCut(cut: Cut, side: "from" | "to", orderBy?: string): string {
   const key = formatKey(cut.key);
+  // Ordered by _id, the key is the id: say it once.
+  if (cut.id !== undefined && orderBy === "_id") return `${side === "from" ? "after" : "up to"} ${key}`;
   if (cut.id !== undefined) return `${side === "from" ? "after" : "up to"} ${key} (id ${formatKey(cut.id)})`;
   if (side === "from") return cut.keyIncluded ? `after ${key}` : `from ${key}`;
   return cut.keyIncluded ? `up to ${key}` : `before ${key}`;
@@ -129,7 +134,7 @@ export function describeJobWindow(job: JobDoc): string[] {
   const range =
     window.to === null
       ? "empty (nothing to take)"
-      : `${window.from ? formatCut(window.from, "from") : "from the first record"}, ${window.to ? formatCut(window.to, "to") : "open-ended"}`;
+      : `${window.from ? formatCut(window.from, "from", job.partitioning.orderBy) : "from the first record"}, ${window.to ? formatCut(window.to, "to", job.partitioning.orderBy) : "open-ended"}`;
   lines.push(
     `window ${range}${job.lane ? ` — lane ${job.lane.id} #${job.lane.seq}` : ""}${job.fromJob ? ` — exceptions of ${job.fromJob}` : ""}`,
   );
@@ -162,7 +167,7 @@ export function describeJobWindow(job: JobDoc): string[] {
     lines.push(
       job.complete
         ? "complete: every record processed or its exception resolved"
-        : `incomplete: completed ${job.completedTo ? formatCut(job.completedTo, "to") : "nothing"} in order; unresolved exceptions hold the watermark`,
+        : `incomplete: completed ${job.completedTo ? formatCut(job.completedTo, "to", job.partitioning.orderBy) : "nothing"} in order; unresolved exceptions hold the watermark`,
     );
   }
   return lines;

@@ -75,6 +75,7 @@ async function renderJob(id) {
     '<p id="summary">' + (p.processedRecords + p.failedRecords) + "/" + p.totalRecords + " records, " + p.doneChunks + "/" + p.totalChunks +
     " chunks, " + p.inFlightChunks + " in flight, " + r.recordsPerSecond + " records/s, config " + esc(r.job.config) + " (" + esc(r.job.configHash) + ")" +
     (r.driftedChunks.length ? ', <span class="error">chunks sent under another config: ' + r.driftedChunks.join(", ") + "</span>" : "") + "</p>" +
+    '<p id="window">mode ' + esc(r.job.mode) + "<br>" + r.windowLines.map(esc).join("<br>") + "</p>" +
     '<h2>chunks</h2><div class="timeline">' + r.chunks.map((c) => '<div class="chunk c-' + esc(c.status) + '" title="chunk ' + c.chunk + ": " + esc(c.status) +
       ", attempt " + c.attempt + ", " + c.recordCount + ' records"></div>').join("") + "</div>" +
     "<h2>steps</h2><table><tr><th>step</th><th>runs</th><th>ok</th><th>failed</th><th>p50</th><th>p95</th><th>max</th></tr>" +
