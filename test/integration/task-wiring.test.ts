@@ -18,6 +18,8 @@ import { watchPayloadSchema } from "../../src/lib/watcher/watch.js";
 import { batchDataInitializer, runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
 import { batchDataServer, runBatchDataServer } from "../../src/tasks/batch-data-server.js";
 import { chunkProcessWatcher, runChunkProcessWatcher } from "../../src/tasks/chunk-process-watcher.js";
+import { nightlyIncremental } from "../../src/tasks/nightly-incremental.js";
+import { stalledJobHealer } from "../../src/tasks/stalled-job-healer.js";
 import { useTestDatabase } from "../support/db.js";
 
 const t = useTestDatabase("task_wiring");
@@ -39,11 +41,19 @@ afterAll(async () => {
 });
 
 describe("task declarations", () => {
-  it("declares the three tasks with stable ids", () => {
-    expect([batchDataInitializer.id, batchDataServer.id, chunkProcessWatcher.id]).toEqual([
+  it("declares the three tasks and the scheduled ones with stable ids", () => {
+    expect([
+      batchDataInitializer.id,
+      batchDataServer.id,
+      chunkProcessWatcher.id,
+      nightlyIncremental.id,
+      stalledJobHealer.id,
+    ]).toEqual([
       "batch-data-initializer",
       "batch-data-server",
       "chunk-process-watcher",
+      "nightly-incremental",
+      "stalled-job-healer",
     ]);
   });
 
@@ -98,6 +108,8 @@ describe("Trigger.dev hand-over", () => {
     });
     await handOver.watch({ jobId: "j1", chunk: 3, attempt: 2 }, keys.watch("j1", 3, 2));
     await handOver.serve({ jobId: "j1" }, keys.serveRetry("j1", 3, 2, 4), 1500);
+    // The next job of an iteration: the initializer, keyed by the next job's id.
+    await handOver.initialize({ config: "c", jobId: "j1.2", mode: "incremental" }, "initialize:j1.2");
     expect(triggered).toEqual([
       {
         task: "watcher",
@@ -117,6 +129,11 @@ describe("Trigger.dev hand-over", () => {
           delay: new Date("2026-01-01T00:00:01.500Z"),
           tags: ["job:j1"],
         },
+      },
+      {
+        task: "initializer",
+        payload: { config: "c", jobId: "j1.2", mode: "incremental" },
+        options: { idempotencyKey: "global(initialize:j1.2)", idempotencyKeyTTL: "30d", tags: ["job:j1.2"] },
       },
     ]);
     // A replay of the same step asks for the same key, so Trigger.dev runs the next step once.

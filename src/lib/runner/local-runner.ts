@@ -52,7 +52,9 @@ class LocalScheduler implements HandOver {
   ) {}
 
   initialize(payload: Record<string, unknown>, key: string): Promise<void> {
-    this.schedule(key, 0, () => this.steps.initialize(payload));
+    // Through JSON, as a Trigger.dev payload travels: what survives here survives there.
+    const sent = JSON.parse(JSON.stringify(payload)) as Record<string, unknown>;
+    this.schedule(key, 0, () => this.steps.initialize(sent));
     return Promise.resolve();
   }
 
