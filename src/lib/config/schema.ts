@@ -164,6 +164,9 @@ const workloadSchema = z
     "Caps on one incremental or backfill job; the rest of the backlog stays for the next job. A job always takes at least one record. Overridable per run (--max-records, --max-weight, --max-chunks).",
   );
 
+/** How many consecutive jobs one invocation may run (config schedules and payloads alike). */
+export const iterationCount = z.number().int().min(1).max(1000);
+
 const scheduleSchema = z
   .object({
     cron: z
@@ -178,11 +181,7 @@ const scheduleSchema = z
       .min(1)
       .default("UTC")
       .describe('IANA timezone of `cron`, e.g. "Europe/Berlin". Default: "UTC".'),
-    iterations: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
+    iterations: iterationCount
       .default(1)
       .describe("Consecutive incremental jobs per scheduled run (each capped by workload). Default: 1."),
   })
@@ -301,21 +300,14 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.workload.maxWeight !== undefined && !c.source.weightField) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["workload", "maxWeight"],
-        message:
-          "workload.maxWeight needs source.weightField (the numeric field holding each record's weight)",
-      });
-    }
-    if (c.chunking.maxWeight !== undefined && !c.source.weightField) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["chunking", "maxWeight"],
-        message:
-          "chunking.maxWeight needs source.weightField (the numeric field holding each record's weight)",
-      });
+    for (const part of ["workload", "chunking"] as const) {
+      if (c[part].maxWeight !== undefined && !c.source.weightField) {
+        ctx.addIssue({
+          code: "custom",
+          path: [part, "maxWeight"],
+          message: `${part}.maxWeight needs source.weightField (the numeric field holding each record's weight)`,
+        });
+      }
     }
     if (c.retry.maxBackoffMs < c.retry.backoffMs) {
       ctx.addIssue({

@@ -10,7 +10,14 @@ import { EJSON } from "bson";
 import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { z } from "zod";
 import { loadConfig, resolveHeaders } from "../config/load.js";
-import { type BatchConfig, configHash, configNameSchema, jobIdSchema, orderKeyOf } from "../config/schema.js";
+import {
+  type BatchConfig,
+  configHash,
+  configNameSchema,
+  iterationCount,
+  jobIdSchema,
+  orderKeyOf,
+} from "../config/schema.js";
 import { finishJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
@@ -65,11 +72,7 @@ export const initializePayloadSchema = z
       .optional()
       .describe("Most total weight this job takes. Default: the config's."),
     maxChunks: capField("chunks"),
-    iterations: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
+    iterations: iterationCount
       .default(1)
       .describe(
         "Incremental/backfill: run up to this many consecutive jobs (stops early when nothing is left or a job fails). Default: 1.",
