@@ -178,6 +178,38 @@ describe("incremental jobs", () => {
     });
   });
 
+  it("leave records newer than source.settleMs for the next job (writers still in flight)", async () => {
+    const now = Date.now();
+    const src = store.db.collection<{ _id: number; at: Date }>("incs_src");
+    // 5,000 records written over the last two hours, the newest 300 within the last 30 s.
+    await src.insertMany(
+      range(0, 5000).map((i) => ({
+        _id: i,
+        at: new Date(now - 7_200_000 + (i < 4700 ? i * 1000 : 7_170_000 + (i - 4700) * 100)),
+      })),
+    );
+    const s = await service();
+    await config("incs", s.url, { source: { collection: "incs_src", orderBy: "at", settleMs: 60_000 } });
+    const first = await initializeJob(stepDeps(store, { now: () => new Date(now) }), {
+      config: "incs",
+      jobId: "incs-1",
+      mode: "incremental",
+    });
+    expect(first.records).toBe(4700);
+    // A minute later the rest has settled.
+    const second = await initializeJob(stepDeps(store, { now: () => new Date(now + 60_000) }), {
+      config: "incs",
+      jobId: "incs-2",
+      mode: "incremental",
+    });
+    expect(second.records).toBe(300);
+    expect(await idsOf("incs-2")).toEqual(range(4700, 5000));
+    await config("incs-num", s.url, { source: { collection: "incf_src", settleMs: 1000 } });
+    await expect(run("incs-num", { mode: "incremental" })).rejects.toThrow(
+      "needs an order key holding dates or ObjectIds",
+    );
+  });
+
   it("lets concurrent jobs claim disjoint windows atomically", async () => {
     const src = store.db.collection<{ _id: ObjectId; n: number }>("incc_src");
     await src.insertMany(range(0, 5000).map((n) => ({ _id: new ObjectId(), n })));

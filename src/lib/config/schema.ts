@@ -103,6 +103,15 @@ const mongoSourceSchema = z
       .default([])
       .describe("Fields sent to the service besides the record id. Default: [] (only the id)."),
     weightField: weightFieldSchema,
+    settleMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400_000)
+      .default(0)
+      .describe(
+        "Incremental jobs leave out records whose order key (a date, or an ObjectId's time) is newer than this many ms, so records other writers are still inserting with slightly older keys are not skipped. Default: 0.",
+      ),
   })
   .strict()
   .describe("Records from a MongoDB collection, read when each chunk is sent.");

@@ -6,7 +6,7 @@
  * complete chunk and never duplicates a record.
  */
 import { randomBytes } from "node:crypto";
-import { EJSON } from "bson";
+import { EJSON, ObjectId } from "bson";
 import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { z } from "zod";
 import { loadConfig, resolveHeaders } from "../config/load.js";
@@ -25,6 +25,7 @@ import { withLeaseRenewal } from "../handover/lease.js";
 import { planChunksFrom } from "../planning/chunking.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../planning/cuts.js";
 import { type Sample, type Workload, hasCaps, inSample, sampleComplete } from "../planning/workload.js";
+import { readKeyType } from "../sources/key-values.js";
 import { type SourceRecord, openSource } from "../sources/source.js";
 import type { ChunkDoc, DetailDoc, JobDoc } from "../store/store.js";
 import { claimWindow } from "../windows/claim-window.js";
@@ -392,6 +393,35 @@ async function backfillLane(
   };
 }
 
+/**
+ * With `source.settleMs`, an incremental window ends before the records newer than that: writers
+ * elsewhere may still be inserting records with slightly older keys, which a window ending at the
+ * newest record would leave behind for good.
+ */
+async function settleBound(deps: StepDeps, config: BatchConfig, now: Date): Promise<Cut | undefined> {
+  const source = config.source;
+  if (source.type === "ndjson" || source.type === "csv" || source.settleMs === 0) return undefined;
+  const at = new Date(now.getTime() - source.settleMs);
+  const type = await readKeyType(deps.store, config);
+  switch (type) {
+    case undefined:
+      return undefined; // no record yet: nothing to leave out
+    case "date":
+      return { key: at, keyIncluded: false };
+    case "objectId":
+      return { key: ObjectId.createFromTime(Math.floor(at.getTime() / 1000)), keyIncluded: false };
+    case "number":
+    case "string":
+      throw new BadInputError(
+        `source.settleMs of config '${config.name}' needs an order key holding dates or ObjectIds; '${source.orderBy}' holds ${type}s (set settleMs to 0)`,
+      );
+    default: {
+      const never: never = type;
+      throw new Error(`unknown key type ${String(never)}`);
+    }
+  }
+}
+
 /** Creates the job (or finds it) and claims its window. */
 async function openJob(deps: StepDeps, config: BatchConfig, payload: Payload) {
   const { store } = deps;
@@ -435,13 +465,21 @@ async function openJob(deps: StepDeps, config: BatchConfig, payload: Payload) {
       await claimConfig(deps, config.name, jobId);
       return claimWindow(store, source, { laneId: config.name, full: true, caps: {}, chunking }, make);
     }
-    case "incremental":
+    case "incremental": {
+      const upper = await settleBound(deps, config, now);
       return claimWindow(
         store,
         source,
-        { laneId: config.name, full: false, caps: workloadOf(config, payload), chunking },
+        {
+          laneId: config.name,
+          full: false,
+          caps: workloadOf(config, payload),
+          chunking,
+          ...(upper ? { upper } : {}),
+        },
         make,
       );
+    }
     case "backfill": {
       const lane = await backfillLane(deps, config, payload);
       return claimWindow(
