@@ -301,8 +301,13 @@ describe("backfill jobs", () => {
     // The whole window again: a new pass.
     const again = await run("bf", { mode: "backfill", from: at(0), to: at(1999), again: true }, "bfa");
     expect(again).toMatchObject({ status: "succeeded", records: 2003 });
-    // Backfills do not move the config's incremental watermark.
-    expect((await readBacklog(store, "bf")).completedUpTo).toBeUndefined();
+    // Backfills do not move the config's incremental watermark; each window has its own.
+    const backlog = await readBacklog(store, "bf");
+    expect(backlog.completedUpTo).toBeUndefined();
+    expect(backlog.backfills.map((l) => [l.window.from?.key, l.pass, l.completedUpTo?.key])).toEqual([
+      [at(0), 2, at(1999)],
+      [at(1000), 1, at(3999)],
+    ]);
   });
 });
 
@@ -358,7 +363,7 @@ describe("samples", () => {
       chunking: { maxRecords: 10 },
       sample: { every: 200 },
     });
-    expect(await readBacklog(store, "smp")).toEqual({ config: "smp", records: 5000 });
+    expect(await readBacklog(store, "smp")).toEqual({ config: "smp", records: 5000, backfills: [] });
   });
 
   it("refuses mixed-up requests with messages that say what belongs where", async () => {

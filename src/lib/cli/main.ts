@@ -621,6 +621,12 @@ export function buildProgram(
         process.stdout.write(
           `config ${b.config}: ${b.records} records${b.weight !== undefined ? ` (weight ${b.weight})` : ""} past the watermark ${b.completedUpTo === undefined ? "(none yet: no job has completed)" : `(${formatCut(b.completedUpTo, "to")}, job ${b.completedBy ?? "?"})`}${b.claimedUpTo ? `; claimed ${formatCut(b.claimedUpTo, "to")} by job ${b.claimedBy ?? "?"}` : ""}\n`,
         );
+        for (const l of b.backfills) {
+          const w = `${l.window.from ? formatCut(l.window.from, "from") : "from the first record"} ${l.window.to ? formatCut(l.window.to, "to") : ""}`;
+          process.stdout.write(
+            `  backfill ${w} (pass ${l.pass}): completed ${l.completedUpTo ? formatCut(l.completedUpTo, "to") : "nothing yet"}${l.completedBy ? ` by ${l.completedBy}` : ""}, claimed ${l.claimedUpTo ? formatCut(l.claimedUpTo, "to") : "nothing yet"}\n`,
+          );
+        }
       });
     });
 

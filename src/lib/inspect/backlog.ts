@@ -18,12 +18,25 @@ export interface Backlog {
   claimedBy?: string;
   records: number;
   weight?: number;
+  /** The config's backfill windows: how far each pass has been claimed and completed. */
+  backfills: Array<{
+    lane: string;
+    window: { from?: Cut; to?: Cut };
+    pass: number;
+    claimedUpTo?: Cut;
+    completedUpTo?: Cut;
+    completedBy?: string;
+  }>;
 }
 
 export async function readBacklog(store: Store, configName: string): Promise<Backlog> {
   const config = await loadConfig(store, configName);
   const mark = await store.watermarks.findOne({ _id: configName });
   const counted = await openSource(store, config).count(mark?.completedUpTo);
+  const lanes = await store.watermarks
+    .find({ config: configName, kind: "backfill" })
+    .sort({ _id: 1 })
+    .toArray();
   return {
     config: configName,
     ...(mark?.completedUpTo ? { completedUpTo: mark.completedUpTo } : {}),
@@ -31,5 +44,13 @@ export async function readBacklog(store: Store, configName: string): Promise<Bac
     ...(mark?.claimedUpTo ? { claimedUpTo: mark.claimedUpTo } : {}),
     ...(mark?.claimedBy ? { claimedBy: mark.claimedBy } : {}),
     ...counted,
+    backfills: lanes.map((l) => ({
+      lane: l._id,
+      window: l.window ?? {},
+      pass: l.generation ?? 1,
+      ...(l.claimedUpTo ? { claimedUpTo: l.claimedUpTo } : {}),
+      ...(l.completedUpTo ? { completedUpTo: l.completedUpTo } : {}),
+      ...(l.completedBy ? { completedBy: l.completedBy } : {}),
+    })),
   };
 }
