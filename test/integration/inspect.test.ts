@@ -112,7 +112,11 @@ describe("inspecting jobs", () => {
       { name: "insp-fresh", source: { collection: "insp_src" }, target: { url } },
       new Date(),
     );
-    expect(await readBacklog(store, "insp-fresh")).toEqual({ config: "insp-fresh", records: 40, backfills: [] });
+    expect(await readBacklog(store, "insp-fresh")).toEqual({
+      config: "insp-fresh",
+      records: 40,
+      backfills: [],
+    });
   });
 
   it("requeues a job's unresolved exceptions into a new job of the same config", async () => {
