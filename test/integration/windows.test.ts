@@ -178,6 +178,45 @@ describe("incremental jobs", () => {
     });
   });
 
+  it("stay exact with three runners iterating in parallel while records keep arriving", async () => {
+    const src = store.db.collection<{ _id: ObjectId; n: number }>("incp_src");
+    let n = 0;
+    const batch = (size: number) => range(0, size).map(() => ({ _id: new ObjectId(), n: n++ }));
+    await src.insertMany(batch(5000));
+    const s = await service();
+    await config("incp", s.url, {
+      source: { collection: "incp_src", fields: ["n"] },
+      chunking: { maxRecords: 200 },
+    });
+    let inserting = true;
+    const inserter = (async () => {
+      for (let i = 0; i < 30 && inserting; i++) {
+        await src.insertMany(batch(100));
+        await new Promise((r) => setTimeout(r, 15));
+      }
+    })();
+    const runners = await Promise.all(
+      ["a", "b", "c"].map((r) =>
+        run("incp", { mode: "incremental", maxRecords: 800, iterations: 6 }, `incp-${r}`),
+      ),
+    );
+    inserting = false;
+    await inserter;
+    // A last sweep takes whatever the runners left.
+    const sweep = await run("incp", { mode: "incremental" }, "incp-sweep");
+    const jobs = [...runners.flatMap((r) => r.jobs ?? [r]), sweep];
+    expect(jobs.every((j) => j.status === "succeeded")).toBe(true);
+    expect(jobs.every((j) => j.records <= 800 || j.jobId === "incp-sweep")).toBe(true);
+    const sent = s.requests.flatMap((r) => r.body.records.map((x) => x.n as number));
+    expect(sent).toHaveLength(n);
+    expect(new Set(sent).size).toBe(n);
+    const last = await src.find().sort({ _id: -1 }).limit(1).next();
+    expect(await readBacklog(store, "incp")).toMatchObject({
+      completedUpTo: { key: last?._id, id: last?._id },
+      records: 0,
+    });
+  });
+
   it("leave records newer than source.settleMs for the next job (writers still in flight)", async () => {
     const now = Date.now();
     const src = store.db.collection<{ _id: number; at: Date }>("incs_src");
