@@ -4,7 +4,7 @@
  * documents. Every query is by job id or config on an index.
  */
 import { loadConfig } from "../config/load.js";
-import { EJSON } from "bson";
+import { EJSON, type ObjectId } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/source.js";
@@ -116,7 +116,17 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
 }
 
 const formatKey = (v: unknown): string =>
-  v instanceof Date ? v.toISOString() : EJSON.stringify({ v }, { relaxed: true }).slice(5, -1);
+  v instanceof Date
+    ? v.toISOString()
+    : (v as { _bsontype?: string } | null)?._bsontype === "ObjectId"
+      ? `ObjectId(${(v as ObjectId).toHexString()})`
+      : EJSON.stringify({ v }, { relaxed: true }).slice(5, -1);
+
+/** A lane in words: the config's lane by name, a backfill window's lane by its pass. */
+const laneLabel = (lane: NonNullable<JobDoc["lane"]>): string =>
+  lane.id.includes(":backfill:")
+    ? `backfill lane, pass ${/#(\d+)$/.exec(lane.id)?.[1] ?? "1"}, job #${lane.seq}`
+    : `lane ${lane.id} #${lane.seq}`;
 
 export function formatCut(cut: Cut, side: "from" | "to", orderBy?: string): string {
   const key = formatKey(cut.key);
@@ -136,7 +146,7 @@ export function describeJobWindow(job: JobDoc): string[] {
       ? "empty (nothing to take)"
       : `${window.from ? formatCut(window.from, "from", job.partitioning.orderBy) : "from the first record"}, ${window.to ? formatCut(window.to, "to", job.partitioning.orderBy) : "open-ended"}`;
   lines.push(
-    `window ${range}${job.lane ? ` — lane ${job.lane.id} #${job.lane.seq}` : ""}${job.fromJob ? ` — exceptions of ${job.fromJob}` : ""}`,
+    `window ${range}${job.lane ? ` — ${laneLabel(job.lane)}` : ""}${job.fromJob ? ` — exceptions of ${job.fromJob}` : ""}`,
   );
   const p = job.partitioning;
   const parts = [
