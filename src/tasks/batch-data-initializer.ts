@@ -1,6 +1,7 @@
 /** `batchDataInitializer`: plans a job from a config and hands over to the server. */
 import { schemaTask } from "@trigger.dev/sdk";
-import { initializeJob, initializePayloadSchema } from "../lib/initializer/initialize.js";
+import { initializeJob } from "../lib/initializer/initialize.js";
+import { initializePayloadSchema } from "../lib/initializer/payload.js";
 import { runTaskStep } from "./worker.js";
 
 export const batchDataInitializer = schemaTask({

@@ -13,7 +13,7 @@ import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
 import { type StepName, timeStep } from "../lib/inspect/step-stats.js";
 import { readJobProgress } from "../lib/runner/progress.js";
 import { Store, databaseNameOf } from "../lib/store/store.js";
-import type { InitializePayload } from "../lib/initializer/initialize.js";
+import type { InitializePayload } from "../lib/initializer/payload.js";
 import type { batchDataInitializer } from "./batch-data-initializer.js";
 import type { batchDataServer } from "./batch-data-server.js";
 import type { chunkProcessWatcher } from "./chunk-process-watcher.js";

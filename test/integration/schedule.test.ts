@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { BadInputError } from "../../src/lib/errors.js";
-import type { InitializePayload } from "../../src/lib/initializer/initialize.js";
+import type { InitializePayload } from "../../src/lib/initializer/payload.js";
 import { runJobLocally } from "../../src/lib/runner/local-runner.js";
 import {
   NIGHTLY_TASK_ID,

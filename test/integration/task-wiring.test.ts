@@ -12,7 +12,7 @@ import { applyConfig } from "../../src/lib/config/load.js";
 import { servePayloadSchema } from "../../src/lib/dispatch/serve.js";
 import { keys } from "../../src/lib/handover/handover.js";
 import { type TriggerOptions, createTriggerHandOver } from "../../src/lib/handover/trigger-handover.js";
-import { initializePayloadSchema } from "../../src/lib/initializer/initialize.js";
+import { initializePayloadSchema } from "../../src/lib/initializer/payload.js";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
 import { watchPayloadSchema } from "../../src/lib/watcher/watch.js";
 import { batchDataInitializer, runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";

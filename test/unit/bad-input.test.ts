@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../src/lib/config/schema.js";
 import { servePayloadSchema } from "../../src/lib/dispatch/serve.js";
-import { initializePayloadSchema } from "../../src/lib/initializer/initialize.js";
+import { initializePayloadSchema } from "../../src/lib/initializer/payload.js";
 import { watchPayloadSchema } from "../../src/lib/watcher/watch.js";
 import { seededRandom } from "../support/random.js";
 

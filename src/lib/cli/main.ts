@@ -18,7 +18,7 @@ import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException, resolveExceptions, showException } from "../inspect/exceptions.js";
 import { deleteJob, formatCut, jobReport, listJobs } from "../inspect/jobs.js";
 import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
-import { initializePayloadSchema } from "../initializer/initialize.js";
+import { initializePayloadSchema } from "../initializer/payload.js";
 import {
   allScheduledConfigs,
   scheduledConfigs,

@@ -20,7 +20,8 @@ import {
 } from "../handover/handover.js";
 import { isBadInput } from "../errors.js";
 import { timeStep } from "../inspect/step-stats.js";
-import { type InitializePayload, initializeJob } from "../initializer/initialize.js";
+import { initializeJob } from "../initializer/initialize.js";
+import type { InitializePayload } from "../initializer/payload.js";
 import type { JobDoc, Store } from "../store/store.js";
 import { watchChunk } from "../watcher/watch.js";
 import { type JobProgress, readJobProgress } from "./progress.js";

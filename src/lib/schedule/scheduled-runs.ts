@@ -9,7 +9,7 @@
 import { loadConfig } from "../config/load.js";
 import { type BatchConfig, parseConfig } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
-import type { InitializePayload } from "../initializer/initialize.js";
+import type { InitializePayload } from "../initializer/payload.js";
 import type { Store } from "../store/store.js";
 
 /** The Trigger.dev task id of the scheduled task. */
