@@ -125,7 +125,7 @@ describe("incremental jobs", () => {
     const src = store.db.collection<{ _id: number }>("incf_src");
     await src.insertMany(range(0, 5000).map((i) => ({ _id: i })));
     const s = await service((req) =>
-      req.body.jobId === "incf-1" && req.body.chunk === 3
+      (req.body.jobId === "incf-1" && req.body.chunk === 3) || req.body.jobId === "incf-requeue"
         ? { status: 400, body: '{"error":"bad"}' }
         : processed,
     );
@@ -147,9 +147,21 @@ describe("incremental jobs", () => {
     const held = await readBacklog(store, "incf");
     expect(held.completedUpTo).toEqual({ key: 999, id: 999 });
     expect(held.records).toBe(5000);
-    // Requeue the 500 set-aside records: job 1 becomes complete, the watermark moves over both jobs.
+    // Requeue the 500 set-aside records; the service still refuses them, so they are set aside
+    // again, now as the requeue's exceptions, and the watermark stays.
     const requeue = await runJobLocally({ store, config: "incf", jobId: "incf-requeue", fromJob: "incf-1" });
-    expect(requeue).toMatchObject({ status: "succeeded", records: 500, processed: 500 });
+    expect(requeue).toMatchObject({ status: "failed", records: 500, exceptions: 500 });
+    expect((await readBacklog(store, "incf")).completedUpTo).toEqual({ key: 999, id: 999 });
+    // A requeue of the requeue gets them through: resolved up the chain, job 1 becomes complete
+    // and the watermark moves over both incremental jobs.
+    const again = await runJobLocally({
+      store,
+      config: "incf",
+      jobId: "incf-requeue-2",
+      fromJob: "incf-requeue",
+    });
+    expect(again).toMatchObject({ status: "succeeded", records: 500, processed: 500 });
+    expect(await store.exceptions.countDocuments({ config: "incf", resolution: { $exists: false } })).toBe(0);
     expect(await readBacklog(store, "incf")).toMatchObject({
       completedUpTo: { key: 5999, id: 5999 },
       records: 0,

@@ -260,13 +260,24 @@ async function failChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc, r
 async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
   if (job.mode !== "exceptions" || !job.fromJob) return;
   const { store } = deps;
+  // A requeue of a requeue: a record processed now also resolves it in every job up the chain,
+  // back to the job whose window it belongs to.
+  const chain: string[] = [];
+  for (let from: string | undefined = job.fromJob; from && chain.length < 50;) {
+    chain.push(from);
+    const up: Pick<JobDoc, "mode" | "fromJob"> | null = await store.jobs.findOne(
+      { _id: from },
+      { projection: { mode: 1, fromJob: 1 } },
+    );
+    from = up?.mode === "exceptions" ? up.fromJob : undefined;
+  }
   const at = deps.now();
   const cursor = store.details.find({ jobId: job._id, status: "processed" }, { projection: { recordId: 1 } });
   let ids: unknown[] = [];
   const flush = async () => {
     if (ids.length === 0) return;
     await store.exceptions.updateMany(
-      { jobId: job.fromJob, recordId: { $in: ids }, resolution: { $exists: false } },
+      { jobId: { $in: chain }, recordId: { $in: ids }, resolution: { $exists: false } },
       { $set: { resolution: { note: `processed by job ${job._id}`, at, byJob: job._id } } },
     );
     ids = [];
@@ -276,7 +287,7 @@ async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
     if (ids.length >= 1000) await flush();
   }
   await flush();
-  await settleJobCompletion(deps, job.fromJob);
+  for (const jobId of chain) await settleJobCompletion(deps, jobId);
 }
 
 /**
