@@ -3,7 +3,9 @@
  * moments and resumed, against a batch service that injects faults (500s, 429s, slow replies
  * past the client timeout, connections cut after accepting). From the service's own ledger and
  * from the database: every record processed, none lost, and none accepted under two different
- * idempotency keys. Figures go to test-output/chaos.json.
+ * idempotency keys. Then the same for a chain of capped incremental jobs (`--iterations`), killed
+ * and resumed by its first job's id. Figures go to test-output/chaos.json and
+ * chaos-incremental.json.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -18,6 +20,7 @@ import { seededRandom } from "../support/random.js";
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
 // Enough work (about 5 s of it) that at least three kills land before the job could finish.
 const RECORDS = 12000;
+const INC_RECORDS = 6000;
 const t = useTestDatabase("chaos");
 let store: Store;
 let service: BatchService;
@@ -36,6 +39,22 @@ beforeAll(async () => {
   await store.db
     .collection("chaos_src")
     .insertMany(Array.from({ length: RECORDS }, (_, i) => ({ _id: i as never, n: i, payload: `p${i}` })));
+  await store.db
+    .collection("chaos_inc_src")
+    .insertMany(Array.from({ length: INC_RECORDS }, (_, i) => ({ _id: i as never, payload: `q${i}` })));
+  await applyConfig(
+    store,
+    {
+      name: "chaos-inc",
+      source: { collection: "chaos_inc_src", fields: ["payload"] },
+      chunking: { maxRecords: 100 },
+      target: { url: service.url, timeoutMs: 300 },
+      maxInFlight: 2,
+      retry: { maxDeliveryTries: 200, backoffMs: 5, maxBackoffMs: 100 },
+      watch: { pollIntervalMs: 20, chunkTimeoutMs: 120_000 },
+    },
+    new Date(),
+  );
   await applyConfig(
     store,
     {
@@ -129,5 +148,69 @@ describe("chaos", () => {
     expect(keysPerRecord.size).toBe(RECORDS);
     expect(duplicateDeliveries).toBe(0);
     expect(await store.exceptions.countDocuments({ jobId: "chaos-job" })).toBe(0);
+  }, 240_000);
+
+  it("continues a chain of capped incremental jobs killed at random, each record once", async () => {
+    const rand = seededRandom(23);
+    let kills = 0;
+    let finalCode: number | null = null;
+    // Three jobs of 2,000; the fourth iteration finds nothing and ends the chain.
+    const first = ["run", "chaos-inc", "--mode", "incremental", "--max-records", "2000", "--iterations", "5"];
+    for (let round = 0; round < 12; round++) {
+      // After a kill, resuming the chain's first job walks the chain: finished jobs hand over
+      // to the next iteration again, an interrupted one continues.
+      const { child, exited } = start(round === 0 ? [...first, "--job-id", "ci"] : ["resume", "ci"]);
+      if (kills < 5) {
+        const outcome = await Promise.race([
+          exited,
+          new Promise<"kill">((r) => setTimeout(() => r("kill"), 700 + Math.floor(rand() * 1500))),
+        ]);
+        if (outcome === "kill") {
+          child.kill("SIGKILL");
+          await exited;
+          kills++;
+          continue;
+        }
+        finalCode = outcome;
+        break;
+      }
+      finalCode = await exited;
+      break;
+    }
+    await service.idle();
+    const jobs = await store.jobs.find({ config: "chaos-inc" }).sort({ "lane.seq": 1 }).toArray();
+    const ids = new Set(jobs.map((j) => j._id));
+    const accepted = service.ledger.filter((d) => ids.has(d.jobId) && !d.duplicate);
+    const keysPerRecord = new Map<string, Set<string>>();
+    for (const d of accepted) {
+      for (const id of d.recordIds) keysPerRecord.set(id, (keysPerRecord.get(id) ?? new Set()).add(d.key));
+    }
+    const figures = {
+      kills,
+      jobs: jobs.map((j) => [j._id, j.status, j.totals?.records ?? j.planning.records]),
+      recordsDelivered: keysPerRecord.size,
+      recordsSentTwice: [...keysPerRecord.values()].filter((k) => k.size > 1).length,
+      finalExitCode: finalCode,
+    };
+    writeFileSync(
+      join(import.meta.dirname, "../../test-output/chaos-incremental.json"),
+      `${JSON.stringify(figures, null, 2)}\n`,
+    );
+    process.stderr.write(`[chaos-inc] ${JSON.stringify(figures)}\n`);
+    expect(kills).toBeGreaterThanOrEqual(2);
+    expect(finalCode).toBe(0);
+    expect(jobs.map((j) => j._id)).toEqual(["ci", "ci.2", "ci.3", "ci.4"]);
+    expect(jobs.map((j) => [j.status, j.totals?.records])).toEqual([
+      ["succeeded", 2000],
+      ["succeeded", 2000],
+      ["succeeded", 2000],
+      ["succeeded", 0],
+    ]);
+    expect(keysPerRecord.size).toBe(INC_RECORDS);
+    expect(figures.recordsSentTwice).toBe(0);
+    expect((await store.watermarks.findOne({ _id: "chaos-inc" }))?.completedUpTo).toEqual({
+      key: INC_RECORDS - 1,
+      id: INC_RECORDS - 1,
+    });
   }, 240_000);
 });

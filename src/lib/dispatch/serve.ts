@@ -295,9 +295,14 @@ async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
  * records and did not fail hands over to the initializer for the next one, which claims the next
  * window. The next job id derives from the first one, so a replayed hand-over resumes it.
  */
-async function startNextIteration(deps: StepDeps, job: JobDoc, status: JobDoc["status"], records: number) {
+export async function startNextIteration(
+  deps: StepDeps,
+  job: JobDoc,
+  status: JobDoc["status"],
+  records: number,
+) {
   const it = job.iteration;
-  if (!it || it.index >= it.of) return;
+  if (!it || it.index >= it.of || status === "planning" || status === "running") return;
   if (status !== "succeeded" || records === 0) {
     deps.log.info(`job ${job._id}: no further iterations`, {
       reason: records === 0 ? "nothing left to take" : "the job failed",

@@ -294,6 +294,8 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
       initialize: async (payload) => {
         const r = await initStep(payload);
         if (!chain.includes(r.jobId)) chain.push(r.jobId);
+        // The next iteration may exist already (a resumed chain): watch what it had sent.
+        if (r.resumed) await resumeJob(deps, r.jobId);
         return r;
       },
       serve: async (jobId) => {
