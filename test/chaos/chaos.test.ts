@@ -192,6 +192,7 @@ describe("chaos", () => {
       recordsSentTwice: [...keysPerRecord.values()].filter((k) => k.size > 1).length,
       finalExitCode: finalCode,
     };
+    mkdirSync(join(import.meta.dirname, "../../test-output"), { recursive: true });
     writeFileSync(
       join(import.meta.dirname, "../../test-output/chaos-incremental.json"),
       `${JSON.stringify(figures, null, 2)}\n`,
