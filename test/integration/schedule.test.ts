@@ -91,14 +91,17 @@ describe("scheduled runs", () => {
       ["sch-night-scheduled-20261120T0200Z.2", 2000],
       ["sch-night-scheduled-20261120T0200Z.3", 1000],
     ]);
-    // A replay of the same scheduled run resumes the same (finished) job: nothing new is sent.
+    // A replay of the same scheduled run resumes the same (finished) chain: no new job, nothing sent.
+    const sentBefore = await store.details.countDocuments({ status: { $ne: "pending" } });
     const replay = await run();
     expect(replay).toMatchObject({
       jobId: "sch-night-scheduled-20261120T0200Z",
       status: "succeeded",
-      records: 2000,
+      records: 5000,
     });
+    expect(replay.jobs?.map((j) => j.jobId)).toEqual(first.jobs?.map((j) => j.jobId));
     expect(await store.jobs.countDocuments({ config: "sch-night" })).toBe(3);
+    expect(await store.details.countDocuments({ status: { $ne: "pending" } })).toBe(sentBefore);
     // The next night takes only what arrived since.
     await store.db
       .collection("sch_src")
