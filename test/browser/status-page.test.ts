@@ -84,7 +84,7 @@ describe("status page", () => {
     const window = await page.locator("#window").innerText();
     expect(window).toContain("mode full");
     expect(window).toContain("lane browser #1");
-    expect(window).toMatch(/partitioning: order _id; chunks of ≤\d+ records/);
+    expect(window).toMatch(/partitioning size_\d+: order _id; chunks of ≤\d+ records/);
     mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: join(OUT, "status-page.png"), fullPage: true });
     const summary = await run;

@@ -74,6 +74,7 @@ describe("task declarations", () => {
       "maxChunks",
       "iterations",
       "sampleEvery",
+      "sampleOffset",
       "sampleFirst",
       "fromJob",
       "description",

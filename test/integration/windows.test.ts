@@ -406,6 +406,10 @@ describe("samples", () => {
     const every = await run("smp", { mode: "sample", sampleEvery: 200 }, "smp-every");
     expect(every).toMatchObject({ status: "succeeded", records: 25, chunks: 3 });
     expect(await idsOf("smp-every")).toEqual(range(0, 25).map((i) => i * 200));
+    // Another slice of the same partitioning: disjoint from the first.
+    const slice = await run("smp", { mode: "sample", sampleEvery: 200, sampleOffset: 199 }, "smp-slice");
+    expect(slice).toMatchObject({ records: 25 });
+    expect(await idsOf("smp-slice")).toEqual(range(0, 25).map((i) => i * 200 + 199));
     const first = await run("smp", { mode: "sample", sampleFirst: 42 }, "smp-first");
     expect(first).toMatchObject({ records: 42 });
     expect(await idsOf("smp-first")).toEqual(range(0, 42));
@@ -424,6 +428,9 @@ describe("samples", () => {
       "belong to modes incremental and backfill",
     );
     await expect(run("smp2", { mode: "sample" })).rejects.toThrow("exactly one of sampleEvery");
+    await expect(run("smp2", { mode: "sample", sampleEvery: 5, sampleOffset: 5 })).rejects.toThrow(
+      "must be below it",
+    );
     await expect(run("smp2", { mode: "backfill" })).rejects.toThrow("needs a window");
     await expect(run("smp2", { mode: "incremental", from: 3 })).rejects.toThrow("belong to mode backfill");
     await expect(run("smp2", { mode: "incremental", maxWeight: 3 })).rejects.toThrow(

@@ -11,7 +11,12 @@ import {
   keyToPayload,
   laterCut,
 } from "../../src/lib/planning/cuts.js";
-import { WorkloadMeter, inSample, sampleComplete } from "../../src/lib/planning/workload.js";
+import {
+  WorkloadMeter,
+  inSample,
+  partitioningName,
+  sampleComplete,
+} from "../../src/lib/planning/workload.js";
 import { parseKeyAs, keyTypeOf } from "../../src/lib/sources/key-values.js";
 import { BadInputError } from "../../src/lib/errors.js";
 import { seededRandom } from "../support/random.js";
@@ -133,6 +138,19 @@ describe("samples", () => {
   it("keep every k-th position or the first n", () => {
     const every = Array.from({ length: 20 }, (_, i) => i).filter((i) => inSample({ every: 7 }, i));
     expect(every).toEqual([0, 7, 14]);
+    expect(
+      Array.from({ length: 20 }, (_, i) => i).filter((i) => inSample({ every: 7, offset: 3 }, i)),
+    ).toEqual([3, 10, 17]);
+    expect(partitioningName({ chunking: { maxRecords: 500 }, sample: { every: 200 } })).toBe(
+      "size_500/every_200",
+    );
+    expect(
+      partitioningName({
+        chunking: { maxRecords: 100, maxWeight: 50 },
+        sample: { every: 200, offset: 3 },
+        workload: { maxRecords: 1000, maxChunks: 4 },
+      }),
+    ).toBe("size_100/weight_50/every_200+3/cap_1000/capchunks_4");
     expect(sampleComplete({ first: 3 }, 2)).toBe(false);
     expect(sampleComplete({ first: 3 }, 3)).toBe(true);
     expect(sampleComplete({ every: 3 }, 1e9)).toBe(false);

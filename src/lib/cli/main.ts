@@ -62,6 +62,7 @@ const positiveIntArg = numberArg(
   z.coerce.number().int().positive().max(100_000_000),
   "a positive whole number",
 );
+const nonNegativeIntArg = numberArg(z.coerce.number().int().min(0), "a whole number ≥ 0");
 const positiveNumberArg = numberArg(z.coerce.number().positive(), "a positive number");
 const msArg = numberArg(z.coerce.number().int().min(0).max(3_600_000), "a duration in ms");
 const rateArg = numberArg(z.coerce.number().min(0).max(1), "a rate between 0 and 1");
@@ -125,6 +126,7 @@ interface RunRequestFlags {
   maxChunks?: number;
   iterations?: number;
   sampleEvery?: number;
+  sampleOffset?: number;
   sampleFirst?: number;
 }
 
@@ -162,6 +164,7 @@ async function requestFromFlags(
     ...(flags.maxChunks !== undefined ? { maxChunks: flags.maxChunks } : {}),
     ...(flags.iterations !== undefined ? { iterations: flags.iterations } : {}),
     ...(flags.sampleEvery !== undefined ? { sampleEvery: flags.sampleEvery } : {}),
+    ...(flags.sampleOffset !== undefined ? { sampleOffset: flags.sampleOffset } : {}),
     ...(flags.sampleFirst !== undefined ? { sampleFirst: flags.sampleFirst } : {}),
   };
   const checked = initializePayloadSchema.safeParse({ config: configName, ...request });
@@ -322,6 +325,11 @@ export function buildProgram(
     .option("--max-chunks <n>", "most chunks one job takes (incremental, backfill)", positiveIntArg)
     .option("--iterations <n>", "run up to n consecutive jobs (incremental, backfill)", positiveIntArg)
     .option("--sample-every <k>", "sample: every k-th record", positiveIntArg)
+    .option(
+      "--sample-offset <r>",
+      "sample: with --sample-every k, start at position r (0..k-1)",
+      nonNegativeIntArg,
+    )
     .option("--sample-first <n>", "sample: the first n records", positiveIntArg)
     .option("--json", "print the job summary as JSON on the last stdout line")
     .addOption(mongoOption())

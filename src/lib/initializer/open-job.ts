@@ -141,7 +141,8 @@ function workloadOf(config: BatchConfig, payload: InitializeRequest): Workload {
 }
 
 function sampleOf(payload: InitializeRequest): Sample | undefined {
-  if (payload.sampleEvery !== undefined) return { every: payload.sampleEvery };
+  if (payload.sampleEvery !== undefined)
+    return { every: payload.sampleEvery, ...(payload.sampleOffset ? { offset: payload.sampleOffset } : {}) };
   if (payload.sampleFirst !== undefined) return { first: payload.sampleFirst };
   return undefined;
 }

@@ -61,6 +61,14 @@ export const initializePayloadSchema = z
       .min(1)
       .optional()
       .describe("Sample: take every k-th record (the 1st, (k+1)th, …)."),
+    sampleOffset: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        "Sample with sampleEvery k: start at this position (0..k-1), for another disjoint slice. Default: 0.",
+      ),
     sampleFirst: z.number().int().min(1).optional().describe("Sample: take the first n records."),
     fromJob: jobIdSchema.optional().describe("With mode exceptions: the job whose exceptions are requeued."),
     description: z.string().max(2000).optional().describe("What this job is for; shown in job statistics."),
@@ -101,6 +109,8 @@ export const initializePayloadSchema = z
       );
     if (p.mode !== "sample" && (p.sampleEvery !== undefined || p.sampleFirst !== undefined))
       bad("sampleEvery", "sampleEvery and sampleFirst belong to mode sample");
+    if (p.sampleOffset !== undefined && (p.sampleEvery === undefined || p.sampleOffset >= p.sampleEvery))
+      bad("sampleOffset", "sampleOffset needs sampleEvery k and must be below it (0..k-1)");
   });
 
 export type InitializePayload = z.input<typeof initializePayloadSchema>;

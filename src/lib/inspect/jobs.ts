@@ -7,6 +7,7 @@ import { loadConfig } from "../config/load.js";
 import { EJSON, type ObjectId } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
+import { partitioningName } from "../planning/workload.js";
 import { openSource } from "../sources/source.js";
 import { laneDocId } from "../windows/watermark.js";
 import { BadInputError } from "../errors.js";
@@ -165,10 +166,10 @@ export function describeJobWindow(job: JobDoc): string[] {
   if (p.sample)
     parts.push(
       "every" in p.sample
-        ? `sample: every ${p.sample.every}th record`
+        ? `sample: every ${p.sample.every}th record from position ${p.sample.offset ?? 0}`
         : `sample: first ${p.sample.first} records`,
     );
-  lines.push(`partitioning: ${parts.join("; ")}`);
+  lines.push(`partitioning ${partitioningName(p)}: ${parts.join("; ")}`);
   if (job.iteration)
     lines.push(
       `iteration ${job.iteration.index} of up to ${job.iteration.of} (first job ${job.iteration.firstJob})`,

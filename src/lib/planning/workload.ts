@@ -81,14 +81,39 @@ export class WorkloadMeter {
   }
 }
 
-/** A sample: every k-th record of the window (the 1st, (k+1)th, …), or its first n records. */
-export type Sample = { every: number } | { first: number };
+/**
+ * A sample: every k-th record of the window starting at position `offset` (0 = the 1st, (k+1)th,
+ * …; offsets 0..k-1 are k disjoint slices that together cover the window), or its first n records.
+ */
+export type Sample = { every: number; offset?: number } | { first: number };
 
 /** Whether the record at position `index` (0-based, in window order) belongs to the sample. */
 export function inSample(sample: Sample, index: number): boolean {
-  return "every" in sample ? index % sample.every === 0 : index < sample.first;
+  return "every" in sample ? index % sample.every === (sample.offset ?? 0) : index < sample.first;
 }
 
 /** True once no later position can belong to the sample (a first-n sample is complete). */
 export const sampleComplete = (sample: Sample, index: number): boolean =>
   "first" in sample && index >= sample.first;
+
+/**
+ * A job's partitioning by name, as the batch job spec names them (`size_500`, `every_200`):
+ * chunk limits, then the sample, then the job's caps, joined by `/`.
+ */
+export function partitioningName(p: {
+  chunking: { maxRecords?: number; maxWeight?: number };
+  sample?: Sample;
+  workload?: Workload;
+}): string {
+  const parts: string[] = [];
+  if (p.chunking.maxRecords !== undefined) parts.push(`size_${p.chunking.maxRecords}`);
+  if (p.chunking.maxWeight !== undefined) parts.push(`weight_${p.chunking.maxWeight}`);
+  if (p.sample && "every" in p.sample)
+    parts.push(`every_${p.sample.every}${p.sample.offset ? `+${p.sample.offset}` : ""}`);
+  if (p.sample && "first" in p.sample) parts.push(`first_${p.sample.first}`);
+  const w = p.workload ?? {};
+  if (w.maxRecords !== undefined) parts.push(`cap_${w.maxRecords}`);
+  if (w.maxWeight !== undefined) parts.push(`capweight_${w.maxWeight}`);
+  if (w.maxChunks !== undefined) parts.push(`capchunks_${w.maxChunks}`);
+  return parts.join("/");
+}
