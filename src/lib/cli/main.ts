@@ -522,7 +522,7 @@ export function buildProgram(
         if (printJson(opts.json, jobs)) return;
         for (const j of jobs) {
           process.stdout.write(
-            `${j.jobId.padEnd(40)} ${j.config.padEnd(16)} ${j.mode.padEnd(11)} ${j.status.padEnd(9)} ${String(j.records).padStart(9)} records ${String(j.exceptions).padStart(6)} exceptions  ${j.createdAt.toISOString()}${j.durationMs !== undefined ? `  ${(j.durationMs / 1000).toFixed(1)} s` : ""}\n`,
+            `${j.jobId.padEnd(40)} ${j.config.padEnd(16)} ${j.mode.padEnd(11)} ${j.partitioning.padEnd(18)} ${j.status.padEnd(9)} ${String(j.records).padStart(9)} records ${String(j.exceptions).padStart(6)} exceptions  ${j.createdAt.toISOString()}${j.durationMs !== undefined ? `  ${(j.durationMs / 1000).toFixed(1)} s` : ""}\n`,
           );
         }
       });

@@ -19,6 +19,8 @@ export interface JobListing {
   jobId: string;
   config: string;
   mode: JobDoc["mode"];
+  /** The partitioning's name, e.g. size_500/every_200. */
+  partitioning: string;
   status: JobDoc["status"];
   description: string;
   records: number;
@@ -42,6 +44,7 @@ export async function listJobs(
     jobId: j._id,
     config: j.config,
     mode: j.mode,
+    partitioning: partitioningName(j.partitioning),
     status: j.status,
     description: j.description,
     records: j.totals?.records ?? j.planning.records,
