@@ -16,6 +16,10 @@ import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
 import { type CommandStartedEvent, MongoClient } from "mongodb";
 import { applyConfig } from "../src/lib/config/load.js";
+import { parseConfig } from "../src/lib/config/schema.js";
+import type { Workload } from "../src/lib/planning/workload.js";
+import { openSource } from "../src/lib/sources/source.js";
+import { findWindowEnd } from "../src/lib/windows/claim-window.js";
 import { initializeJob } from "../src/lib/initializer/initialize.js";
 import { runJobLocally } from "../src/lib/runner/local-runner.js";
 import { startBatchService } from "../src/lib/service/batch-service.js";
@@ -149,6 +153,29 @@ async function benchConfig(store: Store, name: string, records?: number): Promis
   return name;
 }
 
+/**
+ * Claiming a capped incremental window of 5·N records out of 10·N: capped by count, the database
+ * finds the window's end (a skip); capped by weight, the keys and weights are streamed. Both are
+ * once per job, never per chunk.
+ */
+async function timeWindowClaims(store: Store, n: number) {
+  const config = parseConfig({
+    name: "bench-claim",
+    source: { collection: "bench_src", weightField: "amount" },
+    target: { url: "http://127.0.0.1:9/" },
+  });
+  const source = openSource(store, config);
+  const time = async (caps: Workload) => {
+    const started = performance.now();
+    await findWindowEnd(source, undefined, undefined, caps, { maxRecords: 500 });
+    return performance.now() - started;
+  };
+  // amount is i % 100: 5·N records weigh 5·N · 49.5.
+  const byCount = median([await time({ maxRecords: 5 * n }), await time({ maxRecords: 5 * n })]);
+  const byWeight = median([await time({ maxWeight: 5 * n * 49.5 }), await time({ maxWeight: 5 * n * 49.5 })]);
+  return { records: 5 * n, byCountMs: round(byCount, 1), byWeightMs: round(byWeight, 1) };
+}
+
 async function timeInitializer(store: Store, n: number): Promise<{ ms: number; records: number }> {
   const jobId = `bench-init-${randomBytes(4).toString("hex")}`;
   const config = await benchConfig(store, jobId, n);
@@ -280,6 +307,9 @@ async function main() {
     const small = await initializerChild(server.uri, await benchConfig(store, "bench-rss-n", n));
     const large = await initializerChild(server.uri, await benchConfig(store, "bench-rss-10n"));
 
+    say(`claiming a capped window of ${5 * n} records…`);
+    const claims = await timeWindowClaims(store, n);
+
     say(`end to end at ${Math.round(n / 10)} and ${n} records (reference service, zero latency)…`);
     const e2eSmall = await endToEnd(server.uri, store, Math.round(n / 10));
     const e2e = await endToEnd(server.uri, store, n);
@@ -302,6 +332,12 @@ async function main() {
         rssAt10N_MB: round(large.maxRssBytes / 2 ** 20, 1),
         ratio: round(large.maxRssBytes / small.maxRssBytes),
         target: "<= 1.3",
+      },
+      windowClaim: {
+        records: claims.records,
+        cappedByCountMs: claims.byCountMs,
+        cappedByWeightMs: claims.byWeightMs,
+        ratio: round(claims.byWeightMs / claims.byCountMs, 1),
       },
       hopLatency: {
         pollIntervalMs: opts.pollMs,
@@ -329,6 +365,7 @@ async function main() {
       `initializer          ${results.initializer.recordsPerSecond} records/s vs insertMany ${results.initializer.insertManyRecordsPerSecond} records/s  ratio ${results.initializer.ratio} (target ≥ 0.7)`,
       `                     ${results.initializer.initializerMs} ms vs plain find ${results.initializer.plainFindMs} ms + insertMany ${results.initializer.insertManyMs} ms  ratio ${results.initializer.ratioToFindPlusInsertMany}`,
       `initializer RSS      ${results.memory.rssAtN_MB} MB at ${n}, ${results.memory.rssAt10N_MB} MB at ${10 * n}  ratio ${results.memory.ratio} (target ≤ 1.3)`,
+      `window claim         ${claims.records} records capped by count ${claims.byCountMs} ms (database skip), by weight ${claims.byWeightMs} ms (streamed): ${results.windowClaim.ratio}×`,
       `hop latency          p50 ${results.hopLatency.p50Ms} ms, p99 ${results.hopLatency.p99Ms} ms over ${results.hopLatency.hops} hops, poll ${opts.pollMs} ms (target p50 ≤ ${opts.pollMs + 25})`,
       `end to end           ${e2e.recordsPerSecond} records/s, ${e2e.records} records in ${e2e.chunks} chunks`,
       `commands per chunk   ${results.endToEnd.commandsPerChunk} at N (${e2e.perChunkWithoutPolls.median} without polls, min ${e2e.perChunkWithoutPolls.min} max ${e2e.perChunkWithoutPolls.max}; first/second half ${e2e.firstHalfMedian}/${e2e.secondHalfMedian}), ${results.endToEnd.atTenthN.commandsPerChunk} at N/10 (${e2eSmall.perChunkWithoutPolls.median} without polls)`,

@@ -43,6 +43,15 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
         .next();
       return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : undefined;
     },
+    async recordAt(window, index) {
+      const doc = await collection
+        .find(where(window), { projection: { [key]: 1 } })
+        .sort({ [key]: 1, _id: 1 })
+        .skip(index)
+        .limit(1)
+        .next();
+      return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : "none";
+    },
     read(window, batchSize) {
       const projection: Document = { _id: 1, [key]: 1 };
       if (weightField) projection[weightField] = 1;

@@ -39,6 +39,11 @@ export interface Source {
   readonly description: string;
   /** The last record inside the window, or undefined when it is empty. */
   lastRecord(window: Window): Promise<{ id: unknown; key: unknown } | undefined>;
+  /**
+   * The record at position `index` (0-based) of the window, if the source can find it without
+   * handing every record before it over (a database skip); undefined: it cannot.
+   */
+  recordAt?(window: Window, index: number): Promise<{ id: unknown; key: unknown } | "none">;
   /** The window's records in order, in batches of about `batchSize`. Close it when done. */
   read(window: Window, batchSize: number): RecordBatches;
   /** Records (and their total weight, with a weight field) above a cut: the backlog. */

@@ -30,6 +30,15 @@ export async function findWindowEnd(
     const last = await source.lastRecord(window);
     return last ? cutAfter(last) : undefined;
   }
+  // Capped by count alone (records, or chunks cut by count only): the database finds the last
+  // record without sending those before it.
+  const byCount = countCap(caps, chunking);
+  if (byCount !== undefined && source.recordAt) {
+    const at = await source.recordAt(window, byCount - 1);
+    if (at !== "none") return cutAfter(at);
+    const last = await source.lastRecord(window);
+    return last ? cutAfter(last) : undefined;
+  }
   // Stream the window's first records (keys and weights only) until a cap stops it.
   const meter = new WorkloadMeter(caps, chunking);
   const reading = source.read(window, BATCH);
@@ -48,6 +57,18 @@ export async function findWindowEnd(
 }
 
 /** Which unique index an insertOne ran into: the lane claim, or the job id. */
+/** The most records a job may take when only counts limit it (no weight anywhere), else undefined. */
+function countCap(caps: Workload, chunking: ChunkLimits): number | undefined {
+  if (caps.maxWeight !== undefined || chunking.maxWeight !== undefined) return undefined;
+  const byChunks =
+    caps.maxChunks !== undefined && chunking.maxRecords !== undefined
+      ? caps.maxChunks * chunking.maxRecords
+      : undefined;
+  if (caps.maxChunks !== undefined && byChunks === undefined) return undefined;
+  const limits = [caps.maxRecords, byChunks].filter((n): n is number => n !== undefined);
+  return limits.length > 0 ? Math.min(...limits) : undefined;
+}
+
 const duplicateIndex = (err: unknown): "lane" | "_id" | undefined => {
   if (!(err instanceof MongoServerError) || err.code !== 11000) return undefined;
   const pattern = (err.keyPattern ?? {}) as Record<string, unknown>;
