@@ -90,4 +90,50 @@ describe("healStalledJobs", () => {
     const keysB = fake.requests.filter((r) => r.body.jobId === "heal-b-job").map((r) => r.key);
     expect(new Set(keysB)).toEqual(new Set(["heal-b-job:1:1"]));
   });
+
+  it("hands a finished iteration over again when its next job never appeared", async () => {
+    const finishedAt = new Date(Date.now() - 20 * MINUTE);
+    await store.jobs.insertOne({
+      _id: "heal-it",
+      config: "heal-a",
+      configHash: "x",
+      mode: "incremental",
+      description: "",
+      window: { to: { key: 9, id: 9 } },
+      lane: { id: "heal-it-lane", seq: 1, end: { key: 9, id: 9 } },
+      partitioning: { orderBy: "_id", chunking: { maxRecords: 10 }, workload: { maxRecords: 10 } },
+      iteration: { index: 1, of: 3, firstJob: "heal-it" },
+      status: "succeeded",
+      planning: { done: true, nextChunk: 2, records: 10, weight: 0 },
+      totals: { records: 10, chunks: 1, processed: 10, failed: 0, exceptions: 0 },
+      triggeredBy: "test",
+      createdAt: finishedAt,
+      startedAt: finishedAt,
+      finishedAt,
+      updatedAt: finishedAt,
+    });
+    const kicks = recordingHandOver();
+    const actions = await healStalledJobs(
+      { store, now: () => new Date(), handOver: kicks },
+      { staleAfterMs: 15 * MINUTE },
+    );
+    expect(actions).toContainEqual({ jobId: "heal-it", action: "serve" });
+    // The server of a finished job hands over to the next iteration, keyed by its id.
+    const next = recordingHandOver();
+    await serveJob(stepDeps(store, { handOver: next }), { jobId: "heal-it" });
+    expect(next.calls).toEqual([
+      {
+        kind: "initialize",
+        key: "initialize:heal-it.2",
+        payload: {
+          config: "heal-a",
+          jobId: "heal-it.2",
+          mode: "incremental",
+          maxRecords: 10,
+          description: "",
+          iteration: { index: 2, of: 3, firstJob: "heal-it" },
+        },
+      },
+    ]);
+  });
 });

@@ -2,7 +2,8 @@
  * Self-healing for chains broken by runs that died for good (retries exhausted, a worker lost):
  * a small scheduled pass looks at every unfinished job and, where nothing has moved for a while,
  * hands over again — a watcher for chunks sent long ago, the server for chunks that are due or
- * whose lease expired, the initializer for planning whose lease expired. Every step is
+ * whose lease expired, the initializer for planning whose lease expired, the server of a finished
+ * job whose next iteration never started (it hands over again). Every step is
  * idempotent, so a kick that turns out unnecessary costs one short run and changes nothing.
  * Kicks carry the period in their key, so each is issued at most once per period.
  */
@@ -93,6 +94,27 @@ export async function healStalledJobs(
       await deps.handOver.serve({ jobId }, `serve:${jobId}:heal${period}`);
       actions.push({ jobId, action: "serve" });
     }
+  }
+  // Iteration chains: a job that finished (with records, without failing) a while ago but whose
+  // next iteration never appeared lost its hand-over; the server step hands it over again.
+  const finished = await deps.store.jobs
+    .find(
+      {
+        status: "succeeded",
+        "iteration.index": { $exists: true },
+        finishedAt: { $gte: new Date(now - 24 * 3_600_000), $lte: staleBefore },
+        "totals.records": { $gt: 0 },
+      },
+      { projection: { iteration: 1 } },
+    )
+    .toArray();
+  for (const job of finished) {
+    const it = job.iteration;
+    if (!it || it.index >= it.of) continue;
+    const next = `${it.firstJob}.${it.index + 1}`;
+    if ((await deps.store.jobs.countDocuments({ _id: next }, { limit: 1 })) > 0) continue;
+    await deps.handOver.serve({ jobId: job._id }, `serve:${job._id}:heal${period}`);
+    actions.push({ jobId: job._id, action: "serve" });
   }
   return actions;
 }
