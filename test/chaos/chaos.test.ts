@@ -42,32 +42,25 @@ beforeAll(async () => {
   await store.db
     .collection("chaos_inc_src")
     .insertMany(Array.from({ length: INC_RECORDS }, (_, i) => ({ _id: i as never, payload: `q${i}` })));
-  await applyConfig(
-    store,
-    {
-      name: "chaos-inc",
-      source: { collection: "chaos_inc_src", fields: ["payload"] },
-      chunking: { maxRecords: 100 },
-      target: { url: service.url, timeoutMs: 300 },
-      maxInFlight: 2,
-      retry: { maxDeliveryTries: 200, backoffMs: 5, maxBackoffMs: 100 },
-      watch: { pollIntervalMs: 20, chunkTimeoutMs: 120_000 },
-    },
-    new Date(),
-  );
-  await applyConfig(
-    store,
-    {
-      name: "chaos",
-      source: { collection: "chaos_src", fields: ["payload"] },
-      chunking: { maxRecords: 100 },
-      target: { url: service.url, timeoutMs: 300 },
-      maxInFlight: 2,
-      retry: { maxDeliveryTries: 200, backoffMs: 5, maxBackoffMs: 100 },
-      watch: { pollIntervalMs: 20, chunkTimeoutMs: 120_000 },
-    },
-    new Date(),
-  );
+  // Both configs: the same faulty service, short timeouts, many delivery tries, fast polls.
+  for (const [name, collection] of [
+    ["chaos", "chaos_src"],
+    ["chaos-inc", "chaos_inc_src"],
+  ]) {
+    await applyConfig(
+      store,
+      {
+        name,
+        source: { collection, fields: ["payload"] },
+        chunking: { maxRecords: 100 },
+        target: { url: service.url, timeoutMs: 300 },
+        maxInFlight: 2,
+        retry: { maxDeliveryTries: 200, backoffMs: 5, maxBackoffMs: 100 },
+        watch: { pollIntervalMs: 20, chunkTimeoutMs: 120_000 },
+      },
+      new Date(),
+    );
+  }
 });
 
 afterAll(async () => {
@@ -82,52 +75,60 @@ function start(args: string[]): { child: ChildProcess; exited: Promise<number | 
   return { child, exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))) };
 }
 
+/**
+ * Runs `first`, then `resume` after each kill: up to `maxKills` SIGKILLs, each after a random
+ * 'base + up to spread' ms, then lets the last run finish. Returns the kills and its exit code.
+ */
+async function killAndResume(
+  first: string[],
+  resume: string[],
+  options: { maxKills: number; baseMs: number; spreadMs: number; seed: number },
+): Promise<{ kills: number; finalCode: number | null }> {
+  const rand = seededRandom(options.seed);
+  let kills = 0;
+  for (let round = 0; ; round++) {
+    const { child, exited } = start(round === 0 ? first : resume);
+    if (kills >= options.maxKills) return { kills, finalCode: await exited };
+    const killAfter = options.baseMs + Math.floor(rand() * options.spreadMs);
+    const outcome = await Promise.race([
+      exited,
+      new Promise<"kill">((r) => setTimeout(() => r("kill"), killAfter)),
+    ]);
+    if (outcome !== "kill") return { kills, finalCode: outcome };
+    child.kill("SIGKILL");
+    await exited;
+    kills++;
+  }
+}
+
+/** Per record (as the service's ledger names it), the idempotency keys it was accepted under. */
+function keysPerRecord(jobIds: Set<string>): Map<string, Set<string>> {
+  const keys = new Map<string, Set<string>>();
+  for (const d of service.ledger) {
+    if (!jobIds.has(d.jobId) || d.duplicate) continue;
+    for (const id of d.recordIds) keys.set(id, (keys.get(id) ?? new Set<string>()).add(d.key));
+  }
+  return keys;
+}
+
 describe("chaos", () => {
   it("survives repeated SIGKILLs against a faulty service with every record delivered exactly once", async () => {
-    const rand = seededRandom(11);
-    let kills = 0;
-    let finalCode: number | null = null;
-    for (let round = 0; round < 12; round++) {
-      const { child, exited } = start(
-        round === 0 ? ["run", "chaos", "--job-id", "chaos-job"] : ["resume", "chaos-job"],
-      );
-      if (kills < 6) {
-        const killAfter = 900 + Math.floor(rand() * 1400);
-        const outcome = await Promise.race([
-          exited,
-          new Promise<"kill">((r) => setTimeout(() => r("kill"), killAfter)),
-        ]);
-        if (outcome === "kill") {
-          child.kill("SIGKILL");
-          await exited;
-          kills++;
-          continue;
-        }
-        finalCode = outcome;
-        break;
-      }
-      finalCode = await exited;
-      break;
-    }
+    const { kills, finalCode } = await killAndResume(
+      ["run", "chaos", "--job-id", "chaos-job"],
+      ["resume", "chaos-job"],
+      { maxKills: 6, baseMs: 900, spreadMs: 1400, seed: 11 },
+    );
     await service.idle();
     const job = await store.jobs.findOne({ _id: "chaos-job" });
     const processed = await store.details.countDocuments({ jobId: "chaos-job", status: "processed" });
-    const accepted = service.ledger.filter((d) => d.jobId === "chaos-job" && !d.duplicate);
-    const keysPerRecord = new Map<string, Set<string>>();
-    for (const d of accepted) {
-      for (const id of d.recordIds) {
-        const keys = keysPerRecord.get(id) ?? new Set<string>();
-        keys.add(d.key);
-        keysPerRecord.set(id, keys);
-      }
-    }
-    const duplicateDeliveries = [...keysPerRecord.values()].filter((k) => k.size > 1).length;
+    const delivered = keysPerRecord(new Set(["chaos-job"]));
+    const duplicateDeliveries = [...delivered.values()].filter((k) => k.size > 1).length;
     const figures = {
       kills,
       faultsInjected: Object.values(service.faultCounts).reduce((a, b) => a + b, 0),
       faults: service.faultCounts,
       repeatedKeyDeliveries: service.ledger.filter((d) => d.jobId === "chaos-job" && d.duplicate).length,
-      recordsDelivered: keysPerRecord.size,
+      recordsDelivered: delivered.size,
       recordsProcessed: processed,
       recordsLost: RECORDS - processed,
       duplicateDeliveries,
@@ -145,51 +146,40 @@ describe("chaos", () => {
     expect(finalCode).toBe(0);
     expect(job?.status).toBe("succeeded");
     expect(figures.recordsLost).toBe(0);
-    expect(keysPerRecord.size).toBe(RECORDS);
+    expect(delivered.size).toBe(RECORDS);
     expect(duplicateDeliveries).toBe(0);
     expect(await store.exceptions.countDocuments({ jobId: "chaos-job" })).toBe(0);
   }, 240_000);
 
   it("continues a chain of capped incremental jobs killed at random, each record once", async () => {
-    const rand = seededRandom(23);
-    let kills = 0;
-    let finalCode: number | null = null;
-    // Three jobs of 2,000; the fourth iteration finds nothing and ends the chain.
-    const first = ["run", "chaos-inc", "--mode", "incremental", "--max-records", "2000", "--iterations", "5"];
-    for (let round = 0; round < 12; round++) {
-      // After a kill, resuming the chain's first job walks the chain: finished jobs hand over
-      // to the next iteration again, an interrupted one continues.
-      const { child, exited } = start(round === 0 ? [...first, "--job-id", "ci"] : ["resume", "ci"]);
-      if (kills < 5) {
-        const outcome = await Promise.race([
-          exited,
-          new Promise<"kill">((r) => setTimeout(() => r("kill"), 700 + Math.floor(rand() * 1500))),
-        ]);
-        if (outcome === "kill") {
-          child.kill("SIGKILL");
-          await exited;
-          kills++;
-          continue;
-        }
-        finalCode = outcome;
-        break;
-      }
-      finalCode = await exited;
-      break;
-    }
+    // Three jobs of 2,000; the fourth iteration finds nothing and ends the chain. After a kill,
+    // resuming the chain's first job walks the chain: finished jobs hand over to the next
+    // iteration again, an interrupted one continues.
+    const { kills, finalCode } = await killAndResume(
+      [
+        "run",
+        "chaos-inc",
+        "--mode",
+        "incremental",
+        "--max-records",
+        "2000",
+        "--iterations",
+        "5",
+        "--job-id",
+        "ci",
+      ],
+      ["resume", "ci"],
+      { maxKills: 5, baseMs: 700, spreadMs: 1500, seed: 23 },
+    );
     await service.idle();
     const jobs = await store.jobs.find({ config: "chaos-inc" }).sort({ "lane.seq": 1 }).toArray();
     const ids = new Set(jobs.map((j) => j._id));
-    const accepted = service.ledger.filter((d) => ids.has(d.jobId) && !d.duplicate);
-    const keysPerRecord = new Map<string, Set<string>>();
-    for (const d of accepted) {
-      for (const id of d.recordIds) keysPerRecord.set(id, (keysPerRecord.get(id) ?? new Set()).add(d.key));
-    }
+    const delivered = keysPerRecord(ids);
     const figures = {
       kills,
       jobs: jobs.map((j) => [j._id, j.status, j.totals?.records ?? j.planning.records]),
-      recordsDelivered: keysPerRecord.size,
-      recordsSentTwice: [...keysPerRecord.values()].filter((k) => k.size > 1).length,
+      recordsDelivered: delivered.size,
+      recordsSentTwice: [...delivered.values()].filter((k) => k.size > 1).length,
       finalExitCode: finalCode,
     };
     mkdirSync(join(import.meta.dirname, "../../test-output"), { recursive: true });
@@ -207,7 +197,7 @@ describe("chaos", () => {
       ["succeeded", 2000],
       ["succeeded", 0],
     ]);
-    expect(keysPerRecord.size).toBe(INC_RECORDS);
+    expect(delivered.size).toBe(INC_RECORDS);
     expect(figures.recordsSentTwice).toBe(0);
     expect((await store.watermarks.findOne({ _id: "chaos-inc" }))?.completedUpTo).toEqual({
       key: INC_RECORDS - 1,
