@@ -118,14 +118,31 @@ describe("scheduled runs", () => {
     expect(nextRun).toMatchObject({ records: 10 });
   });
 
-  it("sync one imperative schedule per config with its own cron, deduplicated by config", async () => {
+  it("sync one imperative schedule per config with its own cron, and deactivate stale ones", async () => {
     const created: unknown[] = [];
-    const synced = await syncConfigSchedules(store, {
+    const deactivated: string[] = [];
+    const existing = [
+      { id: "sched_sch-own", task: NIGHTLY_TASK_ID, active: true, deduplicationKey: "chunkrelay:sch-own" },
+      { id: "sched_gone", task: NIGHTLY_TASK_ID, active: true, deduplicationKey: "chunkrelay:sch-gone" },
+      { id: "sched_theirs", task: NIGHTLY_TASK_ID, active: true, deduplicationKey: "someone-else" },
+      { id: "sched_off", task: NIGHTLY_TASK_ID, active: false, deduplicationKey: "chunkrelay:sch-old" },
+    ];
+    const { synced, deactivated: stale } = await syncConfigSchedules(store, {
       create: (o) => {
         created.push(o);
         return Promise.resolve({ id: `sched_${o.externalId}` });
       },
+      list: async function* () {
+        await Promise.resolve();
+        yield* existing;
+      },
+      deactivate: (id) => {
+        deactivated.push(id);
+        return Promise.resolve();
+      },
     });
+    expect(deactivated).toEqual(["sched_gone"]);
+    expect(stale).toEqual([{ scheduleId: "sched_gone", config: "sch-gone" }]);
     expect(created).toEqual([
       {
         task: NIGHTLY_TASK_ID,

@@ -384,13 +384,22 @@ export function buildProgram(
           }
           const { schedules } = await import("@trigger.dev/sdk");
           await withMongo(uri, async (store) => {
-            const synced = await syncConfigSchedules(store, { create: (o) => schedules.create(o) });
-            for (const s of synced) {
+            const result = await syncConfigSchedules(store, {
+              create: (o) => schedules.create(o),
+              list: () => schedules.list(),
+              deactivate: (id) => schedules.deactivate(id),
+            });
+            for (const s of result.synced) {
               process.stderr.write(
                 `config ${s.config}: schedule ${s.scheduleId} at '${s.cron}' ${s.timezone}\n`,
               );
             }
-            printJson(opts.json, synced);
+            for (const d of result.deactivated) {
+              process.stderr.write(
+                `config ${d.config}: schedule ${d.scheduleId} deactivated (no cron of its own now)\n`,
+              );
+            }
+            printJson(opts.json, result);
           });
           return;
         }

@@ -89,17 +89,27 @@ export interface ScheduleClient {
     externalId: string;
     deduplicationKey: string;
   }): Promise<{ id: string }>;
+  /** `schedules.list()`: every schedule of the project (all pages). */
+  list(): AsyncIterable<{ id: string; task: string; active: boolean; deduplicationKey?: string | null }>;
+  /** `schedules.deactivate(id)`. */
+  deactivate(id: string): Promise<unknown>;
 }
 
+export interface SyncResult {
+  synced: Array<{ config: string; cron: string; timezone: string; scheduleId: string }>;
+  /** Schedules chunkrelay made for configs that no longer have a cron of their own. */
+  deactivated: Array<{ scheduleId: string; config: string }>;
+}
+
+const DEDUP_PREFIX = "chunkrelay:";
+
 /**
- * Creates or updates one imperative schedule per config with its own cron (deduplicated by a key
- * derived from the config name, so syncing twice changes nothing). Returns what was synced.
+ * Makes the imperative schedules match the configs: one per config with its own cron, created or
+ * updated (deduplicated by a key derived from the config name, so syncing twice changes nothing),
+ * and those chunkrelay made for configs whose cron is gone (or that are gone) deactivated.
  */
-export async function syncConfigSchedules(
-  store: Store,
-  client: ScheduleClient,
-): Promise<Array<{ config: string; cron: string; timezone: string; scheduleId: string }>> {
-  const synced = [];
+export async function syncConfigSchedules(store: Store, client: ScheduleClient): Promise<SyncResult> {
+  const synced: SyncResult["synced"] = [];
   for await (const doc of store.configs.find({ "schedule.cron": { $exists: true } }).sort({ _id: 1 })) {
     const config = parseConfig(doc);
     const cron = config.schedule?.cron;
@@ -109,9 +119,23 @@ export async function syncConfigSchedules(
       cron,
       timezone: config.schedule.timezone,
       externalId: config.name,
-      deduplicationKey: `chunkrelay:${config.name}`,
+      deduplicationKey: `${DEDUP_PREFIX}${config.name}`,
     });
     synced.push({ config: config.name, cron, timezone: config.schedule.timezone, scheduleId: created.id });
   }
-  return synced;
+  const keep = new Set(synced.map((s) => `${DEDUP_PREFIX}${s.config}`));
+  const deactivated: SyncResult["deactivated"] = [];
+  for await (const schedule of client.list()) {
+    const key = schedule.deduplicationKey ?? "";
+    if (
+      schedule.task !== NIGHTLY_TASK_ID ||
+      !schedule.active ||
+      !key.startsWith(DEDUP_PREFIX) ||
+      keep.has(key)
+    )
+      continue;
+    await client.deactivate(schedule.id);
+    deactivated.push({ scheduleId: schedule.id, config: key.slice(DEDUP_PREFIX.length) });
+  }
+  return { synced, deactivated };
 }
