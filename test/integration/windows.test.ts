@@ -352,11 +352,25 @@ describe("backfill jobs", () => {
     // The whole window again: a new pass.
     const again = await run("bf", { mode: "backfill", from: at(0), to: at(1999), again: true }, "bfa");
     expect(again).toMatchObject({ status: "succeeded", records: 2003 });
+    // A dashboard payload with the bounds as text: read in the key's stored type (dates here).
+    const typed = await initializeJob(stepDeps(store), {
+      config: "bf",
+      jobId: "bf-text",
+      mode: "backfill",
+      from: "2026-01-01T00:10",
+      to: "2026-01-01T00:19:00Z",
+    });
+    expect(typed.records).toBe(10);
+    expect((await store.jobs.findOne({ _id: "bf-text" }))?.backfill).toEqual({ from: at(10), to: at(19) });
+    await expect(
+      initializeJob(stepDeps(store), { config: "bf", mode: "backfill", from: "yesterday" }),
+    ).rejects.toThrow("'yesterday' is not a date");
     // Backfills do not move the config's incremental watermark; each window has its own.
     const backlog = await readBacklog(store, "bf");
     expect(backlog.completedUpTo).toBeUndefined();
     expect(backlog.backfills.map((l) => [l.window.from?.key, l.pass, l.completedUpTo?.key])).toEqual([
       [at(0), 2, at(1999)],
+      [at(10), 1, at(10)],
       [at(1000), 1, at(3999)],
     ]);
   });

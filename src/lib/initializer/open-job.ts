@@ -13,7 +13,7 @@ import { BadInputError } from "../errors.js";
 import type { StepDeps } from "../handover/handover.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../planning/cuts.js";
 import { type Sample, type Workload, hasCaps } from "../planning/workload.js";
-import { readKeyType } from "../sources/key-values.js";
+import { parseKeyArgument, readKeyType } from "../sources/key-values.js";
 import { openSource } from "../sources/source.js";
 import type { JobDoc } from "../store/store.js";
 import { claimWindow } from "../windows/claim-window.js";
@@ -198,6 +198,27 @@ async function createJob(deps: StepDeps, job: JobDoc): Promise<{ job: JobDoc; re
  * The lane of a backfill window, and its current pass. `again` starts a new pass (its jobs take
  * the window from its start again) — refused while a job of the current pass still runs.
  */
+/**
+ * Backfill bounds typed as text (a dashboard payload `"from": "2026-01-01"`) are read in the order
+ * key's stored type, as on the command line; a string compared with dates would match nothing.
+ * Extended JSON values (`{"$date": …}`) and numbers are taken as they are.
+ */
+async function typeBounds(
+  deps: StepDeps,
+  config: BatchConfig,
+  request: InitializeRequest,
+): Promise<InitializeRequest> {
+  const typed = async (value: NonNullable<InitializeRequest["from"]>, what: string) =>
+    typeof value === "string"
+      ? ((await parseKeyArgument(deps.store, config, value, what)) as NonNullable<InitializeRequest["from"]>)
+      : value;
+  return {
+    ...request,
+    ...(request.from !== undefined ? { from: await typed(request.from, "from") } : {}),
+    ...(request.to !== undefined ? { to: await typed(request.to, "to") } : {}),
+  };
+}
+
 async function backfillLane(
   deps: StepDeps,
   config: BatchConfig,
@@ -290,8 +311,9 @@ async function settleBound(deps: StepDeps, config: BatchConfig, now: Date): Prom
 }
 
 /** Creates the job (or finds it) and claims its window. */
-export async function openJob(deps: StepDeps, config: BatchConfig, payload: InitializeRequest) {
+export async function openJob(deps: StepDeps, config: BatchConfig, request: InitializeRequest) {
   const { store } = deps;
+  const payload = request.mode === "backfill" ? await typeBounds(deps, config, request) : request;
   const now = deps.now();
   const jobId = payload.jobId ?? newJobId(config.name, now);
   const existing = await store.jobs.findOne({ _id: jobId });
