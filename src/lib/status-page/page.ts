@@ -27,7 +27,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 </head>
 <body>
 <h1>chunkrelay <span class="muted" id="updated"></span></h1>
-<table id="jobs"><thead><tr><th>job</th><th>config</th><th>status</th><th>progress</th><th>records</th><th>exceptions</th><th>created</th></tr></thead><tbody></tbody></table>
+<table id="jobs"><thead><tr><th>job</th><th>config</th><th>mode</th><th>status</th><th>progress</th><th>records</th><th>exceptions</th><th>created</th></tr></thead><tbody></tbody></table>
 <div id="detail"></div>
 <script>
 const token = new URLSearchParams(location.search).get("token");
@@ -53,7 +53,7 @@ async function refresh() {
         pct = r.progress.totalRecords ? Math.round((100 * done) / r.progress.totalRecords) : 0;
       }
       return '<tr class="job' + (j.jobId === selected ? " selected" : "") + '" data-job="' + esc(j.jobId) + '"><td>' + esc(j.jobId) +
-        "</td><td>" + esc(j.config) + '</td><td class="status-' + esc(j.status) + '">' + esc(j.status) +
+        "</td><td>" + esc(j.config) + "</td><td>" + esc(j.mode) + (j.partitioning ? ' <span class="muted">' + esc(j.partitioning) + "</span>" : "") + '</td><td class="status-' + esc(j.status) + '">' + esc(j.status) +
         '</td><td><span class="bar"><span class="fill" style="width:' + pct + '%"></span></span> <span class="pct">' + pct + "%</span></td><td>" +
         done + "/" + j.records + "</td><td>" + j.exceptions + "</td><td>" + date(j.createdAt) + "</td></tr>";
     }));
