@@ -280,6 +280,15 @@ describe("chunkrelay CLI", () => {
       ["dates-inc.2", 2000],
     ]);
     expect(inc.stderr).toContain("2 jobs from dates-inc succeeded: 4000 records");
+    // Flags for an existing job: it resumes as planned, and says the flags were ignored.
+    const again = await cli(
+      ["run", "dates", "--job-id", "dates-inc", "--mode", "sample", "--sample-first", "5"],
+      env,
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(
+      "job dates-inc exists (mode incremental): resuming it as planned; --mode, --sample-first ignored",
+    );
 
     // The scheduled run takes the rest; its second iteration finds nothing and stops there.
     const scheduled = await cli(["schedule", "dates", "--json"], env);

@@ -266,6 +266,16 @@ export function buildProgram(
       }
       const request =
         opts.ready ?? (opts.request ? await requestFromFlags(store, config, opts.request) : undefined);
+      // An existing job resumes as it was planned: say so when the flags asked for something else.
+      const given = Object.entries(opts.request ?? {}).filter(([, v]) => v !== undefined);
+      if (opts.jobId && given.length > 0) {
+        const existing = await store.jobs.findOne({ _id: opts.jobId }, { projection: { mode: 1 } });
+        if (existing) {
+          process.stderr.write(
+            `job ${opts.jobId} exists (mode ${existing.mode}): resuming it as planned; ${given.map(([k]) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")} ignored\n`,
+          );
+        }
+      }
       const controller = new AbortController();
       let jobId = opts.jobId;
       const dispose = onSignal((signal) => {
