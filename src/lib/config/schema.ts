@@ -331,9 +331,15 @@ export type BatchConfig = z.infer<typeof configSchema>;
 export type SourceConfig = BatchConfig["source"];
 export type MongoSourceConfig = z.infer<typeof mongoSourceSchema>;
 
+/** A file source: records carry their fields and are ordered by record number. */
+export const isFileSource = (
+  source: SourceConfig,
+): source is Extract<SourceConfig, { type: "ndjson" | "csv" }> =>
+  source.type === "ndjson" || source.type === "csv";
+
 /** The source's order key as shown to users (files are ordered by record number). */
 export const orderKeyOf = (source: SourceConfig): string =>
-  source.type === "ndjson" || source.type === "csv" ? "(record number)" : source.orderBy;
+  isFileSource(source) ? "(record number)" : source.orderBy;
 export type BatchConfigInput = z.input<typeof configSchema>;
 
 /** A config that failed validation: the message names every bad field and how to fix it. */

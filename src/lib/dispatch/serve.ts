@@ -9,7 +9,7 @@ import { EJSON } from "bson";
 import type { Document } from "mongodb";
 import { z } from "zod";
 import { loadConfig, redactSecrets, resolveHeaders, secretValues } from "../config/load.js";
-import { type BatchConfig, configHash, jobIdSchema } from "../config/schema.js";
+import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { withLeaseRenewal } from "../handover/lease.js";
@@ -116,7 +116,7 @@ async function buildBody(
   const ids = details.map((d) => d.recordId);
   const source = config.source;
   const byId = new Map<string, Document>();
-  if (source.type !== "ndjson" && source.type !== "csv" && source.fields.length > 0 && ids.length > 0) {
+  if (!isFileSource(source) && source.fields.length > 0 && ids.length > 0) {
     const projection: Document = { _id: 1 };
     for (const f of source.fields) projection[f] = 1;
     const docs = await deps.store.db

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { EJSON, ObjectId } from "bson";
 import { MongoBulkWriteError, MongoServerError } from "mongodb";
-import { type BatchConfig, configHash, orderKeyOf } from "../config/schema.js";
+import { type BatchConfig, configHash, isFileSource, orderKeyOf } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
 import type { StepDeps } from "../handover/handover.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../planning/cuts.js";
@@ -195,10 +195,6 @@ async function createJob(deps: StepDeps, job: JobDoc): Promise<{ job: JobDoc; re
 }
 
 /**
- * The lane of a backfill window, and its current pass. `again` starts a new pass (its jobs take
- * the window from its start again) — refused while a job of the current pass still runs.
- */
-/**
  * Backfill bounds typed as text (a dashboard payload `"from": "2026-01-01"`) are read in the order
  * key's stored type, as on the command line; a string compared with dates would match nothing.
  * Extended JSON values (`{"$date": …}`) and numbers are taken as they are.
@@ -219,6 +215,10 @@ async function typeBounds(
   };
 }
 
+/**
+ * The lane of a backfill window, and its current pass. `again` starts a new pass (its jobs take
+ * the window from its start again) — refused while a job of the current pass still runs.
+ */
 async function backfillLane(
   deps: StepDeps,
   config: BatchConfig,
@@ -288,7 +288,7 @@ async function backfillLane(
  */
 async function settleBound(deps: StepDeps, config: BatchConfig, now: Date): Promise<Cut | undefined> {
   const source = config.source;
-  if (source.type === "ndjson" || source.type === "csv" || source.settleMs === 0) return undefined;
+  if (isFileSource(source) || source.settleMs === 0) return undefined;
   const at = new Date(now.getTime() - source.settleMs);
   const type = await readKeyType(deps.store, config);
   switch (type) {

@@ -9,7 +9,7 @@ import { configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
 import { partitioningName } from "../planning/workload.js";
 import { openSource } from "../sources/source.js";
-import { laneDocId } from "../windows/watermark.js";
+import { laneDocId, lanePass } from "../windows/watermark.js";
 import { BadInputError } from "../errors.js";
 import { type JobProgress, readJobProgress } from "../runner/progress.js";
 import type { ChunkDoc, JobDoc, Store } from "../store/store.js";
@@ -129,7 +129,7 @@ const formatKey = (v: unknown): string =>
 /** A lane in words: the config's lane by name, a backfill window's lane by its pass. */
 const laneLabel = (lane: NonNullable<JobDoc["lane"]>): string =>
   lane.id.includes(":backfill:")
-    ? `backfill lane, pass ${/#(\d+)$/.exec(lane.id)?.[1] ?? "1"}, job #${lane.seq}`
+    ? `backfill lane, pass ${lanePass(lane.id)}, job #${lane.seq}`
     : `lane ${lane.id} #${lane.seq}`;
 
 export function formatCut(cut: Cut, side: "from" | "to", orderBy?: string): string {

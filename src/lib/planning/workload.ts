@@ -49,8 +49,8 @@ function addToCount(
  * still fits (and counts it); once a record does not fit, the window ends before it.
  */
 export class WorkloadMeter {
-  records = 0;
-  weight = 0;
+  private records = 0;
+  private weight = 0;
   private chunksClosed = 0;
   private open: OpenCount = { records: 0, weight: 0 };
 
@@ -58,11 +58,6 @@ export class WorkloadMeter {
     private readonly caps: Workload,
     private readonly chunking: ChunkLimits,
   ) {}
-
-  /** Chunks the admitted records make (the open one included). */
-  get chunks(): number {
-    return this.chunksClosed + (this.open.records > 0 ? 1 : 0);
-  }
 
   admit(weight: number): boolean {
     const step = addToCount(this.open, weight, this.chunking);

@@ -4,14 +4,14 @@
  * with their fixed fields); records of a file take the fields stored with the earlier job.
  */
 import type { Document } from "mongodb";
-import type { BatchConfig } from "../config/schema.js";
+import { type BatchConfig, isFileSource } from "../config/schema.js";
 import { EJSON } from "bson";
 import { aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import type { Store } from "../store/store.js";
 import { type Source, type SourceRecord, type Window, generatorBatches } from "./source.js";
 
 export function exceptionsSource(store: Store, config: BatchConfig, fromJob: string): Source {
-  const fromFile = config.source.type === "ndjson" || config.source.type === "csv";
+  const fromFile = isFileSource(config.source);
   const where = (window: Window): Document =>
     allOf([
       { jobId: fromJob, resolution: { $exists: false } },

@@ -6,7 +6,7 @@
  */
 import { ObjectId } from "bson";
 import type { Document } from "mongodb";
-import type { BatchConfig } from "../config/schema.js";
+import { type BatchConfig, isFileSource } from "../config/schema.js";
 import { getPath } from "../embedded-mongo/values.js";
 import { BadInputError } from "../errors.js";
 import type { Store } from "../store/store.js";
@@ -73,7 +73,7 @@ export function parseKeyAs(type: KeyType, text: string, what: string): unknown {
 /** The type of the config's order key, from its newest matching record (files: numbers). */
 export async function readKeyType(store: Store, config: BatchConfig): Promise<KeyType | undefined> {
   const source = config.source;
-  if (source.type === "ndjson" || source.type === "csv") return "number";
+  if (isFileSource(source)) return "number";
   const doc = await store.db
     .collection(source.collection)
     .find(source.filter as Document, { projection: { [source.orderBy]: 1 } })

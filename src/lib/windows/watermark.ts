@@ -12,6 +12,9 @@ import type { JobDoc, Store } from "../store/store.js";
 /** A lane's document id (without the pass number), from a job's lane id. */
 export const laneDocId = (laneId: string): string => laneId.replace(/#\d+$/, "");
 
+/** The pass of a backfill window a lane id names (`…#2`); the first pass carries no number. */
+export const lanePass = (laneId: string): number => Number(/#(\d+)$/.exec(laneId)?.[1] ?? 1);
+
 interface WatermarkDeps {
   store: Store;
   now: () => Date;
@@ -64,8 +67,7 @@ export async function advanceWatermark(deps: WatermarkDeps, laneId: string, conf
   const docId = laneDocId(laneId);
   for (let tries = 0; tries < 10; tries++) {
     const lane = await store.watermarks.findOne({ _id: docId });
-    const generation = /#(\d+)$/.exec(laneId)?.[1];
-    if (generation !== undefined && String(lane?.generation ?? 1) !== generation) return; // an old pass
+    if (lanePass(laneId) !== (lane?.generation ?? 1)) return; // a job of an earlier pass
     const startSeq = lane?.completedSeq ?? 0;
     let mark: Cut | undefined = lane?.completedUpTo;
     let seq = startSeq;
