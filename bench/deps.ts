@@ -6,6 +6,7 @@ import {
   type StepDeps,
   silentLogger,
 } from "../src/lib/handover/handover.js";
+import { realTimer } from "../src/lib/handover/lease.js";
 import type { Store } from "../src/lib/store/store.js";
 
 export function benchDeps(store: Store, handOver: HandOver): StepDeps {
@@ -15,6 +16,7 @@ export function benchDeps(store: Store, handOver: HandOver): StepDeps {
     handOver,
     now: () => new Date(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    timer: realTimer,
     random: Math.random,
     env: {},
     owner: `bench:${process.pid}`,

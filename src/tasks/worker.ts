@@ -9,6 +9,7 @@ import { postChunk } from "../lib/dispatch/http.js";
 import { readEnv } from "../lib/env.js";
 import { isBadInput } from "../lib/errors.js";
 import { DEFAULT_LEASE_MS, type Logger, type StepDeps } from "../lib/handover/handover.js";
+import { realTimer } from "../lib/handover/lease.js";
 import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
 import { type StepName, timeStep } from "../lib/inspect/step-stats.js";
 import { readJobProgress } from "../lib/runner/progress.js";
@@ -77,6 +78,7 @@ export async function workerDeps(runId: string, sleep: (ms: number) => Promise<v
     handOver: triggerHandOver,
     now: () => new Date(),
     sleep,
+    timer: realTimer,
     random: Math.random,
     env: process.env,
     owner: runId,

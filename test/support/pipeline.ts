@@ -4,6 +4,7 @@ import { EJSON } from "bson";
 import { postChunk } from "../../src/lib/dispatch/http.js";
 import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
 import { DEFAULT_LEASE_MS, silentLogger } from "../../src/lib/handover/handover.js";
+import { realTimer } from "../../src/lib/handover/lease.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { Store } from "../../src/lib/store/store.js";
 import { useTestDatabase } from "./db.js";
@@ -40,6 +41,7 @@ export function stepDeps(store: Store, overrides: Partial<StepDeps> = {}): StepD
     handOver: recordingHandOver(),
     now: () => new Date(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    timer: realTimer,
     random: () => 0.5,
     env: {},
     owner: "test-runner",

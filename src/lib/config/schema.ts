@@ -197,6 +197,12 @@ const scheduleSchema = z
   .strict()
   .describe("Run an incremental job of this config on a schedule. Default: not scheduled.");
 
+/**
+ * The record bound of a chunk limited by weight alone: records with a missing or zero weight would
+ * otherwise never close one (one huge POST, a `$in` past MongoDB's 16 MB limit).
+ */
+export const MAX_RECORDS_WITH_WEIGHT_ONLY = 10_000;
+
 export const configSchema = z
   .object({
     name: configNameSchema.describe("Config name, stored as the document's _id. Required."),
@@ -210,7 +216,9 @@ export const configSchema = z
           .positive()
           .max(100_000)
           .optional()
-          .describe("Most records in one chunk. Default: 500 when maxWeight is not set either."),
+          .describe(
+            "Most records in one chunk. Default: 500 without maxWeight; 10000 with maxWeight alone (records without weight still close chunks).",
+          ),
         maxWeight: z
           .number()
           .positive()
@@ -220,7 +228,9 @@ export const configSchema = z
       .strict()
       .prefault({})
       .transform((c) =>
-        c.maxRecords === undefined && c.maxWeight === undefined ? { ...c, maxRecords: 500 } : c,
+        c.maxRecords !== undefined
+          ? c
+          : { ...c, maxRecords: c.maxWeight === undefined ? 500 : MAX_RECORDS_WITH_WEIGHT_ONLY },
       )
       .describe("How records are cut into chunks; whichever limit is hit first closes a chunk."),
     target: z

@@ -1,12 +1,15 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
 import type { StepDeps } from "../handover/handover.js";
-import type { ChunkDoc, ExceptionDoc } from "../store/store.js";
+import type { AttemptOutcome, ChunkDoc, ExceptionDoc } from "../store/store.js";
 
-/** Moves the chunk's unprocessed records to exceptions (idempotent: unique per job and record). */
+/**
+ * Copies the chunk's unprocessed records to exceptions (idempotent: unique per job and record).
+ * Called only for a chunk already `failed`, whose records can no longer change.
+ */
 export async function setAsideRecords(
   deps: StepDeps,
   config: string,
-  chunk: ChunkDoc,
+  chunk: Pick<ChunkDoc, "jobId" | "chunk" | "attempt">,
   reason: string,
 ): Promise<number> {
   const { store } = deps;
@@ -44,4 +47,58 @@ export async function setAsideRecords(
   }
   await flush();
   return count;
+}
+
+/**
+ * Fails a chunk: moves it from `from` to `failed` under `guard` (the caller's view: status,
+ * attempt and, for the server, its lease), then sets its records aside. Returns false when the
+ * guard matched nothing — another runner moved the chunk on (a stale runner's late reply, a
+ * replayed watcher) — and then touches no record.
+ */
+export async function failChunk(
+  deps: StepDeps,
+  config: string,
+  chunk: ChunkDoc,
+  guard: Record<string, unknown>,
+  outcome: AttemptOutcome,
+  reason: string,
+): Promise<boolean> {
+  const now = deps.now();
+  const res = await deps.store.chunks.updateOne(
+    { ...guard, jobId: chunk.jobId, chunk: chunk.chunk, attempt: chunk.attempt },
+    {
+      // `done` stays false until the records are set aside, so a crash in between leaves the
+      // chunk unfinished and the next server run completes it (`completeFailedChunk`).
+      $set: { status: "failed", done: false, finishedAt: now, lastError: reason },
+      $unset: { lease: "" },
+      $push: { history: { attempt: chunk.attempt, outcome, at: now } },
+    },
+  );
+  if (res.matchedCount === 0) return false;
+  await completeFailedChunk(deps, config, { ...chunk, lastError: reason });
+  return true;
+}
+
+/**
+ * Second half of failing a chunk, idempotent: its unprocessed records are marked `failed` — so a
+ * late report of the attempt (which must match `status: "sent"`) can no longer land — and set
+ * aside as exceptions; then the chunk is done, with exact counts.
+ */
+export async function completeFailedChunk(
+  deps: StepDeps,
+  config: string,
+  chunk: Pick<ChunkDoc, "jobId" | "chunk" | "attempt" | "lastError">,
+): Promise<void> {
+  const { store } = deps;
+  const { jobId } = chunk;
+  await store.details.updateMany(
+    { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent"] } },
+    { $set: { status: "failed" } },
+  );
+  const setAside = await setAsideRecords(deps, config, chunk, chunk.lastError ?? "failed");
+  const processed = await store.details.countDocuments({ jobId, chunk: chunk.chunk, status: "processed" });
+  await store.chunks.updateOne(
+    { jobId, chunk: chunk.chunk, status: "failed", done: false },
+    { $set: { done: true, processedCount: processed, failedCount: setAside } },
+  );
 }

@@ -17,7 +17,7 @@ import { backoffDelay, nextChunkStatus } from "../planning/chunk-state.js";
 import type { ChunkDoc, JobDoc } from "../store/store.js";
 import { keyToPayload } from "../planning/cuts.js";
 import { settleJobCompletion } from "../windows/watermark.js";
-import { setAsideRecords } from "./exceptions.js";
+import { completeFailedChunk, failChunk } from "./exceptions.js";
 import type { DeliveryOutcome } from "./http.js";
 
 export const servePayloadSchema = z
@@ -29,22 +29,29 @@ export type ServeResult =
   | { outcome: "idle"; reason: string }
   | { outcome: "finished"; status: JobDoc["status"] };
 
-async function firstUnfinishedChunk(deps: StepDeps, jobId: string): Promise<number | undefined> {
-  const doc = await deps.store.chunks.findOne(
-    { jobId, done: false },
-    { sort: { chunk: 1 }, projection: { chunk: 1 } },
+/**
+ * The first chunk not done among the committed ones. Chunks at or past the job's
+ * `planning.nextChunk` are not committed yet: the planner may still cut them again after a
+ * crash, so no runner ever claims them.
+ */
+async function firstUnfinishedChunk(
+  deps: StepDeps,
+  jobId: string,
+  committed: number,
+): Promise<Pick<ChunkDoc, "chunk" | "status" | "attempt" | "lastError"> | null> {
+  return deps.store.chunks.findOne(
+    { jobId, done: false, chunk: { $lt: committed } },
+    { sort: { chunk: 1 }, projection: { chunk: 1, status: 1, attempt: 1, lastError: 1 } },
   );
-  return doc?.chunk;
 }
 
 /** Claims one chunk: due pending chunks, or dispatching ones whose lease expired (redelivery). */
-async function claimNextChunk(deps: StepDeps, jobId: string, low: number, config: BatchConfig) {
+async function claimNextChunk(deps: StepDeps, jobId: string, low: number, high: number) {
   const now = deps.now();
-  const maxInFlight = config.maxInFlight;
   return deps.store.chunks.findOneAndUpdate(
     {
       jobId,
-      chunk: { $gte: low, $lt: low + maxInFlight },
+      chunk: { $gte: low, $lt: high },
       $or: [
         { status: "pending", dueAt: { $lte: now } },
         { status: "dispatching", "lease.expiresAt": { $lt: now } },
@@ -69,17 +76,12 @@ async function claimNextChunk(deps: StepDeps, jobId: string, low: number, config
  * will have renewed the lease by then and this simply looks again; if it died, this takes over.
  * Chunks that are `sent` need no wake-up: their watcher hands back.
  */
-async function scheduleWakeUp(
-  deps: StepDeps,
-  jobId: string,
-  low: number,
-  config: BatchConfig,
-): Promise<void> {
+async function scheduleWakeUp(deps: StepDeps, jobId: string, low: number, high: number): Promise<void> {
   const waiting = await deps.store.chunks
     .find(
       {
         jobId,
-        chunk: { $gte: low, $lt: low + config.maxInFlight },
+        chunk: { $gte: low, $lt: high },
         status: { $in: ["pending", "dispatching"] },
       },
       { projection: { status: 1, dueAt: 1, lease: 1 } },
@@ -98,20 +100,26 @@ async function scheduleWakeUp(
 }
 
 /**
- * The records of this attempt: everything in the chunk not yet processed, with its fields —
- * stored with the record for file sources, read from the collection now for MongoDB sources
- * (one `$in` query on _id per chunk).
+ * Marks the records of this attempt — everything in the chunk not yet processed — and returns the
+ * request body. The marking happens once per attempt (`attempts < attempt`): a redelivery of the
+ * same attempt (after a crash, or by a runner that took an expired lease over) finds the same
+ * records by `attempts`, so one idempotency key always carries the same records. Records are
+ * marked before the request because a fast service may report on them before the reply reaches
+ * us, and what it writes must never be overwritten. Fields are stored with the record for file
+ * sources, read from the collection now for MongoDB sources (one `$in` query on _id per chunk).
  */
-async function buildBody(
+async function markAndBuildBody(
   deps: StepDeps,
   config: BatchConfig,
   chunk: ChunkDoc,
 ): Promise<{ body: string; ids: unknown[] }> {
+  const { jobId, attempt } = chunk;
+  await deps.store.details.updateMany(
+    { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
+    { $set: { status: "sent", sentAt: deps.now(), attempts: attempt }, $unset: { attempt: "", error: "" } },
+  );
   const details = await deps.store.details
-    .find(
-      { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
-      { projection: { recordId: 1, data: 1 } },
-    )
+    .find({ jobId, chunk: chunk.chunk, attempts: attempt }, { projection: { recordId: 1, data: 1 } })
     .toArray();
   const ids = details.map((d) => d.recordId);
   const source = config.source;
@@ -132,10 +140,7 @@ async function buildBody(
     const { _id, ...rest } = src;
     return { id, ...rest };
   });
-  const body = EJSON.stringify(
-    { jobId: chunk.jobId, chunk: chunk.chunk, attempt: chunk.attempt, records },
-    { relaxed: true },
-  );
+  const body = EJSON.stringify({ jobId, chunk: chunk.chunk, attempt, records }, { relaxed: true });
   return { body, ids };
 }
 
@@ -144,43 +149,53 @@ function redactOutcome(outcome: DeliveryOutcome, secrets: string[]): DeliveryOut
   return { ...outcome, reason: redactSecrets(outcome.reason, secrets) };
 }
 
+/**
+ * Delivers one claimed chunk attempt. The lease is renewed for the whole delivery — marking,
+ * building the body, the request, recording the outcome — and every write is guarded by it: a
+ * runner whose lease lapsed (it stalled, another took the chunk over) changes nothing when it
+ * wakes, whatever reply it finally gets.
+ */
 async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<void> {
   const { store } = deps;
   const { jobId, attempt } = chunk;
   const chunkNo = chunk.chunk;
-  const headers = resolveHeaders(config, deps.env);
-  const { body, ids } = await buildBody(deps, config, chunk);
   const guard = { jobId, chunk: chunkNo, status: "dispatching" as const, attempt, "lease.owner": deps.owner };
-  if (ids.length === 0) {
-    // Every record was processed already (e.g. the service finished before a crash): close it.
-    await store.chunks.updateOne(guard, {
-      $set: { status: "sent", sentAt: deps.now() },
-      $unset: { lease: "" },
-    });
-    await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
-    return;
-  }
-  // Mark this attempt's records before the request: a fast service may report on them before
-  // the reply reaches us, and what it writes must never be overwritten. Records already marked
-  // for this attempt (a redelivery after a crash) are left alone for the same reason.
-  await store.details.updateMany(
-    { jobId, chunk: chunkNo, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
-    { $set: { status: "sent", sentAt: deps.now(), attempts: attempt } },
-  );
-  // The lease is short and renewed while the request runs: if this runner dies, another takes
-  // the chunk over within one lease period and delivers it again under the same key.
   const renew = () =>
     store.chunks.updateOne(guard, {
       $set: { "lease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) },
     });
-  const raw = await withLeaseRenewal(deps, "chunk", renew, () =>
-    deps.post({
-      url: config.target.url,
-      body,
-      headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
-      timeoutMs: config.target.timeoutMs,
-    }),
-  );
+  await withLeaseRenewal(deps, "chunk", renew, () => deliverChunk(deps, config, chunk, guard));
+}
+
+async function deliverChunk(
+  deps: StepDeps,
+  config: BatchConfig,
+  chunk: ChunkDoc,
+  guard: Record<string, unknown>,
+): Promise<void> {
+  const { store } = deps;
+  const { jobId, attempt } = chunk;
+  const chunkNo = chunk.chunk;
+  const headers = resolveHeaders(config, deps.env);
+  const { body, ids } = await markAndBuildBody(deps, config, chunk);
+  if (ids.length === 0) {
+    // Every record was processed already (e.g. the service finished before a crash): close it.
+    const res = await store.chunks.updateOne(guard, {
+      $set: { status: "sent", sentAt: deps.now() },
+      $unset: { lease: "" },
+    });
+    if (res.matchedCount > 0)
+      await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
+    return;
+  }
+  // If this runner dies during the request, the lease expires and another runner delivers the
+  // same attempt again under the same key, which the service recognizes.
+  const raw = await deps.post({
+    url: config.target.url,
+    body,
+    headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
+    timeoutMs: config.target.timeoutMs,
+  });
   // A service may echo request headers in its error text; secrets never reach our documents.
   const outcome = redactOutcome(raw, secretValues(config, deps.env));
   const now = deps.now();
@@ -188,7 +203,7 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
     case "accepted": {
       // If we stop before this update, the lease expires and the same attempt is delivered
       // again under the same key, which the service recognizes.
-      await store.chunks.updateOne(guard, {
+      const res = await store.chunks.updateOne(guard, {
         $set: {
           status: nextChunkStatus("dispatching", { type: "accepted" }),
           sentAt: now,
@@ -198,6 +213,7 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
         },
         $unset: { lease: "" },
       });
+      if (res.matchedCount === 0) return; // another runner took the chunk over meanwhile
       deps.log.info(`chunk ${chunkNo} sent`, { jobId, attempt, records: ids.length });
       await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
       return;
@@ -206,13 +222,17 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
       const tries = chunk.deliveryTries + 1;
       const triesLeft = tries < config.retry.maxDeliveryTries;
       if (!triesLeft) {
-        await failChunk(deps, config, chunk, `delivery failed ${tries} times; last: ${outcome.reason}`);
+        const reason = `delivery failed ${tries} times; last: ${outcome.reason}`;
+        if (await failChunk(deps, config.name, chunk, guard, "deliveryFailed", reason)) {
+          deps.log.warn(`chunk ${chunkNo} failed`, { jobId, reason });
+          await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunkNo, attempt));
+        }
         return;
       }
       const delay =
         outcome.retryAfterMs ??
         backoffDelay(tries, config.retry.backoffMs, config.retry.maxBackoffMs, deps.random);
-      await store.chunks.updateOne(guard, {
+      const res = await store.chunks.updateOne(guard, {
         $set: {
           status: nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft }),
           deliveryTries: tries,
@@ -221,6 +241,7 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
         },
         $unset: { lease: "" },
       });
+      if (res.matchedCount === 0) return;
       deps.log.warn(`chunk ${chunkNo} not delivered, retrying in ${delay} ms`, {
         jobId,
         reason: outcome.reason,
@@ -228,29 +249,19 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
       await deps.handOver.serve({ jobId }, keys.serveRetry(jobId, chunkNo, attempt, tries), delay);
       return;
     }
-    case "rejected":
-      await failChunk(deps, config, chunk, `rejected by the batch service: ${outcome.reason}`);
+    case "rejected": {
+      const reason = `rejected by the batch service: ${outcome.reason}`;
+      if (await failChunk(deps, config.name, chunk, guard, "rejected", reason)) {
+        deps.log.warn(`chunk ${chunkNo} failed`, { jobId, reason });
+        await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunkNo, attempt));
+      }
       return;
+    }
     default: {
       const never: never = outcome;
       throw new Error(`unknown delivery outcome ${JSON.stringify(never)}`);
     }
   }
-}
-
-/** The chunk cannot be delivered: its unprocessed records become exceptions, the job goes on. */
-async function failChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc, reason: string) {
-  const { jobId, attempt } = chunk;
-  await setAsideRecords(deps, config.name, chunk, reason);
-  await deps.store.chunks.updateOne(
-    { jobId, chunk: chunk.chunk, status: "dispatching", attempt },
-    {
-      $set: { status: "failed", done: true, finishedAt: deps.now(), lastError: reason },
-      $unset: { lease: "" },
-    },
-  );
-  deps.log.warn(`chunk ${chunk.chunk} failed`, { jobId, reason });
-  await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
 }
 
 /**
@@ -329,12 +340,16 @@ export async function startNextIteration(
   );
 }
 
-/** Closes a job whose chunks are all done: exact totals from the chunk documents. */
+/**
+ * Closes a job whose committed chunks are all done: exact totals from the chunk documents, the
+ * final status (with `unsettled`, in the same write), then everything a finished job entails.
+ */
 export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["status"]> {
   const { store } = deps;
+  const committed = job.planning.nextChunk;
   const [agg] = await store.chunks
     .aggregate<{ chunks: number; records: number; failedChunks: number; processed: number }>([
-      { $match: { jobId: job._id } },
+      { $match: { jobId: job._id, chunk: { $lt: committed } } },
       {
         $group: {
           _id: null,
@@ -351,10 +366,11 @@ export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["st
   const status: JobDoc["status"] = exceptions > 0 || (agg?.failedChunks ?? 0) > 0 ? "failed" : "succeeded";
   const now = deps.now();
   await store.jobs.updateOne(
-    { _id: job._id, status: { $in: ["planning", "running"] } },
+    { _id: job._id, status: { $in: ["planning", "running"] }, "planning.done": true },
     {
       $set: {
         status,
+        unsettled: true,
         finishedAt: now,
         updatedAt: now,
         totals: {
@@ -367,13 +383,29 @@ export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["st
       },
     },
   );
-  await settleJobCompletion(deps, job._id);
-  await resolveRequeued(deps, job);
-  await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
-  const final = await store.jobs.findOne({ _id: job._id }, { projection: { status: 1 } });
-  deps.log.info(`job ${job._id} ${final?.status ?? status}`, { records, exceptions });
-  await startNextIteration(deps, job, final?.status ?? status, records);
-  return final?.status ?? status;
+  const final = await store.jobs.findOne({ _id: job._id });
+  if (!final) throw new Error(`job ${job._id} vanished while it was finished`);
+  await settleFinishedJob(deps, final);
+  deps.log.info(`job ${job._id} ${final.status}`, { records, exceptions });
+  return final.status;
+}
+
+/**
+ * Everything a finished job entails, each part idempotent: its completion and the lane's
+ * watermark, the exceptions it resolved (a requeue), the full-job lock, the next iteration.
+ * `unsettled` is removed last, so a crash anywhere in between leaves the job for the next step
+ * that sees it (a replayed or retried server run, `resume`, the healer) to settle again.
+ */
+export async function settleFinishedJob(deps: StepDeps, job: JobDoc): Promise<void> {
+  const { store } = deps;
+  if (job.status !== "succeeded" && job.status !== "failed") return;
+  if (job.unsettled) {
+    await settleJobCompletion(deps, job._id);
+    await resolveRequeued(deps, job);
+    await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
+  }
+  await startNextIteration(deps, job, job.status, job.totals?.records ?? 0);
+  if (job.unsettled) await store.jobs.updateOne({ _id: job._id }, { $unset: { unsettled: "" } });
 }
 
 export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<ServeResult> {
@@ -384,26 +416,45 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
   const job = await deps.store.jobs.findOne({ _id: jobId });
   if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
   if (job.status === "succeeded" || job.status === "failed") {
-    // A replayed or retried server step of a finished job: make sure the next iteration was
-    // handed over (the hand-over is keyed, so this never starts it twice).
-    await startNextIteration(deps, job, job.status, job.totals?.records ?? 0);
+    // A replayed or retried server step of a finished job: finish what a crash may have left
+    // (settling; the next iteration's hand-over is keyed, so it never starts twice).
+    await settleFinishedJob(deps, job);
     return { outcome: "finished", status: job.status };
   }
   const config = await loadConfig(deps.store, job.config);
   const dispatched: number[] = [];
   for (;;) {
-    const low = await firstUnfinishedChunk(deps, jobId);
-    if (low === undefined) {
-      const fresh = await deps.store.jobs.findOne({ _id: jobId }, { projection: { planning: 1 } });
-      if (!fresh?.planning.done) return { outcome: "idle", reason: "planning is still running" };
-      return { outcome: "finished", status: await finishJob(deps, job) };
+    // The planning state first, then the chunks: once planning is done no chunk is added, so
+    // "done, and no chunk left" read in this order cannot miss a chunk committed in between.
+    const state = await deps.store.jobs.findOne({ _id: jobId });
+    if (!state) throw new Error(`job ${jobId} vanished while it was served`);
+    if (state.status === "succeeded" || state.status === "failed") {
+      await settleFinishedJob(deps, state);
+      return { outcome: "finished", status: state.status };
     }
-    const chunk = await claimNextChunk(deps, jobId, low, config);
+    const committed = state.planning.nextChunk;
+    const first = await firstUnfinishedChunk(deps, jobId, committed);
+    if (!first) {
+      if (!state.planning.done) {
+        return dispatched.length > 0
+          ? { outcome: "dispatched", chunks: dispatched }
+          : { outcome: "idle", reason: "planning is still running" };
+      }
+      return { outcome: "finished", status: await finishJob(deps, state) };
+    }
+    if (first.status === "failed") {
+      // Failed, but its records were not all set aside yet (a runner died in between).
+      await completeFailedChunk(deps, config.name, { jobId, ...first });
+      continue;
+    }
+    const low = first.chunk;
+    const high = Math.min(low + config.maxInFlight, committed);
+    const chunk = await claimNextChunk(deps, jobId, low, high);
     if (!chunk) {
-      await scheduleWakeUp(deps, jobId, low, config);
+      await scheduleWakeUp(deps, jobId, low, high);
       return dispatched.length > 0
         ? { outcome: "dispatched", chunks: dispatched }
-        : { outcome: "idle", reason: `no chunk due in window ${low}..${low + config.maxInFlight - 1}` };
+        : { outcome: "idle", reason: `no chunk due in window ${low}..${high - 1}` };
     }
     await dispatchChunk(deps, config, chunk);
     dispatched.push(chunk.chunk);

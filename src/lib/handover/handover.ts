@@ -43,7 +43,13 @@ export interface StepDeps {
   post: PostChunk;
   handOver: HandOver;
   now: () => Date;
+  /** A wait between polls; on Trigger.dev it may suspend the run (`wait.for`). */
   sleep: (ms: number) => Promise<void>;
+  /**
+   * An in-process wait that never suspends the run, for lease heartbeats while a step works.
+   * Rejects when `signal` aborts.
+   */
+  timer: (ms: number, signal?: AbortSignal) => Promise<void>;
   random: () => number;
   /** Environment the header secrets are read from. */
   env: Record<string, string | undefined>;

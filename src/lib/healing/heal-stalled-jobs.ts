@@ -2,8 +2,8 @@
  * Self-healing for chains broken by runs that died for good (retries exhausted, a worker lost):
  * a small scheduled pass looks at every unfinished job and, where nothing has moved for a while,
  * hands over again — a watcher for chunks sent long ago, the server for chunks that are due or
- * whose lease expired, the initializer for planning whose lease expired, the server of a finished
- * job whose next iteration never started (it hands over again). Every step is
+ * whose lease expired or that failed half-way, the initializer for planning whose lease expired,
+ * the server of a finished job that was not settled or whose next iteration never started. Every step is
  * idempotent, so a kick that turns out unnecessary costs one short run and changes nothing.
  * Kicks carry the period in their key, so each is issued at most once per period.
  */
@@ -81,8 +81,11 @@ export async function healStalledJobs(
         case "pending":
           if (c.dueAt <= staleBefore) serve = true;
           break;
-        case "processed":
         case "failed":
+          // Failed but not done: its records were not all set aside (a runner died in between).
+          serve = true;
+          break;
+        case "processed":
           break;
         default: {
           const never: never = c.status;
@@ -94,6 +97,15 @@ export async function healStalledJobs(
       await deps.handOver.serve({ jobId }, `serve:${jobId}:heal${period}`);
       actions.push({ jobId, action: "serve" });
     }
+  }
+  // Finished jobs whose settling was cut short (completion, watermark, lock, next iteration):
+  // the server step of a finished job settles it.
+  const unsettled = await deps.store.jobs
+    .find({ unsettled: true, finishedAt: { $lte: staleBefore } }, { projection: { _id: 1 } })
+    .toArray();
+  for (const job of unsettled) {
+    await deps.handOver.serve({ jobId: job._id }, `serve:${job._id}:heal${period}`);
+    actions.push({ jobId: job._id, action: "serve" });
   }
   // Iteration chains: a job that finished (with records, without failing) a while ago but whose
   // next iteration never appeared lost its hand-over; the server step hands it over again.

@@ -7,7 +7,7 @@
  */
 import { loadConfig, resolveHeaders } from "../config/load.js";
 import { type BatchConfig, configHash } from "../config/schema.js";
-import { finishJob, startNextIteration } from "../dispatch/serve.js";
+import { finishJob, settleFinishedJob } from "../dispatch/serve.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { withLeaseRenewal } from "../handover/lease.js";
@@ -98,9 +98,9 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   } else if (final.status === "planning" || final.status === "running") {
     await deps.handOver.serve({ jobId }, keys.serveAfterPlanning(jobId));
   } else if (resumed) {
-    // A finished job resumed (a replay, `chunkrelay resume` after a crash between two
-    // iterations): make sure the next iteration was handed over; the key keeps it single.
-    await startNextIteration(deps, final, final.status, final.totals?.records ?? 0);
+    // A finished job resumed (a replay, `chunkrelay resume` after a crash): finish settling it
+    // and make sure the next iteration was handed over; the key keeps it single.
+    await settleFinishedJob(deps, final);
   }
   deps.log.info(`job ${jobId} planned`, {
     records: final.planning.records,

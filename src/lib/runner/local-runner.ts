@@ -20,6 +20,7 @@ import {
 } from "../handover/handover.js";
 import { isBadInput } from "../errors.js";
 import { timeStep } from "../inspect/step-stats.js";
+import { realTimer } from "../handover/lease.js";
 import { initializeJob } from "../initializer/initialize.js";
 import type { InitializePayload } from "../initializer/payload.js";
 import type { JobDoc, Store } from "../store/store.js";
@@ -326,6 +327,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     handOver: scheduler,
     now: () => new Date(),
     sleep: abortableSleep(signal),
+    timer: realTimer,
     random: Math.random,
     env: options.env ?? process.env,
     // One owner per run: two runs in one process must not mistake each other's leases for their own.

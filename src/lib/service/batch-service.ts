@@ -169,19 +169,23 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       // A real service keeps trying to report while its database is away; so does this one.
       await withRetries(async () => {
         const now = new Date();
-        // Only `sent` records move: the status goes forward, never back.
+        // Only `sent` records of this attempt move (`attempts` is the attempt that last sent the
+        // record): the status goes forward, never back, and a report that arrives after the
+        // record went out again under a newer attempt changes nothing. `attempt` says which
+        // attempt the report is about.
         if (ok.length > 0) {
           await store.details.updateMany(
-            { jobId: body.jobId, recordId: { $in: ok }, status: "sent" },
-            { $set: { status: "processed", processedAt: now } },
+            { jobId: body.jobId, recordId: { $in: ok }, status: "sent", attempts: body.attempt },
+            { $set: { status: "processed", attempt: body.attempt, processedAt: now } },
           );
         }
         if (failed.length > 0) {
           await store.details.updateMany(
-            { jobId: body.jobId, recordId: { $in: failed }, status: "sent" },
+            { jobId: body.jobId, recordId: { $in: failed }, status: "sent", attempts: body.attempt },
             {
               $set: {
                 status: "failed",
+                attempt: body.attempt,
                 processedAt: now,
                 error: "simulated failure (reference service fail rate)",
               },

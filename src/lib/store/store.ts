@@ -28,8 +28,13 @@ export interface DetailDoc {
   recordId: unknown;
   chunk: number;
   status: RecordStatus;
-  /** Attempts that included this record. */
+  /** The latest attempt that included this record (0 until it is first sent). */
   attempts: number;
+  /**
+   * The attempt a service report is about (optional in the contract). A `failed` report of an
+   * attempt older than `attempts` came late and is ignored.
+   */
+  attempt?: number;
   weight?: number;
   /** The fields sent to the service, for records of a file (collections are read at send time). */
   data?: Document;
@@ -63,6 +68,16 @@ export interface ChunkDoc {
   processedCount?: number;
   failedCount?: number;
   lastError?: string;
+  /** How each attempt ended (at most `retry.maxAttempts` entries). */
+  history?: AttemptEnd[];
+}
+
+export type AttemptOutcome = "processed" | "recordsFailed" | "timedOut" | "rejected" | "deliveryFailed";
+
+export interface AttemptEnd {
+  attempt: number;
+  outcome: AttemptOutcome;
+  at: Date;
 }
 
 export interface JobDoc {
@@ -112,6 +127,13 @@ export interface JobDoc {
    * or the window's end once every record was processed or its exception resolved.
    */
   completedTo?: Cut;
+  /**
+   * Set with the final status, removed once everything a finished job entails is done
+   * (completion, watermark, requeue resolutions, full-job lock, next iteration): a crash in
+   * between leaves it set, and the next step to see the job (a replay, `resume`, the healer)
+   * finishes that work.
+   */
+  unsettled?: boolean;
   /** True once nothing of the window is left unprocessed (all processed, or exceptions resolved). */
   complete?: boolean;
   totals?: { records: number; chunks: number; processed: number; failed: number; exceptions: number };
@@ -239,6 +261,8 @@ export class Store {
       this.jobs.createIndexes([
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
         { key: { status: 1 }, name: "status" },
+        // Finished jobs whose settling was interrupted (the healer looks them up).
+        { key: { unsettled: 1 }, name: "unsettled", sparse: true },
         // The claim: two initializers taking the next window of one lane cannot both insert seq n.
         {
           key: { "lane.id": 1, "lane.seq": 1 },

@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { loadConfig } from "../config/load.js";
 import { type BatchConfig, jobIdSchema } from "../config/schema.js";
-import { setAsideRecords } from "../dispatch/exceptions.js";
+import { failChunk } from "../dispatch/exceptions.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { nextChunkStatus } from "../planning/chunk-state.js";
@@ -41,11 +41,32 @@ export interface StatusCounts {
   failed: number;
 }
 
+/**
+ * The chunk's record statuses for the attempt being watched. A `failed` report that names an
+ * older attempt than the record's (`attempt` < `attempts`) came in after the record went out
+ * again: it says nothing about this attempt, so the record counts as still `sent`.
+ */
 async function countStatuses(deps: StepDeps, jobId: string, chunk: number): Promise<StatusCounts> {
   const rows = await deps.store.details
     .aggregate<{ _id: keyof StatusCounts; n: number }>([
       { $match: { jobId, chunk } },
-      { $group: { _id: "$status", n: { $sum: 1 } } },
+      {
+        $group: {
+          _id: {
+            $cond: [
+              {
+                $and: [
+                  { $eq: ["$status", "failed"] },
+                  { $lt: [{ $ifNull: ["$attempt", "$attempts"] }, "$attempts"] },
+                ],
+              },
+              "sent",
+              "$status",
+            ],
+          },
+          n: { $sum: 1 },
+        },
+      },
     ])
     .toArray();
   const counts: StatusCounts = { pending: 0, sent: 0, processed: 0, failed: 0 };
@@ -53,7 +74,7 @@ async function countStatuses(deps: StepDeps, jobId: string, chunk: number): Prom
   return counts;
 }
 
-/** Moves a `sent` chunk on; returns false if someone else already did (replays, races). */
+/** Moves a `sent` chunk on; does nothing if someone else already did (replays, races). */
 async function closeChunk(
   deps: StepDeps,
   config: BatchConfig,
@@ -66,47 +87,47 @@ async function closeChunk(
   const guard = { jobId, chunk: chunk.chunk, status: "sent" as const, attempt };
   const now = deps.now();
   let to: ChunkDoc["status"];
+  let moved: boolean;
   if (why === "allTerminal" && counts.failed === 0) {
     to = nextChunkStatus("sent", { type: "allProcessed" });
-    await deps.store.chunks.updateOne(guard, {
+    const res = await deps.store.chunks.updateOne(guard, {
       $set: { status: to, done: true, finishedAt: now, processedCount: counts.processed, failedCount: 0 },
+      $push: { history: { attempt, outcome: "processed", at: now } },
     });
+    moved = res.matchedCount > 0;
   } else {
-    to = nextChunkStatus("sent", { type: why === "timedOut" ? "timedOut" : "recordsFailed", attemptsLeft });
+    const outcome = why === "timedOut" ? "timedOut" : "recordsFailed";
+    to = nextChunkStatus("sent", { type: outcome, attemptsLeft });
     const reason =
       why === "timedOut"
         ? `not processed within ${config.watch.chunkTimeoutMs} ms (attempt ${attempt})`
         : `${counts.failed} record(s) failed (attempt ${attempt})`;
     if (to === "pending") {
       // A new attempt: the unprocessed records go out again under a new idempotency key.
-      await deps.store.chunks.updateOne(guard, {
+      const res = await deps.store.chunks.updateOne(guard, {
         $set: { status: to, attempt: attempt + 1, deliveryTries: 0, dueAt: now, lastError: reason },
+        $push: { history: { attempt, outcome, at: now } },
       });
+      moved = res.matchedCount > 0;
     } else {
-      const setAside = await setAsideRecords(
+      moved = await failChunk(
         deps,
         config.name,
         chunk,
+        guard,
+        outcome,
         why === "timedOut" ? reason : `failed after ${attempt} attempt(s)`,
       );
-      await deps.store.chunks.updateOne(guard, {
-        $set: {
-          status: to,
-          done: true,
-          finishedAt: now,
-          processedCount: counts.processed,
-          failedCount: setAside,
-          lastError: reason,
-        },
-      });
     }
-    deps.log.warn(
-      `chunk ${chunk.chunk}: ${reason}; ${to === "pending" ? "sending again" : "records set aside"}`,
-      {
-        jobId,
-      },
-    );
+    if (moved) {
+      deps.log.warn(
+        `chunk ${chunk.chunk}: ${reason}; ${to === "pending" ? "sending again" : "records set aside"}`,
+        { jobId },
+      );
+    }
   }
+  // Hand back to the server even when another watcher moved the chunk first: its hand-over
+  // carries the same key, so this one is a no-op then.
   await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
   return to;
 }
