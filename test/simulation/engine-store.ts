@@ -225,6 +225,16 @@ class EngineCollection {
     return this.update(filter, update, options, true);
   }
 
+  async replaceOne(filter: Document, replacement: Document, options: Document = {}) {
+    await this.gate(this.label("replaceOne"));
+    const reply = this.database.run({
+      update: this.collectionName,
+      updates: [{ q: filter, u: replacement, upsert: options.upsert ?? false, multi: false }],
+    });
+    throwWriteErrors(reply, false);
+    return writeResult(reply);
+  }
+
   async insertOne(doc: Document) {
     await this.gate(this.label("insertOne"));
     const withId = doc._id === undefined ? { _id: new BSON.ObjectId(), ...doc } : doc;

@@ -1,0 +1,175 @@
+/**
+ * What must hold after every simulated history, checked against the database and the service's
+ * ledger. Each returns sentences naming the job, chunk or record concerned.
+ */
+import { EJSON } from "bson";
+import { compareCuts, isInside } from "../../src/lib/planning/cuts.js";
+import type { DetailDoc, JobDoc, Store } from "../../src/lib/store/store.js";
+import { laneDocId, lanePass } from "../../src/lib/windows/watermark.js";
+import type { SimService } from "./service.js";
+import type { Scenario } from "./world.js";
+
+const idOf = (v: unknown) => EJSON.stringify({ v }, { relaxed: false });
+
+export async function checkInvariants(
+  store: Store,
+  service: SimService,
+  scenario: Scenario,
+  config: string,
+): Promise<string[]> {
+  const out: string[] = [];
+  const jobs = await store.jobs.find({}).toArray();
+  const details = await store.details.find({}).toArray();
+  const chunks = await store.chunks.find({}).toArray();
+  const exceptions = await store.exceptions.find({}).toArray();
+  const source = await store.db.collection("src").find({}).toArray();
+  const orderBy = scenario.kind === "backfill" ? "n" : "_id";
+  const keyOf = (doc: Record<string, unknown>) => ({ key: doc[orderBy], id: doc._id });
+
+  const detailsOf = new Map<string, DetailDoc[]>();
+  for (const d of details) detailsOf.set(d.jobId, [...(detailsOf.get(d.jobId) ?? []), d]);
+  const detailByKey = new Map(details.map((d) => [`${d.jobId}|${idOf(d.recordId)}`, d]));
+
+  for (const job of jobs) {
+    const mine = detailsOf.get(job._id) ?? [];
+    const committed = chunks.filter((c) => c.jobId === job._id && c.chunk < job.planning.nextChunk);
+    const myExceptions = exceptions.filter((e) => e.jobId === job._id);
+    if (job.status === "succeeded" || job.status === "failed") {
+      // Exact counts.
+      const processed = mine.filter((d) => d.status === "processed").length;
+      const t = job.totals;
+      if (!t) out.push(`job ${job._id} is ${job.status} without totals`);
+      else {
+        if (t.records !== mine.length) out.push(`job ${job._id}: totals.records ${t.records}, records ${mine.length}`);
+        if (t.processed !== processed)
+          out.push(`job ${job._id}: totals.processed ${t.processed}, processed records ${processed}`);
+        if (t.exceptions !== myExceptions.length)
+          out.push(`job ${job._id}: totals.exceptions ${t.exceptions}, exceptions ${myExceptions.length}`);
+        if (t.chunks !== committed.length) out.push(`job ${job._id}: totals.chunks ${t.chunks}, chunks ${committed.length}`);
+        if (t.processed + t.exceptions !== t.records)
+          out.push(`job ${job._id}: ${t.processed} processed + ${t.exceptions} exceptions ≠ ${t.records} records`);
+      }
+      if (committed.some((c) => !c.done)) out.push(`job ${job._id} is ${job.status} with chunks not done`);
+    }
+    if (job.status === "succeeded") {
+      const waiting = mine.filter((d) => d.status !== "processed");
+      if (waiting.length > 0)
+        out.push(
+          `job ${job._id} succeeded with ${waiting.length} record(s) not processed, e.g. ${idOf(waiting[0]?.recordId)} (${waiting[0]?.status}, chunk ${waiting[0]?.chunk})`,
+        );
+      if (myExceptions.length > 0) out.push(`job ${job._id} succeeded with ${myExceptions.length} exception(s)`);
+    }
+    // Every record of the window is in the job, and nothing else.
+    if ((job.mode === "full" || job.mode === "incremental" || job.mode === "backfill") && job.planning.done) {
+      const inWindow = new Set(
+        source
+          .filter((s) => job.window.to !== null && isInside(keyOf(s), job.window.from, job.window.to))
+          .map((s) => idOf(s._id)),
+      );
+      const have = new Set(mine.map((d) => idOf(d.recordId)));
+      const missing = [...inWindow].filter((i) => !have.has(i));
+      const extra = [...have].filter((i) => !inWindow.has(i));
+      if (missing.length > 0) out.push(`job ${job._id} misses ${missing.length} record(s) of its window, e.g. ${missing[0]}`);
+      if (extra.length > 0) out.push(`job ${job._id} holds ${extra.length} record(s) outside its window, e.g. ${extra[0]}`);
+    }
+  }
+
+  // Lanes: consecutive seqs, adjacent windows, disjoint records.
+  const lanes = new Map<string, JobDoc[]>();
+  for (const job of jobs) if (job.lane && job.mode !== "full") lanes.set(job.lane.id, [...(lanes.get(job.lane.id) ?? []), job]);
+  for (const [lane, members] of lanes) {
+    members.sort((a, b) => (a.lane?.seq ?? 0) - (b.lane?.seq ?? 0));
+    const owner = new Map<string, string>();
+    members.forEach((job, i) => {
+      const prev = members[i - 1];
+      if (job.lane?.seq !== (prev?.lane?.seq ?? 0) + 1 && !(i === 0 && (job.lane?.seq ?? 0) >= 1)) {
+        out.push(`lane ${lane}: job ${job._id} has seq ${job.lane?.seq} after ${prev?.lane?.seq}`);
+      }
+      if (prev && compareCuts(prev.lane?.end, job.window.from) !== 0) {
+        out.push(`lane ${lane}: job ${job._id}'s window does not start where ${prev._id}'s ends (gap or overlap)`);
+      }
+      for (const d of detailsOf.get(job._id) ?? []) {
+        const k = idOf(d.recordId);
+        const other = owner.get(k);
+        if (other) out.push(`lane ${lane}: record ${k} is in jobs ${other} and ${job._id}`);
+        owner.set(k, job._id);
+      }
+    });
+  }
+
+  // Set-aside records were not processed; nothing the service recorded processed went back.
+  for (const e of exceptions) {
+    const d = detailByKey.get(`${e.jobId}|${idOf(e.recordId)}`);
+    if (d?.status === "processed") out.push(`record ${idOf(e.recordId)} of job ${e.jobId} is processed and an exception`);
+  }
+  for (const [k, rec] of service.recordedProcessed) {
+    const d = detailByKey.get(k);
+    if (!d) out.push(`record ${k}, recorded processed at step ${rec.step}, has no detail any more`);
+    else if (d.status !== "processed") out.push(`record ${k} went back from processed to ${d.status}`);
+  }
+
+  // A record accepted under a second key: only after its earlier attempt failed or timed out,
+  // and never once the service had recorded it processed.
+  const accepted = new Map<string, Array<{ key: string; jobId: string; chunk: number; attempt: number; step: number }>>();
+  for (const a of service.acceptances) {
+    for (const r of a.records) {
+      const recordId = r.slice(r.indexOf("|") + 1);
+      accepted.set(recordId, [...(accepted.get(recordId) ?? []), { ...a }]);
+    }
+  }
+  const jobById = new Map(jobs.map((j) => [j._id, j]));
+  for (const [recordId, list] of accepted) {
+    for (let i = 1; i < list.length; i++) {
+      const a = list[i - 1] as (typeof list)[number];
+      const b = list[i] as (typeof list)[number];
+      const earlier = service.recordedProcessed.get(`${a.jobId}|${recordId}`);
+      if (earlier && earlier.step < b.step) {
+        out.push(
+          `record ${recordId} was accepted under ${b.key} after the service had recorded it processed under ${a.jobId} attempt ${earlier.attempt}`,
+        );
+        continue;
+      }
+      if (a.jobId === b.jobId) {
+        const chunk = chunks.find((c) => c.jobId === a.jobId && c.chunk === a.chunk);
+        const end = chunk?.history?.find((h) => h.attempt === a.attempt);
+        if (!end || (end.outcome !== "timedOut" && end.outcome !== "recordsFailed")) {
+          out.push(
+            `record ${recordId} was accepted under ${a.key} and then ${b.key}, but attempt ${a.attempt} ended ${end?.outcome ?? "never"}`,
+          );
+        }
+      } else {
+        const later = jobById.get(b.jobId);
+        const setAside = exceptions.some((e) => e.jobId === a.jobId && idOf(e.recordId) === recordId);
+        if (later?.mode !== "exceptions" || !setAside) {
+          out.push(`record ${recordId} was accepted in job ${a.jobId} and again in job ${b.jobId}`);
+        }
+      }
+    }
+  }
+
+  // The watermark covers only records processed or resolved in its lane.
+  const marks = await store.watermarks.find({}).toArray();
+  for (const mark of marks) {
+    if (!mark.completedUpTo) continue;
+    const laneJobs = jobs.filter(
+      (j) => j.lane && laneDocId(j.lane.id) === mark._id && lanePass(j.lane.id) === (mark.generation ?? 1),
+    );
+    const done = new Set<string>();
+    for (const j of laneJobs) {
+      for (const d of detailsOf.get(j._id) ?? []) if (d.status === "processed") done.add(idOf(d.recordId));
+    }
+    for (const e of exceptions) if (e.resolution && laneJobs.some((j) => j._id === e.jobId)) done.add(idOf(e.recordId));
+    const lower = mark.window?.from;
+    for (const s of source) {
+      if (!isInside(keyOf(s), lower, mark.completedUpTo)) continue;
+      if (!done.has(idOf(s._id))) {
+        out.push(`the watermark of ${mark._id} covers record ${idOf(s._id)}, which is neither processed nor resolved`);
+        break;
+      }
+    }
+  }
+  if (out.length === 0 && jobs.length === 0 && scenario.requests.length > 0 && config) {
+    // Every initializer lost before it wrote anything is possible, but should be rare.
+  }
+  return out;
+}

@@ -1,0 +1,169 @@
+/**
+ * The simulated batch service: a `PostChunk` whose every decision comes from the seed. It accepts,
+ * answers 409 to a key it knows, fails with 5xx, throttles with Retry-After, rejects, hangs past
+ * the client's timeout, loses its reply after accepting, never reports, reports late, twice, in
+ * parts, and sends `failed` reports about an old attempt in the legacy form (no attempt fence in
+ * the filter). It keeps a ledger of what it accepted and what its reports recorded, which the
+ * invariants are checked against.
+ */
+import { EJSON } from "bson";
+import type { DeliveryOutcome, DeliveryRequest, PostChunk } from "../../src/lib/dispatch/http.js";
+import type { Store } from "../../src/lib/store/store.js";
+import type { Actor, Scheduler } from "./scheduler.js";
+
+export interface ServiceFaults {
+  error: number;
+  throttle: number;
+  reject: number;
+  hang: number;
+  lostReply: number;
+  neverReport: number;
+  slowReport: number;
+  failRecord: number;
+  duplicateReport: number;
+  staleFailedReport: number;
+}
+
+export interface Acceptance {
+  key: string;
+  jobId: string;
+  chunk: number;
+  attempt: number;
+  records: string[];
+  step: number;
+}
+
+const idOf = (v: unknown) => EJSON.stringify({ v }, { relaxed: false });
+
+export class SimService {
+  readonly actor: Actor;
+  /** First body seen per key (record ids), and every acceptance of a new key. */
+  readonly keyRecords = new Map<string, string[]>();
+  readonly acceptances: Acceptance[] = [];
+  /** Per `jobId|recordId`: the step at which a report of ours first recorded it processed. */
+  readonly recordedProcessed = new Map<string, { attempt: number; step: number }>();
+  readonly violations: string[] = [];
+  requests = 0;
+
+  constructor(
+    private readonly sched: Scheduler,
+    private readonly store: Store,
+    private readonly faults: ServiceFaults,
+    private readonly timing: { chunkTimeoutMs: number },
+  ) {
+    this.actor = sched.actor("service", { crashable: false, daemon: false });
+  }
+
+  readonly post: PostChunk = async (req: DeliveryRequest): Promise<DeliveryOutcome> => {
+    const key = req.headers["idempotency-key"] ?? "";
+    const body = EJSON.parse(req.body, { relaxed: true }) as {
+      jobId: string;
+      chunk: number;
+      attempt: number;
+      records: Array<{ id: unknown }>;
+    };
+    // The request reaches the service: one atomic step.
+    await this.sched.gate(`POST ${key}`);
+    this.requests++;
+    const r = this.sched.random;
+    const f = this.faults;
+    const ids = body.records.map((x) => idOf(x.id)).sort();
+    if (key !== `${body.jobId}:${body.chunk}:${body.attempt}`) {
+      this.violations.push(`request under key ${key} carries job ${body.jobId} chunk ${body.chunk} attempt ${body.attempt}`);
+    }
+    const known = this.keyRecords.get(key);
+    if (known && known.join() !== ids.join()) {
+      this.violations.push(`key ${key} carried ${known.length} records first, then ${ids.length} other ones`);
+    }
+    const reply = async (outcome: DeliveryOutcome, delayMs = 1 + Math.floor(r() * 20)) => {
+      await this.sched.sleep(delayMs);
+      return outcome;
+    };
+    const roll = r();
+    if (!known) {
+      if (roll < f.error) return reply({ kind: "retry", reason: "HTTP 503: busy" });
+      if (roll < f.error + f.throttle)
+        return reply({ kind: "retry", reason: "HTTP 429", retryAfterMs: Math.floor(r() * 800) });
+      if (roll < f.error + f.throttle + f.reject)
+        return reply({ kind: "rejected", status: 400, reason: "HTTP 400: bad chunk" });
+      this.keyRecords.set(key, ids);
+      this.acceptances.push({
+        key,
+        jobId: body.jobId,
+        chunk: body.chunk,
+        attempt: body.attempt,
+        records: ids.map((i) => `${body.jobId}|${i}`),
+        step: this.sched.steps,
+      });
+      this.sched.spawn(this.actor, () => this.process(body));
+    }
+    const fate = r();
+    if (fate < f.hang) return reply({ kind: "retry", reason: `timed out after ${req.timeoutMs} ms` }, req.timeoutMs);
+    if (fate < f.hang + f.lostReply) return reply({ kind: "retry", reason: "could not deliver: ECONNRESET" });
+    return reply(known ? { kind: "accepted", status: 409 } : { kind: "accepted", status: 202 });
+  };
+
+  /** Works on an accepted chunk and reports, the ways services do. */
+  private async process(body: { jobId: string; attempt: number; records: Array<{ id: unknown }> }) {
+    const r = this.sched.random;
+    const f = this.faults;
+    if (r() < f.neverReport) return;
+    const slow = r() < f.slowReport;
+    await this.sched.sleep(
+      slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300),
+    );
+    const outcomes = body.records.map((rec) => ({ id: rec.id, failed: r() < f.failRecord }));
+    const parts = outcomes.length > 1 && r() < 0.3 ? 2 : 1;
+    const size = Math.ceil(outcomes.length / parts);
+    for (let p = 0; p < parts; p++) {
+      await this.report(body, outcomes.slice(p * size, (p + 1) * size));
+      if (p + 1 < parts) await this.sched.sleep(Math.floor(r() * 200));
+    }
+    if (r() < f.duplicateReport) {
+      await this.sched.sleep(Math.floor(r() * 2000));
+      await this.report(body, outcomes);
+    }
+    const failed = outcomes.filter((o) => o.failed);
+    if (failed.length > 0 && r() < f.staleFailedReport) {
+      // Long after: the same failures again, in the legacy form (no attempt in the filter).
+      await this.sched.sleep(this.timing.chunkTimeoutMs * r());
+      await this.store.details.updateMany(
+        { jobId: body.jobId, recordId: { $in: failed.map((o) => o.id) }, status: "sent" },
+        { $set: { status: "failed", attempt: body.attempt, error: "late report of an old attempt" } },
+      );
+    }
+  }
+
+  private async report(
+    body: { jobId: string; attempt: number },
+    outcomes: Array<{ id: unknown; failed: boolean }>,
+  ) {
+    const ok = outcomes.filter((o) => !o.failed).map((o) => o.id);
+    const failed = outcomes.filter((o) => o.failed).map((o) => o.id);
+    const fence = { jobId: body.jobId, status: "sent", attempts: body.attempt };
+    if (ok.length > 0) {
+      await this.store.details.updateMany(
+        { ...fence, recordId: { $in: ok } },
+        { $set: { status: "processed", attempt: body.attempt } },
+      );
+      // Which of them this report (or an earlier one) recorded: processed is final.
+      const recorded = await this.store.details
+        .find(
+          { jobId: body.jobId, recordId: { $in: ok }, status: "processed", attempt: body.attempt },
+          { projection: { recordId: 1 } },
+        )
+        .toArray();
+      for (const d of recorded) {
+        const k = `${body.jobId}|${idOf(d.recordId)}`;
+        if (!this.recordedProcessed.has(k))
+          this.recordedProcessed.set(k, { attempt: body.attempt, step: this.sched.steps });
+      }
+    }
+    if (failed.length > 0) {
+      await this.store.details.updateMany(
+        { ...fence, recordId: { $in: failed } },
+        { $set: { status: "failed", attempt: body.attempt, error: "simulated failure" } },
+      );
+    }
+  }
+}

@@ -1,0 +1,537 @@
+/**
+ * One simulated history: a scenario drawn from the seed (full, incremental with concurrent
+ * runners, backfill, iterations, requeue; `maxInFlight` 1 to 3; local runners or Trigger.dev
+ * runs), the real step functions run by actors under the seeded scheduler, crashes and stalls
+ * injected until a fault horizon, then a quiet period in which everything must finish by itself.
+ * Afterwards the invariants (`invariants.ts`) are checked against the database and the service's
+ * ledger.
+ */
+import { applyConfig } from "../../src/lib/config/load.js";
+import { serveJob } from "../../src/lib/dispatch/serve.js";
+import { isBadInput } from "../../src/lib/errors.js";
+import type { HandOver, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
+import { silentLogger } from "../../src/lib/handover/handover.js";
+import { healStalledJobs } from "../../src/lib/healing/heal-stalled-jobs.js";
+import { initializeJob } from "../../src/lib/initializer/initialize.js";
+import { resumeJob } from "../../src/lib/runner/local-runner.js";
+import { Store } from "../../src/lib/store/store.js";
+import { watchChunk } from "../../src/lib/watcher/watch.js";
+import { EngineDatabase } from "./engine-store.js";
+import { checkInvariants } from "./invariants.js";
+import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
+import { type ServiceFaults, SimService } from "./service.js";
+
+export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
+
+export interface Scenario {
+  kind: ScenarioKind;
+  runner: "local" | "trigger";
+  records: number;
+  chunkSize: number;
+  maxInFlight: number;
+  maxAttempts: number;
+  maxDeliveryTries: number;
+  /** Initializer requests started at the beginning (concurrent runners). */
+  requests: Array<Record<string, unknown>>;
+  /** Records a writer adds while jobs run (incremental). */
+  arriving: number;
+  faults: FaultPlan;
+  service: ServiceFaults;
+}
+
+export const TIMING = {
+  leaseMs: 1_000,
+  pollIntervalMs: 150,
+  chunkTimeoutMs: 3_000,
+  targetTimeoutMs: 800,
+  healEveryMs: 1_500,
+  healStaleAfterMs: 4_000,
+};
+
+const START = Date.UTC(2026, 0, 1);
+const CONFIG = "sim";
+
+function pick<T>(r: () => number, items: readonly T[]): T {
+  return items[Math.floor(r() * items.length)] as T;
+}
+
+/** The scenario of a seed (drawn from its own stream, so it does not depend on the history). */
+export function scenarioOf(seed: number, random: () => number): Scenario {
+  const r = random;
+  const kind = pick(r, ["full", "incremental", "incremental", "backfill", "iterations", "requeue"] as const);
+  const runner = r() < 0.5 ? "local" : "trigger";
+  const records = 6 + Math.floor(r() * 30);
+  const chunkSize = 2 + Math.floor(r() * 5);
+  const maxInFlight = 1 + Math.floor(r() * 3);
+  const calm = r() < 0.2;
+  const faults: FaultPlan = {
+    crash: calm ? 0 : 0.004 + r() * 0.01,
+    stall: calm ? 0 : r() * 0.004,
+    stallMaxMs: 3 * TIMING.leaseMs,
+    untilMs: 6_000 + Math.floor(r() * 20_000),
+    maxCrashes: 2 + Math.floor(r() * 8),
+  };
+  const noisy = r();
+  const service: ServiceFaults = {
+    error: noisy * 0.15,
+    throttle: noisy * 0.05,
+    reject: kind === "requeue" ? 0.1 : noisy * 0.02,
+    hang: noisy * 0.06,
+    lostReply: noisy * 0.08,
+    neverReport: noisy * 0.04,
+    slowReport: noisy * 0.08,
+    failRecord: kind === "requeue" ? 0.25 : noisy * 0.1,
+    duplicateReport: noisy * 0.2,
+    staleFailedReport: 0.5 * noisy,
+  };
+  const id = (n: number) => `sim${seed}-${n}`;
+  let requests: Array<Record<string, unknown>>;
+  switch (kind) {
+    case "full":
+      requests = [{ config: CONFIG, jobId: id(1) }];
+      break;
+    case "incremental":
+      requests = Array.from({ length: 1 + Math.floor(r() * 3) }, (_, i) => ({
+        config: CONFIG,
+        jobId: id(i + 1),
+        mode: "incremental",
+        ...(r() < 0.5 ? { maxRecords: 3 + Math.floor(r() * 10) } : {}),
+      }));
+      break;
+    case "backfill": {
+      const from = Math.floor(r() * 5);
+      const to = from + 3 + Math.floor(r() * 10);
+      requests = Array.from({ length: 1 + Math.floor(r() * 2) }, (_, i) => ({
+        config: CONFIG,
+        jobId: id(i + 1),
+        mode: "backfill",
+        from,
+        to,
+        ...(r() < 0.5 ? { maxRecords: 2 + Math.floor(r() * 6) } : {}),
+      }));
+      break;
+    }
+    case "iterations":
+      requests = [
+        {
+          config: CONFIG,
+          jobId: id(1),
+          mode: "incremental",
+          maxRecords: 3 + Math.floor(r() * 8),
+          iterations: 2 + Math.floor(r() * 3),
+        },
+      ];
+      break;
+    case "requeue":
+      requests = [{ config: CONFIG, jobId: id(1) }];
+      break;
+    default: {
+      const never: never = kind;
+      throw new Error(`unknown scenario ${String(never)}`);
+    }
+  }
+  return {
+    kind,
+    runner,
+    records,
+    chunkSize,
+    maxInFlight,
+    maxAttempts: 1 + Math.floor(r() * 3),
+    maxDeliveryTries: 3 + Math.floor(r() * 5),
+    requests,
+    arriving: kind === "incremental" || kind === "iterations" ? Math.floor(r() * 15) : 0,
+    faults,
+    service,
+  };
+}
+
+export interface SeedResult {
+  seed: number;
+  scenario: Scenario;
+  end: "finished" | "deadline" | "steps" | "stuck";
+  violations: string[];
+  trace: string[];
+  steps: number;
+  crashes: number;
+  stalls: number;
+  jobs: number;
+  records: number;
+  commands: number;
+}
+
+/** Runs one seed's history and checks it. */
+export async function runSeed(seed: number): Promise<SeedResult> {
+  const scenarioRandom = new Scheduler(seed ^ 0x5eed, START, noFaults()).random;
+  const scenario = scenarioOf(seed, scenarioRandom);
+  const sched = new Scheduler(seed, START, scenario.faults);
+  const database = new EngineDatabase("sim");
+  const store = new Store(database.db((label) => sched.gate(label)));
+  const direct = new Store(database.db(() => Promise.resolve()));
+  await direct.ensureIndexes();
+  const service = new SimService(sched, store, scenario.service, TIMING);
+  const world = new World(sched, store, direct, service, scenario, seed);
+  await world.setUp();
+  world.start();
+  const end = await sched.run({
+    finished: () => world.finished(),
+    deadlineMs: scenario.faults.untilMs + 120_000,
+    maxSteps: 60_000,
+  });
+  const violations = [
+    ...service.violations,
+    ...sched.failures.map((f) => `unexpected error in ${f.actor}: ${(f.error as Error).stack ?? String(f.error)}`),
+    ...world.violations,
+  ];
+  if (end !== "finished") {
+    violations.push(`liveness: the history did not finish by itself (${end}): ${await world.describeOpenWork()}`);
+  }
+  violations.push(...(await checkInvariants(direct, service, scenario, CONFIG)));
+  return {
+    seed,
+    scenario,
+    end,
+    violations,
+    trace: sched.trace.slice(-40),
+    steps: sched.steps,
+    crashes: sched.crashes,
+    stalls: sched.stalls,
+    jobs: await direct.jobs.countDocuments({}),
+    records: await direct.details.countDocuments({}),
+    commands: database.commands,
+  };
+}
+
+function noFaults(): FaultPlan {
+  return { crash: 0, stall: 0, stallMaxMs: 0, untilMs: 0, maxCrashes: 0 };
+}
+
+const watchLimits = { maxPolls: 4, maxRunMs: 5_000 };
+
+class World {
+  readonly violations: string[] = [];
+  private runs = 0;
+  /** Every Trigger.dev run started, for dashboard replays. */
+  private readonly runLog: Array<{ kind: "init" | "serve" | "watch"; payload: Record<string, unknown> }> = [];
+  private readonly platformKeys = new Set<string>();
+  private requeued = false;
+
+  constructor(
+    private readonly sched: Scheduler,
+    private readonly store: Store,
+    private readonly direct: Store,
+    private readonly service: SimService,
+    private readonly scenario: Scenario,
+    private readonly seed: number,
+  ) {}
+
+  async setUp(): Promise<void> {
+    const { scenario } = this;
+    const src = this.direct.db.collection("src");
+    const keyed = scenario.kind === "backfill";
+    await src.insertMany(
+      Array.from({ length: scenario.records }, (_, i) => ({
+        _id: i as never,
+        ...(keyed ? { n: Math.floor(i / 2) } : {}),
+        v: `r${i}`,
+      })),
+    );
+    await applyConfig(
+      this.direct,
+      {
+        name: CONFIG,
+        source: { collection: "src", fields: ["v"], ...(keyed ? { orderBy: "n" } : {}) },
+        chunking: { maxRecords: scenario.chunkSize },
+        target: { url: "http://service.sim/chunks", timeoutMs: TIMING.targetTimeoutMs },
+        maxInFlight: scenario.maxInFlight,
+        retry: {
+          maxAttempts: scenario.maxAttempts,
+          maxDeliveryTries: scenario.maxDeliveryTries,
+          backoffMs: 50,
+          maxBackoffMs: 400,
+        },
+        watch: { pollIntervalMs: TIMING.pollIntervalMs, chunkTimeoutMs: TIMING.chunkTimeoutMs },
+      },
+      new Date(this.sched.now),
+    );
+  }
+
+  deps(owner: string, handOver: HandOver): StepDeps {
+    const { sched } = this;
+    return {
+      store: this.store,
+      post: this.service.post,
+      handOver,
+      now: () => new Date(sched.now),
+      sleep: (ms) => sched.sleep(ms),
+      timer: (ms, signal) => sched.sleep(ms, signal),
+      random: sched.random,
+      env: {},
+      owner,
+      leaseMs: TIMING.leaseMs,
+      log: silentLogger,
+    };
+  }
+
+  start(): void {
+    const { scenario, sched } = this;
+    for (const request of scenario.requests) {
+      if (scenario.runner === "local") this.startLocalProcess(request, false);
+      else this.triggerRun("init", request, `init:${String(request.jobId)}`, 0);
+    }
+    if (scenario.runner === "trigger") {
+      const healer = sched.actor("healer", { crashable: false, daemon: true });
+      sched.spawn(healer, async () => {
+        const handOver = this.platformHandOver();
+        for (;;) {
+          await sched.sleep(TIMING.healEveryMs);
+          await healStalledJobs({ store: this.store, now: () => new Date(sched.now), handOver }, {
+            staleAfterMs: TIMING.healStaleAfterMs,
+          });
+        }
+      });
+      // The dashboard: now and then a user replays an earlier run, payload unchanged.
+      const dashboard = sched.actor("dashboard", { crashable: false, daemon: true });
+      sched.spawn(dashboard, async () => {
+        while (sched.now - sched.start < scenario.faults.untilMs) {
+          await sched.sleep(500 + Math.floor(sched.random() * 3_000));
+          const run = this.runLog[Math.floor(sched.random() * this.runLog.length)];
+          if (run) this.launch(run.kind, run.payload, 0, 1, "replay");
+        }
+      });
+    }
+    if (scenario.arriving > 0) {
+      const writer = sched.actor("writer", { crashable: false, daemon: true });
+      sched.spawn(writer, async () => {
+        const src = this.store.db.collection("src");
+        for (let i = 0; i < scenario.arriving; i++) {
+          await sched.sleep(Math.floor(sched.random() * 1_500));
+          await src.insertOne({ _id: (scenario.records + i) as never, v: `r${scenario.records + i}` });
+        }
+        // Then the nightly run: one more incremental job takes what arrived.
+        const request = { config: CONFIG, jobId: `sim${this.seed}-late`, mode: "incremental" };
+        if (scenario.runner === "local") this.startLocalProcess(request, false);
+        else this.triggerRun("init", request, `init:${String(request.jobId)}`, 0);
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Trigger.dev: every hand-over is a run of its own (deduplicated by key), retried after a crash
+  // or an error (up to 3 attempts), or lost for good — then the healer or a replay picks it up.
+
+  platformHandOver(): HandOver {
+    return {
+      initialize: (payload, key) => {
+        this.triggerRun("init", payload, key, 0);
+        return Promise.resolve();
+      },
+      serve: (payload, key, delayMs) => {
+        this.triggerRun("serve", { ...payload }, key, delayMs ?? 0);
+        return Promise.resolve();
+      },
+      watch: (payload, key) => {
+        this.triggerRun("watch", { ...payload }, key, 0);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  private triggerRun(kind: "init" | "serve" | "watch", payload: Record<string, unknown>, key: string, delayMs: number) {
+    if (this.platformKeys.has(key)) return;
+    this.platformKeys.add(key);
+    // Payloads travel as JSON.
+    const sent = JSON.parse(JSON.stringify(payload)) as Record<string, unknown>;
+    this.runLog.push({ kind, payload: sent });
+    this.launch(kind, sent, delayMs, 1, key);
+  }
+
+  private launch(
+    kind: "init" | "serve" | "watch",
+    payload: Record<string, unknown>,
+    delayMs: number,
+    attempt: number,
+    label: string,
+  ): void {
+    const { sched } = this;
+    const actor = sched.actor(`${kind}#${++this.runs}(${label})`, { crashable: true, daemon: false });
+    const retry = () => {
+      if (attempt >= 3 || sched.random() < 0.2) return; // retries exhausted, or the worker is gone
+      this.launch(kind, payload, 200 * 2 ** attempt, attempt + 1, label);
+    };
+    actor.onCrash = retry;
+    const deps = this.deps(actor.name, this.platformHandOver());
+    sched.spawn(
+      actor,
+      async () => {
+        if (delayMs > 0) await sched.sleep(delayMs);
+        switch (kind) {
+          case "init":
+            return initializeJob(deps, payload);
+          case "serve":
+            return serveJob(deps, payload);
+          case "watch":
+            return watchChunk(deps, payload, watchLimits);
+          default: {
+            const never: never = kind;
+            throw new Error(`unknown step ${String(never)}`);
+          }
+        }
+      },
+      (err) => {
+        if (isBadInput(err)) {
+          // Refused payloads fail without retry; only expected where a replay races a refusal.
+          if (!/already has an active job/.test((err as Error).message))
+            this.violations.push(`${actor.name} refused: ${(err as Error).message}`);
+          return;
+        }
+        sched.note(`${actor.name} failed: ${(err as Error).message}`);
+        retry();
+      },
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Local runner: one process runs every step of its job; a crash kills them all and the user
+  // runs `chunkrelay resume <jobId>` (the same request with the same job id).
+
+  private startLocalProcess(request: Record<string, unknown>, resume: boolean): void {
+    const { sched } = this;
+    const jobId = String(request.jobId);
+    const actor = sched.actor(`proc#${++this.runs}(${jobId}${resume ? " resume" : ""})`, {
+      crashable: true,
+      daemon: false,
+    });
+    const seen = new Set<string>();
+    let active = 0;
+    let failure: unknown;
+    const run = (key: string, delayMs: number, step: () => Promise<unknown>, tries = 1) => {
+      if (seen.has(key) && tries === 1) return;
+      seen.add(key);
+      active++;
+      sched.spawn(
+        actor,
+        async () => {
+          try {
+            if (delayMs > 0) await sched.sleep(delayMs);
+            await step();
+          } finally {
+            active--;
+          }
+        },
+        (err) => {
+          if (isBadInput(err) || tries >= 8) failure ??= err;
+          else run(key, Math.min(30_000, 100 * 2 ** tries), step, tries + 1);
+        },
+      );
+    };
+    const handOver: HandOver = {
+      initialize: (payload, key) => {
+        const sent = JSON.parse(JSON.stringify(payload)) as Record<string, unknown>;
+        run(key, 0, async () => {
+          const r = await initializeJob(deps, sent);
+          if (r.resumed) await resumeJob(deps, r.jobId);
+        });
+        return Promise.resolve();
+      },
+      serve: (payload, key, delayMs) => {
+        run(key, delayMs ?? 0, () => serveJob(deps, payload));
+        return Promise.resolve();
+      },
+      watch: (payload: WatchPayload, key) => {
+        run(key, 0, () => watchChunk(deps, payload, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }));
+        return Promise.resolve();
+      },
+    };
+    const deps = this.deps(actor.name, handOver);
+    actor.onCrash = () => {
+      // The user notices and resumes, a little later.
+      const user = sched.actor("user", { crashable: false, daemon: false });
+      sched.spawn(user, async () => {
+        await sched.sleep(500 + Math.floor(sched.random() * 3_000));
+        this.startLocalProcess(request, true);
+      });
+    };
+    sched.spawn(actor, async () => {
+      let init = await initializeJob(deps, request);
+      while (init.status === "planning") {
+        await sched.sleep(Math.min(TIMING.leaseMs, 1000));
+        init = await initializeJob(deps, request);
+      }
+      if (init.resumed) await resumeJob(deps, init.jobId);
+      // Like runJobLocally: wait until nothing runs; a job left unfinished gets one heal.
+      for (let checks = 0; ; checks++) {
+        while (active > 0) await sched.sleep(100);
+        if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
+        const open = await this.openJobsOf(jobId);
+        if (open.length === 0) return;
+        if (checks >= 3) {
+          // runJobLocally would stop here ("stopped making progress"); the user resumes.
+          actor.onCrash?.();
+          return;
+        }
+        for (const id of open) {
+          await resumeJob(deps, id);
+          run(`serve:${id}:settle-check${checks}`, 0, () => serveJob(deps, { jobId: id }));
+        }
+        await sched.sleep(50);
+      }
+    }, (err) => {
+      sched.note(`${actor.name} stopped: ${(err as Error).message}`);
+      actor.onCrash?.();
+    });
+  }
+
+  /** The unfinished (or unsettled) jobs of a local run's chain. */
+  private async openJobsOf(firstJob: string): Promise<string[]> {
+    const jobs = await this.direct.jobs
+      .find({ $or: [{ _id: firstJob }, { "iteration.firstJob": firstJob }] }, { projection: { status: 1, unsettled: 1 } })
+      .toArray();
+    return jobs
+      .filter((j) => j.status === "planning" || j.status === "running" || j.unsettled === true)
+      .map((j) => j._id);
+  }
+
+  /** Everything is done: every job finished and settled, chains complete, the requeue run. */
+  async finished(): Promise<boolean> {
+    const open = await this.direct.jobs.countDocuments({
+      $or: [{ status: { $in: ["planning", "running"] } }, { unsettled: true }],
+    });
+    if (open > 0) return false;
+    const chains = await this.direct.jobs
+      .find({ status: "succeeded", "iteration.index": { $exists: true }, "totals.records": { $gt: 0 } })
+      .toArray();
+    for (const job of chains) {
+      const it = job.iteration;
+      if (!it || it.index >= it.of) continue;
+      if ((await this.direct.jobs.countDocuments({ _id: `${it.firstJob}.${it.index + 1}` })) === 0) return false;
+    }
+    if (this.scenario.kind === "requeue" && !this.requeued) {
+      // The first job is done: a user requeues its exceptions (once).
+      const first = await this.direct.jobs.findOne({ _id: `sim${this.seed}-1` });
+      if (!first) return true; // never created (its initializer was lost before it wrote)
+      this.requeued = true;
+      if ((await this.direct.exceptions.countDocuments({ jobId: first._id })) === 0) return true;
+      const request = { config: CONFIG, jobId: `sim${this.seed}-requeue`, mode: "exceptions", fromJob: first._id };
+      if (this.scenario.runner === "local") this.startLocalProcess(request, false);
+      else this.triggerRun("init", request, `init:${request.jobId}`, 0);
+      return false;
+    }
+    return true;
+  }
+
+  async describeOpenWork(): Promise<string> {
+    const jobs = await this.direct.jobs
+      .find({ $or: [{ status: { $in: ["planning", "running"] } }, { unsettled: true }] })
+      .toArray();
+    const parts: string[] = [];
+    for (const j of jobs) {
+      const chunks = await this.direct.chunks.find({ jobId: j._id, done: false }).toArray();
+      parts.push(
+        `job ${j._id} ${j.status}${j.unsettled ? " unsettled" : ""} planning ${JSON.stringify(j.planning)}; open chunks: ${chunks
+          .map((c) => `${c.chunk}:${c.status}@${c.attempt}`)
+          .join(", ")}`,
+      );
+    }
+    return parts.join(" | ") || "no open job";
+  }
+}
