@@ -74,6 +74,32 @@ export async function checkInvariants(
     }
   }
 
+  // Liveness of what a finished job entails: settled, completion known, lock released, and each
+  // lane's watermark at the end of its completed prefix.
+  for (const job of jobs) {
+    if (job.status !== "succeeded" && job.status !== "failed") continue;
+    if (job.unsettled) out.push(`job ${job._id} is ${job.status} but was never settled`);
+    if (job.complete === undefined) out.push(`job ${job._id} is ${job.status} but its completion was never worked out`);
+  }
+  const lock = await store.watermarks.findOne({ _id: config });
+  if (lock?.activeJob) {
+    const holder = jobs.find((j) => j._id === lock.activeJob);
+    if (!holder || holder.status === "succeeded" || holder.status === "failed")
+      out.push(`config ${config} is still locked by job ${lock.activeJob} (${holder?.status ?? "never created"})`);
+  }
+  for (const lane of await store.watermarks.find({}).toArray()) {
+    const members = jobs
+      .filter((j) => j.lane && laneDocId(j.lane.id) === lane._id && lanePass(j.lane.id) === (lane.generation ?? 1))
+      .sort((a, b) => (a.lane?.seq ?? 0) - (b.lane?.seq ?? 0));
+    let expected = 0;
+    for (const j of members) {
+      if (j.lane?.seq !== expected + 1 || !j.complete) break;
+      expected = j.lane.seq;
+    }
+    if ((lane.completedSeq ?? 0) < expected)
+      out.push(`the watermark of ${lane._id} stopped at job seq ${lane.completedSeq ?? 0}; its jobs are complete up to seq ${expected}`);
+  }
+
   // Lanes: consecutive seqs, adjacent windows, disjoint records.
   const lanes = new Map<string, JobDoc[]>();
   for (const job of jobs) if (job.lane && job.mode !== "full") lanes.set(job.lane.id, [...(lanes.get(job.lane.id) ?? []), job]);

@@ -143,7 +143,7 @@ export class SimService {
     const fence = { jobId: body.jobId, status: "sent", attempts: body.attempt };
     if (ok.length > 0) {
       await this.store.details.updateMany(
-        { ...fence, recordId: { $in: ok } },
+        { ...fence, recordId: { $in: ok } } as never,
         { $set: { status: "processed", attempt: body.attempt } },
       );
       // Which of them this report (or an earlier one) recorded: processed is final.
@@ -161,7 +161,7 @@ export class SimService {
     }
     if (failed.length > 0) {
       await this.store.details.updateMany(
-        { ...fence, recordId: { $in: failed } },
+        { ...fence, recordId: { $in: failed } } as never,
         { $set: { status: "failed", attempt: body.attempt, error: "simulated failure" } },
       );
     }

@@ -31,6 +31,8 @@ export interface Scenario {
   maxInFlight: number;
   maxAttempts: number;
   maxDeliveryTries: number;
+  /** Records per planning group: small, so planning interleaves with serving and crashes. */
+  planningBatch: number;
   /** Initializer requests started at the beginning (concurrent runners). */
   requests: Array<Record<string, unknown>>;
   /** Records a writer adds while jobs run (incremental). */
@@ -60,14 +62,14 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
   const r = random;
   const kind = pick(r, ["full", "incremental", "incremental", "backfill", "iterations", "requeue"] as const);
   const runner = r() < 0.5 ? "local" : "trigger";
-  const records = 6 + Math.floor(r() * 30);
+  const records = 4 + Math.floor(r() * 20);
   const chunkSize = 2 + Math.floor(r() * 5);
   const maxInFlight = 1 + Math.floor(r() * 3);
   const calm = r() < 0.2;
   const faults: FaultPlan = {
     crash: calm ? 0 : 0.004 + r() * 0.01,
-    stall: calm ? 0 : r() * 0.004,
-    stallMaxMs: 3 * TIMING.leaseMs,
+    stall: calm ? 0 : r() * 0.006,
+    stallMaxMs: 6 * TIMING.leaseMs,
     untilMs: 6_000 + Math.floor(r() * 20_000),
     maxCrashes: 2 + Math.floor(r() * 8),
   };
@@ -138,6 +140,7 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
     maxInFlight,
     maxAttempts: 1 + Math.floor(r() * 3),
     maxDeliveryTries: 3 + Math.floor(r() * 5),
+    planningBatch: 1 + Math.floor(r() * 8),
     requests,
     arriving: kind === "incremental" || kind === "iterations" ? Math.floor(r() * 15) : 0,
     faults,
@@ -269,6 +272,7 @@ class World {
       owner,
       leaseMs: TIMING.leaseMs,
       log: silentLogger,
+      planningBatch: this.scenario.planningBatch,
     };
   }
 

@@ -58,6 +58,12 @@ export interface StepDeps {
   /** How long a claim lasts without renewal; renewed while a step works. */
   leaseMs: number;
   log: Logger;
+  /**
+   * Records per planning group (one insertMany of details, one of chunks, one checkpoint).
+   * Default: 1000. The simulation plans in groups of a few records, so that planning, serving
+   * and crashes interleave at every group boundary.
+   */
+  planningBatch?: number;
 }
 
 export const keys = {

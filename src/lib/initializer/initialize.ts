@@ -32,6 +32,7 @@ export interface InitializeResult {
  * (5000) made the driver's reply buffers grow the heap with N: peak RSS at 10·N rose ~45%.
  */
 const DETAIL_BATCH = 1000;
+const detailBatch = (deps: StepDeps) => deps.planningBatch ?? DETAIL_BATCH;
 /** Planning groups being written while the next is read (memory: this many groups). */
 const MAX_GROUPS_IN_FLIGHT = 3;
 
@@ -136,9 +137,11 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   const { store } = deps;
   const jobId = job._id;
   const hash = configHash(config);
-  // A crash may have left part of the chunk after the checkpoint: remove it and cut it again.
-  await store.details.deleteMany({ jobId, chunk: { $gte: job.planning.nextChunk } });
-  await store.chunks.deleteMany({ jobId, chunk: { $gte: job.planning.nextChunk } });
+  // A crash may have left chunks past the checkpoint, uncommitted: no runner claims them. They
+  // are not deleted — a planner that lost its lease while stalled could run that delete late,
+  // over chunks another planner committed and the service processed. Cutting again from the
+  // checkpoint with the job's own recorded limits gives the same chunks, and writing them again
+  // over what is there changes nothing (unique keys).
 
   const weightField = config.source.weightField;
   const source = openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined);
@@ -148,7 +151,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
       : job.window.from;
   const reading = source.read(
     { ...(checkpoint ? { from: checkpoint } : {}), ...(job.window.to ? { to: job.window.to } : {}) },
-    DETAIL_BATCH,
+    detailBatch(deps),
   );
   const sample = job.partitioning.sample;
   // A sample keeps the records at the positions it selects; each kept record notes its position,
@@ -215,7 +218,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
             ...(weightField ? { weight: r.weight } : {}),
             ...(r.data ? { data: r.data } : {}),
           });
-          if (details.length >= DETAIL_BATCH) flushDetails();
+          if (details.length >= detailBatch(deps)) flushDetails();
         }
       }
       flushDetails();
@@ -267,13 +270,13 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   let group: Planned[] = [];
   let groupRecords = 0;
   try {
-    for await (const records of planChunksFrom(batches, config.chunking)) {
+    for await (const records of planChunksFrom(batches, job.partitioning.chunking)) {
       const weight = records.reduce((w, r) => w + r.weight, 0);
       group.push({ no: chunkNo++, records, weight });
       groupRecords += records.length;
       total += records.length;
       totalWeight += weight;
-      if (groupRecords >= DETAIL_BATCH) {
+      if (groupRecords >= detailBatch(deps)) {
         writeGroup(group);
         group = [];
         groupRecords = 0;
