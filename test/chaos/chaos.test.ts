@@ -1,6 +1,6 @@
 /**
- * Chaos: a real CLI run of 12,000 records is killed with SIGKILL again and again at random
- * moments and resumed, against a batch service that injects faults (500s, 429s, slow replies
+ * Chaos: a real CLI run of 12,000 records is killed with SIGKILL again and again — once its job
+ * exists, then after a seeded number of accepted chunks — and resumed, against a batch service that injects faults (500s, 429s, slow replies
  * past the client timeout, connections cut after accepting). From the service's own ledger and
  * from the database: every record processed, none lost, and none accepted under two different
  * idempotency keys. Then the same for a chain of capped incremental jobs (`--iterations`), killed
@@ -75,29 +75,62 @@ function start(args: string[]): { child: ChildProcess; exited: Promise<number | 
   return { child, exited: new Promise((resolve) => child.once("exit", (code) => resolve(code))) };
 }
 
+/** Resolves once `event()` holds, or with false when `exited` settles first or the deadline passes. */
+async function when(
+  event: () => Promise<boolean>,
+  exited: Promise<unknown>,
+  deadlineMs = 60_000,
+): Promise<boolean> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + deadlineMs;
+  while (!gone && Date.now() < deadline) {
+    if (await event()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
+/** Chunks the service accepted (first deliveries of a key) for these jobs. */
+const acceptedChunks = (jobIds: (id: string) => boolean) =>
+  service.ledger.filter((d) => !d.duplicate && jobIds(d.jobId)).length;
+
 /**
- * Runs `first`, then `resume` after each kill: up to `maxKills` SIGKILLs, each after a random
- * 'base + up to spread' ms, then lets the last run finish. Returns the kills and its exit code.
+ * Runs `first`, then `resume` after each kill. Kills land on events, not on time, so they mean
+ * the same on a fast and on a loaded machine: the first as soon as the job exists (mostly
+ * mid-planning), each later one after `step` (seeded, 1 to 4) more
+ * chunks were accepted by the service. Up to `maxKills`, then the last run finishes.
  */
 async function killAndResume(
   first: string[],
   resume: string[],
-  options: { maxKills: number; baseMs: number; spreadMs: number; seed: number },
-): Promise<{ kills: number; finalCode: number | null }> {
+  options: { maxKills: number; jobs: (id: string) => boolean; firstJob: string; seed: number },
+): Promise<{ kills: number; finalCode: number | null; killedAt: string[] }> {
   const rand = seededRandom(options.seed);
   let kills = 0;
+  const killedAt: string[] = [];
   for (let round = 0; ; round++) {
     const { child, exited } = start(round === 0 ? first : resume);
-    if (kills >= options.maxKills) return { kills, finalCode: await exited };
-    const killAfter = options.baseMs + Math.floor(rand() * options.spreadMs);
-    const outcome = await Promise.race([
-      exited,
-      new Promise<"kill">((r) => setTimeout(() => r("kill"), killAfter)),
-    ]);
-    if (outcome !== "kill") return { kills, finalCode: outcome };
+    if (kills >= options.maxKills) return { kills, finalCode: await exited, killedAt };
+    let event: () => Promise<boolean>;
+    let what: string;
+    if (round === 0) {
+      // As soon as the job exists: usually while it is still being planned.
+      what = "after the job exists";
+      event = async () => (await store.jobs.countDocuments({ _id: options.firstJob })) > 0;
+    } else {
+      const target = acceptedChunks(options.jobs) + 1 + Math.floor(rand() * 4);
+      what = `after accepted chunk ${target}`;
+      event = () => Promise.resolve(acceptedChunks(options.jobs) >= target);
+    }
+    if (!(await when(event, exited))) {
+      const code = await exited.catch(() => null);
+      return { kills, finalCode: code, killedAt };
+    }
     child.kill("SIGKILL");
     await exited;
     kills++;
+    killedAt.push(what);
   }
 }
 
@@ -113,10 +146,10 @@ function keysPerRecord(jobIds: Set<string>): Map<string, Set<string>> {
 
 describe("chaos", () => {
   it("survives repeated SIGKILLs against a faulty service with every record delivered exactly once", async () => {
-    const { kills, finalCode } = await killAndResume(
+    const { kills, finalCode, killedAt } = await killAndResume(
       ["run", "chaos", "--job-id", "chaos-job"],
       ["resume", "chaos-job"],
-      { maxKills: 6, baseMs: 900, spreadMs: 1400, seed: 11 },
+      { maxKills: 6, jobs: (id) => id === "chaos-job", firstJob: "chaos-job", seed: 11 },
     );
     await service.idle();
     const job = await store.jobs.findOne({ _id: "chaos-job" });
@@ -125,6 +158,7 @@ describe("chaos", () => {
     const duplicateDeliveries = [...delivered.values()].filter((k) => k.size > 1).length;
     const figures = {
       kills,
+      killedAt,
       faultsInjected: Object.values(service.faultCounts).reduce((a, b) => a + b, 0),
       faults: service.faultCounts,
       repeatedKeyDeliveries: service.ledger.filter((d) => d.jobId === "chaos-job" && d.duplicate).length,
@@ -155,7 +189,7 @@ describe("chaos", () => {
     // Three jobs of 2,000; the fourth iteration finds nothing and ends the chain. After a kill,
     // resuming the chain's first job walks the chain: finished jobs hand over to the next
     // iteration again, an interrupted one continues.
-    const { kills, finalCode } = await killAndResume(
+    const { kills, finalCode, killedAt } = await killAndResume(
       [
         "run",
         "chaos-inc",
@@ -169,7 +203,7 @@ describe("chaos", () => {
         "ci",
       ],
       ["resume", "ci"],
-      { maxKills: 5, baseMs: 700, spreadMs: 1500, seed: 23 },
+      { maxKills: 5, jobs: (id) => id === "ci" || id.startsWith("ci."), firstJob: "ci", seed: 23 },
     );
     await service.idle();
     const jobs = await store.jobs.find({ config: "chaos-inc" }).sort({ "lane.seq": 1 }).toArray();
@@ -177,6 +211,7 @@ describe("chaos", () => {
     const delivered = keysPerRecord(ids);
     const figures = {
       kills,
+      killedAt,
       jobs: jobs.map((j) => [j._id, j.status, j.totals?.records ?? j.planning.records]),
       recordsDelivered: delivered.size,
       recordsSentTwice: [...delivered.values()].filter((k) => k.size > 1).length,

@@ -30,13 +30,16 @@ export class EngineDatabase {
     const reply = this.engine.run(toEngine, this.name, 1);
     const bytes = Buffer.isBuffer(reply) ? reply : BSON.serialize(reply);
     const doc = BSON.deserialize(bytes);
-    if (doc.ok !== 1) throw new MongoServerError(doc as never);
+    if (doc.ok !== 1) throw new MongoServerError(doc);
     return doc;
   }
 
   /** A `Db` whose collections gate every call. */
   db(gate: Gate): Db {
-    return { databaseName: this.name, collection: (name: string) => new EngineCollection(this, name, gate) } as never;
+    return {
+      databaseName: this.name,
+      collection: (name: string) => new EngineCollection(this, name, gate),
+    } as never;
   }
 }
 
@@ -55,7 +58,7 @@ function throwWriteErrors(reply: Document, bulk: boolean): void {
   const errors = reply.writeErrors as Array<Document> | undefined;
   if (!errors || errors.length === 0) return;
   const first = errors[0] as Document;
-  if (!bulk) throw new MongoServerError({ ...first, message: first.errmsg as string } as never);
+  if (!bulk) throw new MongoServerError({ ...first, message: first.errmsg as string });
   throw new MongoBulkWriteError(
     { message: first.errmsg as string, code: first.code as number, writeErrors: errors } as never,
     { insertedCount: reply.n ?? 0 } as never,
@@ -285,8 +288,8 @@ class EngineCollection {
     return writeResult(reply);
   }
 
-  async createIndexes(indexes: Document[]) {
+  createIndexes(indexes: Document[]) {
     this.database.run({ createIndexes: this.collectionName, indexes });
-    return indexes.map((i) => i.name as string);
+    return Promise.resolve(indexes.map((i) => i.name as string));
   }
 }

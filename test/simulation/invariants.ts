@@ -40,14 +40,18 @@ export async function checkInvariants(
       const t = job.totals;
       if (!t) out.push(`job ${job._id} is ${job.status} without totals`);
       else {
-        if (t.records !== mine.length) out.push(`job ${job._id}: totals.records ${t.records}, records ${mine.length}`);
+        if (t.records !== mine.length)
+          out.push(`job ${job._id}: totals.records ${t.records}, records ${mine.length}`);
         if (t.processed !== processed)
           out.push(`job ${job._id}: totals.processed ${t.processed}, processed records ${processed}`);
         if (t.exceptions !== myExceptions.length)
           out.push(`job ${job._id}: totals.exceptions ${t.exceptions}, exceptions ${myExceptions.length}`);
-        if (t.chunks !== committed.length) out.push(`job ${job._id}: totals.chunks ${t.chunks}, chunks ${committed.length}`);
+        if (t.chunks !== committed.length)
+          out.push(`job ${job._id}: totals.chunks ${t.chunks}, chunks ${committed.length}`);
         if (t.processed + t.exceptions !== t.records)
-          out.push(`job ${job._id}: ${t.processed} processed + ${t.exceptions} exceptions ≠ ${t.records} records`);
+          out.push(
+            `job ${job._id}: ${t.processed} processed + ${t.exceptions} exceptions ≠ ${t.records} records`,
+          );
       }
       if (committed.some((c) => !c.done)) out.push(`job ${job._id} is ${job.status} with chunks not done`);
     }
@@ -57,7 +61,8 @@ export async function checkInvariants(
         out.push(
           `job ${job._id} succeeded with ${waiting.length} record(s) not processed, e.g. ${idOf(waiting[0]?.recordId)} (${waiting[0]?.status}, chunk ${waiting[0]?.chunk})`,
         );
-      if (myExceptions.length > 0) out.push(`job ${job._id} succeeded with ${myExceptions.length} exception(s)`);
+      if (myExceptions.length > 0)
+        out.push(`job ${job._id} succeeded with ${myExceptions.length} exception(s)`);
     }
     // Every record of the window is in the job, and nothing else.
     if ((job.mode === "full" || job.mode === "incremental" || job.mode === "backfill") && job.planning.done) {
@@ -69,8 +74,10 @@ export async function checkInvariants(
       const have = new Set(mine.map((d) => idOf(d.recordId)));
       const missing = [...inWindow].filter((i) => !have.has(i));
       const extra = [...have].filter((i) => !inWindow.has(i));
-      if (missing.length > 0) out.push(`job ${job._id} misses ${missing.length} record(s) of its window, e.g. ${missing[0]}`);
-      if (extra.length > 0) out.push(`job ${job._id} holds ${extra.length} record(s) outside its window, e.g. ${extra[0]}`);
+      if (missing.length > 0)
+        out.push(`job ${job._id} misses ${missing.length} record(s) of its window, e.g. ${missing[0]}`);
+      if (extra.length > 0)
+        out.push(`job ${job._id} holds ${extra.length} record(s) outside its window, e.g. ${extra[0]}`);
     }
   }
 
@@ -79,17 +86,22 @@ export async function checkInvariants(
   for (const job of jobs) {
     if (job.status !== "succeeded" && job.status !== "failed") continue;
     if (job.unsettled) out.push(`job ${job._id} is ${job.status} but was never settled`);
-    if (job.complete === undefined) out.push(`job ${job._id} is ${job.status} but its completion was never worked out`);
+    if (job.complete === undefined)
+      out.push(`job ${job._id} is ${job.status} but its completion was never worked out`);
   }
   const lock = await store.watermarks.findOne({ _id: config });
   if (lock?.activeJob) {
     const holder = jobs.find((j) => j._id === lock.activeJob);
     if (!holder || holder.status === "succeeded" || holder.status === "failed")
-      out.push(`config ${config} is still locked by job ${lock.activeJob} (${holder?.status ?? "never created"})`);
+      out.push(
+        `config ${config} is still locked by job ${lock.activeJob} (${holder?.status ?? "never created"})`,
+      );
   }
   for (const lane of await store.watermarks.find({}).toArray()) {
     const members = jobs
-      .filter((j) => j.lane && laneDocId(j.lane.id) === lane._id && lanePass(j.lane.id) === (lane.generation ?? 1))
+      .filter(
+        (j) => j.lane && laneDocId(j.lane.id) === lane._id && lanePass(j.lane.id) === (lane.generation ?? 1),
+      )
       .sort((a, b) => (a.lane?.seq ?? 0) - (b.lane?.seq ?? 0));
     let expected = 0;
     for (const j of members) {
@@ -97,12 +109,15 @@ export async function checkInvariants(
       expected = j.lane.seq;
     }
     if ((lane.completedSeq ?? 0) < expected)
-      out.push(`the watermark of ${lane._id} stopped at job seq ${lane.completedSeq ?? 0}; its jobs are complete up to seq ${expected}`);
+      out.push(
+        `the watermark of ${lane._id} stopped at job seq ${lane.completedSeq ?? 0}; its jobs are complete up to seq ${expected}`,
+      );
   }
 
   // Lanes: consecutive seqs, adjacent windows, disjoint records.
   const lanes = new Map<string, JobDoc[]>();
-  for (const job of jobs) if (job.lane && job.mode !== "full") lanes.set(job.lane.id, [...(lanes.get(job.lane.id) ?? []), job]);
+  for (const job of jobs)
+    if (job.lane && job.mode !== "full") lanes.set(job.lane.id, [...(lanes.get(job.lane.id) ?? []), job]);
   for (const [lane, members] of lanes) {
     members.sort((a, b) => (a.lane?.seq ?? 0) - (b.lane?.seq ?? 0));
     const owner = new Map<string, string>();
@@ -112,7 +127,9 @@ export async function checkInvariants(
         out.push(`lane ${lane}: job ${job._id} has seq ${job.lane?.seq} after ${prev?.lane?.seq}`);
       }
       if (prev && compareCuts(prev.lane?.end, job.window.from) !== 0) {
-        out.push(`lane ${lane}: job ${job._id}'s window does not start where ${prev._id}'s ends (gap or overlap)`);
+        out.push(
+          `lane ${lane}: job ${job._id}'s window does not start where ${prev._id}'s ends (gap or overlap)`,
+        );
       }
       for (const d of detailsOf.get(job._id) ?? []) {
         const k = idOf(d.recordId);
@@ -126,7 +143,8 @@ export async function checkInvariants(
   // Set-aside records were not processed; nothing the service recorded processed went back.
   for (const e of exceptions) {
     const d = detailByKey.get(`${e.jobId}|${idOf(e.recordId)}`);
-    if (d?.status === "processed") out.push(`record ${idOf(e.recordId)} of job ${e.jobId} is processed and an exception`);
+    if (d?.status === "processed")
+      out.push(`record ${idOf(e.recordId)} of job ${e.jobId} is processed and an exception`);
   }
   for (const [k, rec] of service.recordedProcessed) {
     const d = detailByKey.get(k);
@@ -136,7 +154,10 @@ export async function checkInvariants(
 
   // A record accepted under a second key: only after its earlier attempt failed or timed out,
   // and never once the service had recorded it processed.
-  const accepted = new Map<string, Array<{ key: string; jobId: string; chunk: number; attempt: number; step: number }>>();
+  const accepted = new Map<
+    string,
+    Array<{ key: string; jobId: string; chunk: number; attempt: number; step: number }>
+  >();
   for (const a of service.acceptances) {
     for (const r of a.records) {
       const recordId = r.slice(r.indexOf("|") + 1);
@@ -184,12 +205,15 @@ export async function checkInvariants(
     for (const j of laneJobs) {
       for (const d of detailsOf.get(j._id) ?? []) if (d.status === "processed") done.add(idOf(d.recordId));
     }
-    for (const e of exceptions) if (e.resolution && laneJobs.some((j) => j._id === e.jobId)) done.add(idOf(e.recordId));
+    for (const e of exceptions)
+      if (e.resolution && laneJobs.some((j) => j._id === e.jobId)) done.add(idOf(e.recordId));
     const lower = mark.window?.from;
     for (const s of source) {
       if (!isInside(keyOf(s), lower, mark.completedUpTo)) continue;
       if (!done.has(idOf(s._id))) {
-        out.push(`the watermark of ${mark._id} covers record ${idOf(s._id)}, which is neither processed nor resolved`);
+        out.push(
+          `the watermark of ${mark._id} covers record ${idOf(s._id)}, which is neither processed nor resolved`,
+        );
         break;
       }
     }

@@ -136,7 +136,7 @@ export class Scheduler {
           signal.removeEventListener("abort", onAbort);
           resolve();
         },
-        (err: unknown) => reject(err),
+        (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
       );
     });
   }

@@ -69,7 +69,9 @@ export class SimService {
     const f = this.faults;
     const ids = body.records.map((x) => idOf(x.id)).sort();
     if (key !== `${body.jobId}:${body.chunk}:${body.attempt}`) {
-      this.violations.push(`request under key ${key} carries job ${body.jobId} chunk ${body.chunk} attempt ${body.attempt}`);
+      this.violations.push(
+        `request under key ${key} carries job ${body.jobId} chunk ${body.chunk} attempt ${body.attempt}`,
+      );
     }
     const known = this.keyRecords.get(key);
     if (known && known.join() !== ids.join()) {
@@ -98,7 +100,8 @@ export class SimService {
       this.sched.spawn(this.actor, () => this.process(body));
     }
     const fate = r();
-    if (fate < f.hang) return reply({ kind: "retry", reason: `timed out after ${req.timeoutMs} ms` }, req.timeoutMs);
+    if (fate < f.hang)
+      return reply({ kind: "retry", reason: `timed out after ${req.timeoutMs} ms` }, req.timeoutMs);
     if (fate < f.hang + f.lostReply) return reply({ kind: "retry", reason: "could not deliver: ECONNRESET" });
     return reply(known ? { kind: "accepted", status: 409 } : { kind: "accepted", status: 202 });
   };
@@ -109,9 +112,7 @@ export class SimService {
     const f = this.faults;
     if (r() < f.neverReport) return;
     const slow = r() < f.slowReport;
-    await this.sched.sleep(
-      slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300),
-    );
+    await this.sched.sleep(slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300));
     const outcomes = body.records.map((rec) => ({ id: rec.id, failed: r() < f.failRecord }));
     const parts = outcomes.length > 1 && r() < 0.3 ? 2 : 1;
     const size = Math.ceil(outcomes.length / parts);
@@ -142,10 +143,9 @@ export class SimService {
     const failed = outcomes.filter((o) => o.failed).map((o) => o.id);
     const fence = { jobId: body.jobId, status: "sent", attempts: body.attempt };
     if (ok.length > 0) {
-      await this.store.details.updateMany(
-        { ...fence, recordId: { $in: ok } } as never,
-        { $set: { status: "processed", attempt: body.attempt } },
-      );
+      await this.store.details.updateMany({ ...fence, recordId: { $in: ok } } as never, {
+        $set: { status: "processed", attempt: body.attempt },
+      });
       // Which of them this report (or an earlier one) recorded: processed is final.
       const recorded = await this.store.details
         .find(
@@ -160,10 +160,9 @@ export class SimService {
       }
     }
     if (failed.length > 0) {
-      await this.store.details.updateMany(
-        { ...fence, recordId: { $in: failed } } as never,
-        { $set: { status: "failed", attempt: body.attempt, error: "simulated failure" } },
-      );
+      await this.store.details.updateMany({ ...fence, recordId: { $in: failed } } as never, {
+        $set: { status: "failed", attempt: body.attempt, error: "simulated failure" },
+      });
     }
   }
 }

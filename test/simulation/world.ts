@@ -18,7 +18,7 @@ import { Store } from "../../src/lib/store/store.js";
 import { watchChunk } from "../../src/lib/watcher/watch.js";
 import { EngineDatabase } from "./engine-store.js";
 import { checkInvariants } from "./invariants.js";
-import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
+import { type FaultPlan, Scheduler } from "./scheduler.js";
 import { type ServiceFaults, SimService } from "./service.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
@@ -182,11 +182,15 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   });
   const violations = [
     ...service.violations,
-    ...sched.failures.map((f) => `unexpected error in ${f.actor}: ${(f.error as Error).stack ?? String(f.error)}`),
+    ...sched.failures.map(
+      (f) => `unexpected error in ${f.actor}: ${(f.error as Error).stack ?? String(f.error)}`,
+    ),
     ...world.violations,
   ];
   if (end !== "finished") {
-    violations.push(`liveness: the history did not finish by itself (${end}): ${await world.describeOpenWork()}`);
+    violations.push(
+      `liveness: the history did not finish by itself (${end}): ${await world.describeOpenWork()}`,
+    );
   }
   violations.push(...(await checkInvariants(direct, service, scenario, CONFIG)));
   return {
@@ -288,9 +292,12 @@ class World {
         const handOver = this.platformHandOver();
         for (;;) {
           await sched.sleep(TIMING.healEveryMs);
-          await healStalledJobs({ store: this.store, now: () => new Date(sched.now), handOver }, {
-            staleAfterMs: TIMING.healStaleAfterMs,
-          });
+          await healStalledJobs(
+            { store: this.store, now: () => new Date(sched.now), handOver },
+            {
+              staleAfterMs: TIMING.healStaleAfterMs,
+            },
+          );
         }
       });
       // The dashboard: now and then a user replays an earlier run, payload unchanged.
@@ -340,7 +347,12 @@ class World {
     };
   }
 
-  private triggerRun(kind: "init" | "serve" | "watch", payload: Record<string, unknown>, key: string, delayMs: number) {
+  private triggerRun(
+    kind: "init" | "serve" | "watch",
+    payload: Record<string, unknown>,
+    key: string,
+    delayMs: number,
+  ) {
     if (this.platformKeys.has(key)) return;
     this.platformKeys.add(key);
     // Payloads travel as JSON.
@@ -384,8 +396,8 @@ class World {
       (err) => {
         if (isBadInput(err)) {
           // Refused payloads fail without retry; only expected where a replay races a refusal.
-          if (!/already has an active job/.test((err as Error).message))
-            this.violations.push(`${actor.name} refused: ${(err as Error).message}`);
+          if (!/already has an active job/.test(err.message))
+            this.violations.push(`${actor.name} refused: ${err.message}`);
           return;
         }
         sched.note(`${actor.name} failed: ${(err as Error).message}`);
@@ -442,7 +454,9 @@ class World {
         return Promise.resolve();
       },
       watch: (payload: WatchPayload, key) => {
-        run(key, 0, () => watchChunk(deps, payload, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }));
+        run(key, 0, () =>
+          watchChunk(deps, payload, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
+        );
         return Promise.resolve();
       },
     };
@@ -455,40 +469,48 @@ class World {
         this.startLocalProcess(request, true);
       });
     };
-    sched.spawn(actor, async () => {
-      let init = await initializeJob(deps, request);
-      while (init.status === "planning") {
-        await sched.sleep(Math.min(TIMING.leaseMs, 1000));
-        init = await initializeJob(deps, request);
-      }
-      if (init.resumed) await resumeJob(deps, init.jobId);
-      // Like runJobLocally: wait until nothing runs; a job left unfinished gets one heal.
-      for (let checks = 0; ; checks++) {
-        while (active > 0) await sched.sleep(100);
-        if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
-        const open = await this.openJobsOf(jobId);
-        if (open.length === 0) return;
-        if (checks >= 3) {
-          // runJobLocally would stop here ("stopped making progress"); the user resumes.
-          actor.onCrash?.();
-          return;
+    sched.spawn(
+      actor,
+      async () => {
+        let init = await initializeJob(deps, request);
+        while (init.status === "planning") {
+          await sched.sleep(Math.min(TIMING.leaseMs, 1000));
+          init = await initializeJob(deps, request);
         }
-        for (const id of open) {
-          await resumeJob(deps, id);
-          run(`serve:${id}:settle-check${checks}`, 0, () => serveJob(deps, { jobId: id }));
+        if (init.resumed) await resumeJob(deps, init.jobId);
+        // Like runJobLocally: wait until nothing runs; a job left unfinished gets one heal.
+        for (let checks = 0; ; checks++) {
+          while (active > 0) await sched.sleep(100);
+          if (failure !== undefined)
+            throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
+          const open = await this.openJobsOf(jobId);
+          if (open.length === 0) return;
+          if (checks >= 3) {
+            // runJobLocally would stop here ("stopped making progress"); the user resumes.
+            actor.onCrash?.();
+            return;
+          }
+          for (const id of open) {
+            await resumeJob(deps, id);
+            run(`serve:${id}:settle-check${checks}`, 0, () => serveJob(deps, { jobId: id }));
+          }
+          await sched.sleep(50);
         }
-        await sched.sleep(50);
-      }
-    }, (err) => {
-      sched.note(`${actor.name} stopped: ${(err as Error).message}`);
-      actor.onCrash?.();
-    });
+      },
+      (err) => {
+        sched.note(`${actor.name} stopped: ${(err as Error).message}`);
+        actor.onCrash?.();
+      },
+    );
   }
 
   /** The unfinished (or unsettled) jobs of a local run's chain. */
   private async openJobsOf(firstJob: string): Promise<string[]> {
     const jobs = await this.direct.jobs
-      .find({ $or: [{ _id: firstJob }, { "iteration.firstJob": firstJob }] }, { projection: { status: 1, unsettled: 1 } })
+      .find(
+        { $or: [{ _id: firstJob }, { "iteration.firstJob": firstJob }] },
+        { projection: { status: 1, unsettled: 1 } },
+      )
       .toArray();
     return jobs
       .filter((j) => j.status === "planning" || j.status === "running" || j.unsettled === true)
@@ -507,7 +529,8 @@ class World {
     for (const job of chains) {
       const it = job.iteration;
       if (!it || it.index >= it.of) continue;
-      if ((await this.direct.jobs.countDocuments({ _id: `${it.firstJob}.${it.index + 1}` })) === 0) return false;
+      if ((await this.direct.jobs.countDocuments({ _id: `${it.firstJob}.${it.index + 1}` })) === 0)
+        return false;
     }
     if (this.scenario.kind === "requeue" && !this.requeued) {
       // The first job is done: a user requeues its exceptions (once).
@@ -515,7 +538,12 @@ class World {
       if (!first) return true; // never created (its initializer was lost before it wrote)
       this.requeued = true;
       if ((await this.direct.exceptions.countDocuments({ jobId: first._id })) === 0) return true;
-      const request = { config: CONFIG, jobId: `sim${this.seed}-requeue`, mode: "exceptions", fromJob: first._id };
+      const request = {
+        config: CONFIG,
+        jobId: `sim${this.seed}-requeue`,
+        mode: "exceptions",
+        fromJob: first._id,
+      };
       if (this.scenario.runner === "local") this.startLocalProcess(request, false);
       else this.triggerRun("init", request, `init:${request.jobId}`, 0);
       return false;

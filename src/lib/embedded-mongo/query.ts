@@ -110,7 +110,7 @@ const CONTEXT = Context.init({
   projection: projectionOperators,
   query: queryOperators,
   window: windowOperators,
-} as never).addQueryOps({
+}).addQueryOps({
   $bsonType: bsonTypeOperator as never,
   $inKeys: inKeysOperator as never,
 });
