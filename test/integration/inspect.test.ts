@@ -134,7 +134,7 @@ describe("inspecting jobs", () => {
     const lineage = await whereIsRecord(store, 12);
     expect(lineage.map((l) => [l.jobId, l.status])).toEqual(
       expect.arrayContaining([
-        ["insp-a-job", "sent"],
+        ["insp-a-job", "failed"],
         ["insp-a-requeue", "processed"],
       ]),
     );

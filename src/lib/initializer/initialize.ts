@@ -128,7 +128,11 @@ async function claimPlanning(deps: StepDeps, jobId: string): Promise<JobDoc | nu
         { "planningLease.owner": deps.owner },
       ],
     },
-    { $set: { planningLease: { owner: deps.owner, expiresAt: new Date(now.getTime() + deps.leaseMs) } } },
+    {
+      $set: { planningLease: { owner: deps.owner, expiresAt: new Date(now.getTime() + deps.leaseMs) } },
+      // Each claim of the planning is a new epoch: what it writes carries it (see planJob).
+      $inc: { "planning.epoch": 1 },
+    },
     { returnDocument: "after" },
   );
 }
@@ -137,11 +141,16 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   const { store } = deps;
   const jobId = job._id;
   const hash = configHash(config);
-  // A crash may have left chunks past the checkpoint, uncommitted: no runner claims them. They
-  // are not deleted — a planner that lost its lease while stalled could run that delete late,
-  // over chunks another planner committed and the service processed. Cutting again from the
-  // checkpoint with the job's own recorded limits gives the same chunks, and writing them again
-  // over what is there changes nothing (unique keys).
+  // A crash may have left chunks past the checkpoint, uncommitted (no runner claims them): remove
+  // them and cut again. Only what earlier epochs wrote is removed: a planner that lost its lease
+  // while stalled and runs this late cannot touch what a later planner wrote (and committed, and
+  // the service processed). Cutting again from the checkpoint with the job's own recorded limits
+  // gives the same chunks; a late write of a stale planner collides on unique keys and changes
+  // nothing.
+  const epoch = job.planning.epoch ?? 0;
+  const scratch = { jobId, chunk: { $gte: job.planning.nextChunk }, planEpoch: { $not: { $gte: epoch } } };
+  await store.details.deleteMany(scratch);
+  await store.chunks.deleteMany(scratch);
 
   const weightField = config.source.weightField;
   const source = openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined);
@@ -215,6 +224,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
             chunk: c.no,
             status: "pending",
             attempts: 0,
+            planEpoch: epoch,
             ...(weightField ? { weight: r.weight } : {}),
             ...(r.data ? { data: r.data } : {}),
           });
@@ -235,6 +245,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
         lastKey: c.records[c.records.length - 1]?.key ?? null,
         lastId: c.records[c.records.length - 1]?.id,
         configHash: hash,
+        planEpoch: epoch,
         dueAt: now,
         createdAt: now,
       }));

@@ -36,6 +36,8 @@ export interface DetailDoc {
    */
   attempt?: number;
   weight?: number;
+  /** The planning epoch that wrote this record (`JobDoc.planning.epoch`). */
+  planEpoch?: number;
   /** The fields sent to the service, for records of a file (collections are read at send time). */
   data?: Document;
   sentAt?: Date;
@@ -59,6 +61,8 @@ export interface ChunkDoc {
   /** Id of the chunk's last record: (lastKey, lastId) is the cut after the chunk. */
   lastId?: unknown;
   configHash: string;
+  /** The planning epoch that wrote this chunk (`JobDoc.planning.epoch`). */
+  planEpoch?: number;
   lease?: Lease;
   /** Not claimable before this time (delivery backoff). */
   dueAt: Date;
@@ -121,6 +125,8 @@ export interface JobDoc {
     nextChunk: number;
     records: number;
     weight: number;
+    /** Claims of the planning so far; what a planner writes carries its epoch. */
+    epoch?: number;
   };
   /**
    * End of the job's completed prefix: the cut after its last chunk before the first failed one,
