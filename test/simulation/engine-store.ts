@@ -79,21 +79,21 @@ class EngineCursor {
     this.options = { ...options };
   }
 
-  sort(sort: Document) {
-    this.options.sort = sort;
+  private with(option: string, value: unknown) {
+    this.options[option] = value;
     return this;
+  }
+  sort(sort: Document) {
+    return this.with("sort", sort);
   }
   limit(n: number) {
-    this.options.limit = n;
-    return this;
+    return this.with("limit", n);
   }
   skip(n: number) {
-    this.options.skip = n;
-    return this;
+    return this.with("skip", n);
   }
   project(p: Document) {
-    this.options.projection = p;
-    return this;
+    return this.with("projection", p);
   }
   batchSize() {
     return this;

@@ -218,8 +218,5 @@ export async function checkInvariants(
       }
     }
   }
-  if (out.length === 0 && jobs.length === 0 && scenario.requests.length > 0 && config) {
-    // Every initializer lost before it wrote anything is possible, but should be rare.
-  }
   return out;
 }

@@ -50,8 +50,8 @@ export async function setAsideRecords(
 }
 
 /**
- * Fails a chunk: moves it from `from` to `failed` under `guard` (the caller's view: status,
- * attempt and, for the server, its lease), then sets its records aside. Returns false when the
+ * Fails a chunk: moves it to `failed` under `guard` (the caller's view: status and, for the
+ * server, its lease; the attempt is added here), then sets its records aside. Returns false when the
  * guard matched nothing — another runner moved the chunk on (a stale runner's late reply, a
  * replayed watcher) — and then touches no record.
  */

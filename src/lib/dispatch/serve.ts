@@ -423,10 +423,10 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
   }
   const config = await loadConfig(deps.store, job.config);
   const dispatched: number[] = [];
-  for (;;) {
-    // The planning state first, then the chunks: once planning is done no chunk is added, so
-    // "done, and no chunk left" read in this order cannot miss a chunk committed in between.
-    const state = await deps.store.jobs.findOne({ _id: jobId });
+  // The planning state first, then the chunks: once planning is done no chunk is added, so
+  // "done, and no chunk left" read in this order cannot miss a chunk committed in between. The
+  // job read above is the first iteration's state; each further iteration reads it again.
+  for (let state: JobDoc | null = job; ; state = await deps.store.jobs.findOne({ _id: jobId })) {
     if (!state) throw new Error(`job ${jobId} vanished while it was served`);
     if (state.status === "succeeded" || state.status === "failed") {
       await settleFinishedJob(deps, state);
