@@ -11,8 +11,6 @@
  * nothing happened). Time is simulated: it moves by a little at every step and jumps to the next
  * timer when nothing is ready.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
-
 export interface Actor {
   readonly id: number;
   readonly name: string;
@@ -73,7 +71,6 @@ export class Scheduler {
   /** The last steps taken, for a violation's report. */
   readonly trace: string[] = [];
   private readonly waiting: Waiting[] = [];
-  private readonly als = new AsyncLocalStorage<Actor>();
   private nextActorId = 1;
   readonly system: Actor;
   /** Errors thrown by actors that were not crashed: each is a finding unless expected. */
@@ -94,13 +91,13 @@ export class Scheduler {
     return { id: this.nextActorId++, name, ...kind, dead: false, frozenUntil: 0 };
   }
 
-  current(): Actor {
-    return this.als.getStore() ?? this.system;
-  }
-
-  /** Runs `fn` as (part of) `actor`; its errors are recorded, crashes are expected. */
+  /**
+   * Runs `fn` as (part of) `actor`; its errors are recorded, crashes are expected. Whatever `fn`
+   * does waits at gates of that actor: the simulation hands every actor its own store, service
+   * client and sleep, each bound to it (cheaper than tracking the actor through async context).
+   */
   spawn(actor: Actor, fn: () => Promise<unknown>, onError?: (err: unknown) => void): void {
-    void this.als.run(actor, async () => {
+    const run = async () => {
       try {
         await fn();
       } catch (err) {
@@ -108,17 +105,18 @@ export class Scheduler {
         if (onError) onError(err);
         else this.failures.push({ actor: actor.name, error: err });
       }
-    });
+    };
+    void run();
   }
 
-  /** A step of the history: resolves when the scheduler picks it. */
-  gate(label: string): Promise<void> {
-    return this.wait(label, this.now);
+  /** A step of `actor`'s history: resolves when the scheduler picks it. */
+  gate(label: string, actor: Actor): Promise<void> {
+    return this.wait(label, this.now, actor);
   }
 
-  /** Simulated time passing for the current actor. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    const p = this.wait(`sleep ${Math.round(ms)}`, this.now + Math.max(0, ms));
+  /** Simulated time passing for `actor`. */
+  sleep(ms: number, actor: Actor, signal?: AbortSignal): Promise<void> {
+    const p = this.wait(`sleep ${Math.round(ms)}`, this.now + Math.max(0, ms), actor);
     if (!signal) return p;
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(new Error("aborted"));
@@ -141,8 +139,7 @@ export class Scheduler {
     });
   }
 
-  private wait(label: string, at: number): Promise<void> {
-    const actor = this.current();
+  private wait(label: string, at: number, actor: Actor): Promise<void> {
     if (actor.dead) return new Promise(() => undefined);
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ actor, at, label, resolve, reject });

@@ -45,16 +45,24 @@ export class SimService {
   readonly violations: string[] = [];
   requests = 0;
 
+  private readonly store: Store;
+
   constructor(
     private readonly sched: Scheduler,
-    private readonly store: Store,
+    storeFor: (actor: Actor) => Store,
     private readonly faults: ServiceFaults,
     private readonly timing: { chunkTimeoutMs: number },
   ) {
     this.actor = sched.actor("service", { crashable: false, daemon: false });
+    this.store = storeFor(this.actor);
   }
 
-  readonly post: PostChunk = async (req: DeliveryRequest): Promise<DeliveryOutcome> => {
+  /** The client `caller` posts with: the request and the reply are steps of the caller's. */
+  postFor(caller: Actor): PostChunk {
+    return (req) => this.post(req, caller);
+  }
+
+  private async post(req: DeliveryRequest, caller: Actor): Promise<DeliveryOutcome> {
     const key = req.headers["idempotency-key"] ?? "";
     const body = EJSON.parse(req.body, { relaxed: true }) as {
       jobId: string;
@@ -63,7 +71,7 @@ export class SimService {
       records: Array<{ id: unknown }>;
     };
     // The request reaches the service: one atomic step.
-    await this.sched.gate(`POST ${key}`);
+    await this.sched.gate(`POST ${key}`, caller);
     this.requests++;
     const r = this.sched.random;
     const f = this.faults;
@@ -78,7 +86,7 @@ export class SimService {
       this.violations.push(`key ${key} carried ${known.length} records first, then ${ids.length} other ones`);
     }
     const reply = async (outcome: DeliveryOutcome, delayMs = 1 + Math.floor(r() * 20)) => {
-      await this.sched.sleep(delayMs);
+      await this.sched.sleep(delayMs, caller);
       return outcome;
     };
     const roll = r();
@@ -104,7 +112,7 @@ export class SimService {
       return reply({ kind: "retry", reason: `timed out after ${req.timeoutMs} ms` }, req.timeoutMs);
     if (fate < f.hang + f.lostReply) return reply({ kind: "retry", reason: "could not deliver: ECONNRESET" });
     return reply(known ? { kind: "accepted", status: 409 } : { kind: "accepted", status: 202 });
-  };
+  }
 
   /** Works on an accepted chunk and reports, the ways services do. */
   private async process(body: { jobId: string; attempt: number; records: Array<{ id: unknown }> }) {
@@ -112,22 +120,25 @@ export class SimService {
     const f = this.faults;
     if (r() < f.neverReport) return;
     const slow = r() < f.slowReport;
-    await this.sched.sleep(slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300));
+    await this.sched.sleep(
+      slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300),
+      this.actor,
+    );
     const outcomes = body.records.map((rec) => ({ id: rec.id, failed: r() < f.failRecord }));
     const parts = outcomes.length > 1 && r() < 0.3 ? 2 : 1;
     const size = Math.ceil(outcomes.length / parts);
     for (let p = 0; p < parts; p++) {
       await this.report(body, outcomes.slice(p * size, (p + 1) * size));
-      if (p + 1 < parts) await this.sched.sleep(Math.floor(r() * 200));
+      if (p + 1 < parts) await this.sched.sleep(Math.floor(r() * 200), this.actor);
     }
     if (r() < f.duplicateReport) {
-      await this.sched.sleep(Math.floor(r() * 2000));
+      await this.sched.sleep(Math.floor(r() * 2000), this.actor);
       await this.report(body, outcomes);
     }
     const failed = outcomes.filter((o) => o.failed);
     if (failed.length > 0 && r() < f.staleFailedReport) {
       // Long after: the same failures again, in the legacy form (no attempt in the filter).
-      await this.sched.sleep(this.timing.chunkTimeoutMs * r());
+      await this.sched.sleep(this.timing.chunkTimeoutMs * r(), this.actor);
       await this.store.details.updateMany(
         { jobId: body.jobId, recordId: { $in: failed.map((o) => o.id) }, status: "sent" },
         { $set: { status: "failed", attempt: body.attempt, error: "late report of an old attempt" } },

@@ -18,7 +18,7 @@ import { Store } from "../../src/lib/store/store.js";
 import { watchChunk } from "../../src/lib/watcher/watch.js";
 import { EngineDatabase } from "./engine-store.js";
 import { checkInvariants } from "./invariants.js";
-import { type FaultPlan, Scheduler } from "./scheduler.js";
+import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
 import { type ServiceFaults, SimService } from "./service.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
@@ -168,11 +168,12 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   const scenario = scenarioOf(seed, scenarioRandom);
   const sched = new Scheduler(seed, START, scenario.faults);
   const database = new EngineDatabase("sim");
-  const store = new Store(database.db((label) => sched.gate(label)));
+  // Each actor reaches the database through its own handle, whose every call is a step of it.
+  const storeFor = (actor: Actor) => new Store(database.db((label) => sched.gate(label, actor)));
   const direct = new Store(database.db(() => Promise.resolve()));
   await direct.ensureIndexes();
-  const service = new SimService(sched, store, scenario.service, TIMING);
-  const world = new World(sched, store, direct, service, scenario, seed);
+  const service = new SimService(sched, storeFor, scenario.service, TIMING);
+  const world = new World(sched, storeFor, direct, service, scenario, seed);
   await world.setUp();
   world.start();
   const end = await sched.run({
@@ -224,7 +225,7 @@ class World {
 
   constructor(
     private readonly sched: Scheduler,
-    private readonly store: Store,
+    private readonly storeFor: (actor: Actor) => Store,
     private readonly direct: Store,
     private readonly service: SimService,
     private readonly scenario: Scenario,
@@ -262,18 +263,18 @@ class World {
     );
   }
 
-  deps(owner: string, handOver: HandOver): StepDeps {
+  deps(actor: Actor, handOver: HandOver): StepDeps {
     const { sched } = this;
     return {
-      store: this.store,
-      post: this.service.post,
+      store: this.storeFor(actor),
+      post: this.service.postFor(actor),
       handOver,
       now: () => new Date(sched.now),
-      sleep: (ms) => sched.sleep(ms),
-      timer: (ms, signal) => sched.sleep(ms, signal),
+      sleep: (ms) => sched.sleep(ms, actor),
+      timer: (ms, signal) => sched.sleep(ms, actor, signal),
       random: sched.random,
       env: {},
-      owner,
+      owner: actor.name,
       leaseMs: TIMING.leaseMs,
       log: silentLogger,
       planningBatch: this.scenario.planningBatch,
@@ -288,12 +289,13 @@ class World {
     }
     if (scenario.runner === "trigger") {
       const healer = sched.actor("healer", { crashable: false, daemon: true });
+      const healerStore = this.storeFor(healer);
       sched.spawn(healer, async () => {
         const handOver = this.platformHandOver();
         for (;;) {
-          await sched.sleep(TIMING.healEveryMs);
+          await sched.sleep(TIMING.healEveryMs, healer);
           await healStalledJobs(
-            { store: this.store, now: () => new Date(sched.now), handOver },
+            { store: healerStore, now: () => new Date(sched.now), handOver },
             {
               staleAfterMs: TIMING.healStaleAfterMs,
             },
@@ -304,7 +306,7 @@ class World {
       const dashboard = sched.actor("dashboard", { crashable: false, daemon: true });
       sched.spawn(dashboard, async () => {
         while (sched.now - sched.start < scenario.faults.untilMs) {
-          await sched.sleep(500 + Math.floor(sched.random() * 3_000));
+          await sched.sleep(500 + Math.floor(sched.random() * 3_000), dashboard);
           const run = this.runLog[Math.floor(sched.random() * this.runLog.length)];
           if (run) this.launch(run.kind, run.payload, 0, 1, "replay");
         }
@@ -313,9 +315,9 @@ class World {
     if (scenario.arriving > 0) {
       const writer = sched.actor("writer", { crashable: false, daemon: true });
       sched.spawn(writer, async () => {
-        const src = this.store.db.collection("src");
+        const src = this.storeFor(writer).db.collection("src");
         for (let i = 0; i < scenario.arriving; i++) {
-          await sched.sleep(Math.floor(sched.random() * 1_500));
+          await sched.sleep(Math.floor(sched.random() * 1_500), writer);
           await src.insertOne({ _id: (scenario.records + i) as never, v: `r${scenario.records + i}` });
         }
         // Then the nightly run: one more incremental job takes what arrived.
@@ -375,11 +377,11 @@ class World {
       this.launch(kind, payload, 200 * 2 ** attempt, attempt + 1, label);
     };
     actor.onCrash = retry;
-    const deps = this.deps(actor.name, this.platformHandOver());
+    const deps = this.deps(actor, this.platformHandOver());
     sched.spawn(
       actor,
       async () => {
-        if (delayMs > 0) await sched.sleep(delayMs);
+        if (delayMs > 0) await sched.sleep(delayMs, actor);
         switch (kind) {
           case "init":
             return initializeJob(deps, payload);
@@ -428,7 +430,7 @@ class World {
         actor,
         async () => {
           try {
-            if (delayMs > 0) await sched.sleep(delayMs);
+            if (delayMs > 0) await sched.sleep(delayMs, actor);
             await step();
           } finally {
             active--;
@@ -460,12 +462,12 @@ class World {
         return Promise.resolve();
       },
     };
-    const deps = this.deps(actor.name, handOver);
+    const deps = this.deps(actor, handOver);
     actor.onCrash = () => {
       // The user notices and resumes, a little later.
       const user = sched.actor("user", { crashable: false, daemon: false });
       sched.spawn(user, async () => {
-        await sched.sleep(500 + Math.floor(sched.random() * 3_000));
+        await sched.sleep(500 + Math.floor(sched.random() * 3_000), user);
         this.startLocalProcess(request, true);
       });
     };
@@ -474,13 +476,13 @@ class World {
       async () => {
         let init = await initializeJob(deps, request);
         while (init.status === "planning") {
-          await sched.sleep(Math.min(TIMING.leaseMs, 1000));
+          await sched.sleep(Math.min(TIMING.leaseMs, 1000), actor);
           init = await initializeJob(deps, request);
         }
         if (init.resumed) await resumeJob(deps, init.jobId);
         // Like runJobLocally: wait until nothing runs; a job left unfinished gets one heal.
         for (let checks = 0; ; checks++) {
-          while (active > 0) await sched.sleep(100);
+          while (active > 0) await sched.sleep(100, actor);
           if (failure !== undefined)
             throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
           const open = await this.openJobsOf(jobId);
@@ -494,7 +496,7 @@ class World {
             await resumeJob(deps, id);
             run(`serve:${id}:settle-check${checks}`, 0, () => serveJob(deps, { jobId: id }));
           }
-          await sched.sleep(50);
+          await sched.sleep(50, actor);
         }
       },
       (err) => {

@@ -213,6 +213,9 @@ function runOperators(
   arrayFilters: BsonDocument[] | undefined,
 ): CommandError | undefined {
   if (working.length === 0 || Object.keys(ops).length === 0) return undefined;
+  if ((arrayFilters === undefined || arrayFilters.length === 0) && applySimpleOperators(working, ops)) {
+    return undefined;
+  }
   try {
     updateMany(
       working,
@@ -226,6 +229,99 @@ function runOperators(
     const message = (err as Error).message;
     return new CommandError(/path|field/i.test(message) ? "PathNotViable" : "BadValue", message);
   }
+}
+
+/** A path of plain field names: no positional `$`, no array index, no empty part. */
+function simplePath(path: string): string[] | undefined {
+  const parts = path.split(".");
+  for (const p of parts) {
+    if (p === "" || p.startsWith("$") || /^[0-9]+$/.test(p)) return undefined;
+  }
+  return parts;
+}
+
+/**
+ * The parent object of `parts`' last field in `doc`, creating missing objects on the way when
+ * `create` is set; `undefined` when the path crosses anything but a plain object (an array or a
+ * scalar: mingo's updater decides those) or, without `create`, a missing field.
+ */
+function parentOf(doc: BsonDocument, parts: string[], create: boolean): BsonDocument | undefined | null {
+  let cur = doc;
+  for (let i = 0; i < parts.length - 1; i++) {
+    const key = parts[i] as string;
+    const next = cur[key];
+    if (next === undefined) {
+      if (!create) return null;
+      const made: BsonDocument = {};
+      cur[key] = made;
+      cur = made;
+    } else if (isPlainObject(next)) {
+      cur = next;
+    } else {
+      return undefined;
+    }
+  }
+  return cur;
+}
+
+/**
+ * `$set`, `$unset` and `$inc` on plain numbers along plain-object paths: the updates chunkrelay
+ * makes on every chunk, applied directly. mingo's updater sets up its operator tables on every
+ * call, which cost more than the rest of a small update. Anything else (other operators, array
+ * paths, typed numbers, conflicts in the document's shape) returns false before touching a
+ * document, and mingo applies the update as before.
+ */
+export function applySimpleOperators(working: BsonDocument[], ops: BsonDocument): boolean {
+  const steps: Array<{ op: "$set" | "$unset" | "$inc"; parts: string[]; value: unknown }> = [];
+  for (const [op, arg] of Object.entries(ops)) {
+    if (op !== "$set" && op !== "$unset" && op !== "$inc") return false;
+    for (const [path, value] of Object.entries(arg as BsonDocument)) {
+      const parts = simplePath(path);
+      if (!parts) return false;
+      const plain = plainValue(value);
+      if (op === "$inc" && typeof plain !== "number") return false;
+      steps.push({ op, parts, value: plain });
+    }
+  }
+  // Check every document first, so a fallback never follows a half-applied update.
+  for (const doc of working) {
+    for (const { op, parts } of steps) {
+      let cur: unknown = doc;
+      for (let i = 0; i < parts.length; i++) {
+        if (cur === undefined) break;
+        if (!isPlainObject(cur)) return false;
+        cur = cur[parts[i] as string];
+      }
+      if (op === "$inc" && cur !== undefined && typeof cur !== "number") return false;
+    }
+  }
+  for (const doc of working) {
+    for (const { op, parts, value } of steps) {
+      const field = parts[parts.length - 1] as string;
+      switch (op) {
+        case "$set": {
+          const parent = parentOf(doc, parts, true);
+          if (parent) parent[field] = cloneValue(value);
+          break;
+        }
+        case "$unset": {
+          const parent = parentOf(doc, parts, false);
+          if (parent) delete parent[field];
+          break;
+        }
+        case "$inc": {
+          const parent = parentOf(doc, parts, true);
+          if (parent) parent[field] = ((parent[field] as number | undefined) ?? 0) + (value as number);
+          break;
+        }
+        default: {
+          const never: never = op;
+          throw new Error(`unexpected operator ${String(never)}`);
+        }
+      }
+    }
+  }
+  return true;
 }
 
 /** The operators to apply: `$setOnInsert` folds into `$set` on insert and is dropped otherwise. */
