@@ -13,4 +13,4 @@ export async function expectSeedsHold(from: number, count: number): Promise<void
 }
 
 /** Seeds per test file in `npm test` (two files run in parallel); `CHUNKRELAY_SIM_SEEDS` overrides. */
-export const SEEDS_PER_FILE = Number(process.env.CHUNKRELAY_SIM_SEEDS ?? 250);
+export const SEEDS_PER_FILE = Number(process.env.CHUNKRELAY_SIM_SEEDS ?? 1000);

@@ -331,6 +331,8 @@ class World {
   // ---------------------------------------------------------------------------------------------
   // Trigger.dev: every hand-over is a run of its own (deduplicated by key), retried after a crash
   // or an error (up to 3 attempts), or lost for good — then the healer or a replay picks it up.
+  // As on the platform, a run that fails for good clears its idempotency key (a later trigger under
+  // the key starts a new run); a run that succeeded keeps it.
 
   platformHandOver(): HandOver {
     return {
@@ -360,7 +362,7 @@ class World {
     // Payloads travel as JSON.
     const sent = JSON.parse(JSON.stringify(payload)) as Record<string, unknown>;
     this.runLog.push({ kind, payload: sent });
-    this.launch(kind, sent, delayMs, 1, key);
+    this.launch(kind, sent, delayMs, 1, key, key);
   }
 
   private launch(
@@ -369,12 +371,17 @@ class World {
     delayMs: number,
     attempt: number,
     label: string,
+    key?: string,
   ): void {
     const { sched } = this;
     const actor = sched.actor(`${kind}#${++this.runs}(${label})`, { crashable: true, daemon: false });
+    const fail = () => {
+      if (key !== undefined) this.platformKeys.delete(key);
+    };
     const retry = () => {
-      if (attempt >= 3 || sched.random() < 0.2) return; // retries exhausted, or the worker is gone
-      this.launch(kind, payload, 200 * 2 ** attempt, attempt + 1, label);
+      // Retries exhausted, or the worker is gone: the run failed.
+      if (attempt >= 3 || sched.random() < 0.2) return fail();
+      this.launch(kind, payload, 200 * 2 ** attempt, attempt + 1, label, key);
     };
     actor.onCrash = retry;
     const deps = this.deps(actor, this.platformHandOver());
@@ -400,7 +407,7 @@ class World {
           // Refused payloads fail without retry; only expected where a replay races a refusal.
           if (!/already has an active job/.test(err.message))
             this.violations.push(`${actor.name} refused: ${err.message}`);
-          return;
+          return fail();
         }
         sched.note(`${actor.name} failed: ${(err as Error).message}`);
         retry();
