@@ -4,7 +4,9 @@
  * (`find`, `update`, `findAndModify`, `aggregate`, …), passes them through BSON exactly as the wire
  * does, and raises the driver's own error classes. Why not the wire: a seed makes hundreds of
  * store calls and `npm test` runs thousands of seeds; a socket round trip per call would take
- * minutes. `npm run test:sim -- --wire` runs the same seeds over a real connection instead.
+ * minutes, and a reply arriving on its own time would make a seed's history depend on the
+ * machine. The same step functions run over a real connection in the integration tests (with
+ * written-out interleavings in `test/integration/interleavings.test.ts`).
  *
  * Every call first awaits `gate(label)`: the simulation's scheduler decides there which actor
  * moves next, so each store call is one atomic, ordered step of the history.

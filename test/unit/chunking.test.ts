@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { MAX_RECORDS_WITH_WEIGHT_ONLY, parseConfig } from "../../src/lib/config/schema.js";
 import { addRecord, emptyChunk, planChunks, weightOf } from "../../src/lib/planning/chunking.js";
 
 const recs = (weights: number[]) => weights.map((weight, i) => ({ i, weight }));
@@ -26,6 +27,25 @@ describe("planChunks", () => {
     expect(cut([1, 20, 1, 1], { maxWeight: 5 })).toEqual([[0], [1], [2, 3]]);
     // Two oversize records in a row: two single-record chunks.
     expect(cut([20, 30], { maxWeight: 5 })).toEqual([[0], [1]]);
+  });
+
+  it("bounds weight-only chunks by records too: weightless records still close chunks", () => {
+    // Regression: with only maxWeight set, 25,000 records without weight made one chunk (one huge
+    // POST, a $in past MongoDB's 16 MB limit). The config now gives such chunks a record bound.
+    const config = parseConfig({
+      name: "weights",
+      source: { collection: "src", weightField: "w" },
+      chunking: { maxWeight: 100 },
+      target: { url: "http://127.0.0.1:9/x" },
+    });
+    expect(config.chunking.maxRecords).toBe(MAX_RECORDS_WITH_WEIGHT_ONLY);
+    const sizes = [...planChunks(recs(new Array<number>(25_000).fill(0)), config.chunking)].map(
+      (c) => c.length,
+    );
+    expect(sizes).toEqual([10_000, 10_000, 5_000]);
+    // An explicit record limit is kept as given.
+    const explicit = parseConfig({ ...config, chunking: { maxWeight: 100, maxRecords: 50 } });
+    expect(explicit.chunking.maxRecords).toBe(50);
   });
 
   it("yields nothing for an empty source", () => {

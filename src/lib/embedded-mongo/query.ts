@@ -135,11 +135,11 @@ new Query(
   {
     ...MINGO_OPTIONS,
     context: Context.from(CONTEXT).addQueryOps({
-      [CAPTURE_OPERATOR]: ((_selector: string, _value: unknown, options: unknown) => {
+      [CAPTURE_OPERATOR]: (_selector: string, _value: unknown, options: unknown) => {
         if (capturedOptions !== undefined) throw new Error(`unknown query operator ${CAPTURE_OPERATOR}`);
         capturedOptions = options;
         return () => true;
-      }),
+      },
     }),
   },
 );
