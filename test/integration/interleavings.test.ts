@@ -391,12 +391,12 @@ describe("written-out interleavings", () => {
     const ids = service.requests[1]?.body.records.map((r) => r.id) ?? [];
     // The service's late report of attempt 1: three records failed (it names its attempt).
     await store.details.updateMany(
-      { jobId, recordId: { $in: ids.slice(0, 3) } as never },
+      { jobId, recordId: { $in: ids.slice(0, 3) } },
       { $set: { status: "failed", attempt: 1, error: "attempt 1 failed" } },
     );
     // Attempt 2's report: the others processed, fenced on the attempt.
     await store.details.updateMany(
-      { jobId, recordId: { $in: ids.slice(3) } as never, status: "sent", attempts: 2 },
+      { jobId, recordId: { $in: ids.slice(3) }, status: "sent", attempts: 2 },
       { $set: { status: "processed", attempt: 2 } },
     );
     await watchChunk(later, { jobId, chunk: 1, attempt: 2 }, { maxPolls: 1, maxRunMs: 10_000 });
