@@ -278,11 +278,34 @@ export function buildProgram(
       }
       const controller = new AbortController();
       let jobId = opts.jobId;
-      const dispose = onSignal((signal) => {
-        process.stderr.write(`\n${signal}: finishing the running steps, then stopping…\n`);
-        controller.abort();
-      });
+      const started = Date.now();
       const display = createProgressDisplay();
+      const dispose = onSignal((signal) => {
+        if (!controller.signal.aborted) {
+          process.stderr.write(
+            `\n${signal}: stopping (waits and requests are cut short; press Ctrl-C again to exit at once)…\n`,
+          );
+          controller.abort();
+          return;
+        }
+        // A second signal: leave now. What this process held (leases) runs out by itself, and
+        // every step is safe to run again, so `resume` finishes the job.
+        display.stop();
+        const summary: JobSummary = {
+          jobId: jobId ?? "",
+          config,
+          status: "interrupted",
+          records: 0,
+          chunks: 0,
+          processed: 0,
+          exceptions: 0,
+          durationMs: Date.now() - started,
+          recordsPerSecond: 0,
+        };
+        if (opts.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        process.stderr.write(`interrupted; resume with: npx chunkrelay resume ${jobId ?? "<jobId>"}\n`);
+        process.exit(EXIT.interrupted);
+      });
       try {
         const summary = await runJobLocally({
           store,

@@ -289,7 +289,7 @@ export const configSchema = z
           .min(1)
           .max(86_400_000)
           .default(60_000)
-          .describe("Cap of the retry delay. Default: 60000."),
+          .describe("Cap of the retry delay, a service's Retry-After included. Default: 60000."),
       })
       .strict()
       .prefault({}),

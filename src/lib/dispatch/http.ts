@@ -77,8 +77,13 @@ export function classifyReply(
   return { kind: "retry", reason: `unexpected HTTP ${status}` };
 }
 
-/** POSTs a chunk with undici; never throws for network trouble, it returns `retry`. */
-export const postChunk: PostChunk = async (req) => {
+/**
+ * POSTs a chunk with undici; never throws for network trouble, it returns `retry`. `stop` (the
+ * local runner's Ctrl-C) aborts the request at once and is rethrown: the step ends there, its
+ * chunk lease runs out, and a resume sends the attempt again under the same key.
+ */
+export async function postChunk(req: DeliveryRequest, stop?: AbortSignal): Promise<DeliveryOutcome> {
+  const timeout = AbortSignal.timeout(req.timeoutMs);
   try {
     const res = await request(req.url, {
       method: "POST",
@@ -86,11 +91,12 @@ export const postChunk: PostChunk = async (req) => {
       headers: { "content-type": "application/json", ...req.headers },
       headersTimeout: req.timeoutMs,
       bodyTimeout: req.timeoutMs,
-      signal: AbortSignal.timeout(req.timeoutMs),
+      signal: stop ? AbortSignal.any([timeout, stop]) : timeout,
     });
     const text = await readCapped(res.body);
     return classifyReply(res.statusCode, text, parseRetryAfter(res.headers["retry-after"], Date.now()));
   } catch (err) {
+    if (stop?.aborted) throw err;
     const e = err as { name?: string; code?: string; message?: string };
     const what =
       e.name === "TimeoutError" || e.code === "UND_ERR_HEADERS_TIMEOUT" || e.code === "UND_ERR_BODY_TIMEOUT"
@@ -98,4 +104,4 @@ export const postChunk: PostChunk = async (req) => {
         : (e.code ?? e.message ?? String(err));
     return { kind: "retry", reason: `could not deliver: ${what}` };
   }
-};
+}

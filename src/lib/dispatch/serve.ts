@@ -229,9 +229,13 @@ async function deliverChunk(
         }
         return;
       }
-      const delay =
+      // A service's Retry-After is honoured up to the config's cap, whatever it asks for (seconds
+      // or a date years ahead): a run never waits longer than `retry.maxBackoffMs` per try.
+      const delay = Math.min(
+        config.retry.maxBackoffMs,
         outcome.retryAfterMs ??
-        backoffDelay(tries, config.retry.backoffMs, config.retry.maxBackoffMs, deps.random);
+          backoffDelay(tries, config.retry.backoffMs, config.retry.maxBackoffMs, deps.random),
+      );
       const res = await store.chunks.updateOne(guard, {
         $set: {
           status: nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft }),

@@ -51,7 +51,11 @@ class LocalScheduler implements HandOver {
     },
     private readonly signal: AbortSignal,
     private readonly retry: { tries: number; baseMs: number; maxMs: number; log: Logger },
-  ) {}
+  ) {
+    // Stopping drops every waiting step at once (a retry may be due in an hour), not only when
+    // the next running step ends.
+    signal.addEventListener("abort", () => this.check(), { once: true });
+  }
 
   initialize(payload: Record<string, unknown>, key: string): Promise<void> {
     // Through JSON, as a Trigger.dev payload travels: what survives here survives there.
@@ -323,7 +327,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   );
   const deps: StepDeps = {
     store: options.store,
-    post: options.post ?? postChunk,
+    post: options.post ?? ((req) => postChunk(req, signal)),
     handOver: scheduler,
     now: () => new Date(),
     sleep: abortableSleep(signal),
