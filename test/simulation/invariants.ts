@@ -9,6 +9,9 @@ import { laneDocId, lanePass } from "../../src/lib/windows/watermark.js";
 import type { SimService } from "./service.js";
 import type { Scenario } from "./world.js";
 
+/** A config every full run of which is refused at planning (its order key is on no record). */
+export const REFUSED_CONFIG = "sim-refused";
+
 const idOf = (v: unknown) => EJSON.stringify({ v }, { relaxed: false });
 
 export async function checkInvariants(
@@ -16,6 +19,7 @@ export async function checkInvariants(
   service: SimService,
   scenario: Scenario,
   config: string,
+  crashedRefusal: boolean,
 ): Promise<string[]> {
   const out: string[] = [];
   const jobs = await store.jobs.find({}).toArray();
@@ -96,6 +100,17 @@ export async function checkInvariants(
     // one held by a finished job would block for good.
     if (holder && (holder.status === "succeeded" || holder.status === "failed"))
       out.push(`config ${config} is still locked by job ${lock.activeJob} (${holder.status})`);
+  }
+  // A refused run writes nothing: no job, and no lock once it is over (a refusing runner that
+  // crashed between its claim and its release leaves an orphan lock, which the next full run
+  // takes over after a minute).
+  if (scenario.refusals > 0) {
+    const refusedJobs = jobs.filter((j) => j.config === REFUSED_CONFIG);
+    if (refusedJobs.length > 0)
+      out.push(`refused runs left job(s) ${refusedJobs.map((j) => j._id).join(", ")}`);
+    const refusedLock = await store.watermarks.findOne({ _id: REFUSED_CONFIG });
+    if (refusedLock?.activeJob && !crashedRefusal)
+      out.push(`a refused run left config ${REFUSED_CONFIG} locked by ${refusedLock.activeJob}`);
   }
   for (const lane of await store.watermarks.find({}).toArray()) {
     const members = jobs

@@ -17,7 +17,7 @@ import { resumeJob } from "../../src/lib/runner/local-runner.js";
 import { Store } from "../../src/lib/store/store.js";
 import { watchChunk } from "../../src/lib/watcher/watch.js";
 import { EngineDatabase } from "./engine-store.js";
-import { checkInvariants } from "./invariants.js";
+import { REFUSED_CONFIG, checkInvariants } from "./invariants.js";
 import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
 import { type ServiceFaults, SimService } from "./service.js";
 
@@ -37,6 +37,8 @@ export interface Scenario {
   requests: Array<Record<string, unknown>>;
   /** Records a writer adds while jobs run (incremental). */
   arriving: number;
+  /** How many of `requests` are full runs of REFUSED_CONFIG (refused, and must leave nothing). */
+  refusals: number;
   faults: FaultPlan;
   service: ServiceFaults;
 }
@@ -132,10 +134,15 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
       throw new Error(`unknown scenario ${String(never)}`);
     }
   }
+  // Drawn last, so the rest of a seed's scenario is what it was before refusals were added.
+  const refusals = r() < 0.25 ? 1 + Math.floor(r() * 2) : 0;
+  for (let i = 0; i < refusals; i++)
+    requests.push({ config: REFUSED_CONFIG, jobId: id(90 + i), mode: "full" });
   return {
     kind,
     runner,
     records,
+    refusals,
     chunkSize,
     maxInFlight,
     maxAttempts: 1 + Math.floor(r() * 3),
@@ -193,7 +200,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
       `liveness: the history did not finish by itself (${end}): ${await world.describeOpenWork()}`,
     );
   }
-  violations.push(...(await checkInvariants(direct, service, scenario, CONFIG)));
+  violations.push(...(await checkInvariants(direct, service, scenario, CONFIG, world.crashedRefusal)));
   return {
     seed,
     scenario,
@@ -222,6 +229,8 @@ class World {
   private readonly runLog: Array<{ kind: "init" | "serve" | "watch"; payload: Record<string, unknown> }> = [];
   private readonly platformKeys = new Set<string>();
   private requeued = false;
+  /** Some run of the refused config crashed (between its claim and its release, perhaps). */
+  crashedRefusal = false;
 
   constructor(
     private readonly sched: Scheduler,
@@ -261,6 +270,20 @@ class World {
       },
       new Date(this.sched.now),
     );
+    await applyConfig(
+      this.direct,
+      {
+        name: REFUSED_CONFIG,
+        source: { collection: "src", orderBy: "missing" },
+        target: { url: "http://service.sim/chunks" },
+      },
+      new Date(this.sched.now),
+    );
+  }
+
+  /** A refusal this history expects (a run of the refused config); anything else is a finding. */
+  private expectedRefusal(payload: Record<string, unknown>, err: Error): boolean {
+    return payload.config === REFUSED_CONFIG || /already has an active job/.test(err.message);
   }
 
   deps(actor: Actor, handOver: HandOver): StepDeps {
@@ -383,7 +406,10 @@ class World {
       if (attempt >= 3 || sched.random() < 0.2) return fail();
       this.launch(kind, payload, 200 * 2 ** attempt, attempt + 1, label, key);
     };
-    actor.onCrash = retry;
+    actor.onCrash = () => {
+      if (payload.config === REFUSED_CONFIG) this.crashedRefusal = true;
+      retry();
+    };
     const deps = this.deps(actor, this.platformHandOver());
     sched.spawn(
       actor,
@@ -405,7 +431,7 @@ class World {
       (err) => {
         if (isBadInput(err)) {
           // Refused payloads fail without retry; only expected where a replay races a refusal.
-          if (!/already has an active job/.test(err.message))
+          if (!this.expectedRefusal(payload, err))
             this.violations.push(`${actor.name} refused: ${err.message}`);
           return fail();
         }
@@ -471,6 +497,7 @@ class World {
     };
     const deps = this.deps(actor, handOver);
     actor.onCrash = () => {
+      if (request.config === REFUSED_CONFIG) this.crashedRefusal = true;
       // The user notices and resumes, a little later.
       const user = sched.actor("user", { crashable: false, daemon: false });
       sched.spawn(user, async () => {
@@ -508,6 +535,12 @@ class World {
       },
       (err) => {
         sched.note(`${actor.name} stopped: ${(err as Error).message}`);
+        if (isBadInput(err)) {
+          // The CLI exits 2: a refusal is final, nobody resumes it.
+          if (!this.expectedRefusal(request, err))
+            this.violations.push(`${actor.name} refused: ${err.message}`);
+          return;
+        }
         actor.onCrash?.();
       },
     );

@@ -1,7 +1,7 @@
 /** Reading and writing configs in `batch_config`, always through the schema. */
 import { BadInputError } from "../errors.js";
 import type { Store } from "../store/store.js";
-import { type BatchConfig, parseConfig } from "./schema.js";
+import { type BatchConfig, hasControlCharacter, parseConfig } from "./schema.js";
 
 export async function loadConfig(store: Store, name: string): Promise<BatchConfig> {
   const doc = await store.configs.findOne({ _id: name });
@@ -50,6 +50,11 @@ export function resolveHeaders(
     if (secret === undefined || secret === "") {
       throw new BadInputError(
         `config '${config.name}': header ${name} takes its value from the environment variable ${spec.env}, which is not set; set it where the runner or worker runs`,
+      );
+    }
+    if (hasControlCharacter(secret)) {
+      throw new BadInputError(
+        `config '${config.name}': the environment variable ${spec.env} (header ${name}) holds a control character (CR, LF, …); set it to the bare value`,
       );
     }
     out[name] = `${spec.prefix}${secret}`;

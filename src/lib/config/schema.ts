@@ -60,6 +60,18 @@ const filterSchema = z
   })
   .describe("MongoDB query selecting the records (Extended JSON in files). Default: {} (every document).");
 
+/** CR, LF and other control characters (tab aside) would split or corrupt a request's headers. */
+export function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+const headerText = z
+  .string()
+  .refine((v) => !hasControlCharacter(v), "no control characters (CR, LF, …) in a header value");
+
 const headerValueSchema = z.union([
   z
     .object({
@@ -67,12 +79,12 @@ const headerValueSchema = z.union([
         .string()
         .regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name like BATCH_SERVICE_TOKEN")
         .describe("Name of the environment variable holding the secret value."),
-      prefix: z.string().default("").describe('Text put before the secret, e.g. "Bearer ". Default: "".'),
+      prefix: headerText.default("").describe('Text put before the secret, e.g. "Bearer ". Default: "".'),
     })
     .strict(),
   z
     .object({
-      value: z.string().describe("A literal, non-secret value (secrets go through `env`)."),
+      value: headerText.describe("A literal, non-secret value (secrets go through `env`)."),
     })
     .strict(),
 ]);

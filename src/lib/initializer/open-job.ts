@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { EJSON, ObjectId } from "bson";
 import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { type BatchConfig, configHash, isFileSource, orderKeyOf } from "../config/schema.js";
-import { BadInputError } from "../errors.js";
+import { BadInputError, isBadInput } from "../errors.js";
 import type { StepDeps } from "../handover/handover.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../planning/cuts.js";
 import { type Sample, type Workload, hasCaps } from "../planning/workload.js";
@@ -352,7 +352,37 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
     }
     case "full": {
       await claimConfig(deps, config.name, jobId);
-      return claimWindow(store, source, { laneId: config.name, full: true, caps: {}, chunking }, make);
+      try {
+        return await claimWindow(
+          store,
+          source,
+          { laneId: config.name, full: true, caps: {}, chunking },
+          make,
+        );
+      } catch (err) {
+        // Refused before its job existed (a filter the server refuses, an order key no record
+        // has): the lock goes at once, or the next run would be told to resume a job that does
+        // not exist. A refusal is the same for every run of this payload, so no replay of it can
+        // be creating the job meanwhile.
+        if (isBadInput(err) && (await store.jobs.countDocuments({ _id: jobId }, { limit: 1 })) === 0) {
+          // A lane document this claim created holds nothing but the lock: it goes too.
+          const created = await store.watermarks.deleteOne({
+            _id: config.name,
+            activeJob: jobId,
+            kind: { $exists: false },
+            claimedUpTo: { $exists: false },
+            completedUpTo: { $exists: false },
+            claimedSeq: { $exists: false },
+          });
+          if (created.deletedCount === 0) {
+            await store.watermarks.updateOne(
+              { _id: config.name, activeJob: jobId },
+              { $set: { activeJob: null }, $unset: { activeSince: "" } },
+            );
+          }
+        }
+        throw err;
+      }
     }
     case "incremental": {
       const upper = await settleBound(deps, config, now);

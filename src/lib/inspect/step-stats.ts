@@ -3,6 +3,7 @@
  * to batch_task_stats — task, job, chunk, start, duration, outcome — and `stepStats` summarizes
  * them per task (count, successes, failures, p50/p95/max duration), per job or overall.
  */
+import { isBadInput } from "../errors.js";
 import type { Store, TaskStatDoc } from "../store/store.js";
 
 export type StepName =
@@ -23,6 +24,7 @@ export async function timeStep<T>(
   const started = performance.now();
   let outcome = "error";
   let jobId = step.jobId ?? "(none)";
+  let refused = false;
   try {
     const result = await run();
     const seen = outcomeOf(result);
@@ -30,20 +32,35 @@ export async function timeStep<T>(
     if (seen.jobId) jobId = seen.jobId;
     return result;
   } catch (err) {
+    // A refused invocation (bad payload, unknown job, missing secret) did no work: it leaves no
+    // row, which could otherwise hold whatever hostile id it was given.
+    refused = isBadInput(err);
     outcome = `error: ${(err instanceof Error ? err.message : String(err)).slice(0, 200)}`;
     throw err;
   } finally {
-    const doc: TaskStatDoc = {
-      task: step.task,
-      jobId,
-      ...(step.chunk !== undefined ? { chunk: step.chunk } : {}),
-      startedAt,
-      durationMs: Math.round(performance.now() - started),
-      outcome,
-    };
-    // Statistics must never fail a step: a lost row is a smaller harm than a lost chunk.
-    await store.taskStats.insertOne(doc).catch(() => undefined);
+    if (!refused) await recordStep(store, step, jobId, startedAt, started, outcome);
   }
+}
+
+async function recordStep(
+  store: Store,
+  step: { task: StepName; chunk?: number },
+  jobId: string,
+  startedAt: Date,
+  started: number,
+  outcome: string,
+): Promise<void> {
+  const doc: TaskStatDoc = {
+    task: step.task,
+    // Job ids are at most 200 characters once validated; a failing step may name a raw one.
+    jobId: jobId.slice(0, 200),
+    ...(step.chunk !== undefined ? { chunk: step.chunk } : {}),
+    startedAt,
+    durationMs: Math.round(performance.now() - started),
+    outcome,
+  };
+  // Statistics must never fail a step: a lost row is a smaller harm than a lost chunk.
+  await store.taskStats.insertOne(doc).catch(() => undefined);
 }
 
 export interface StepSummary {

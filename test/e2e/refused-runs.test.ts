@@ -1,0 +1,127 @@
+/**
+ * A refused run writes nothing: no lock, no job, no statistics row. Each case runs the real CLI
+ * against the test database and compares every chunkrelay collection before and after.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { useTestDatabase } from "../support/db.js";
+import { startFakeService } from "../support/pipeline.js";
+
+const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const t = useTestDatabase("refused_runs");
+let store: Store;
+let dbUri: string;
+let serviceUrl: string;
+let stopService: () => Promise<void>;
+const dir = mkdtempSync(join(tmpdir(), "chunkrelay-refused-"));
+
+interface Ran {
+  code: number | null;
+  out: string;
+}
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, MONGODB_URI: dbUri, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (out += b.toString()));
+    child.on("exit", (code) => resolve({ code, out }));
+  });
+}
+
+beforeAll(async () => {
+  store = new Store(t.db());
+  await store.ensureIndexes();
+  dbUri = uriWithDatabase(t.uri, t.db().databaseName);
+  const service = await startFakeService(store, () => ({ status: 202, report: "processed" }));
+  serviceUrl = service.url;
+  stopService = () => service.stop();
+  await store.db
+    .collection("refused_src")
+    .insertMany(Array.from({ length: 20 }, (_, i) => ({ _id: i as never, v: i })));
+});
+
+afterAll(async () => {
+  await stopService();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Everything chunkrelay keeps except configs, as comparable text. */
+async function state(): Promise<string> {
+  const parts: unknown[] = [];
+  for (const c of [
+    store.jobs,
+    store.chunks,
+    store.details,
+    store.watermarks,
+    store.exceptions,
+    store.taskStats,
+  ]) {
+    parts.push(await c.find({}, { projection: { updatedAt: 0 } }).toArray());
+  }
+  return JSON.stringify(parts);
+}
+
+async function apply(name: string, config: Record<string, unknown>): Promise<Ran> {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ name, target: { url: serviceUrl }, ...config }));
+  return cli(["config", "apply", file]);
+}
+
+describe("a refused run", () => {
+  it("refused at planning leaves no lock behind: the next full run starts at once", async () => {
+    expect((await apply("no_key", { source: { collection: "refused_src", orderBy: "missing" } })).code).toBe(
+      0,
+    );
+    const before = await state();
+    const refused = await cli(["run", "no_key", "--job-id", "no-key-1", "--mode", "full"]);
+    expect(refused.code, refused.out).toBe(2);
+    expect(await state()).toBe(before);
+    // Fixed config, next run: not "already has an active job".
+    expect((await apply("no_key", { source: { collection: "refused_src", orderBy: "v" } })).code).toBe(0);
+    const next = await cli(["run", "no_key", "--job-id", "no-key-2", "--mode", "full", "--json"]);
+    expect(next.code, next.out).toBe(0);
+  }, 60_000);
+
+  it("with a bad or oversized job id, or a missing secret, writes nothing", async () => {
+    expect(
+      (
+        await apply("secret", {
+          source: { collection: "refused_src" },
+          target: {
+            url: serviceUrl,
+            headers: { authorization: { env: "REFUSED_TOKEN", prefix: "Bearer " } },
+          },
+        })
+      ).code,
+    ).toBe(0);
+    const before = await state();
+    for (const args of [
+      ["run", "secret", "--job-id", "x".repeat(100_000)],
+      ["run", "secret", "--job-id", "bad id!"],
+      ["run", "secret", "--job-id", "no-secret"],
+    ]) {
+      const ran = await cli(args, { REFUSED_TOKEN: undefined });
+      expect(ran.code, ran.out.slice(0, 500)).toBe(2);
+      expect(await state()).toBe(before);
+    }
+  }, 60_000);
+
+  it("refuses a header value with CR or LF when the config is applied", async () => {
+    const ran = await apply("crlf", {
+      source: { collection: "refused_src" },
+      target: { url: serviceUrl, headers: { "x-team": { value: "a\r\nx-injected: 1" } } },
+    });
+    expect(ran.code).toBe(2);
+    expect(ran.out).toMatch(/target\.headers\.x-team.*control characters/s);
+    expect(await store.configs.countDocuments({ _id: "crlf" })).toBe(0);
+  });
+});
