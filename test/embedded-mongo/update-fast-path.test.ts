@@ -59,4 +59,16 @@ describe("direct update operators", () => {
     expect(direct).toBeGreaterThan(300);
     expect(fallback).toBeGreaterThan(300);
   });
+
+  it("never walk into Object.prototype: such paths go to mingo, which refuses them", () => {
+    for (const path of ["__proto__.polluted", "a.__proto__.polluted", "constructor.prototype.polluted"]) {
+      for (const op of ["$set", "$unset", "$inc"]) {
+        const docs: BsonDocument[] = [{ _id: 1, a: { b: 1 } }];
+        expect(applySimpleOperators(docs, { [op]: { [path]: op === "$unset" ? "" : 1 } })).toBe(false);
+        expect(docs).toEqual([{ _id: 1, a: { b: 1 } }]);
+      }
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(typeof Object.prototype.hasOwnProperty).toBe("function");
+  });
 });

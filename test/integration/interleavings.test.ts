@@ -210,7 +210,10 @@ describe("written-out interleavings", () => {
     const service = await setUp("epoch_src", 30);
     const jobId = "epoch";
     const il = new Interleaving(t.db());
-    const stale = deps(il.storeFor("P1"), { owner: "P1", planningBatch: 10, leaseMs: 1 });
+    // P1 is stalled: its lease (1 ms) is never renewed.
+    const stalled = (_ms: number, signal?: AbortSignal) =>
+      new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(new Error("stopped"))));
+    const stale = deps(il.storeFor("P1"), { owner: "P1", planningBatch: 10, leaseMs: 1, timer: stalled });
     const cleanUp = il.pauseAt(callOf("P1", "details", "deleteMany"));
     const stalePlanning = initializeJob(stale, { config: "epoch_src", jobId });
     await cleanUp.reached;
@@ -325,6 +328,49 @@ describe("written-out interleavings", () => {
     });
   });
 
+  it("a stale runner that builds its body late sends the attempt's records, not the next attempt's", async () => {
+    // Found by the simulation (seeds 4136, 4880, 7101, 9387, 11486, 11656 of 10,000): runner A
+    // stalled between marking attempt 1 and building its body; attempt 1 was delivered by B,
+    // partly failed, and attempt 2 re-marked the failed records; A then built attempt 1's body
+    // from the records still marked 1 and sent fewer records under the key `…:1:1`.
+    const service = await setUp("body_src", 10, () => ({ status: 202 }), { retry: { maxAttempts: 2 } });
+    const jobId = "body";
+    await initializeJob(deps(store), { config: "body_src", jobId });
+    const il = new Interleaving(t.db());
+    const stalled = (_ms: number, signal?: AbortSignal) =>
+      new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(new Error("stopped"))));
+    const a = deps(il.storeFor("A"), { owner: "A", timer: stalled });
+    const building = il.pauseAt(callOf("A", "details", "find"));
+    const serving = serveJob(a, { jobId });
+    await building.reached;
+    // B takes over (A's lease lapsed), attempt 1 goes out; three records fail, seven are processed.
+    const later = deps(store, { owner: "B", now: () => new Date(Date.now() + 3_600_000) });
+    await serveJob(later, { jobId });
+    const ids = service.requests[0]?.body.records.map((r) => r.id) ?? [];
+    expect(ids).toHaveLength(10);
+    await store.details.updateMany(
+      { jobId, recordId: { $in: ids.slice(0, 3) }, status: "sent", attempts: 1 },
+      { $set: { status: "failed", attempt: 1, error: "failed in attempt 1" } },
+    );
+    await store.details.updateMany(
+      { jobId, recordId: { $in: ids.slice(3) }, status: "sent", attempts: 1 },
+      { $set: { status: "processed", attempt: 1 } },
+    );
+    await watchChunk(later, { jobId, chunk: 1, attempt: 1 }, { maxPolls: 1, maxRunMs: 10_000 });
+    await serveJob(later, { jobId });
+    expect(service.requests.map((r) => [r.key, r.body.records.length])).toEqual([
+      [`${jobId}:1:1`, 10],
+      [`${jobId}:1:2`, 3],
+    ]);
+    // A wakes up and sends its (late) attempt 1: the same ten records under the same key.
+    building.release();
+    await serving;
+    const firstKey = service.requests.filter((r) => r.key === `${jobId}:1:1`);
+    expect(firstKey).toHaveLength(2);
+    const sets = firstKey.map((r) => JSON.stringify(r.body.records.map((x) => x.id).sort()));
+    expect(sets[1]).toBe(sets[0]);
+  });
+
   it("the chunk lease is renewed for the whole delivery, marking records included", async () => {
     // Also found: the lease was renewed only around the POST; a runner slow to mark records lost
     // its chunk to another runner while still delivering it.
@@ -375,7 +421,7 @@ describe("written-out interleavings", () => {
   it("a late failed report of an older attempt does not count against the current one", async () => {
     // Also found: statuses carried no attempt, so a `failed` report from attempt 1 arriving after
     // attempt 2 went out failed attempt 2's records.
-    const service = await setUp("fence_src", 10, (_req, n) => (n === 1 ? { status: 202 } : { status: 202 }), {
+    const service = await setUp("fence_src", 10, () => ({ status: 202 }), {
       retry: { maxAttempts: 2 },
       watch: { pollIntervalMs: 10, chunkTimeoutMs: 1_000 },
     });

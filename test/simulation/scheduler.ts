@@ -116,6 +116,8 @@ export class Scheduler {
 
   /** Simulated time passing for `actor`. */
   sleep(ms: number, actor: Actor, signal?: AbortSignal): Promise<void> {
+    // A dead actor's sleep never ends (and pushes no entry the abort below could mistake).
+    if (actor.dead) return new Promise(() => undefined);
     const p = this.wait(`sleep ${Math.round(ms)}`, this.now + Math.max(0, ms), actor);
     if (!signal) return p;
     return new Promise<void>((resolve, reject) => {

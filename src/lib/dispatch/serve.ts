@@ -118,8 +118,14 @@ async function markAndBuildBody(
     { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
     { $set: { status: "sent", sentAt: deps.now(), attempts: attempt }, $unset: { attempt: "", error: "" } },
   );
+  // The attempt's records are the ones marked for it or for a later attempt: a later attempt
+  // re-marks a subset (the unprocessed ones), so a stale runner that builds this body late still
+  // sends the same records under this attempt's key.
   const details = await deps.store.details
-    .find({ jobId, chunk: chunk.chunk, attempts: attempt }, { projection: { recordId: 1, data: 1 } })
+    .find(
+      { jobId, chunk: chunk.chunk, attempts: { $gte: attempt } },
+      { projection: { recordId: 1, data: 1 } },
+    )
     .toArray();
   const ids = details.map((d) => d.recordId);
   const source = config.source;

@@ -231,11 +231,17 @@ function runOperators(
   }
 }
 
-/** A path of plain field names: no positional `$`, no array index, no empty part. */
+/** Names that reach a JavaScript object's prototype machinery; mingo's updater refuses them. */
+const PROTOTYPE_NAMES = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * A path of plain field names: no positional `$`, no array index, no empty part, and nothing that
+ * would walk into `Object.prototype` (a `$set` of `__proto__.x` must never touch the process).
+ */
 function simplePath(path: string): string[] | undefined {
   const parts = path.split(".");
   for (const p of parts) {
-    if (p === "" || p.startsWith("$") || /^[0-9]+$/.test(p)) return undefined;
+    if (p === "" || p.startsWith("$") || /^[0-9]+$/.test(p) || PROTOTYPE_NAMES.has(p)) return undefined;
   }
   return parts;
 }
@@ -249,7 +255,7 @@ function parentOf(doc: BsonDocument, parts: string[], create: boolean): BsonDocu
   let cur = doc;
   for (let i = 0; i < parts.length - 1; i++) {
     const key = parts[i] as string;
-    const next = cur[key];
+    const next = Object.hasOwn(cur, key) ? cur[key] : undefined;
     if (next === undefined) {
       if (!create) return null;
       const made: BsonDocument = {};
@@ -290,7 +296,8 @@ export function applySimpleOperators(working: BsonDocument[], ops: BsonDocument)
       for (let i = 0; i < parts.length; i++) {
         if (cur === undefined) break;
         if (!isPlainObject(cur)) return false;
-        cur = cur[parts[i] as string];
+        const key = parts[i] as string;
+        cur = Object.hasOwn(cur, key) ? cur[key] : undefined;
       }
       if (op === "$inc" && cur !== undefined && typeof cur !== "number") return false;
     }
