@@ -40,9 +40,9 @@ interface Running {
   output: () => string;
 }
 
-function start(args: string[]): Running {
+function start(args: string[], env: Record<string, string> = {}): Running {
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, MONGODB_URI: dbUri, CHUNKRELAY_LEASE_MS: "500" },
+    env: { ...process.env, MONGODB_URI: dbUri, CHUNKRELAY_LEASE_MS: "500", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -71,6 +71,7 @@ async function configure(
   name: string,
   decide: (req: FakeRequest, n: number) => FakeReply | Promise<FakeReply>,
   retry: Record<string, number>,
+  headers: Record<string, unknown> = {},
 ) {
   const service = await startFakeService(store, decide);
   stops.push(() => service.stop());
@@ -81,7 +82,7 @@ async function configure(
       name,
       source: { collection: "hostile_src" },
       chunking: { maxRecords: 25 },
-      target: { url: service.url, timeoutMs: 600_000 },
+      target: { url: service.url, timeoutMs: 600_000, headers },
       retry,
       watch: { pollIntervalMs: 20 },
     }),
@@ -119,6 +120,55 @@ const throttle = (): FakeReply => ({ status: 429, headers: { "retry-after": "999
 const accept = (): FakeReply => ({ status: 202, report: "processed" });
 
 describe("a hostile batch service", () => {
+  it("cannot get a secret it echoes back in altered form into any output or collection", async () => {
+    const secret = "Tk-9f8e7d6c5b4a3210-secret";
+    const echoes = [
+      encodeURIComponent(`Bearer ${secret}`),
+      Buffer.from(secret).toString("base64"),
+      secret.toUpperCase(),
+      secret.slice(0, 14),
+      Buffer.from(secret).toString("hex"),
+    ];
+    let n = 0;
+    await configure(
+      "echo",
+      (req) => {
+        n++;
+        return {
+          status: 400,
+          body: JSON.stringify({
+            error: `bad token ${echoes[n % echoes.length]} (${req.headers.authorization})`,
+          }),
+        };
+      },
+      {},
+      { authorization: { env: "ECHO_TOKEN", prefix: "Bearer " } },
+    );
+    const env = { ECHO_TOKEN: secret };
+    const run = start(["run", "echo", "--job-id", "echo-job", "--json"], env);
+    expect(await run.exited, run.output()).toBe(1);
+    const outputs = [run.output()];
+    for (const args of [
+      ["status", "echo-job", "--json"],
+      ["status", "echo-job"],
+      ["exceptions", "list", "--job", "echo-job"],
+      ["exceptions", "list", "--job", "echo-job", "--json"],
+    ]) {
+      const shown = start(args, env);
+      expect(await shown.exited, shown.output()).toBe(0);
+      expect(shown.output()).toContain("bad token");
+      outputs.push(shown.output());
+    }
+    for (const c of [store.chunks, store.exceptions, store.jobs, store.taskStats]) {
+      outputs.push(JSON.stringify(await c.find({}).toArray()));
+    }
+    const all = outputs.join("\n").toLowerCase();
+    expect(all).toContain("bad token ***");
+    for (const form of [secret, ...echoes].map((e) => e.toLowerCase())) {
+      expect(all.includes(form.slice(0, 8)), form).toBe(false);
+    }
+  }, 60_000);
+
   it("gets its Retry-After honoured only up to retry.maxBackoffMs, in seconds or as a date", async () => {
     await configure(
       "capped",

@@ -115,6 +115,18 @@ describe("a refused run", () => {
     }
   }, 60_000);
 
+  it("never echoes a connection string's password, whatever is wrong with it", async () => {
+    for (const uri of [
+      "mongdb://user:PASSWORD123@localhost:1/x",
+      "mongodb://user:PASSWORD123@localhost:1/x?bogusOption=%zz",
+      "mongodb://user:PASSWORD123@[::1/x",
+    ]) {
+      const ran = await cli(["status", "some-job", "--mongo", uri]);
+      expect(ran.code, ran.out).not.toBe(0);
+      expect(ran.out).not.toContain("PASSWORD123");
+    }
+  }, 60_000);
+
   it("refuses a header value with CR or LF when the config is applied", async () => {
     const ran = await apply("crlf", {
       source: { collection: "refused_src" },

@@ -67,10 +67,19 @@ const positiveNumberArg = numberArg(z.coerce.number().positive(), "a positive nu
 const msArg = numberArg(z.coerce.number().int().min(0).max(3_600_000), "a duration in ms");
 const rateArg = numberArg(z.coerce.number().min(0).max(1), "a rate between 0 and 1");
 
+/** A connection string's password never reaches the terminal, whatever is wrong with the URI. */
+export function hideUriPasswords(text: string): string {
+  return text.replace(/(\/\/[^/@:\s]*):[^@\s]*@/g, "$1:***@");
+}
+
 const mongoOption = () =>
   new Option("--mongo <uri>", "MongoDB connection string (default: $MONGODB_URI)").argParser((v) => {
+    // Not commander's InvalidArgumentError: its message repeats the value, password included.
     if (!/^mongodb(\+srv)?:\/\//.test(v))
-      throw new InvalidArgumentError("expected a mongodb:// or mongodb+srv:// URI.");
+      throw new CliError(
+        `--mongo '${hideUriPasswords(v)}' is not a MongoDB connection string: expected mongodb://… or mongodb+srv://…`,
+        EXIT.usage,
+      );
     return v;
   });
 
@@ -949,14 +958,16 @@ export async function main(
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (err instanceof CliError) {
-      process.stderr.write(`chunkrelay: ${err.message}\n`);
+      process.stderr.write(`chunkrelay: ${hideUriPasswords(err.message)}\n`);
       return err.exitCode;
     }
     if (err instanceof ConfigError || isBadInput(err)) {
-      process.stderr.write(`chunkrelay: ${err.message}\n`);
+      process.stderr.write(`chunkrelay: ${hideUriPasswords(err.message)}\n`);
       return EXIT.usage;
     }
-    process.stderr.write(`chunkrelay: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `chunkrelay: ${hideUriPasswords(err instanceof Error ? err.message : String(err))}\n`,
+    );
     return EXIT.failed;
   }
 }

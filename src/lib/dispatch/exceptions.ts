@@ -1,4 +1,5 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
+import { loadConfig, redactSecrets, secretValues } from "../config/load.js";
 import type { StepDeps } from "../handover/handover.js";
 import type { AttemptOutcome, ChunkDoc, ExceptionDoc } from "../store/store.js";
 
@@ -15,6 +16,11 @@ export async function setAsideRecords(
   const { store } = deps;
   const now = deps.now();
   let count = 0;
+  // A record's `error` is the service's own text: a secret it echoes is kept out of the store.
+  const secrets = await loadConfig(store, config).then(
+    (c) => secretValues(c, deps.env),
+    () => [],
+  );
   const cursor = store.details.find(
     { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
     { projection: { recordId: 1, attempts: 1, error: 1 } },
@@ -40,7 +46,9 @@ export async function setAsideRecords(
       recordId: d.recordId,
       chunk: chunk.chunk,
       attempts: Math.max(d.attempts, chunk.attempt),
-      reason: d.error ? `${reason} (service said: ${d.error})` : reason,
+      reason: d.error
+        ? `${reason} (service said: ${redactSecrets(String(d.error).slice(0, 500), secrets)})`
+        : reason,
       createdAt: now,
     });
     if (batch.length >= 1000) await flush();
