@@ -279,6 +279,29 @@ describe("written-out interleavings", () => {
     }
   });
 
+  it("a replayed initializer that claims the lock after its full job finished leaves it free", async () => {
+    // Found by the simulation (seed 7300): a dashboard replay of the initializer stalled just
+    // before claiming the config; the first run then ran the job to its end and released the
+    // lock; the replay woke, claimed it, found the job finished — and held the lock for good.
+    await setUp("relock_src", 10);
+    const jobId = "relock";
+    const il = new Interleaving(t.db());
+    const replay = deps(il.storeFor("replay"));
+    const claim = il.pauseAt(callOf("replay", "watermarks", "updateOne"));
+    const replaying = initializeJob(replay, { config: "relock_src", jobId, mode: "full" });
+    await claim.reached;
+    const first = deps(store);
+    await initializeJob(first, { config: "relock_src", jobId, mode: "full" });
+    await drive(first);
+    expect(await store.jobs.findOne({ _id: jobId })).toMatchObject({ status: "succeeded" });
+    claim.release();
+    await replaying;
+    expect(await store.watermarks.findOne({ _id: "relock_src" })).toMatchObject({ activeJob: null });
+    await expect(
+      initializeJob(deps(store), { config: "relock_src", jobId: "relock-2", mode: "full" }),
+    ).resolves.toMatchObject({ jobId: "relock-2" });
+  });
+
   it("a stale runner's late 4xx does not fail a chunk another runner delivered", async () => {
     // Break 4: runner A's lease lapsed while its POST hung; runner B took the chunk over and was
     // accepted; A's request then came back 400 and A set the records aside and failed the chunk.

@@ -162,7 +162,7 @@ export class Scheduler {
 
   note(line: string): void {
     this.trace.push(`${String(this.now - this.start).padStart(7)}ms #${this.steps} ${line}`);
-    if (this.trace.length > 80) this.trace.shift();
+    if (this.trace.length > (process.env.SIM_TRACE ? 100000 : 80)) this.trace.shift();
   }
 
   /** True while some non-daemon actor still has something to do. */

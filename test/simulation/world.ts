@@ -206,7 +206,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
     scenario,
     end,
     violations,
-    trace: sched.trace.slice(-40),
+    trace: process.env.SIM_TRACE ? sched.trace : sched.trace.slice(-40),
     steps: sched.steps,
     crashes: sched.crashes,
     stalls: sched.stalls,

@@ -353,12 +353,22 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
     case "full": {
       await claimConfig(deps, config.name, jobId);
       try {
-        return await claimWindow(
+        const opened = await claimWindow(
           store,
           source,
           { laneId: config.name, full: true, caps: {}, chunking },
           make,
         );
+        if (opened.job.status === "succeeded" || opened.job.status === "failed") {
+          // A replay that stalled before its claim woke after its job had run and released the
+          // lock (found by the simulation, seed 7300): the claim it just made would hold the
+          // config for good. A finished job holds no lock.
+          await store.watermarks.updateOne(
+            { _id: config.name, activeJob: jobId },
+            { $set: { activeJob: null } },
+          );
+        }
+        return opened;
       } catch (err) {
         // Refused before its job existed (a filter the server refuses, an order key no record
         // has): the lock goes at once, or the next run would be told to resume a job that does
