@@ -56,11 +56,19 @@ function start(args: string[], env: Record<string, string> = {}): Running {
 }
 
 /** Resolves when `event()` holds; fails past the deadline or when the process exits first. */
-async function until(event: () => boolean, run: Running, what: string, deadlineMs = 30_000): Promise<void> {
+async function until(
+  event: () => boolean,
+  run: Running,
+  what: string,
+  deadlineMs = 30_000,
+  refresh?: () => Promise<void>,
+): Promise<void> {
   let exited = false;
   void run.exited.then(() => (exited = true));
   const deadline = Date.now() + deadlineMs;
-  while (!event()) {
+  for (;;) {
+    await refresh?.();
+    if (event()) return;
     if (exited) throw new Error(`the run exited before ${what}:\n${run.output()}`);
     if (Date.now() > deadline) throw new Error(`no ${what} within ${deadlineMs} ms:\n${run.output()}`);
     await new Promise((r) => setTimeout(r, 10));
@@ -107,12 +115,12 @@ async function interrupt(run: Running, jobId: string) {
 }
 
 /** `resume` finishes the job. */
-async function resume(jobId: string) {
+async function resume(jobId: string, records = 50) {
   const resumed = start(["resume", jobId, "--json"]);
   expect(await resumed.exited, resumed.output()).toBe(0);
   expect(await store.jobs.findOne({ _id: jobId })).toMatchObject({
     status: "succeeded",
-    totals: { records: 50, processed: 50 },
+    totals: { records, processed: records },
   });
 }
 
@@ -220,4 +228,77 @@ describe("a hostile batch service", () => {
     const keys = service.requests.filter((r) => r.body.chunk === 1).map((r) => r.key);
     expect(new Set(keys)).toEqual(new Set(["hanging-job:1:1"]));
   }, 60_000);
+});
+
+describe("Ctrl-C", () => {
+  it("stops a run while it polls for statuses", async () => {
+    let reporting = false;
+    const service = await configure(
+      "polling",
+      (): FakeReply => (reporting ? { status: 202, report: "processed" } : { status: 202 }),
+      {},
+    );
+    const run = start(["run", "polling", "--job-id", "polling-job"]);
+    await until(() => service.requests.length > 0, run, "a chunk sent");
+    let sent = false;
+    await until(
+      () => sent,
+      run,
+      "the chunk recorded as sent",
+      30_000,
+      async () => {
+        sent = (await store.chunks.countDocuments({ jobId: "polling-job", status: "sent" })) > 0;
+      },
+    );
+    await interrupt(run, "polling-job");
+    // The service reports late (and from now on at once); a resume picks the job up where it was.
+    reporting = true;
+    const ids = service.requests.flatMap((r) => r.body.records.map((x) => x.id));
+    await store.details.updateMany(
+      { jobId: "polling-job", recordId: { $in: ids } },
+      { $set: { status: "processed" } },
+    );
+    await resume("polling-job", 50);
+  }, 60_000);
+
+  it("stops a run while it plans, and the resume plans on from the checkpoint", async () => {
+    const records = 60_000;
+    const big = store.db.collection("hostile_big");
+    for (let i = 0; i < records; i += 20_000) {
+      await big.insertMany(Array.from({ length: 20_000 }, (_, k) => ({ _id: (i + k) as never })));
+    }
+    const service = await startFakeService(store, () => ({ status: 202, report: "processed" }));
+    stops.push(() => service.stop());
+    const file = join(dir, "planning.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: "planning",
+        source: { collection: "hostile_big" },
+        chunking: { maxRecords: 10_000 },
+        target: { url: service.url },
+        maxInFlight: 4,
+        watch: { pollIntervalMs: 20 },
+      }),
+    );
+    const applied = start(["config", "apply", file]);
+    expect(await applied.exited, applied.output()).toBe(0);
+    const run = start(["run", "planning", "--job-id", "planning-job"]);
+    let midPlanning = false;
+    await until(
+      () => midPlanning,
+      run,
+      "planning under way",
+      60_000,
+      async () => {
+        const job = await store.jobs.findOne({ _id: "planning-job" });
+        midPlanning = job !== null && !job.planning.done;
+      },
+    );
+    await interrupt(run, "planning-job");
+    const stopped = await store.jobs.findOne({ _id: "planning-job" });
+    expect(stopped?.planning.done).toBe(false);
+    await resume("planning-job", records);
+    expect(await store.details.countDocuments({ jobId: "planning-job" })).toBe(records);
+  }, 120_000);
 });

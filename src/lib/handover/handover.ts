@@ -64,6 +64,12 @@ export interface StepDeps {
    * and crashes interleave at every group boundary.
    */
   planningBatch?: number;
+  /**
+   * Stops long work between its units when aborted (the local runner's Ctrl-C): planning checks it
+   * between groups. A stopped step leaves what a crash at that point would, which every step is
+   * built to resume. Default: never aborted (Trigger.dev runs stop by the platform's own means).
+   */
+  signal?: AbortSignal;
 }
 
 export const keys = {

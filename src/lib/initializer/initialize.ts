@@ -292,6 +292,8 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
         group = [];
         groupRecords = 0;
         if (outstanding.length >= MAX_GROUPS_IN_FLIGHT) await outstanding.shift();
+        // Stopped (Ctrl-C): what is written and checkpointed stays; a resume plans on from there.
+        if (deps.signal?.aborted) throw new Error(`job ${jobId}: planning stopped`);
       }
     }
     if (group.length > 0) writeGroup(group);

@@ -338,6 +338,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     owner: `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     log: options.log ?? silentLogger,
+    signal,
   };
 
   let jobId = options.jobId;
