@@ -128,6 +128,31 @@ const throttle = (): FakeReply => ({ status: 429, headers: { "retry-after": "999
 const accept = (): FakeReply => ({ status: 202, report: "processed" });
 
 describe("a hostile batch service", () => {
+  it("cannot drive the terminal: its text is printed with control characters escaped", async () => {
+    await configure(
+      "escapes",
+      () => ({ status: 400, body: JSON.stringify({ error: "bad\u001b[2J\u001b]0;pwned\u0007\rhidden" }) }),
+      {},
+    );
+    const run = start(["run", "escapes", "--job-id", "escapes-job"]);
+    expect(await run.exited, run.output()).toBe(1);
+    for (const args of [
+      ["status", "escapes-job"],
+      ["exceptions", "list", "--job", "escapes-job"],
+    ]) {
+      const shown = start(args);
+      expect(await shown.exited, shown.output()).toBe(0);
+      const text = shown.output();
+      expect(text).toContain("bad\\x1b[2J\\x1b]0;pwned\\x07\\rhidden");
+      const controls = [...text].filter((ch) => {
+        const c = ch.charCodeAt(0);
+        return (c < 0x20 && ch !== "\n") || c === 0x7f;
+      });
+      expect(controls, JSON.stringify(text)).toEqual([]);
+    }
+    expect(run.output()).not.toContain("\u001b[2J");
+  }, 60_000);
+
   it("cannot get a secret it echoes back in altered form into any output or collection", async () => {
     const secret = "Tk-9f8e7d6c5b4a3210-secret";
     const echoes = [

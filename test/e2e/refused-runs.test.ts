@@ -127,6 +127,27 @@ describe("a refused run", () => {
     }
   }, 60_000);
 
+  it("serve: an empty --token is a usage error; a non-loopback address without a token is warned about", async () => {
+    const empty = await cli(["serve", "--token=", "--port", "0"]);
+    expect(empty.code, empty.out).toBe(2);
+    expect(empty.out).toContain("--token is empty");
+    const child = spawn(process.execPath, [BIN, "serve", "--host", "0.0.0.0", "--port", "0"], {
+      env: { ...process.env, MONGODB_URI: dbUri, CHUNKRELAY_STATUS_TOKEN: undefined },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const deadline = Date.now() + 30_000;
+    while (!out.includes("http://") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    child.kill("SIGINT");
+    await exited;
+    expect(out).toContain("http://");
+    expect(err).toContain("warning: serving on 0.0.0.0 without a token");
+  }, 60_000);
+
   it("refuses a header value with CR or LF when the config is applied", async () => {
     const ran = await apply("crlf", {
       source: { collection: "refused_src" },

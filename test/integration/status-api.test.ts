@@ -85,5 +85,13 @@ describe("status API", () => {
     });
     expect(post.statusCode).toBe(405);
     await post.body.text();
+    // The auth scheme is case-insensitive.
+    for (const scheme of ["bearer", "BEARER", "Bearer"]) {
+      const res = await request(new URL("api/jobs", server.url), {
+        headers: { authorization: `${scheme} t0k` },
+      });
+      expect(res.statusCode, scheme).toBe(200);
+      await res.body.text();
+    }
   });
 });

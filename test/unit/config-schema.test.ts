@@ -18,6 +18,18 @@ const issuesOf = (raw: unknown): string[] => {
 };
 
 describe("config schema", () => {
+  it("refuses credentials in target.url and header values with control characters", () => {
+    expect(issuesOf({ ...minimal, target: { url: "https://user:pw@svc.example/chunks" } }).join()).toMatch(
+      /target\.url.*no credentials in the URL.*environment variable/,
+    );
+    expect(
+      issuesOf({
+        ...minimal,
+        target: { url: "https://svc.example/c", headers: { x: { value: "a\nb" } } },
+      }).join(),
+    ).toMatch(/target\.headers\.x.*control characters/);
+  });
+
   it("fills every default", () => {
     const c = parseConfig(minimal);
     expect(c).toMatchObject({

@@ -18,6 +18,16 @@ describe("batch-service replies", () => {
     });
   });
 
+  it("rejects a redirect at once, saying what to fix", () => {
+    for (const status of [301, 302, 307, 308]) {
+      expect(classifyReply(status, "", undefined)).toMatchObject({
+        kind: "rejected",
+        status,
+        reason: expect.stringContaining("set target.url"),
+      });
+    }
+  });
+
   it("reads Retry-After as seconds or as an HTTP date", () => {
     const now = Date.UTC(2026, 0, 1, 0, 0, 0);
     expect(parseRetryAfter("3", now)).toBe(3000);

@@ -14,6 +14,7 @@ import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
+import { forTerminal } from "./terminal-text.js";
 import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException, resolveExceptions, showException } from "../inspect/exceptions.js";
 import { deleteJob, formatCut, jobReport, listJobs } from "../inspect/jobs.js";
@@ -66,6 +67,11 @@ const nonNegativeIntArg = numberArg(z.coerce.number().int().min(0), "a whole num
 const positiveNumberArg = numberArg(z.coerce.number().positive(), "a positive number");
 const msArg = numberArg(z.coerce.number().int().min(0).max(3_600_000), "a duration in ms");
 const rateArg = numberArg(z.coerce.number().min(0).max(1), "a rate between 0 and 1");
+
+/** True for addresses only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 /** A connection string's password never reaches the terminal, whatever is wrong with the URI. */
 export function hideUriPasswords(text: string): string {
@@ -122,7 +128,7 @@ function printJson(json: boolean | undefined, value: unknown): boolean {
 /** Warnings (retries, failed chunks) go to stderr; routine progress is the progress display's. */
 const stderrLogger = {
   info: () => undefined,
-  warn: (message: string) => process.stderr.write(`warning: ${message}\n`),
+  warn: (message: string) => process.stderr.write(`warning: ${forTerminal(message)}\n`),
 };
 
 interface RunRequestFlags {
@@ -517,7 +523,7 @@ export function buildProgram(
         out.write(
           `job ${job._id}  config ${job.config} (hash ${job.configHash})  mode ${job.mode}  status ${job.status}\n`,
         );
-        if (job.description) out.write(`  ${job.description}\n`);
+        if (job.description) out.write(`  ${forTerminal(job.description)}\n`);
         if (r.source) {
           out.write(
             `  source ${r.source.description}${r.source.filter ? `, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}` : ""}\n`,
@@ -551,7 +557,7 @@ export function buildProgram(
         );
         for (const c of r.chunks) {
           out.write(
-            `  ${String(c.chunk).padStart(5)}  ${c.status.padEnd(11)}  ${String(c.attempt).padStart(7)}  ${String(c.recordCount).padStart(7)}  ${c.configHash.padEnd(16)}  ${(c.sentAt?.toISOString() ?? "-").padEnd(24)}  ${c.finishedAt?.toISOString() ?? "-"}${c.lastError ? `  (${c.lastError})` : ""}\n`,
+            `  ${String(c.chunk).padStart(5)}  ${c.status.padEnd(11)}  ${String(c.attempt).padStart(7)}  ${String(c.recordCount).padStart(7)}  ${c.configHash.padEnd(16)}  ${(c.sentAt?.toISOString() ?? "-").padEnd(24)}  ${c.finishedAt?.toISOString() ?? "-"}${c.lastError ? `  (${forTerminal(c.lastError)})` : ""}\n`,
           );
         }
       });
@@ -631,7 +637,7 @@ export function buildProgram(
           if (lineage.length === 0) process.stdout.write(`no job has included record ${text}\n`);
           for (const l of lineage) {
             process.stdout.write(
-              `${l.jobId}  config ${l.config} (${l.jobConfigHash})  chunk ${l.chunk} (${l.chunkConfigHash ?? "-"})  ${l.status}  attempts ${l.attempts}  sent ${l.sentAt?.toISOString() ?? "-"}  processed ${l.processedAt?.toISOString() ?? "-"}${l.error ? `  error: ${l.error}` : ""}${l.exception ? `  exception: ${l.exception}` : ""}\n`,
+              `${l.jobId}  config ${l.config} (${l.jobConfigHash})  chunk ${l.chunk} (${l.chunkConfigHash ?? "-"})  ${l.status}  attempts ${l.attempts}  sent ${l.sentAt?.toISOString() ?? "-"}  processed ${l.processedAt?.toISOString() ?? "-"}${l.error ? `  error: ${forTerminal(l.error)}` : ""}${l.exception ? `  exception: ${forTerminal(l.exception)}` : ""}\n`,
             );
           }
         });
@@ -648,8 +654,20 @@ export function buildProgram(
     .option("--token <token>", "require this bearer token (default: $CHUNKRELAY_STATUS_TOKEN, else none)")
     .addOption(mongoOption())
     .action(async (opts: { port: number; host: string; token?: string; mongo?: string }) => {
+      // An empty token would quietly turn authentication off: refuse it rather than guess.
+      if (opts.token !== undefined && opts.token.trim() === "") {
+        throw new CliError(
+          "--token is empty: give a token, or leave the flag out to serve without one",
+          EXIT.usage,
+        );
+      }
+      const token = opts.token ?? env.CHUNKRELAY_STATUS_TOKEN;
+      if (!token && !isLoopback(opts.host)) {
+        process.stderr.write(
+          `warning: serving on ${opts.host} without a token: anyone who can reach this address can read every job; set --token or CHUNKRELAY_STATUS_TOKEN\n`,
+        );
+      }
       await withMongo(mongoUri(opts.mongo, env), async (store) => {
-        const token = opts.token ?? env.CHUNKRELAY_STATUS_TOKEN;
         const server = await startStatusServer({
           store,
           port: opts.port,
@@ -715,7 +733,7 @@ export function buildProgram(
           if (printJson(opts.json, list)) return;
           for (const e of list) {
             process.stdout.write(
-              `${e.jobId}  record ${EJSON.stringify({ v: e.recordId }, { relaxed: true }).slice(5, -1)}  chunk ${e.chunk}  attempts ${e.attempts}  ${e.reason}${e.resolution ? `  [resolved: ${e.resolution.note}]` : ""}\n`,
+              `${e.jobId}  record ${EJSON.stringify({ v: e.recordId }, { relaxed: true }).slice(5, -1)}  chunk ${e.chunk}  attempts ${e.attempts}  ${forTerminal(e.reason)}${e.resolution ? `  [resolved: ${forTerminal(e.resolution.note)}]` : ""}\n`,
             );
           }
         });
@@ -958,15 +976,19 @@ export async function main(
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (err instanceof CliError) {
-      process.stderr.write(`chunkrelay: ${hideUriPasswords(err.message)}\n`);
+      process.stderr.write(
+        `chunkrelay: ${forTerminal(hideUriPasswords(err.message), { keepNewlines: true })}\n`,
+      );
       return err.exitCode;
     }
     if (err instanceof ConfigError || isBadInput(err)) {
-      process.stderr.write(`chunkrelay: ${hideUriPasswords(err.message)}\n`);
+      process.stderr.write(
+        `chunkrelay: ${forTerminal(hideUriPasswords(err.message), { keepNewlines: true })}\n`,
+      );
       return EXIT.usage;
     }
     process.stderr.write(
-      `chunkrelay: ${hideUriPasswords(err instanceof Error ? err.message : String(err))}\n`,
+      `chunkrelay: ${forTerminal(hideUriPasswords(err instanceof Error ? err.message : String(err)), { keepNewlines: true })}\n`,
     );
     return EXIT.failed;
   }

@@ -249,6 +249,14 @@ export const configSchema = z
       .object({
         url: z
           .url({ protocol: /^https?$/, error: "an http:// or https:// URL" })
+          .refine((u) => {
+            try {
+              const parsed = new URL(u);
+              return parsed.username === "" && parsed.password === "";
+            } catch {
+              return true; // not a URL: the check above reports it
+            }
+          }, 'no credentials in the URL (they would be stored in batch_config in plain text): send them as a header taken from an environment variable, e.g. headers.authorization: {env: "BATCH_SERVICE_TOKEN", prefix: "Bearer "}')
           .describe("The batch service endpoint chunks are POSTed to. Required."),
         timeoutMs: z
           .number()

@@ -73,7 +73,15 @@ export function classifyReply(
     return { kind: "retry", reason: reasonFrom(text, status), retryAfterMs };
   if (status >= 500) return { kind: "retry", reason: reasonFrom(text, status) };
   if (status >= 400) return { kind: "rejected", status, reason: reasonFrom(text, status) };
-  // 1xx/3xx: undici follows no redirects here; treat as a service misconfiguration worth retrying.
+  if (status >= 300) {
+    // Redirects are not followed (a POST body must not wander to another host), and asking again
+    // gets the same answer: the chunk is rejected at once, with the fix in its reason.
+    return {
+      kind: "rejected",
+      status,
+      reason: `HTTP ${status}: the batch service redirects; set target.url to the address it redirects to`,
+    };
+  }
   return { kind: "retry", reason: `unexpected HTTP ${status}` };
 }
 

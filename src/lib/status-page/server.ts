@@ -40,7 +40,9 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 function authorized(req: IncomingMessage, url: URL, token: string | undefined): boolean {
   if (!token) return true;
   const header = req.headers.authorization;
-  const given = header?.startsWith("Bearer ") ? header.slice(7) : (url.searchParams.get("token") ?? "");
+  // The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is as good as "Bearer x".
+  const scheme = /^bearer\s+(.*)$/i.exec(header ?? "");
+  const given = scheme ? (scheme[1] ?? "").trim() : (url.searchParams.get("token") ?? "");
   const a = Buffer.from(given);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
