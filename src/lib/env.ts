@@ -14,6 +14,14 @@ export const envSchema = z.object({
     .default("batch_"),
   /** Lease of a chunk or a planning step, renewed while it works, in ms. Default: 10000. */
   CHUNKRELAY_LEASE_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /**
+   * Local runs: how often a step that failed for a transient reason (the database away, a network
+   * error) is tried before the run stops with a resume hint. Default: 8 (with the default delay,
+   * about a minute of waiting).
+   */
+  CHUNKRELAY_STEP_TRIES: z.coerce.number().int().min(1).max(100).default(8),
+  /** Local runs: the first delay between those tries, doubled each time up to 30 s. Default: 500. */
+  CHUNKRELAY_STEP_RETRY_MS: z.coerce.number().int().min(10).max(60_000).default(500),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -333,6 +333,8 @@ export function buildProgram(
           signal: controller.signal,
           env,
           leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
+          stepTries: readEnv(env).CHUNKRELAY_STEP_TRIES,
+          stepRetryMs: readEnv(env).CHUNKRELAY_STEP_RETRY_MS,
           log: stderrLogger,
           onProgress: (p) => {
             jobId = p.jobId;
@@ -348,6 +350,25 @@ export function buildProgram(
         }
         setExit(exitCodeFor(summary));
         return summary;
+      } catch (err) {
+        // Stopped by something other than bad input (the database away for longer than the
+        // step retries wait): the job is intact, so say how to go on, and keep --json's promise
+        // of a last line.
+        if (!(err instanceof CliError) && !(err instanceof ConfigError) && !isBadInput(err)) {
+          display.stop();
+          const id = jobId ?? opts.jobId;
+          const message = hideUriPasswords(err instanceof Error ? err.message : String(err));
+          if (opts.json === true) {
+            process.stdout.write(
+              `${JSON.stringify({ jobId: id ?? "", config, status: "stopped", error: message })}\n`,
+            );
+          }
+          if (id)
+            process.stderr.write(
+              `stopped: ${forTerminal(message)}\nresume with: npx chunkrelay resume ${id}\n`,
+            );
+        }
+        throw err;
       } finally {
         display.stop();
         dispose();
