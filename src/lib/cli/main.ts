@@ -4,17 +4,17 @@
  * `--json` prints one JSON document as the last stdout line. Exit codes: 0 done, 1 the job or
  * command failed, 2 bad usage or bad config, 3 interrupted (the message says how to resume).
  */
-import { readFile } from "node:fs/promises";
 import { EJSON } from "bson";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
 import { applyConfig, loadConfig } from "../config/load.js";
-import { ConfigError, configHash, configJsonSchema } from "../config/schema.js";
+import { ConfigError, configHash, configJsonSchema, jobIdSchema } from "../config/schema.js";
 import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
 import { forTerminal } from "./terminal-text.js";
+import { readConfigFile } from "../config/config-file.js";
 import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException, resolveExceptions, showException } from "../inspect/exceptions.js";
 import { deleteJob, formatCut, jobReport, listJobs } from "../inspect/jobs.js";
@@ -76,6 +76,19 @@ function isLoopback(host: string): boolean {
 /** A connection string's password never reaches the terminal, whatever is wrong with the URI. */
 export function hideUriPasswords(text: string): string {
   return text.replace(/(\/\/[^/@:\s]*):[^@\s]*@/g, "$1:***@");
+}
+
+/** A job id flag, checked where it is given: an empty or malformed id is never dropped or used. */
+function jobIdArg(value: string): string {
+  const parsed = jobIdSchema.safeParse(value);
+  if (!parsed.success) {
+    const shown = value.length > 60 ? `${value.slice(0, 60)}… (${value.length} characters)` : value;
+    throw new CliError(
+      `--job-id '${forTerminal(shown)}' is not a job id: ${parsed.error.issues[0]?.message ?? "invalid"}`,
+      EXIT.usage,
+    );
+  }
+  return parsed.data;
 }
 
 const mongoOption = () =>
@@ -380,7 +393,7 @@ export function buildProgram(
     .command("run")
     .description("Run a job of a config in-process (the same steps the Trigger.dev tasks run).")
     .argument("<config>", "config name (its _id in batch_config)")
-    .option("--job-id <id>", "job id; give an existing one to resume that job")
+    .option("--job-id <id>", "job id; give an existing one to resume that job", jobIdArg)
     .option("--description <text>", "what this job is for")
     .option(
       "--mode <mode>",
@@ -509,12 +522,7 @@ export function buildProgram(
     .option("--json", "print the stored config as JSON")
     .addOption(mongoOption())
     .action(async (file: string, opts: { json?: boolean; mongo?: string }) => {
-      let raw: unknown;
-      try {
-        raw = EJSON.parse(await readFile(file, "utf8"), { relaxed: true });
-      } catch (err) {
-        throw new CliError(`cannot read config file ${file}: ${(err as Error).message}`, EXIT.usage);
-      }
+      const raw = await readConfigFile(file);
       const uri = mongoUri(opts.mongo, env);
       await withMongo(uri, async (store) => {
         const applied = await applyConfig(store, raw, new Date());
@@ -783,7 +791,7 @@ export function buildProgram(
     .command("requeue")
     .description("Send the unresolved exceptions of a job again, as a new job of the same config.")
     .argument("<jobId>", "the job whose exceptions to requeue")
-    .option("--job-id <id>", "id of the new job (give it again to resume that job)")
+    .option("--job-id <id>", "id of the new job (give it again to resume that job)", jobIdArg)
     .option("--json", "print the new job's summary as JSON on the last stdout line")
     .addOption(mongoOption())
     .action(async (fromJob: string, opts: { jobId?: string; json?: boolean; mongo?: string }) => {

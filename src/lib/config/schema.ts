@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { EJSON } from "bson";
 import { z } from "zod";
+import { filterProblem } from "./filter-check.js";
 
 /** Query operators that would run JavaScript on the server; never allowed in a source filter. */
 const FORBIDDEN_OPERATORS = new Set(["$where", "$function", "$accumulator"]);
@@ -25,6 +26,58 @@ function findForbidden(value: unknown, path: string[]): string | undefined {
     if (FORBIDDEN_OPERATORS.has(k)) return [...path, k].join(".");
     const found = findForbidden(v, [...path, k]);
     if (found) return found;
+  }
+  return undefined;
+}
+
+/** True for a timezone this runtime (and so Trigger.dev's) knows. */
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const CRON_FIELDS = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day of month", min: 1, max: 31 },
+  {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
+  },
+  { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
+] as const;
+
+/** What is wrong with a five-field cron pattern, or undefined. */
+export function cronProblem(pattern: string): string | undefined {
+  const fields = pattern.trim().split(/\s+/);
+  if (fields.length !== 5) return `'${pattern}' has ${fields.length} field(s), not 5`;
+  for (let i = 0; i < 5; i++) {
+    const spec = CRON_FIELDS[i] as (typeof CRON_FIELDS)[number];
+    const value = (v: string): number | undefined => {
+      if (/^\d+$/.test(v)) return Number(v);
+      const names: readonly string[] = "names" in spec ? spec.names : [];
+      const at = names.indexOf(v.toUpperCase());
+      return at < 0 ? undefined : at + (spec.min === 1 ? 1 : 0);
+    };
+    for (const item of (fields[i] as string).split(",")) {
+      const m = /^(\*|([^-/]+)(?:-([^/]+))?)(?:\/(\d+))?$/.exec(item);
+      if (!m) return `${spec.name} '${item}' is not a value, range, list or step`;
+      if (m[4] !== undefined && Number(m[4]) < 1) return `${spec.name} '${item}' has a step of 0`;
+      if (m[1] === "*") continue;
+      for (const part of [m[2], m[3]]) {
+        if (part === undefined) continue;
+        const n = value(part);
+        if (n === undefined || n < spec.min || n > spec.max) {
+          return `${spec.name} '${part}' is outside ${spec.min}–${spec.max}`;
+        }
+      }
+    }
   }
   return undefined;
 }
@@ -56,7 +109,10 @@ const filterSchema = z
         code: "custom",
         message: `'${bad.split(".").pop()}' runs JavaScript on the server and is not allowed (at filter.${bad}); express the condition with query operators or $expr`,
       });
+      return;
     }
+    const problem = filterProblem(filter);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
   })
   .describe("MongoDB query selecting the records (Extended JSON in files). Default: {} (every document).");
 
@@ -192,7 +248,10 @@ const scheduleSchema = z
   .object({
     cron: z
       .string()
-      .regex(/^\S+(\s+\S+){4}$/, "a five-field cron pattern like '0 2 * * *'")
+      .refine((c) => cronProblem(c) === undefined, {
+        error: (issue) =>
+          `${cronProblem(String(issue.input))}; a five-field cron pattern looks like '0 2 * * *'`,
+      })
       .optional()
       .describe(
         "This config's own cron pattern (synced to Trigger.dev by `chunkrelay schedule --sync`). Default: none — the config runs at the nightlyIncremental task's declared time (CHUNKRELAY_NIGHTLY_CRON, '0 2 * * *').",
@@ -200,6 +259,7 @@ const scheduleSchema = z
     timezone: z
       .string()
       .min(1)
+      .refine(isTimeZone, "an IANA timezone like 'Europe/Berlin' or 'UTC'")
       .default("UTC")
       .describe('IANA timezone of `cron`, e.g. "Europe/Berlin". Default: "UTC".'),
     iterations: iterationCount
@@ -408,6 +468,13 @@ export function parseConfig(raw: unknown): BatchConfig {
       ]);
     }
   }
+  const proto = prototypeKeyIn(input, []);
+  if (proto !== undefined) {
+    const named = input && typeof input === "object" && "name" in input ? input.name : undefined;
+    throw new ConfigError(typeof named === "string" ? named : "?", [
+      `${proto}: a key named __proto__ would be dropped or misread; rename it`,
+    ]);
+  }
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     const named = input && typeof input === "object" && "name" in input ? input.name : undefined;
@@ -415,6 +482,18 @@ export function parseConfig(raw: unknown): BatchConfig {
     throw new ConfigError(name, formatIssues(parsed.error));
   }
   return parsed.data;
+}
+
+/** The path of the first own `__proto__` key anywhere in a raw config (JSON.parse keeps them). */
+function prototypeKeyIn(value: unknown, path: string[]): string | undefined {
+  if (value === null || typeof value !== "object" || value instanceof Date) return undefined;
+  if ((value as { _bsontype?: string })._bsontype !== undefined) return undefined;
+  for (const key of Object.keys(value)) {
+    if (key === "__proto__") return [...path, key].join(".");
+    const found = prototypeKeyIn((value as Record<string, unknown>)[key], [...path, key]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** Sorted-key Extended JSON, so equal configs hash equally whatever their key order. */

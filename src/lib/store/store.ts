@@ -4,6 +4,7 @@
  * indexed query on these; `ensureIndexes` creates the indexes idempotently.
  */
 import { type Collection, type Db, type Document, MongoClient } from "mongodb";
+import { BadInputError } from "../errors.js";
 import type { Cut } from "../planning/cuts.js";
 import type { Sample, Workload } from "../planning/workload.js";
 
@@ -307,10 +308,19 @@ export async function withMongo<T>(
   fn: (store: Store, client: MongoClient) => Promise<T>,
 ): Promise<T> {
   // 10 s to find the server unless the URI says otherwise.
-  const client = new MongoClient(
-    uri,
-    /serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 10_000 },
-  );
+  let client: MongoClient;
+  try {
+    client = new MongoClient(
+      uri,
+      /serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 10_000 },
+    );
+  } catch (err) {
+    // A connection string the driver cannot read is bad input (exit 2), not a failure to retry.
+    // The driver's message names the problem; the URI itself (and its password) is not repeated.
+    // The constructor only parses (it connects nothing), so whatever it throws is about the URI.
+    const why = err instanceof Error ? err.message : String(err);
+    throw new BadInputError(`the MongoDB connection string is not valid: ${why}`);
+  }
   try {
     await client.connect();
     const store = new Store(client.db(databaseNameOf(uri)));
