@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../src/lib/cli/main.js";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
-import { useTestDatabase } from "../support/db.js";
+import { storeSnapshot, useTestDatabase } from "../support/db.js";
 
 const t = useTestDatabase("bad_input_corpus");
 let store: Store;
@@ -36,21 +36,7 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function snapshot(): Promise<string> {
-  const out: unknown[] = [];
-  for (const c of [
-    store.configs,
-    store.jobs,
-    store.chunks,
-    store.details,
-    store.watermarks,
-    store.exceptions,
-    store.taskStats,
-  ]) {
-    out.push(await c.find({}).toArray());
-  }
-  return JSON.stringify(out);
-}
+const snapshot = () => storeSnapshot(store);
 
 /** Runs the CLI in-process; returns its exit code and what it wrote to stderr and stdout. */
 async function cli(args: string[]): Promise<{ code: number; out: string }> {

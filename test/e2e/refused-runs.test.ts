@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
-import { useTestDatabase } from "../support/db.js";
+import { storeSnapshot, useTestDatabase } from "../support/db.js";
 import { startFakeService } from "../support/pipeline.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
@@ -55,20 +55,7 @@ afterAll(async () => {
 });
 
 /** Everything chunkrelay keeps except configs, as comparable text. */
-async function state(): Promise<string> {
-  const parts: unknown[] = [];
-  for (const c of [
-    store.jobs,
-    store.chunks,
-    store.details,
-    store.watermarks,
-    store.exceptions,
-    store.taskStats,
-  ]) {
-    parts.push(await c.find({}, { projection: { updatedAt: 0 } }).toArray());
-  }
-  return JSON.stringify(parts);
-}
+const state = () => storeSnapshot(store, { configs: false });
 
 async function apply(name: string, config: Record<string, unknown>): Promise<Ran> {
   const file = join(dir, `${name}.json`);

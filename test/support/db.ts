@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { type Db, MongoClient } from "mongodb";
 import { afterAll, beforeAll, inject } from "vitest";
+import type { Store } from "../../src/lib/store/store.js";
 
 export function useTestDatabase(label: string): { client: () => MongoClient; db: () => Db; uri: string } {
   const uri = inject("mongoUri");
@@ -31,4 +32,23 @@ export function useTestDatabase(label: string): { client: () => MongoClient; db:
         })()
       ).db(name),
   };
+}
+
+/**
+ * Every chunkrelay collection of a store as comparable text ("the database is unchanged" checks).
+ * `updatedAt` is left out: reading a config may refresh nothing, but writers stamp it.
+ */
+export async function storeSnapshot(store: Store, options: { configs?: boolean } = {}): Promise<string> {
+  const collections = [
+    ...(options.configs === false ? [] : [store.configs]),
+    store.jobs,
+    store.chunks,
+    store.details,
+    store.watermarks,
+    store.exceptions,
+    store.taskStats,
+  ];
+  const out: unknown[] = [];
+  for (const c of collections) out.push(await c.find({}, { projection: { updatedAt: 0 } }).toArray());
+  return JSON.stringify(out);
 }

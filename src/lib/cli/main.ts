@@ -28,7 +28,12 @@ import {
 } from "../schedule/scheduled-runs.js";
 import { parseKeyArgument } from "../sources/key-values.js";
 import { stepStats } from "../inspect/step-stats.js";
-import { type JobSummary, type LocalRunOptions, runJobLocally } from "../runner/local-runner.js";
+import {
+  type JobSummary,
+  type LocalRunOptions,
+  interruptedSummary,
+  runJobLocally,
+} from "../runner/local-runner.js";
 import { startBatchService } from "../service/batch-service.js";
 import { startStatusServer } from "../status-page/server.js";
 import { type Store, redactUri, withMongo } from "../store/store.js";
@@ -319,17 +324,7 @@ export function buildProgram(
         // A second signal: leave now. What this process held (leases) runs out by itself, and
         // every step is safe to run again, so `resume` finishes the job.
         display.stop();
-        const summary: JobSummary = {
-          jobId: jobId ?? "",
-          config,
-          status: "interrupted",
-          records: 0,
-          chunks: 0,
-          processed: 0,
-          exceptions: 0,
-          durationMs: Date.now() - started,
-          recordsPerSecond: 0,
-        };
+        const summary = interruptedSummary(jobId ?? "", config, Date.now() - started);
         if (opts.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
         process.stderr.write(`interrupted; resume with: npx chunkrelay resume ${jobId ?? "<jobId>"}\n`);
         process.exit(EXIT.interrupted);

@@ -182,6 +182,21 @@ export interface JobSummary {
   jobs?: JobSummary[];
 }
 
+/** The summary of a run stopped before its job finished (its counts are `status`'s to tell). */
+export function interruptedSummary(jobId: string, config: string, durationMs: number): JobSummary {
+  return {
+    jobId,
+    config,
+    status: "interrupted",
+    records: 0,
+    chunks: 0,
+    processed: 0,
+    exceptions: 0,
+    durationMs,
+    recordsPerSecond: 0,
+  };
+}
+
 function abortableSleep(signal: AbortSignal) {
   return (ms: number) =>
     new Promise<void>((resolve, reject) => {
@@ -400,17 +415,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   } catch (err) {
     if (err instanceof Interrupted || signal.aborted) {
       await scheduler.settle().catch(() => undefined);
-      return {
-        jobId: jobId ?? "",
-        config: options.config,
-        status: "interrupted",
-        records: 0,
-        chunks: 0,
-        processed: 0,
-        exceptions: 0,
-        durationMs: Date.now() - started,
-        recordsPerSecond: 0,
-      };
+      return interruptedSummary(jobId ?? "", options.config, Date.now() - started);
     }
     throw err;
   } finally {
