@@ -80,6 +80,7 @@ async function configure(
   decide: (req: FakeRequest, n: number) => FakeReply | Promise<FakeReply>,
   retry: Record<string, number>,
   headers: Record<string, unknown> = {},
+  overrides: Record<string, unknown> = {},
 ) {
   const service = await startFakeService(store, decide);
   stops.push(() => service.stop());
@@ -93,6 +94,7 @@ async function configure(
       target: { url: service.url, timeoutMs: 600_000, headers },
       retry,
       watch: { pollIntervalMs: 20 },
+      ...overrides,
     }),
   );
   const applied = start(["config", "apply", file]);
@@ -292,22 +294,17 @@ describe("Ctrl-C", () => {
     for (let i = 0; i < records; i += 20_000) {
       await big.insertMany(Array.from({ length: 20_000 }, (_, k) => ({ _id: (i + k) as never })));
     }
-    const service = await startFakeService(store, () => ({ status: 202, report: "processed" }));
-    stops.push(() => service.stop());
-    const file = join(dir, "planning.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        name: "planning",
+    await configure(
+      "planning",
+      accept,
+      {},
+      {},
+      {
         source: { collection: "hostile_big" },
         chunking: { maxRecords: 10_000 },
-        target: { url: service.url },
         maxInFlight: 4,
-        watch: { pollIntervalMs: 20 },
-      }),
+      },
     );
-    const applied = start(["config", "apply", file]);
-    expect(await applied.exited, applied.output()).toBe(0);
     const run = start(["run", "planning", "--job-id", "planning-job"]);
     let midPlanning = false;
     await until(
