@@ -78,6 +78,29 @@ describe("a refused run", () => {
     expect(next.code, next.out).toBe(0);
   }, 60_000);
 
+  it("a filter the server itself refuses: exit 2 naming the query, no lock, no job, in every mode", async () => {
+    // Each passes the config's own checks (real operators, well formed) but no server runs it:
+    // an unknown $type alias, an unknown operator inside $expr, $text without a text index.
+    const filters = [
+      { v: { $type: "notatype" } },
+      { $expr: { $bogus: ["$v", 1] } },
+      { $text: { $search: "x" } },
+    ];
+    for (const [i, filter] of filters.entries()) {
+      const name = `server_refused_${i}`;
+      expect((await apply(name, { source: { collection: "refused_src", orderBy: "v", filter } })).code).toBe(
+        0,
+      );
+      for (const mode of ["full", "incremental"]) {
+        const before = await state();
+        const refused = await cli(["run", name, "--mode", mode, "--json"]);
+        expect(refused.code, refused.out).toBe(2);
+        expect(refused.out).toContain("the server refused the query of refused_src");
+        expect(await state()).toBe(before);
+      }
+    }
+  }, 120_000);
+
   it("with a bad or oversized job id, or a missing secret, writes nothing", async () => {
     expect(
       (
