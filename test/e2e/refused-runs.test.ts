@@ -130,10 +130,18 @@ describe("a refused run", () => {
       "mongdb://user:PASSWORD123@localhost:1/x",
       "mongodb://user:PASSWORD123@localhost:1/x?bogusOption=%zz",
       "mongodb://user:PASSWORD123@[::1/x",
+      "mongodb:/user:PASSWORD123@localhost/x",
+      "user:PASSWORD123@localhost:27017/db",
+      "mongodb://user:my PASSWORD123@localhost:1/x",
     ]) {
-      const ran = await cli(["status", "some-job", "--mongo", uri]);
-      expect(ran.code, ran.out).not.toBe(0);
-      expect(ran.out).not.toContain("PASSWORD123");
+      for (const ran of [
+        await cli(["status", "some-job", "--mongo", uri]),
+        await cli(["status", "some-job", `--mongo=${uri}`]),
+        await cli(["status", "some-job"], { MONGODB_URI: uri }),
+      ]) {
+        expect(ran.code, ran.out).not.toBe(0);
+        expect(ran.out).not.toContain("PASSWORD123");
+      }
     }
   }, 60_000);
 

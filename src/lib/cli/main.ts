@@ -13,7 +13,7 @@ import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
 import { readEnv } from "../env.js";
 import { isBadInput } from "../errors.js";
-import { forTerminal } from "./terminal-text.js";
+import { forTerminal, hideUriPasswords as hideGivenUriPasswords, jsonForTerminal } from "./terminal-text.js";
 import { readConfigFile } from "../config/config-file.js";
 import { readBacklog } from "../inspect/backlog.js";
 import { listExceptions, resolveException, resolveExceptions, showException } from "../inspect/exceptions.js";
@@ -78,9 +78,12 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** A connection string's password never reaches the terminal, whatever is wrong with the URI. */
-export function hideUriPasswords(text: string): string {
-  return text.replace(/(\/\/[^/@:\s]*):[^@\s]*@/g, "$1:***@");
+/**
+ * Human-readable output, with whatever came from outside in it (ids, keys, descriptions, a
+ * service's errors) made inert for the terminal; our own newlines are kept.
+ */
+function writeForTerminal(text: string): boolean {
+  return process.stdout.write(forTerminal(text, { keepNewlines: true }));
 }
 
 /** A job id flag, checked where it is given: an empty or malformed id is never dropped or used. */
@@ -101,7 +104,7 @@ const mongoOption = () =>
     // Not commander's InvalidArgumentError: its message repeats the value, password included.
     if (!/^mongodb(\+srv)?:\/\//.test(v))
       throw new CliError(
-        `--mongo '${hideUriPasswords(v)}' is not a MongoDB connection string: expected mongodb://… or mongodb+srv://…`,
+        `--mongo '${forTerminal(hideGivenUriPasswords(v, [v]))}' is not a MongoDB connection string: expected mongodb://… or mongodb+srv://…`,
         EXIT.usage,
       );
     return v;
@@ -137,9 +140,32 @@ const untilSignal = () =>
     });
   });
 
+/**
+ * After a first Ctrl-C, how long running steps get to finish before the database client is closed
+ * (failing the queries in flight), and then again before the process exits regardless.
+ */
+const STOP_GRACE_MS = 2_000;
+
+/** Whether a job exists: true, false, or undefined when the database did not say within 2 s. */
+async function jobExists(store: Store, jobId: string): Promise<boolean | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      store.jobs.countDocuments({ _id: jobId }, { limit: 1 }).then((n) => n > 0),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), 2_000);
+      }),
+    ]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** With `--json`, prints `value` as relaxed Extended JSON on one stdout line and says so. */
 function printJson(json: boolean | undefined, value: unknown): boolean {
-  if (json) process.stdout.write(`${EJSON.stringify(value, { relaxed: true })}\n`);
+  if (json) process.stdout.write(`${jsonForTerminal(EJSON.stringify(value, { relaxed: true }))}\n`);
   return json === true;
 }
 
@@ -223,7 +249,7 @@ function printSummary(summary: JobSummary, json: boolean): void {
       summary.jobs ? `${summary.jobs.length} jobs from ${summary.jobId}` : `job ${summary.jobId}`,
     ),
   );
-  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (json) process.stdout.write(`${jsonForTerminal(JSON.stringify(summary))}\n`);
 }
 
 function exitCodeFor(summary: JobSummary): number {
@@ -261,12 +287,13 @@ interface ServiceFlags {
 export function buildProgram(
   env: Record<string, string | undefined>,
   setExit: (code: number) => void,
+  hideUriPasswords: (text: string) => string = (text) => hideGivenUriPasswords(text, [env.MONGODB_URI]),
 ): Command {
   const program = new Command("chunkrelay")
     .description("Feed MongoDB records to a REST batch service in chunks, with back-pressure.")
     .exitOverride()
     .showHelpAfterError()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(hideUriPasswords(s)) });
 
   /** Runs (or resumes) a job in-process with progress, signals and the exit code. */
   async function runCommand(
@@ -284,7 +311,7 @@ export function buildProgram(
       ready?: NonNullable<LocalRunOptions["request"]>;
     },
   ): Promise<JobSummary> {
-    return withMongo(uri, async (store) => {
+    return withMongo(uri, async (store, client) => {
       let config = configName;
       if (!config) {
         const job = opts.jobId
@@ -311,24 +338,41 @@ export function buildProgram(
       }
       const controller = new AbortController();
       let jobId = opts.jobId;
+      const runConfig = config;
       const started = Date.now();
       const display = createProgressDisplay();
+      let forceClose: NodeJS.Timeout | undefined;
       const dispose = onSignal((signal) => {
         if (!controller.signal.aborted) {
           process.stderr.write(
             `\n${signal}: stopping (waits and requests are cut short; press Ctrl-C again to exit at once)…\n`,
           );
           controller.abort();
+          // A database that stopped answering (a hung server, a network black hole) would hold
+          // the steps' queries until the socket times out: past a short grace, the client is
+          // closed, which fails every query in flight, and the run stops as interrupted.
+          // Queries waiting for a connection or a server are not failed by that, nor is the
+          // client's own goodbye to the server: past a second grace, the run stops as a second
+          // Ctrl-C would.
+          forceClose = setTimeout(() => {
+            client.close().catch(() => undefined);
+            forceClose = setTimeout(exitNow, STOP_GRACE_MS);
+            forceClose.unref();
+          }, STOP_GRACE_MS);
+          forceClose.unref();
           return;
         }
-        // A second signal: leave now. What this process held (leases) runs out by itself, and
-        // every step is safe to run again, so `resume` finishes the job.
+        exitNow();
+      });
+      // A second signal (or steps that do not stop): leave now. What this process held (leases)
+      // runs out by itself, and every step is safe to run again, so `resume` finishes the job.
+      function exitNow(): never {
         display.stop();
-        const summary = interruptedSummary(jobId ?? "", config, Date.now() - started);
-        if (opts.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        const summary = interruptedSummary(jobId ?? "", runConfig, Date.now() - started);
+        if (opts.json === true) process.stdout.write(`${jsonForTerminal(JSON.stringify(summary))}\n`);
         process.stderr.write(`interrupted; resume with: npx chunkrelay resume ${jobId ?? "<jobId>"}\n`);
         process.exit(EXIT.interrupted);
-      });
+      }
       try {
         const summary = await runJobLocally({
           store,
@@ -339,6 +383,9 @@ export function buildProgram(
           ...(opts.fromJob ? { fromJob: opts.fromJob } : {}),
           ...(request ? { request } : {}),
           signal: controller.signal,
+          onJobId: (id) => {
+            jobId = id;
+          },
           env,
           leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
           stepTries: readEnv(env).CHUNKRELAY_STEP_TRIES,
@@ -352,8 +399,15 @@ export function buildProgram(
         display.stop();
         printSummary(summary, opts.json === true);
         if (summary.status === "interrupted") {
+          const id = summary.jobId || jobId || "";
+          // Stopped before its job was created (while claiming the config or reading the first
+          // record): there is nothing to resume. Asked with a deadline: the database may be the
+          // reason for the stop.
+          const created = id ? await jobExists(store, id) : false;
           process.stderr.write(
-            `interrupted; resume with: npx chunkrelay resume ${summary.jobId || jobId || "<jobId>"}\n`,
+            created === false
+              ? `interrupted before job ${id || "<jobId>"} was created; nothing to resume: run it again\n`
+              : `interrupted; resume with: npx chunkrelay resume ${id}\n`,
           );
         }
         setExit(exitCodeFor(summary));
@@ -368,7 +422,7 @@ export function buildProgram(
           const message = hideUriPasswords(err instanceof Error ? err.message : String(err));
           if (opts.json === true) {
             process.stdout.write(
-              `${JSON.stringify({ jobId: id ?? "", config, status: "stopped", error: message })}\n`,
+              `${jsonForTerminal(JSON.stringify({ jobId: id ?? "", config, status: "stopped", error: message }))}\n`,
             );
           }
           if (id)
@@ -378,6 +432,7 @@ export function buildProgram(
         }
         throw err;
       } finally {
+        if (forceClose) clearTimeout(forceClose);
         display.stop();
         dispose();
       }
@@ -543,7 +598,7 @@ export function buildProgram(
         const r = await jobReport(store, jobId);
         if (printJson(opts.json, r)) return;
         const { job, progress } = r;
-        const out = process.stdout;
+        const out = { write: writeForTerminal };
         out.write(
           `job ${job._id}  config ${job.config} (hash ${job.configHash})  mode ${job.mode}  status ${job.status}\n`,
         );
@@ -602,7 +657,7 @@ export function buildProgram(
         });
         if (printJson(opts.json, jobs)) return;
         for (const j of jobs) {
-          process.stdout.write(
+          writeForTerminal(
             `${j.jobId.padEnd(40)} ${j.config.padEnd(16)} ${j.mode.padEnd(11)} ${j.partitioning.padEnd(18)} ${j.status.padEnd(9)} ${String(j.records).padStart(9)} records ${String(j.exceptions).padStart(6)} exceptions  ${j.createdAt.toISOString()}${j.durationMs !== undefined ? `  ${(j.durationMs / 1000).toFixed(1)} s` : ""}\n`,
           );
         }
@@ -658,9 +713,9 @@ export function buildProgram(
         await withMongo(mongoUri(opts.mongo, env), async (store) => {
           const lineage = await whereIsRecord(store, recordId, opts.config);
           if (printJson(opts.json, lineage)) return;
-          if (lineage.length === 0) process.stdout.write(`no job has included record ${text}\n`);
+          if (lineage.length === 0) writeForTerminal(`no job has included record ${text}\n`);
           for (const l of lineage) {
-            process.stdout.write(
+            writeForTerminal(
               `${l.jobId}  config ${l.config} (${l.jobConfigHash})  chunk ${l.chunk} (${l.chunkConfigHash ?? "-"})  ${l.status}  attempts ${l.attempts}  sent ${l.sentAt?.toISOString() ?? "-"}  processed ${l.processedAt?.toISOString() ?? "-"}${l.error ? `  error: ${forTerminal(l.error)}` : ""}${l.exception ? `  exception: ${forTerminal(l.exception)}` : ""}\n`,
             );
           }
@@ -719,12 +774,12 @@ export function buildProgram(
       await withMongo(mongoUri(opts.mongo, env), async (store) => {
         const b = await readBacklog(store, configName);
         if (printJson(opts.json, b)) return;
-        process.stdout.write(
+        writeForTerminal(
           `config ${b.config}: ${b.records} records${b.weight !== undefined ? ` (weight ${b.weight})` : ""} past the watermark ${b.completedUpTo === undefined ? "(none yet: no job has completed)" : `(${formatCut(b.completedUpTo, "to")}, job ${b.completedBy ?? "?"})`}${b.claimedUpTo ? `; claimed ${formatCut(b.claimedUpTo, "to")} by job ${b.claimedBy ?? "?"}` : ""}\n`,
         );
         for (const l of b.backfills) {
           const w = `${l.window.from ? formatCut(l.window.from, "from") : "from the first record"} ${l.window.to ? formatCut(l.window.to, "to") : ""}`;
-          process.stdout.write(
+          writeForTerminal(
             `  backfill ${w} (pass ${l.pass}): completed ${l.completedUpTo ? formatCut(l.completedUpTo, "to") : "nothing yet"}${l.completedBy ? ` by ${l.completedBy}` : ""}, claimed ${l.claimedUpTo ? formatCut(l.claimedUpTo, "to") : "nothing yet"}\n`,
           );
         }
@@ -756,7 +811,7 @@ export function buildProgram(
           });
           if (printJson(opts.json, list)) return;
           for (const e of list) {
-            process.stdout.write(
+            writeForTerminal(
               `${e.jobId}  record ${EJSON.stringify({ v: e.recordId }, { relaxed: true }).slice(5, -1)}  chunk ${e.chunk}  attempts ${e.attempts}  ${forTerminal(e.reason)}${e.resolution ? `  [resolved: ${forTerminal(e.resolution.note)}]` : ""}\n`,
             );
           }
@@ -778,7 +833,7 @@ export function buildProgram(
       ) => {
         await withMongo(mongoUri(opts.mongo, env), async (store) => {
           const doc = await showException(store, jobId, parseRecordId(text, opts.type));
-          process.stdout.write(`${EJSON.stringify(doc, { relaxed: true })}\n`);
+          process.stdout.write(`${jsonForTerminal(EJSON.stringify(doc, { relaxed: true }))}\n`);
         });
       },
     );
@@ -991,9 +1046,22 @@ export async function main(
   env: Record<string, string | undefined> = process.env,
 ): Promise<number> {
   let code: number = EXIT.ok;
-  const program = buildProgram(env, (c) => {
-    code = c;
-  });
+  // Every connection string this invocation was given: their credentials are hidden in all it
+  // prints, whatever the error (a usage error, a driver error, commander's own messages).
+  const uris = [
+    env.MONGODB_URI,
+    ...argv.flatMap((a, i) =>
+      a === "--mongo" ? [argv[i + 1]] : a.startsWith("--mongo=") ? [a.slice(8)] : [],
+    ),
+  ];
+  const hideUriPasswords = (text: string) => hideGivenUriPasswords(text, uris);
+  const program = buildProgram(
+    env,
+    (c) => {
+      code = c;
+    },
+    hideUriPasswords,
+  );
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;

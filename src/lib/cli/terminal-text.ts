@@ -1,7 +1,24 @@
 /**
- * Text from outside — a service's error, a record's error, a note, a description — printed for a
- * person: control characters are shown escaped (`\x1b`, `\r`, …), so a hostile service cannot
- * clear the screen, retitle the terminal or hide lines behind a carriage return.
+ * Unicode format characters that reorder or hide what a terminal shows: bidirectional overrides
+ * and isolates (U+202E makes "exe.txt" read as "txt.exe"), marks, line and paragraph separators.
+ */
+function isInvisibleControl(c: number): boolean {
+  return (
+    c === 0x200e ||
+    c === 0x200f ||
+    (c >= 0x202a && c <= 0x202e) ||
+    (c >= 0x2066 && c <= 0x2069) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x061c
+  );
+}
+
+/**
+ * Text from outside — a service's error, a record's error or id, a note, a description — printed
+ * for a person: control characters (C0, DEL, C1) and bidirectional format characters are shown
+ * escaped (`\x1b`, `\r`, `\u202e`, …), so a hostile service cannot clear the screen, retitle the
+ * terminal, hide lines behind a carriage return or reverse the text around it.
  */
 export function forTerminal(text: string, options: { keepNewlines?: boolean } = {}): string {
   let out = "";
@@ -18,9 +35,62 @@ export function forTerminal(text: string, options: { keepNewlines?: boolean } = 
             : c === 0x09
               ? "\\t"
               : `\\x${c.toString(16).padStart(2, "0")}`;
+    } else if (isInvisibleControl(c)) {
+      out += `\\u${c.toString(16).padStart(4, "0")}`;
     } else {
       out += ch;
     }
   }
   return out;
+}
+
+/**
+ * The part of something given as a MongoDB connection string that may hold a credential: from
+ * after the scheme (or the start) to its last '@'. Lenient on purpose — it runs on strings the
+ * driver refused (`mongdb://…`, `mongodb:/u:pw@h`, `u:pw@h`), whose password must not be echoed
+ * either.
+ */
+export function uriCredentialOf(uri: string): string | undefined {
+  const rest = uri.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/*/, "");
+  const at = rest.lastIndexOf("@");
+  if (at <= 0) return undefined;
+  const auth = rest.slice(0, at);
+  const colon = auth.indexOf(":");
+  // Without a ':' the whole user part may be the credential (an API key as user name).
+  const secret = colon >= 0 ? auth.slice(colon + 1) : auth;
+  return secret.length > 0 ? secret : undefined;
+}
+
+/**
+ * A connection string's password never reaches the terminal, whatever is wrong with the URI:
+ * `user:password@` is shown as `user:***@` with or without `//`, and the credentials of the URIs
+ * this process was given (flag, environment) are hidden wherever they appear, in any text.
+ */
+export function hideUriPasswords(text: string, uris: readonly (string | undefined)[] = []): string {
+  let out = text.replace(/([^\s:/@'"`]*):[^\s@'"`]*@/g, "$1:***@");
+  for (const uri of uris) {
+    if (!uri) continue;
+    const secret = uriCredentialOf(uri);
+    if (!secret) continue;
+    const forms = new Set([secret]);
+    try {
+      forms.add(decodeURIComponent(secret));
+    } catch {
+      // not percent-encoded text: its raw form is hidden
+    }
+    for (const form of forms) if (form.length > 0) out = out.split(form).join("***");
+  }
+  return out;
+}
+
+/**
+ * JSON printed where a person may read it: JSON.stringify leaves DEL, C1 controls and the
+ * bidirectional format characters raw, so they are written as `\u` escapes — the same JSON value
+ * for a program reading it, inert for a terminal.
+ */
+export function jsonForTerminal(json: string): string {
+  return json.replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g,
+    (ch) => `\\u${(ch.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`,
+  );
 }

@@ -19,7 +19,8 @@ import type { JobDoc } from "../store/store.js";
 import { claimWindow } from "../windows/claim-window.js";
 import type { InitializeRequest } from "./payload.js";
 
-function newJobId(configName: string, now: Date): string {
+/** A new job's id: its config, the time it was asked for, and a random suffix. */
+export function newJobId(configName: string, now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
   return `${configName}-${stamp}-${randomBytes(3).toString("hex")}`;
 }

@@ -20,8 +20,9 @@ import {
 } from "../handover/handover.js";
 import { isBadInput } from "../errors.js";
 import { timeStep } from "../inspect/step-stats.js";
-import { realTimer } from "../handover/lease.js";
+import { realTimer, releaseLeases } from "../handover/lease.js";
 import { initializeJob } from "../initializer/initialize.js";
+import { newJobId } from "../initializer/open-job.js";
 import type { InitializePayload } from "../initializer/payload.js";
 import type { JobDoc, Store } from "../store/store.js";
 import { watchChunk } from "../watcher/watch.js";
@@ -157,6 +158,8 @@ export interface LocalRunOptions {
   log?: Logger;
   /** Aborting stops the run between steps (SIGINT/SIGTERM). */
   signal?: AbortSignal;
+  /** Called once with the first job's id, before it is opened (a new job's id is chosen here). */
+  onJobId?: (jobId: string) => void;
   /** Called with the job's progress while it runs (every `progressEveryMs`, default 250). */
   onProgress?: (p: JobProgress) => void;
   progressEveryMs?: number;
@@ -356,7 +359,9 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     signal,
   };
 
-  let jobId = options.jobId;
+  // The first job's id is chosen here, not by the initializer: a Ctrl-C while it plans can then
+  // name the job to resume, and a retried initializer step opens the same job, not a second one.
+  let jobId = options.jobId ?? newJobId(options.config, deps.now());
   let progressTimer: NodeJS.Timeout | undefined;
   try {
     const initialize = (jobIdToUse: string | undefined) =>
@@ -372,7 +377,8 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
           }),
         { ...retryPolicy, signal, log: deps.log },
       );
-    let init = await initialize(options.jobId);
+    options.onJobId?.(jobId);
+    let init = await initialize(jobId);
     // Another runner holds the planning lease: wait until it finishes planning (or its lease
     // expires because it died, and this runner takes planning over).
     while (init.status === "planning") {
@@ -391,6 +397,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
       progressTimer = setInterval(tick, options.progressEveryMs ?? 250);
     }
     await scheduler.settle();
+    if (signal.aborted) throw new Interrupted();
     // A job can only be left running here if a step was lost; look once more before giving up.
     for (const id of [...chain]) {
       let job = await options.store.jobs.findOne({ _id: id });
@@ -415,7 +422,11 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   } catch (err) {
     if (err instanceof Interrupted || signal.aborted) {
       await scheduler.settle().catch(() => undefined);
-      return interruptedSummary(jobId ?? "", options.config, Date.now() - started);
+      // Nothing of this run works any more: what it held is free for the resume at once. A
+      // database that stopped answering fails this too (the CLI closes the client); the leases
+      // then run out by themselves.
+      await releaseLeases(deps, chain.length > 0 ? chain : [jobId]).catch(() => undefined);
+      return interruptedSummary(jobId, options.config, Date.now() - started);
     }
     throw err;
   } finally {

@@ -327,8 +327,27 @@ export async function withMongo<T>(
     await store.ensureIndexes();
     return await fn(store, client);
   } finally {
-    await client.close();
+    await closeWithin(client, CLOSE_WAIT_MS);
   }
+}
+
+/** How long closing a client may take before the CLI stops waiting for it. */
+const CLOSE_WAIT_MS = 5_000;
+
+/**
+ * Closes a client, waiting at most `ms`: closing ends the server's sessions and cursors, which a
+ * server that stopped answering never acknowledges; a command must not hang on its way out. The
+ * sockets are closed at once either way; only those goodbyes are left behind.
+ */
+async function closeWithin(client: MongoClient, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.close(),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** The same URI pointing at another database (query options kept). */
