@@ -26,11 +26,13 @@ let bad = 0;
 const kinds = new Map<string, number>();
 let steps = 0;
 let crashes = 0;
+let releases = 0;
 for (let seed = from; seed < from + count; seed++) {
   const r = await runSeed(seed);
   kinds.set(r.scenario.kind, (kinds.get(r.scenario.kind) ?? 0) + 1);
   steps += r.steps;
   crashes += r.crashes;
+  releases += r.releases;
   if (r.violations.length > 0) {
     bad++;
     process.stdout.write(`${describeViolation(r)}\n\n`);
@@ -43,6 +45,6 @@ for (let seed = from; seed < from + count; seed++) {
 }
 const secs = (Date.now() - started) / 1000;
 process.stdout.write(
-  `${count} seed(s) from ${from} in ${secs.toFixed(1)} s (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}; ${steps} steps, ${crashes} crashes): ${bad === 0 ? "no violation" : `${bad} seed(s) violated an invariant`}\n`,
+  `${count} seed(s) from ${from} in ${secs.toFixed(1)} s (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}; ${steps} steps, ${crashes} crashes, ${releases} lease releases): ${bad === 0 ? "no violation" : `${bad} seed(s) violated an invariant`}\n`,
 );
 process.exit(bad === 0 ? 0 : 1);

@@ -12,6 +12,7 @@ import { isBadInput } from "../../src/lib/errors.js";
 import type { HandOver, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
 import { silentLogger } from "../../src/lib/handover/handover.js";
 import { healStalledJobs } from "../../src/lib/healing/heal-stalled-jobs.js";
+import { releaseLeases } from "../../src/lib/handover/lease.js";
 import { initializeJob } from "../../src/lib/initializer/initialize.js";
 import { resumeJob } from "../../src/lib/runner/local-runner.js";
 import { Store } from "../../src/lib/store/store.js";
@@ -164,6 +165,8 @@ export interface SeedResult {
   steps: number;
   crashes: number;
   stalls: number;
+  /** Interrupted local runs that released their leases. */
+  releases: number;
   jobs: number;
   records: number;
   commands: number;
@@ -210,6 +213,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
     steps: sched.steps,
     crashes: sched.crashes,
     stalls: sched.stalls,
+    releases: world.releases,
     jobs: await direct.jobs.countDocuments({}),
     records: await direct.details.countDocuments({}),
     commands: database.commands,
@@ -231,6 +235,8 @@ class World {
   private requeued = false;
   /** Some run of the refused config crashed (between its claim and its release, perhaps). */
   crashedRefusal = false;
+  /** Interrupted local runs that released their leases (the simulation's count of them). */
+  releases = 0;
 
   constructor(
     private readonly sched: Scheduler,
@@ -498,6 +504,17 @@ class World {
     const deps = this.deps(actor, handOver);
     actor.onCrash = () => {
       if (request.config === REFUSED_CONFIG) this.crashedRefusal = true;
+      // Half the time the stop was a Ctrl-C: once its steps stopped, the runner gives up its
+      // leases (`releaseLeases`, as runJobLocally does), racing whatever else runs meanwhile.
+      if (sched.random() < 0.5) {
+        const releaser = sched.actor(`${actor.name} releases`, { crashable: true, daemon: false });
+        const releaseDeps = { ...this.deps(releaser, handOver), owner: deps.owner };
+        sched.spawn(releaser, async () => {
+          const chain = await this.chainOf(jobId);
+          await releaseLeases(releaseDeps, chain.length > 0 ? chain : [jobId]);
+          this.releases++;
+        });
+      }
       // The user notices and resumes, a little later.
       const user = sched.actor("user", { crashable: false, daemon: false });
       sched.spawn(user, async () => {
@@ -544,6 +561,14 @@ class World {
         actor.onCrash?.();
       },
     );
+  }
+
+  /** Every job of a local run's chain (the first job and its iterations). */
+  private async chainOf(firstJob: string): Promise<string[]> {
+    const jobs = await this.direct.jobs
+      .find({ $or: [{ _id: firstJob }, { "iteration.firstJob": firstJob }] }, { projection: { _id: 1 } })
+      .toArray();
+    return jobs.map((j) => j._id);
   }
 
   /** The unfinished (or unsettled) jobs of a local run's chain. */
