@@ -1,5 +1,6 @@
 /** Environment variables chunkrelay reads, parsed once with zod. */
 import { z } from "zod";
+import { BadInputError } from "./errors.js";
 
 export const envSchema = z.object({
   /** MongoDB connection string; its path names the database (default `chunkrelay`). */
@@ -30,7 +31,34 @@ export function readEnv(env: Record<string, string | undefined> = process.env): 
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new Error(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
+    // Bad input: retrying cannot fix the environment (exit 2; a task fails without retries).
+    throw new BadInputError(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
   }
   return parsed.data;
+}
+
+/**
+ * The status page's token, parsed only where the page is served: a bad value must not stop
+ * commands (or task runs) that never read it.
+ */
+const statusEnvSchema = z.object({
+  /**
+   * The bearer token `chunkrelay serve` requires (its --token wins). Default: none (no token is
+   * asked for; fine on 127.0.0.1). Set but empty is refused: it would turn authentication off
+   * without anyone having decided so.
+   */
+  CHUNKRELAY_STATUS_TOKEN: z
+    .string()
+    .refine((t) => t.trim() !== "", "empty: set a token, or unset the variable to serve without one")
+    .refine((t) => !/[\p{Cc}\s]/u.test(t), "holds a space or a control character: set the bare token")
+    .optional(),
+});
+
+export function readStatusToken(env: Record<string, string | undefined> = process.env): string | undefined {
+  const parsed = statusEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BadInputError(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
+  }
+  return parsed.data.CHUNKRELAY_STATUS_TOKEN;
 }

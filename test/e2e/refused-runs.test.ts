@@ -149,6 +149,14 @@ describe("a refused run", () => {
     const empty = await cli(["serve", "--token=", "--port", "0"]);
     expect(empty.code, empty.out).toBe(2);
     expect(empty.out).toContain("--token is empty");
+    // The same through the environment: set but empty (or blank) never means "no auth".
+    for (const value of ["", "  ", "tok\nen"]) {
+      const fromEnv = await cli(["serve", "--port", "0"], { CHUNKRELAY_STATUS_TOKEN: value });
+      expect(fromEnv.code, fromEnv.out).toBe(2);
+      expect(fromEnv.out).toContain("CHUNKRELAY_STATUS_TOKEN is invalid");
+    }
+    const spaced = await cli(["serve", "--token", "a b", "--port", "0"]);
+    expect(spaced.code, spaced.out).toBe(2);
     const child = spawn(process.execPath, [BIN, "serve", "--host", "0.0.0.0", "--port", "0"], {
       env: { ...process.env, MONGODB_URI: dbUri, CHUNKRELAY_STATUS_TOKEN: undefined },
       stdio: ["ignore", "pipe", "pipe"],

@@ -11,7 +11,7 @@ import { applyConfig, loadConfig } from "../config/load.js";
 import { ConfigError, configHash, configJsonSchema, jobIdSchema } from "../config/schema.js";
 import { runDemo } from "../demo/demo.js";
 import { startEmbeddedMongo } from "../embedded-mongo/index.js";
-import { readEnv } from "../env.js";
+import { readEnv, readStatusToken } from "../env.js";
 import { isBadInput } from "../errors.js";
 import { forTerminal, hideUriPasswords as hideGivenUriPasswords, jsonForTerminal } from "./terminal-text.js";
 import { readConfigFile } from "../config/config-file.js";
@@ -740,7 +740,10 @@ export function buildProgram(
           EXIT.usage,
         );
       }
-      const token = opts.token ?? env.CHUNKRELAY_STATUS_TOKEN;
+      if (opts.token !== undefined && /[\p{Cc}\s]/u.test(opts.token)) {
+        throw new CliError("--token holds a space or a control character: give the bare token", EXIT.usage);
+      }
+      const token = opts.token ?? readStatusToken(env);
       if (!token && !isLoopback(opts.host)) {
         process.stderr.write(
           `warning: serving on ${opts.host} without a token: anyone who can reach this address can read every job; set --token or CHUNKRELAY_STATUS_TOKEN\n`,
