@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
 import { useTestDatabase } from "../support/db.js";
+import { startFakeService } from "../support/pipeline.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
 const t = useTestDatabase("cli_e2e");
@@ -309,6 +310,70 @@ describe("chunkrelay CLI", () => {
     expect(new Set(sentIds).size).toBe(6000);
     const backlog = await cli(["backlog", "dates", "--json"], env);
     expect(lastJson(backlog.stdout)).toMatchObject({ records: 0 });
+  }, 120_000);
+
+  it("shows hostile record ids and keys escaped in every human-readable output", async () => {
+    // Ids a hostile writer could plant: a C1 CSI (clears the screen on many terminals), a
+    // right-to-left override, a line separator, an ANSI escape.
+    const ids = ["c1-\u009b2J", "rtl-\u202eexe.txt", "sep-\u2028x", "esc-\u001b[31m"];
+    await store.db.collection("cli_hostile").insertMany(ids.map((id, i) => ({ _id: id as never, seq: i })));
+    const failing = await startFakeService(store, () => ({ status: 202, report: "failed" }));
+    try {
+      const file = join(dir, "hostile.json");
+      writeFileSync(
+        file,
+        JSON.stringify({
+          name: "hostile_ids",
+          description: "ids \u202e and \u009b",
+          source: { collection: "cli_hostile", orderBy: "seq" },
+          chunking: { maxRecords: 2 },
+          target: { url: failing.url },
+          retry: { maxAttempts: 1 },
+          watch: { pollIntervalMs: 20 },
+        }),
+      );
+      const env = { MONGODB_URI: dbUri };
+      expect((await cli(["config", "apply", file], env)).code).toBe(0);
+      const run = await cli(["run", "hostile_ids", "--job-id", "hostile-ids-job", "--json"], env);
+      expect(run.code, run.stderr).toBe(1);
+      const outputs = [
+        run,
+        await cli(["status", "hostile-ids-job"], env),
+        await cli(["status", "hostile-ids-job", "--json"], env),
+        await cli(["exceptions", "list", "--job", "hostile-ids-job"], env),
+        await cli(["exceptions", "list", "--job", "hostile-ids-job", "--json"], env),
+        await cli(["exceptions", "show", "hostile-ids-job", "rtl-\u202eexe.txt", "--type", "string"], env),
+        await cli(["where", "c1-\u009b2J", "--type", "string"], env),
+        await cli(["where", "sep-\u2028x", "--type", "string", "--json"], env),
+        await cli(["jobs", "--config", "hostile_ids"], env),
+      ];
+      for (const o of outputs) {
+        const text = o.stdout + o.stderr;
+        const active = [...text].filter((ch) => {
+          const c = ch.codePointAt(0) ?? 0;
+          return (
+            (c < 0x20 && ch !== "\n") ||
+            (c >= 0x7f && c <= 0x9f) ||
+            (c >= 0x202a && c <= 0x202e) ||
+            (c >= 0x2066 && c <= 0x2069) ||
+            c === 0x2028 ||
+            c === 0x2029
+          );
+        });
+        expect(active, JSON.stringify(text)).toEqual([]);
+      }
+      // Escaped, not dropped: the ids are still there for a person to read.
+      const listed = outputs[3]?.stdout ?? "";
+      expect(listed).toContain("rtl-\\u202eexe.txt");
+      expect(listed).toContain("c1-\\x9b2J");
+      // And the --json output is the same value for a program.
+      const json = JSON.parse(outputs[4]?.stdout.trim().split("\n").pop() ?? "[]") as Array<{
+        recordId: string;
+      }>;
+      expect(json.map((e) => e.recordId).sort()).toEqual([...ids].sort());
+    } finally {
+      await failing.stop();
+    }
   }, 120_000);
 
   it("runs the demo end to end with --json", async () => {
