@@ -1,5 +1,5 @@
 /** Reading and writing configs in `batch_config`, always through the schema. */
-import { BadInputError } from "../errors.js";
+import { BadInputError, isBadInput } from "../errors.js";
 import type { Store } from "../store/store.js";
 import { type BatchConfig, hasControlCharacter, parseConfig } from "./schema.js";
 
@@ -28,57 +28,33 @@ export function secretValues(config: BatchConfig, env: Record<string, string | u
     .filter((v): v is string => typeof v === "string" && v.length >= 4);
 }
 
-/** The shortest piece of a secret that is redacted on its own (a truncated echo). */
-export const SECRET_PREFIX_CHARS = 8;
-
 /**
- * The forms a secret may come back in from a service that echoes it: as is, URL-encoded, base64
- * (standard and URL-safe, with or without padding) and hex. Case is ignored when matching.
+ * The secrets of a config by name, to redact text with; none when the config is gone or invalid.
+ * Any other failure (the database is away) is thrown: text is not let through unredacted for it.
  */
-export function secretForms(secret: string): string[] {
-  const bytes = Buffer.from(secret, "utf8");
-  const forms = [
-    secret,
-    encodeURIComponent(secret),
-    bytes.toString("base64"),
-    bytes.toString("base64").replace(/=+$/, ""),
-    bytes.toString("base64url"),
-    bytes.toString("hex"),
-  ];
-  return [...new Set(forms.map((f) => f.toLowerCase()))];
+export async function readSecretValues(
+  store: Store,
+  name: string,
+  env: Record<string, string | undefined>,
+): Promise<string[]> {
+  return loadConfig(store, name).then(
+    (config) => secretValues(config, env),
+    (err: unknown) => {
+      if (isBadInput(err)) return [];
+      throw err;
+    },
+  );
 }
 
-/**
- * Replaces a secret in a text by ***: in any of its forms (`secretForms`), in any case, and any
- * run of at least SECRET_PREFIX_CHARS characters that starts like one of them (a truncated
- * echo). Shorter secrets are redacted whole.
- */
-export function redactSecrets(text: string, secrets: readonly string[]): string {
-  if (secrets.length === 0 || text.length === 0) return text;
-  const lower = text.toLowerCase();
-  const spans: Array<[number, number]> = [];
-  for (const secret of secrets) {
-    for (const form of secretForms(secret)) {
-      const probe = form.slice(0, Math.min(SECRET_PREFIX_CHARS, form.length));
-      if (probe.length === 0) continue;
-      for (let at = lower.indexOf(probe); at >= 0; at = lower.indexOf(probe, at + 1)) {
-        let end = at + probe.length;
-        while (end < lower.length && end - at < form.length && lower[end] === form[end - at]) end++;
-        spans.push([at, end]);
-      }
-    }
-  }
-  if (spans.length === 0) return text;
-  spans.sort((a, b) => a[0] - b[0]);
-  let out = "";
-  let pos = 0;
-  for (const [start, end] of spans) {
-    if (end <= pos) continue;
-    if (start > pos) out += text.slice(pos, start);
-    if (start >= pos) out += "***";
-    pos = end;
-  }
-  return out + text.slice(pos);
+/** `readSecretValues` for each config named, once each. */
+export async function readSecretsByConfig(
+  store: Store,
+  names: Iterable<string>,
+  env: Record<string, string | undefined>,
+): Promise<Map<string, string[]>> {
+  const unique = [...new Set(names)];
+  const secrets = await Promise.all(unique.map((name) => readSecretValues(store, name, env)));
+  return new Map(unique.map((name, i) => [name, secrets[i] ?? []]));
 }
 
 /** The header values to send: literal values as they are, secrets from the environment. */

@@ -1,5 +1,6 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
-import { loadConfig, redactSecrets, secretValues } from "../config/load.js";
+import { readSecretValues } from "../config/load.js";
+import { redactAndCut } from "../config/redact.js";
 import type { StepDeps } from "../handover/handover.js";
 import type { AttemptOutcome, ChunkDoc, ExceptionDoc } from "../store/store.js";
 
@@ -17,10 +18,7 @@ export async function setAsideRecords(
   const now = deps.now();
   let count = 0;
   // A record's `error` is the service's own text: a secret it echoes is kept out of the store.
-  const secrets = await loadConfig(store, config).then(
-    (c) => secretValues(c, deps.env),
-    () => [],
-  );
+  const secrets = await readSecretValues(store, config, deps.env);
   const cursor = store.details.find(
     { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
     { projection: { recordId: 1, attempts: 1, error: 1 } },
@@ -46,9 +44,7 @@ export async function setAsideRecords(
       recordId: d.recordId,
       chunk: chunk.chunk,
       attempts: Math.max(d.attempts, chunk.attempt),
-      reason: d.error
-        ? `${reason} (service said: ${redactSecrets(String(d.error).slice(0, 500), secrets)})`
-        : reason,
+      reason: d.error ? `${reason} (service said: ${redactAndCut(String(d.error), secrets, 500)})` : reason,
       createdAt: now,
     });
     if (batch.length >= 1000) await flush();

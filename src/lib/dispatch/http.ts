@@ -6,7 +6,12 @@
  */
 import { request } from "undici";
 import { z } from "zod";
+import { REDACT_SCAN_CHARS } from "../config/redact.js";
 
+/**
+ * A `reason` holds the service's own text, unredacted and longer than is stored: it goes through
+ * `redactOutcome` (serve.ts) before it is kept, logged or printed.
+ */
 export type DeliveryOutcome =
   | { kind: "accepted"; status: number }
   | { kind: "retry"; reason: string; retryAfterMs?: number }
@@ -27,6 +32,17 @@ const replySchema = z
   .object({ error: z.string().optional(), message: z.string().optional(), reason: z.string().optional() })
   .loose();
 
+/**
+ * A reason as stored: `HTTP 503: ` and 300 characters of the service's text. It is cut to this only
+ * after redaction (`redactOutcome`).
+ */
+export const STORED_REASON_CHARS = 310;
+
+/**
+ * The service's text is kept as far as redaction reads it (REDACT_SCAN_CHARS; with the `HTTP …: `
+ * before it, a text cut here is longer than that, so redaction drops the end where a secret may
+ * have been cut short).
+ */
 function reasonFrom(text: string, status: number): string {
   let reason = "";
   try {
@@ -35,7 +51,7 @@ function reasonFrom(text: string, status: number): string {
   } catch {
     reason = text.trim();
   }
-  reason = reason.slice(0, 300);
+  reason = reason.slice(0, REDACT_SCAN_CHARS);
   return reason ? `HTTP ${status}: ${reason}` : `HTTP ${status}`;
 }
 

@@ -8,7 +8,8 @@
 import { EJSON } from "bson";
 import type { Document } from "mongodb";
 import { z } from "zod";
-import { loadConfig, redactSecrets, resolveHeaders, secretValues } from "../config/load.js";
+import { loadConfig, resolveHeaders, secretValues } from "../config/load.js";
+import { redactAndCut } from "../config/redact.js";
 import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../config/schema.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
@@ -18,7 +19,7 @@ import type { ChunkDoc, JobDoc } from "../store/store.js";
 import { keyToPayload } from "../planning/cuts.js";
 import { settleJobCompletion } from "../windows/watermark.js";
 import { completeFailedChunk, failChunk } from "./exceptions.js";
-import type { DeliveryOutcome } from "./http.js";
+import { type DeliveryOutcome, STORED_REASON_CHARS } from "./http.js";
 
 export const servePayloadSchema = z
   .object({ jobId: jobIdSchema.describe("The job to serve (from the initializer).") })
@@ -150,9 +151,14 @@ async function markAndBuildBody(
   return { body, ids };
 }
 
-function redactOutcome(outcome: DeliveryOutcome, secrets: string[]): DeliveryOutcome {
-  if (outcome.kind === "accepted" || secrets.length === 0) return outcome;
-  return { ...outcome, reason: redactSecrets(outcome.reason, secrets) };
+/**
+ * The outcome as it may be stored, logged and printed: its reason redacted, then cut to
+ * STORED_REASON_CHARS. The reply's text comes longer than that (`reasonFrom`): cut first, a secret
+ * straddling the cut would keep fewer characters than a match needs.
+ */
+export function redactOutcome(outcome: DeliveryOutcome, secrets: readonly string[]): DeliveryOutcome {
+  if (outcome.kind === "accepted") return outcome;
+  return { ...outcome, reason: redactAndCut(outcome.reason, secrets, STORED_REASON_CHARS) };
 }
 
 /**

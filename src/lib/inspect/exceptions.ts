@@ -1,28 +1,59 @@
 /** Records set aside for a human: listing them, and resolving one with a note. */
+import { readSecretsByConfig } from "../config/load.js";
+import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { BadInputError } from "../errors.js";
 import { silentLogger } from "../handover/handover.js";
 import { settleJobCompletion } from "../windows/watermark.js";
 import type { ExceptionDoc, Store } from "../store/store.js";
 
+/**
+ * An exception's reason may hold the service's text, redacted when written; it is redacted again
+ * as it is read, with the secrets of its config read from `env`, in case the secret or the
+ * redaction changed since.
+ */
+async function redactReasons(
+  store: Store,
+  docs: ExceptionDoc[],
+  env: Record<string, string | undefined>,
+): Promise<ExceptionDoc[]> {
+  const secrets = await readSecretsByConfig(
+    store,
+    docs.map((d) => d.config),
+    env,
+  );
+  return docs.map((d) => ({
+    ...d,
+    reason: redactAndCut(d.reason, secrets.get(d.config) ?? [], REDACT_SCAN_CHARS),
+  }));
+}
+
 export async function listExceptions(
   store: Store,
   filter: { jobId?: string; config?: string; unresolved?: boolean; limit?: number },
+  env: Record<string, string | undefined> = process.env,
 ): Promise<ExceptionDoc[]> {
   const query: Record<string, unknown> = {};
   if (filter.jobId) query.jobId = filter.jobId;
   if (filter.config) query.config = filter.config;
   if (filter.unresolved) query.resolution = { $exists: false };
-  return store.exceptions
+  const docs = await store.exceptions
     .find(query, { projection: { _id: 0 } })
     .sort({ createdAt: -1 })
     .limit(filter.limit ?? 100)
     .toArray();
+  return redactReasons(store, docs, env);
 }
 
-export async function showException(store: Store, jobId: string, recordId: unknown): Promise<ExceptionDoc> {
+export async function showException(
+  store: Store,
+  jobId: string,
+  recordId: unknown,
+  env: Record<string, string | undefined> = process.env,
+): Promise<ExceptionDoc> {
   const doc = await store.exceptions.findOne({ jobId, recordId }, { projection: { _id: 0 } });
   if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
-  return doc;
+  const [redacted] = await redactReasons(store, [doc], env);
+  return redacted ?? doc;
 }
 
 export async function resolveException(

@@ -3,7 +3,8 @@
  * (times, config and its drift, counts, rate, chunk table, step statistics), and deleting a job's
  * documents. Every query is by job id or config on an index.
  */
-import { loadConfig } from "../config/load.js";
+import { loadConfig, secretValues } from "../config/load.js";
+import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { EJSON, type ObjectId } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
@@ -74,10 +75,18 @@ export interface JobReport {
   steps: StepSummary[];
 }
 
-export async function jobReport(store: Store, jobId: string): Promise<JobReport> {
-  const job = await store.jobs.findOne({ _id: jobId });
-  if (!job) throw new BadInputError(`job '${jobId}' not found; list jobs with \`npx chunkrelay jobs\``);
-  const [progress, chunks, exceptions, steps] = await Promise.all([
+/**
+ * Errors in the report (the job's and its chunks' `lastError`) hold a service's text, redacted when
+ * written; they are redacted again with the secrets of the config as it is now, read from `env`.
+ */
+export async function jobReport(
+  store: Store,
+  jobId: string,
+  env: Record<string, string | undefined> = process.env,
+): Promise<JobReport> {
+  const found = await store.jobs.findOne({ _id: jobId });
+  if (!found) throw new BadInputError(`job '${jobId}' not found; list jobs with \`npx chunkrelay jobs\``);
+  const [progress, storedChunks, exceptions, steps] = await Promise.all([
     readJobProgress(store, jobId),
     store.chunks
       .find({ jobId }, { projection: { _id: 0, lease: 0 } })
@@ -88,17 +97,26 @@ export async function jobReport(store: Store, jobId: string): Promise<JobReport>
   ]);
   let currentConfigHash: string | undefined;
   let source: JobReport["source"];
+  let secrets: string[] = [];
   try {
-    const config = await loadConfig(store, job.config);
+    const config = await loadConfig(store, found.config);
     currentConfigHash = configHash(config);
+    secrets = secretValues(config, env);
     source = {
-      description: openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined).description,
+      description: openSource(store, config, found.mode === "exceptions" ? found.fromJob : undefined)
+        .description,
       orderBy: orderKeyOf(config.source),
       ...("filter" in config.source ? { filter: config.source.filter } : {}),
     };
   } catch {
     currentConfigHash = undefined;
   }
+  const redact = <T extends { lastError?: string }>(doc: T): T =>
+    doc.lastError === undefined
+      ? doc
+      : { ...doc, lastError: redactAndCut(doc.lastError, secrets, REDACT_SCAN_CHARS) };
+  const job = redact(found);
+  const chunks = storedChunks.map(redact);
   const driftedChunks = chunks
     .filter((c) => c.sentAt !== undefined && c.configHash !== job.configHash)
     .map((c) => c.chunk);

@@ -3,7 +3,12 @@
  * processed, the outcome, and the config hash of the job and of the chunk's last attempt.
  */
 import { ObjectId } from "mongodb";
+import { readSecretsByConfig } from "../config/load.js";
+import { redactAndCut } from "../config/redact.js";
 import type { Store } from "../store/store.js";
+
+/** A record's `error` is shown up to this long. */
+const SHOWN_ERROR_CHARS = 2000;
 
 export interface RecordLineage {
   jobId: string;
@@ -47,10 +52,17 @@ export function parseRecordId(text: string, type?: "string" | "number" | "object
   }
 }
 
+/**
+ * A record's `error` is written by the batch service straight into `batch_details`, so it is
+ * redacted here, with the secrets of the job's config read from `env` (those the reader has).
+ * An exception's reason was redacted when written; it is redacted again in case the secret or
+ * the redaction changed since.
+ */
 export async function whereIsRecord(
   store: Store,
   recordId: unknown,
   config?: string,
+  env: Record<string, string | undefined> = process.env,
 ): Promise<RecordLineage[]> {
   const details = await store.details.find({ recordId }).toArray();
   if (details.length === 0) return [];
@@ -68,11 +80,17 @@ export async function whereIsRecord(
       .toArray(),
   ]);
   const jobById = new Map(jobs.map((j) => [j._id, j]));
+  const secretsByConfig = await readSecretsByConfig(
+    store,
+    jobs.map((j) => j.config),
+    env,
+  );
   return details
     .map((d) => {
       const job = jobById.get(d.jobId);
       const chunk = chunks.find((c) => c.jobId === d.jobId && c.chunk === d.chunk);
       const ex = exceptions.find((e) => e.jobId === d.jobId);
+      const secrets = (job && secretsByConfig.get(job.config)) ?? [];
       return {
         jobId: d.jobId,
         config: job?.config ?? "?",
@@ -83,8 +101,8 @@ export async function whereIsRecord(
         attempts: d.attempts,
         ...(d.sentAt ? { sentAt: d.sentAt } : {}),
         ...(d.processedAt ? { processedAt: d.processedAt } : {}),
-        ...(d.error ? { error: d.error } : {}),
-        ...(ex ? { exception: ex.reason } : {}),
+        ...(d.error ? { error: redactAndCut(String(d.error), secrets, SHOWN_ERROR_CHARS) } : {}),
+        ...(ex ? { exception: redactAndCut(ex.reason, secrets, SHOWN_ERROR_CHARS) } : {}),
       };
     })
     .filter((l) => !config || l.config === config)

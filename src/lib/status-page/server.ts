@@ -24,6 +24,11 @@ export interface StatusServerOptions {
   host?: string;
   /** When set, every request must present it. Default: none. */
   token?: string;
+  /**
+   * Where the configs' header secrets are read from, to redact the service's text in errors and
+   * exception reasons. Default: process.env.
+   */
+  env?: Record<string, string | undefined>;
 }
 
 export interface StatusServer {
@@ -50,6 +55,7 @@ function authorized(req: IncomingMessage, url: URL, token: string | undefined): 
 
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   const { store } = options;
+  const env = options.env ?? process.env;
   const host = options.host ?? "127.0.0.1";
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -67,8 +73,8 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     switch (parts[1]) {
       case "jobs":
         if (parts[2] === undefined) return send(res, 200, await listJobs(store, config ? { config } : {}));
-        if (parts[3] === "chunks") return send(res, 200, (await jobReport(store, parts[2])).chunks);
-        return send(res, 200, await jobReport(store, parts[2]));
+        if (parts[3] === "chunks") return send(res, 200, (await jobReport(store, parts[2], env)).chunks);
+        return send(res, 200, await jobReport(store, parts[2], env));
       case "stats": {
         const job = url.searchParams.get("job");
         return send(res, 200, await stepStats(store, job ? { jobId: job } : {}));
@@ -81,7 +87,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
         return send(
           res,
           200,
-          await listExceptions(store, { ...(job ? { jobId: job } : {}), ...(config ? { config } : {}) }),
+          await listExceptions(store, { ...(job ? { jobId: job } : {}), ...(config ? { config } : {}) }, env),
         );
       }
       default:
