@@ -167,7 +167,6 @@ function badConfigs(): BadFile[] {
     "* * * FOO *",
     "* * * * FUNDAY",
     "",
-    "@daily",
     "1,2,x * * * *",
     "0-60 * * * *",
     "5-1/0 * * * *",
@@ -178,6 +177,27 @@ function badConfigs(): BadFile[] {
     "*/x * * * *",
     "0 2 * * 7/0",
     "? * * * *",
+    // Beyond the five plain fields: what Trigger.dev's cron-parser 4 refuses or would misread.
+    "@annually",
+    "@reboot",
+    "0 0 15W * *",
+    "0 0 LW * *",
+    "0 0 * * L",
+    "0 0 * * 15L",
+    "0 0 15L * *",
+    "0 0 L/2 * *",
+    "0 0 * * 5L/2",
+    "0 0 * * fril",
+    "0 0 * * 1#6",
+    "0 0 * * 1#2,3",
+    "0 0 * * *#2",
+    "0 0 30 2 *",
+    "0 0 31 APR *",
+    "0 0 * * SAT-SUN",
+    "0  2 * * *",
+    "0 2 * * * ",
+    "0 0 *,? * *",
+    "0 0 * * 07",
   ];
   for (const c of crons) add(`cron ${c}`, withField("schedule", { cron: c }), /schedule\.cron/);
   const headers: Array<[unknown, RegExp]> = [
@@ -213,11 +233,19 @@ function badConfigs(): BadFile[] {
     ['{"$or": [{"a": {"$bar": 1}}]}', /unknown query operator \$bar/],
     ['{"__proto__": {"a": 1}}', /__proto__/],
     ['{"a": {"__proto__": {"b": 1}}}', /__proto__/],
-    ['{"a": {"$oid": "xyz"}}', /not valid \(Extended\) JSON/],
-    ['{"a": {"$numberLong": "abc"}}', /not valid \(Extended\) JSON/],
-    ['{"a": {"$numberDecimal": "zz"}}', /not valid \(Extended\) JSON/],
+    ['{"a": {"$oid": "xyz"}}', /source\.filter\.a\.\$oid: "xyz" is not an ObjectId/],
+    ['{"a": {"$numberLong": "abc"}}', /source\.filter\.a\.\$numberLong: "abc" is not a 64-bit integer/],
+    ['{"a": {"$numberDecimal": "zz"}}', /source\.filter\.a\.\$numberDecimal: "zz" is not a 128-bit decimal/],
+    // Operators the server refuses where they stand.
+    ['{"$sampleRate": 1.5}', /\$sampleRate takes a number from 0 to 1/],
+    ['{"a": {"$sampleRate": 0.5}}', /\$sampleRate combines whole filters/],
+    ['{"t": {"$elemMatch": {"$sampleRate": 0.5}}}', /applies to whole documents only/],
+    ['{"a": {"$options": "i"}}', /\$options needs a \$regex/],
+    ['{"loc": {"$maxDistance": 5}}', /read only beside \$near/],
+    ['{"loc": {"$box": [[0, 0], [1, 1]]}}', /unknown query operator \$box/],
+    ['{"$alwaysTrue": 0}', /\$alwaysTrue is written/],
   ];
-  for (const [f, e] of filters) {
+  for (const [f, e] of [...filters, ...badExtendedJson()]) {
     const text = JSON.stringify(VALID).replace('"orderBy":"n"', () => `"orderBy":"n","filter":${f}`);
     cases.push({ what: `filter ${f}`, text, expect: e });
   }
@@ -302,6 +330,128 @@ function badConfigs(): BadFile[] {
     ],
   ];
   for (const [what, text, e] of files) cases.push({ what, text, expect: e });
+  return cases;
+}
+
+/**
+ * Filters with Extended JSON that bson's EJSON.parse would repair, misread or drop part of: every
+ * wrapper kind with bad values, `$regex` beside other operators, impossible dates, numbers with
+ * junk. Each message names the path (under source.filter) and says what to write instead.
+ */
+function badExtendedJson(): Array<[string, RegExp]> {
+  const cases: Array<[string, RegExp]> = [];
+  const at = (path: string) => path.replace(/[.$]/g, (c) => `\\${c}`);
+  const values: Array<[string, string[], RegExp]> = [
+    [
+      "$date",
+      [
+        '"2026-02-30"',
+        '"2026-02-29"',
+        '"2026-04-31"',
+        '"2026-00-10"',
+        '"2026-01-01T25:00:00Z"',
+        '"2026-01-01T10:00:00"',
+        '"2026-01-01T10:00:00.12345Z"',
+        '"01/02/2026"',
+        '"2026-1-2"',
+        "1.5",
+        "1e17",
+        "true",
+        "null",
+        '{"$numberLong": "1x"}',
+        '{"$numberInt": "5"}',
+      ],
+      /not a valid date/,
+    ],
+    [
+      "$numberInt",
+      ['"12abc"', '"1.0"', '"0x10"', '" 1"', '"2147483648"', '"-2147483649"', '""', "12", "null"],
+      /not a 32-bit integer/,
+    ],
+    ["$numberLong", ['"12abc"', '"1e3"', '"9223372036854775808"', '""', "12"], /not a 64-bit integer/],
+    ["$numberLong", ['"9007199254740993"', '"-9007199254740993"'], /would round it/],
+    ["$numberDouble", ['"1.5x"', '"0x10"', '"1,5"', '"inf"', '""', "1.5"], /is not a number/],
+    ["$numberDouble", ['"1e999"', '"-1e400"'], /too large for a double/],
+    ["$numberDecimal", ['"12abc"', '" 1"', '"1.2345678901234567890123456789012345"', "12"], /decimal/],
+    [
+      "$oid",
+      ['"65a1f0c2e4b0a1b2c3d4e5f"', '"65a1f0c2e4b0a1b2c3d4e5f6a"', '"zza1f0c2e4b0a1b2c3d4e5f6"', "5"],
+      /not an ObjectId/,
+    ],
+    ["$uuid", ['"c8edabc3-f738-4ca3-b68d"', '"not-a-uuid"', "5"], /not a UUID/],
+    [
+      "$binary",
+      [
+        '"AAAA"',
+        '{"base64": "AAAA"}',
+        '{"base64": "A!AA", "subType": "00"}',
+        '{"base64": "AAAA", "subType": "0x"}',
+        '{"base64": "AAAA", "subType": "04"}',
+      ],
+      /binary|base64|subType|subtype/,
+    ],
+    [
+      "$timestamp",
+      ['{"t": -1, "i": 0}', '{"t": 1.5, "i": 0}', '{"t": 1}', '{"t": 1, "i": 1, "x": 1}', "5"],
+      /from 0 to 4294967295/,
+    ],
+    [
+      "$regularExpression",
+      ['{"pattern": "a"}', '{"pattern": "a", "options": "g"}', '{"pattern": 5, "options": ""}', '"a"'],
+      /regular expression|options|pattern/,
+    ],
+    ["$minKey", ["0", "true", '"1"'], /\{"\$minKey": 1\}/],
+    ["$maxKey", ["0"], /\{"\$maxKey": 1\}/],
+    ["$symbol", ["5", "null"], /not a string/],
+    ["$code", ["5"], /not a string of code/],
+    ["$undefined", ["true", "false"], /would be read as null; write null/],
+    ["$dbPointer", ['{"$ref": "db.c", "$id": {"$oid": "65a1f0c2e4b0a1b2c3d4e5f6"}}'], /read as a DBRef/],
+  ];
+  for (const [kind, bad, message] of values) {
+    for (const v of bad)
+      cases.push([
+        `{"a": {"${kind}": ${v}}}`,
+        new RegExp(`${at(`source.filter.a.${kind}`)}.*${message.source}`),
+      ]);
+  }
+  // One condition beside a type wrapper's key: EJSON keeps the wrapper's value and drops the rest.
+  for (const op of ["$nin", "$not", "$ne", "$in", "$exists", "$elemMatch", "$size", "$type", "$all"]) {
+    const arg =
+      op === "$not" || op === "$elemMatch"
+        ? '{"$eq": "b"}'
+        : op === "$exists"
+          ? "true"
+          : op === "$size"
+            ? "1"
+            : op === "$type"
+              ? '"string"'
+              : '["ab"]';
+    cases.push([
+      `{"status": {"$regex": "^a", "${op}": ${arg}}}`,
+      new RegExp(`${at(`source.filter.status.${op}`)}: would be dropped.*\\$regularExpression.*\\$and`),
+    ]);
+    cases.push([
+      `{"status": {"${op}": ${arg}, "$regex": "^a", "$options": "i"}}`,
+      new RegExp(`${at(`source.filter.status.${op}`)}: would be dropped`),
+    ]);
+  }
+  for (const kind of [
+    '"$date": "2026-01-01"',
+    '"$numberInt": "5"',
+    '"$oid": "65a1f0c2e4b0a1b2c3d4e5f6"',
+    '"$regularExpression": {"pattern": "a", "options": ""}',
+  ]) {
+    cases.push([`{"a": {"$gt": 1, ${kind}}}`, new RegExp(`${at("source.filter.a.$gt")}: would be dropped`)]);
+  }
+  cases.push([
+    '{"a": {"$regex": "a", "$options": "gi"}}',
+    /source\.filter\.a\.\$options: "gi": regular expression options/,
+  ]);
+  cases.push(['{"a": {"$regex": {"$regex": "a"}, "$options": "q"}}', /source\.filter\.a\.\$options/]);
+  cases.push(['{"a": {"$regex": 5}}', /source\.filter\.a\.\$regex: takes a pattern string/]);
+  cases.push(['{"a": {"$id": 1, "$ref": "users"}}', /source\.filter\.a: a DBRef's keys come in the order/]);
+  cases.push(['{"a": {"$scope": {}}}', /source\.filter\.a\.\$scope: belongs with \$code/]);
+  cases.push(['{"a": {"$in": [1e400]}}', /source\.filter\.a\.\$in\.0: the number is too large/]);
   return cases;
 }
 
@@ -395,6 +545,68 @@ describe("bad input", () => {
     expect(failures).toEqual([]);
     expect(await snapshot()).toBe(before);
   }, 300_000);
+
+  it("accepts configs with every valid Extended JSON wrapper, MongoDB's operators and Trigger.dev's cron forms", async () => {
+    const before = await snapshot();
+    const good: Array<[string, Json]> = [];
+    const filters = [
+      '{"$sampleRate": 0.5, "v": {"$exists": true}}',
+      '{"$and": [{"$sampleRate": 0.1}, {"n": {"$gte": 0}}]}',
+      '{"loc": {"$within": {"$box": [[0, 0], [10, 10]]}}}',
+      '{"loc": {"$geoWithin": {"$centerSphere": [[0, 0], 0.1]}}}',
+      '{"loc": {"$near": {"$geometry": {"type": "Point", "coordinates": [0, 0]}}, "$maxDistance": 5}}',
+      '{"$text": {"$search": "coffee", "$language": "en", "$caseSensitive": false, "$diacriticSensitive": false}}',
+      '{"at": {"$gte": {"$date": "2024-02-29"}, "$lt": {"$date": "2026-01-31T23:59:59.999+01:00"}}}',
+      '{"at": {"$gte": {"$date": 1767225600000}, "$lt": {"$date": {"$numberLong": "1767225600000"}}}}',
+      '{"n": {"$in": [{"$numberInt": "-2147483648"}, {"$numberLong": "9007199254740991"}, {"$numberDouble": "1.5e3"}, {"$numberDouble": "-Infinity"}, {"$numberDecimal": "12.50"}]}}',
+      '{"_id": {"$in": [{"$oid": "65a1f0c2e4b0a1b2c3d4e5f6"}, {"$uuid": "c8edabc3-f738-4ca3-b68d-ab92a91478a3"}, {"$binary": {"base64": "AAECAw==", "subType": "00"}}]}}',
+      '{"ts": {"$gt": {"$timestamp": {"t": 1767225600, "i": 1}}}, "k": {"$gt": {"$minKey": 1}, "$lt": {"$maxKey": 1}}}',
+      '{"status": {"$regex": "^re", "$options": "i"}}',
+      '{"status": {"$regex": {"$regularExpression": {"pattern": "^re", "options": "i"}}, "$nin": ["rejected"]}}',
+      '{"$and": [{"status": {"$regex": "^re"}}, {"status": {"$nin": ["rejected"]}}]}',
+      '{"status": {"$not": {"$regex": "^x", "$options": "i"}}, "s": {"$regularExpression": {"pattern": "a", "options": "mx"}}}',
+      '{"owner": {"$ref": "users", "$id": {"$oid": "65a1f0c2e4b0a1b2c3d4e5f6"}, "$db": "app"}}',
+    ];
+    for (const f of filters)
+      good.push([`filter ${f}`, { ...VALID, source: { ...VALID.source, filter: JSON.parse(f) } }]);
+    for (const cron of [
+      "0 0 L * *",
+      "0 0 1,15,L * *",
+      "0 3 * * 5L",
+      "0 3 * * FRIL",
+      "0 3 * * MON#2",
+      "0 3 ? * MON-FRI",
+      "0 3 1 * ?",
+      "0 0 29 2 *",
+      "@daily",
+      "@weekly",
+    ]) {
+      good.push([`cron ${cron}`, withField("schedule", { cron })]);
+    }
+    const failures: string[] = [];
+    for (const [i, [what, config]] of good.entries()) {
+      const file = join(dir, `good-${i}.json`);
+      writeFileSync(file, JSON.stringify(config));
+      const { code, out } = await cli(["config", "apply", file]);
+      if (code !== 0) failures.push(`${what}: exit ${code}, ${out.trim().slice(0, 300)}`);
+    }
+    expect(failures).toEqual([]);
+    // Stored exactly: typed values kept, nothing dropped beside the nested $regex.
+    const stored = await store.configs.findOne({ _id: "corpus" });
+    expect(stored?.schedule).toMatchObject({ cron: "@weekly" });
+    writeFileSync(
+      join(dir, "typed.json"),
+      JSON.stringify({ ...VALID, source: { ...VALID.source, filter: JSON.parse(filters[12] as string) } }),
+    );
+    expect((await cli(["config", "apply", join(dir, "typed.json")])).code).toBe(0);
+    const typed = (await store.configs.findOne({ _id: "corpus" }))?.source as {
+      filter: { status: Record<string, unknown> };
+    };
+    expect(Object.keys(typed.filter.status)).toEqual(["$regex", "$nin"]);
+    expect(typed.filter.status.$nin).toEqual(["rejected"]);
+    await applyConfig(store, VALID, new Date());
+    expect(await snapshot()).toBe(before);
+  }, 120_000);
 
   it("accepts a config file that starts with a UTF-8 byte-order mark", async () => {
     const file = join(dir, "bom.json");

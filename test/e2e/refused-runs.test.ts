@@ -101,6 +101,34 @@ describe("a refused run", () => {
     }
   }, 120_000);
 
+  it("schedule: a stored config that no longer validates is skipped with a warning, the others run, exit 2", async () => {
+    expect(
+      (
+        await apply("sched_ok", {
+          source: { collection: "refused_src", orderBy: "v" },
+          schedule: { cron: "0 3 * * *" },
+        })
+      ).code,
+    ).toBe(0);
+    // Stored by an older version, or edited by hand: a filter operator no server knows.
+    await store.configs.insertOne({
+      _id: "sched_broken",
+      source: { collection: "refused_src", filter: { v: { $foo: 1 } } },
+      target: { url: serviceUrl },
+      schedule: { cron: "0 3 * * *" },
+    } as never);
+    try {
+      const ran = await cli(["schedule", "--json"]);
+      expect(ran.code, ran.out).toBe(2);
+      expect(ran.out).toContain("config 'sched_broken' in batch_config no longer passes validation");
+      expect(ran.out).toContain("config sched_ok: scheduled incremental run");
+      expect(await store.jobs.countDocuments({ config: "sched_ok", status: "succeeded" })).toBe(1);
+      expect(await store.jobs.countDocuments({ config: "sched_broken" })).toBe(0);
+    } finally {
+      await store.configs.deleteMany({ _id: { $in: ["sched_ok", "sched_broken"] } });
+    }
+  }, 60_000);
+
   it("with a bad or oversized job id, or a missing secret, writes nothing", async () => {
     expect(
       (

@@ -3,13 +3,15 @@
  * config's own cron), job ids from the scheduled time (a replay resumes, never duplicates), the
  * scheduler's timestamps never used as a watermark, and the imperative schedules synced.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
-import { BadInputError } from "../../src/lib/errors.js";
+import { BadInputError, isBadInput } from "../../src/lib/errors.js";
 import type { InitializePayload } from "../../src/lib/initializer/payload.js";
 import { runJobLocally } from "../../src/lib/runner/local-runner.js";
 import {
   NIGHTLY_TASK_ID,
+  type SkippedConfig,
+  allScheduledConfigs,
   scheduledConfigs,
   startScheduledJobs,
   syncConfigSchedules,
@@ -155,5 +157,105 @@ describe("scheduled runs", () => {
     expect(synced).toEqual([
       { config: "sch-own", cron: "30 4 * * 1-5", timezone: "Europe/Berlin", scheduleId: "sched_sch-own" },
     ]);
+  });
+
+  it("skip a stored config that no longer passes validation, with a warning naming it and the fix", async () => {
+    // Written around `config apply` (or valid under an older chunkrelay): straight into batch_config.
+    const base = { source: { collection: "sch_src" }, target: { url }, updatedAt: new Date() };
+    const broken = [
+      { _id: "sch-broken", ...base, schedule: {}, maxInFlight: 0 },
+      { _id: "sch-broken-cron", ...base, schedule: { cron: "0 0 15W * *" } },
+      { _id: "sch-\u001b[2J-hostile", ...base, schedule: {}, source: { collection: "sch_src", colour: 1 } },
+    ];
+    await store.configs.insertMany(broken);
+    try {
+      const skipped: SkippedConfig[] = [];
+      const onSkip = (s: SkippedConfig) => {
+        skipped.push(s);
+      };
+      // The declarative (nightly) run: the valid config still runs.
+      expect((await scheduledConfigs(store, undefined, onSkip)).map((c) => c.name)).toEqual(["sch-night"]);
+      expect(skipped.map((s) => s.config)).toEqual([
+        "sch-\u001b[2J-hostile",
+        "sch-broken",
+        "sch-broken-cron",
+      ]);
+      const byName = new Map(skipped.map((s) => [s.config, s.message]));
+      expect(byName.get("sch-broken")).toMatch(
+        /^config 'sch-broken' in batch_config no longer passes validation and was skipped \(the other configs still run\); fix its file and store it again with `npx chunkrelay config apply <file>`:\n {2}- maxInFlight: /,
+      );
+      expect(byName.get("sch-broken-cron")).toMatch(
+        /schedule\.cron: day of month '15W': W \(nearest weekday\)/,
+      );
+      expect(byName.get("sch-\u001b[2J-hostile")).toMatch(/unknown field\(s\) 'colour'/);
+
+      // A local `chunkrelay schedule` (all configs with a schedule), with the default warning.
+      const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+      try {
+        expect((await allScheduledConfigs(store)).map((c) => c.name)).toEqual(["sch-night", "sch-own"]);
+        const warnings = warn.mock.calls.map((c) => String(c[0]));
+        expect(warnings).toHaveLength(3);
+        expect(warnings.join("\n")).toContain(
+          "warning: config 'sch-broken' in batch_config no longer passes",
+        );
+        // A hostile name is shown escaped, never sent to the terminal as is.
+        expect(warnings.join("\n")).toContain("sch-\\x1b[2J-hostile");
+        expect(warnings.join("\n")).not.toContain("\u001b");
+      } finally {
+        warn.mockRestore();
+      }
+
+      // The scheduled task starts the valid configs' jobs.
+      const started = await startScheduledJobs(
+        store,
+        { timestamp: new Date("2026-11-22T02:00:00Z") },
+        () => Promise.resolve(),
+        () => undefined,
+      );
+      expect(started.map((p) => p.config)).toEqual(["sch-night"]);
+
+      // Naming the broken config itself is still refused as bad input (exit 2), with its problem.
+      const named = await scheduledConfigs(store, "sch-broken").catch((err: unknown) => err);
+      expect(isBadInput(named)).toBe(true);
+      expect(String((named as Error).message)).toContain("maxInFlight");
+
+      // Sync: the broken config's schedule is neither updated nor deactivated, and is reported.
+      const created: string[] = [];
+      const deactivated: string[] = [];
+      const result = await syncConfigSchedules(
+        store,
+        {
+          create: (o) => {
+            created.push(o.externalId);
+            return Promise.resolve({ id: `sched_${o.externalId}` });
+          },
+          list: async function* () {
+            await Promise.resolve();
+            yield {
+              id: "sched_own",
+              task: NIGHTLY_TASK_ID,
+              active: true,
+              deduplicationKey: "chunkrelay:sch-own",
+            };
+            yield {
+              id: "sched_broken",
+              task: NIGHTLY_TASK_ID,
+              active: true,
+              deduplicationKey: "chunkrelay:sch-broken-cron",
+            };
+          },
+          deactivate: (id) => {
+            deactivated.push(id);
+            return Promise.resolve();
+          },
+        },
+        () => undefined,
+      );
+      expect(created).toEqual(["sch-own"]);
+      expect(deactivated).toEqual([]);
+      expect(result.skipped.map((s) => s.config)).toEqual(["sch-broken-cron"]);
+    } finally {
+      await store.configs.deleteMany({ _id: { $in: broken.map((b) => b._id) } });
+    }
   });
 });

@@ -1,5 +1,12 @@
+import { BSONRegExp } from "bson";
 import { describe, expect, it } from "vitest";
-import { ConfigError, configHash, configJsonSchema, parseConfig } from "../../src/lib/config/schema.js";
+import {
+  ConfigError,
+  configHash,
+  configJsonSchema,
+  cronProblem,
+  parseConfig,
+} from "../../src/lib/config/schema.js";
 
 const minimal = {
   name: "orders",
@@ -153,5 +160,163 @@ describe("config schema", () => {
         "description",
       ]),
     );
+  });
+});
+
+describe("cron patterns: what Trigger.dev's scheduler takes (cron-parser 4, cronstrue)", () => {
+  const cronIssue = (cron: string) => {
+    try {
+      parseConfig({ ...minimal, schedule: { cron } });
+      return undefined;
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues.join("\n");
+      throw err;
+    }
+  };
+
+  it("takes L, nL, n#k, ? and the macros", () => {
+    for (const cron of [
+      "0 2 * * *",
+      "30 4 * * 1-5",
+      "0 0 L * *",
+      "0 0 1,15,L * *",
+      "0 0 L 2 *",
+      "0 0 * * 5L",
+      "0 0 * * FRIL",
+      "0 0 * * 1,5L",
+      "0 0 * * 7L",
+      "0 0 * * MON#2",
+      "0 0 * * mon#2",
+      "0 0 * * 1#5",
+      "0 0 ? * MON",
+      "0 0 1 * ?",
+      "0 0 ?/2 * *",
+      "0 0 29 2 *",
+      "0 0 1,30 2 *",
+      "*/100 * * * *",
+      "0 0 * JAN-MAR MON-FRI",
+      "0 0 * * 0-7",
+      "@daily",
+      "@hourly",
+      "@weekly",
+      "@monthly",
+      "@yearly",
+    ]) {
+      expect(cronProblem(cron), cron).toBeUndefined();
+      expect(cronIssue(cron), cron).toBeUndefined();
+    }
+  });
+
+  it("refuses what Trigger.dev refuses, and forms it would misread, naming the field", () => {
+    const refused: Array<[string, RegExp]> = [
+      ["foo bar baz qux quux", /minute 'foo'/],
+      ["0 0 15W * *", /W \(nearest weekday\) is not supported/],
+      ["0 0 LW * *", /W \(nearest weekday\)/],
+      ["0 0 * * L", /L follows a day/],
+      ["0 0 * * 15L", /L follows a day/],
+      ["0 0 * * fril", /in capitals/],
+      ["0 0 * * 5L/2", /without a range or step/],
+      ["0 0 15L * *", /L \(the last day\) stands alone/],
+      ["0 0 L/2 * *", /L \(the last day\) stands alone/],
+      ["0 0 L-2 * *", /L \(the last day\) stands alone/],
+      ["0 0 * * 1#6", /occurrence after # is 1 to 5/],
+      ["0 0 * * 6#0", /occurrence after # is 1 to 5/],
+      ["0 0 * * 1#2,3", /# stands alone/],
+      ["0 0 * * *#2", /# follows one day/],
+      ["? * * * *", /minute '\?'.*day of month and day of week only/],
+      ["0 0 *,? * *", /use \* or \?, not both/],
+      ["0 0 30 2 *", /day of month 30 never comes in FEB/],
+      ["0 0 31 APR *", /day of month 31 never comes in APR/],
+      ["0 0 * * SAT-SUN", /from high to low/],
+      ["5-1 * * * *", /from high to low/],
+      ["0 0 * * 8", /day of week '8' is outside 0–7/],
+      ["0 0 * * 07", /one digit/],
+      ["* * * *", /4 field\(s\), not 5/],
+      ["0 0 0 * * *", /6 field\(s\), not 5/],
+      ["0  2 * * *", /single spaces/],
+      [" 0 2 * * *", /single spaces/],
+      ["@annually", /not one of @yearly/],
+      ["@reboot", /not one of @yearly/],
+      ["*/0 * * * *", /step of 0/],
+      ["60 * * * *", /minute '60' is outside 0–59/],
+    ];
+    for (const [cron, message] of refused) {
+      expect(cronProblem(cron), cron).toMatch(message);
+      expect(cronIssue(cron), cron).toMatch(/^schedule\.cron: .*five-field cron pattern/s);
+    }
+  });
+});
+
+describe("filter operators: MongoDB's own set", () => {
+  const withFilter = (filter: Record<string, unknown>) => ({
+    ...minimal,
+    source: { collection: "orders", filter },
+  });
+
+  it("takes operators the server takes, $sampleRate and $within among them", () => {
+    for (const filter of [
+      { $sampleRate: 0.25, state: "ready" },
+      { $sampleRate: 1 },
+      { $and: [{ $sampleRate: 0.5 }, { a: 1 }] },
+      {
+        loc: {
+          $within: {
+            $box: [
+              [0, 0],
+              [1, 1],
+            ],
+          },
+        },
+      },
+      { loc: { $geoWithin: { $centerSphere: [[0, 0], 0.1] } } },
+      { loc: { $geoNear: [0, 0], $maxDistance: 5 } },
+      { loc: { $near: { $geometry: { type: "Point", coordinates: [0, 0] } }, $minDistance: 1 } },
+      { $text: { $search: "coffee", $language: "en", $caseSensitive: false } },
+      { $alwaysTrue: 1 },
+      { $alwaysFalse: 1 },
+      { name: { $regex: "^a", $options: "i" } },
+      { tags: { $elemMatch: { $gt: 1, $lt: 5 } } },
+    ]) {
+      expect(() => parseConfig(withFilter(filter)), JSON.stringify(filter)).not.toThrow();
+    }
+  });
+
+  it("refuses unknown operators and misplaced or malformed ones, naming the path", () => {
+    const refused: Array<[Record<string, unknown>, RegExp]> = [
+      [{ $foo: 1 }, /filter\.\$foo: unknown query operator \$foo/],
+      [{ a: { $foo: 1 } }, /filter\.a\.\$foo: unknown query operator/],
+      [
+        {
+          loc: {
+            $box: [
+              [0, 0],
+              [1, 1],
+            ],
+          },
+        },
+        /unknown query operator \$box/,
+      ],
+      [{ a: { $search: "x" } }, /unknown query operator \$search/],
+      [{ a: { $sampleRate: 0.5 } }, /\$sampleRate combines whole filters/],
+      [{ $sampleRate: 1.5 }, /filter\.\$sampleRate: \$sampleRate takes a number from 0 to 1/],
+      [{ $sampleRate: "0.5" }, /takes a number from 0 to 1/],
+      [{ tags: { $elemMatch: { $sampleRate: 0.5 } } }, /applies to whole documents only/],
+      [{ tags: { $elemMatch: { $expr: { $gt: ["$a", 1] } } } }, /applies to whole documents only/],
+      [{ $alwaysTrue: 2 }, /\$alwaysTrue is written \{"\$alwaysTrue": 1\}/],
+      [{ a: { $options: "i" } }, /filter\.a\.\$options: \$options needs a \$regex/],
+      [{ a: { $regex: 5 } }, /\$regex takes a pattern string/],
+      [{ loc: { $maxDistance: 5 } }, /\$maxDistance is read only beside \$near/],
+    ];
+    for (const [filter, message] of refused) {
+      expect(issuesOf(withFilter(filter)).join("\n"), JSON.stringify(filter)).toMatch(message);
+    }
+  });
+
+  it("refuses options given both in a regular expression and in $options", () => {
+    const regex = new BSONRegExp("^a", "i");
+    expect(issuesOf(withFilter({ a: { $regex: regex, $options: "m" } })).join()).toMatch(
+      /options set both in the regular expression and in \$options/,
+    );
+    expect(() => parseConfig(withFilter({ a: { $regex: regex, $nin: ["ab"] } }))).not.toThrow();
   });
 });

@@ -22,8 +22,10 @@ import { parseRecordId, whereIsRecord } from "../inspect/lineage.js";
 import { initializePayloadSchema } from "../initializer/payload.js";
 import {
   allScheduledConfigs,
+  type SkippedConfig,
   scheduledConfigs,
   scheduledJobPayload,
+  warnSkippedConfig,
   syncConfigSchedules,
 } from "../schedule/scheduled-runs.js";
 import { parseKeyArgument } from "../sources/key-values.js";
@@ -532,15 +534,23 @@ export function buildProgram(
               );
             }
             printJson(opts.json, result);
+            if (result.skipped.length > 0) setExit(EXIT.usage);
           });
           return;
         }
+        // A stored config that no longer validates is skipped (the others still run) and warned
+        // about; the exit code then says something needs fixing (2), unless a run did worse.
+        let skipped = 0;
+        const onSkip = (s: SkippedConfig) => {
+          skipped++;
+          warnSkippedConfig(s);
+        };
         const configs = await withMongo(uri, async (store) =>
-          configName ? scheduledConfigs(store, configName) : allScheduledConfigs(store),
+          configName ? scheduledConfigs(store, configName, onSkip) : allScheduledConfigs(store, onSkip),
         );
-        if (configs.length === 0) process.stderr.write("no config has a schedule\n");
+        if (configs.length === 0 && skipped === 0) process.stderr.write("no config has a schedule\n");
         const summaries: JobSummary[] = [];
-        let worst: number = EXIT.ok;
+        let worst: number = skipped > 0 ? EXIT.usage : EXIT.ok;
         for (const c of configs) {
           const payload = scheduledJobPayload(c, new Date());
           const { config: _c, jobId, description, ...request } = payload;

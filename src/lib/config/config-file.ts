@@ -2,10 +2,12 @@
  * Reading a config file: refused, never repaired. A file too large or nested too deep is refused
  * before it is parsed (a 20 MB filter, 1,500 levels of nesting); bytes that are not UTF-8 are
  * refused rather than turned into U+FFFD; a UTF-8 byte-order mark is skipped, as editors write it.
+ * Extended JSON is checked as written, before bson converts it (`extendedJsonProblem`).
  */
 import { readFile } from "node:fs/promises";
 import { EJSON } from "bson";
 import { BadInputError } from "../errors.js";
+import { extendedJsonProblem } from "./extended-json-check.js";
 import { MAX_FILTER_DEPTH } from "./filter-check.js";
 
 /** The largest config file read (a config is a few kilobytes; MongoDB documents stop at 16 MB). */
@@ -53,9 +55,38 @@ export async function readConfigFile(file: string): Promise<unknown> {
   if (depth > MAX_FILE_DEPTH) {
     throw new BadInputError(`config file ${file} nests ${depth} levels deep; the most is ${MAX_FILE_DEPTH}`);
   }
+  return parseConfigText(text, `config file ${file}`);
+}
+
+/**
+ * A config's text as a value: parsed as plain JSON, checked as Extended JSON (`extendedJsonProblem`)
+ * and only then converted by bson's EJSON, so nothing it would repair gets through.
+ */
+export function parseConfigText(text: string, what = "the config"): unknown {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new BadInputError(`${what} is not valid (Extended) JSON: ${(err as Error).message}`);
+  }
+  const problem = extendedJsonProblem(raw);
+  if (problem !== undefined) throw new BadInputError(`${what} holds invalid Extended JSON:\n  - ${problem}`);
   try {
     return EJSON.parse(text, { relaxed: true });
   } catch (err) {
-    throw new BadInputError(`config file ${file} is not valid (Extended) JSON: ${(err as Error).message}`);
+    throw new BadInputError(`${what} is not valid (Extended) JSON: ${(err as Error).message}`);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Extended JSON, checked before it is converted. bson's EJSON.parse repairs what it reads: an
+// object with a string `$regex` becomes a regular expression whatever else it holds (a `$nin`
+// beside it is dropped), `{"$date": "2026-02-30"}` becomes March 2, `{"$numberInt": "12abc"}`
+// becomes 12, `{"$numberLong": "9007199254740993"}` loses its last digit, `{"$undefined": true}`
+// becomes null. So the plain JSON is checked first: against the Extended JSON specification
+// (mongodb/specifications extended-json.md: an object holding a type wrapper's key "must contain
+// exactly the keys of the type wrapper", each value of the type it names) and against what bson
+// 7's EJSON.parse takes for a wrapper (extended_json.ts `deserializeValue`: any key of
+// WRAPPER_KEYS or `$regex` with a non-null value, whatever else the object holds; `$ref` + `$id`
+// DBRefs, which it reorders).
+// ---------------------------------------------------------------------------------------------

@@ -40,43 +40,132 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
+const MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const DAY_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 const CRON_FIELDS = [
   { name: "minute", min: 0, max: 59 },
   { name: "hour", min: 0, max: 23 },
   { name: "day of month", min: 1, max: 31 },
-  {
-    name: "month",
-    min: 1,
-    max: 12,
-    names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
-  },
-  { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
+  { name: "month", min: 1, max: 12, names: MONTH_NAMES, first: 1 },
+  { name: "day of week", min: 0, max: 7, names: DAY_NAMES, first: 0 },
 ] as const;
+type CronField = (typeof CRON_FIELDS)[number];
 
-/** What is wrong with a five-field cron pattern, or undefined. */
+/** cron-parser's macros (its `predefined`), which Trigger.dev takes as they are. */
+const CRON_MACROS = new Set(["@yearly", "@monthly", "@weekly", "@daily", "@hourly"]);
+
+/** A number or (in month and day of week) a three-letter name, as cron-parser reads it. */
+function cronValue(spec: CronField, text: string): number | undefined {
+  // One digit in day of week: cronstrue (which Trigger.dev describes schedules with) fails on "07".
+  if (/^\d+$/.test(text)) return spec.name === "day of week" && text.length > 1 ? undefined : Number(text);
+  if (!("names" in spec) || !/^[A-Za-z]{3}$/.test(text)) return undefined;
+  const at = spec.names.indexOf(text.toUpperCase());
+  return at < 0 ? undefined : at + spec.first;
+}
+
+/**
+ * What is wrong with a cron pattern of a config's schedule, or undefined. The pattern goes to
+ * Trigger.dev (`chunkrelay schedule --sync`, schedules.create), whose webapp checks it with
+ * `CronPattern` (triggerdotdev/trigger.dev apps/webapp/app/v3/schedules.ts): more than five
+ * space-separated parts are refused, the rest must parse with the `cron-parser` package, v4
+ * (`parseExpression`); the schedule is then described with `cronstrue` and its next time computed
+ * with cron-parser (upsertTaskSchedule.server.ts, calculateNextSchedule.server.ts). Taken here is
+ * what all of these take, and only in the forms that mean what they say:
+ * - five fields separated by single spaces, or a macro: @yearly @monthly @weekly @daily @hourly;
+ * - per field a list of `*`, values and ranges, each with an optional `/step` (step ≥ 1); names
+ *   JAN–DEC and SUN–SAT (any case) in month and day of week, whose 0 and 7 are both Sunday;
+ * - `?` for `*` in day of month and day of week;
+ * - `L` (the last day) in day of month's list; `5L`/`FRIL` (the month's last Friday) in day of
+ *   week's list;
+ * - `MON#2` (the month's second Monday, 1–5) as the whole day-of-week field.
+ * Refused: `W` (cron-parser 4 has no nearest-weekday: "15W", "LW" fail there), `L` alone in day
+ * of week (cron-parser parses it and then fails computing the next run), `L` with a range or step
+ * (the step would be ignored), `#` in a list or range, a lower-case `l`, seconds, and a day of
+ * month past the end of the one month given ("0 0 30 2 *", which cron-parser refuses).
+ */
 export function cronProblem(pattern: string): string | undefined {
-  const fields = pattern.trim().split(/\s+/);
-  if (fields.length !== 5) return `'${pattern}' has ${fields.length} field(s), not 5`;
+  if (CRON_MACROS.has(pattern)) return undefined;
+  const fields = pattern.split(" ");
+  if (fields.length !== 5 || fields.some((f) => f === "")) {
+    const count = pattern.split(/\s+/).filter((f) => f !== "").length;
+    return count === 5
+      ? `'${pattern}': separate the five fields by single spaces (Trigger.dev counts every space)`
+      : pattern.startsWith("@")
+        ? `'${pattern}' is not one of ${[...CRON_MACROS].join(", ")}`
+        : `'${pattern}' has ${count} field(s), not 5`;
+  }
+  const chosen: number[][] = [];
   for (let i = 0; i < 5; i++) {
-    const spec = CRON_FIELDS[i] as (typeof CRON_FIELDS)[number];
-    const value = (v: string): number | undefined => {
-      if (/^\d+$/.test(v)) return Number(v);
-      const names: readonly string[] = "names" in spec ? spec.names : [];
-      const at = names.indexOf(v.toUpperCase());
-      return at < 0 ? undefined : at + (spec.min === 1 ? 1 : 0);
-    };
-    for (const item of (fields[i] as string).split(",")) {
-      const m = /^(\*|([^-/]+)(?:-([^/]+))?)(?:\/(\d+))?$/.exec(item);
-      if (!m) return `${spec.name} '${item}' is not a value, range, list or step`;
-      if (m[4] !== undefined && Number(m[4]) < 1) return `${spec.name} '${item}' has a step of 0`;
-      if (m[1] === "*") continue;
-      for (const part of [m[2], m[3]]) {
-        if (part === undefined) continue;
-        const n = value(part);
-        if (n === undefined || n < spec.min || n > spec.max) {
-          return `${spec.name} '${part}' is outside ${spec.min}–${spec.max}`;
-        }
+    const spec = CRON_FIELDS[i] as CronField;
+    const field = fields[i] as string;
+    const dayOfMonth = i === 2;
+    const dayOfWeek = i === 4;
+    const values: number[] = [];
+    if (dayOfWeek && field.includes("#")) {
+      const m = /^([^#,/-]+)#(\d+)$/.exec(field);
+      if (!m)
+        return `day of week '${field}': # stands alone, as in MON#2 (the second Monday), not in a list, range or step`;
+      const day = cronValue(spec, m[1] as string);
+      if (day === undefined || day > 7) {
+        return `day of week '${field}': # follows one day, 0–7 or SUN–SAT, as in MON#2 (the second Monday)`;
       }
+      if (Number(m[2]) < 1 || Number(m[2]) > 5)
+        return `day of week '${field}': the occurrence after # is 1 to 5`;
+      chosen.push([day]);
+      continue;
+    }
+    if (field.includes("*") && field.includes("?")) return `${spec.name} '${field}': use * or ?, not both`;
+    for (const item of field.split(",")) {
+      if (dayOfMonth && /w/i.test(item)) {
+        return `day of month '${item}': W (nearest weekday) is not supported by Trigger.dev's cron parser (cron-parser 4)`;
+      }
+      if (dayOfMonth && item === "L") continue;
+      if (dayOfWeek && /^(?:[0-7]|[A-Za-z]{3})L$/.test(item)) {
+        const day = cronValue(spec, item.slice(0, -1));
+        if (day === undefined || day > 7)
+          return `day of week '${item}': L follows a day, as in 5L or FRIL (the last Friday)`;
+        continue;
+      }
+      if ((dayOfMonth || dayOfWeek) && /l/i.test(item.replace(/[A-Za-z]{3}/g, ""))) {
+        return dayOfMonth
+          ? `day of month '${item}': L (the last day) stands alone, without a number, range or step, and in capitals`
+          : `day of week '${item}': L follows a day, as in 5L or FRIL (the last Friday), without a range or step, and in capitals`;
+      }
+      const m = /^(\*|\?|([^-/]+)(?:-([^-/]+))?)(?:\/(\d+))?$/.exec(item);
+      if (!m) return `${spec.name} '${item}' is not a value, range, list or step`;
+      if (m[1] === "?" && !dayOfMonth && !dayOfWeek) {
+        return `${spec.name} '${item}': ? (any) is for day of month and day of week only`;
+      }
+      const step = m[4] === undefined ? 1 : Number(m[4]);
+      if (step < 1) return `${spec.name} '${item}' has a step of 0`;
+      let lo: number = spec.min;
+      let hi: number = spec.max;
+      if (m[1] !== "*" && m[1] !== "?") {
+        for (const part of [m[2], m[3]]) {
+          if (part === undefined) continue;
+          const n = cronValue(spec, part);
+          if (n === undefined || n < spec.min || n > spec.max) {
+            return `${spec.name} '${part}' is outside ${spec.min}–${spec.max}${"names" in spec ? ` (or ${spec.names[0]}–${spec.names[spec.names.length - 1]})` : ""}${dayOfWeek ? ", one digit" : ""}`;
+          }
+        }
+        lo = cronValue(spec, m[2] as string) as number;
+        hi = m[3] !== undefined ? (cronValue(spec, m[3]) as number) : m[4] !== undefined ? spec.max : lo;
+        if (lo > hi) return `${spec.name} '${item}' is a range from high to low`;
+      }
+      for (let v = lo; v <= hi; v += step) values.push(v);
+    }
+    chosen.push(values);
+  }
+  // cron-parser refuses a day of month that the one month given never has.
+  const months = new Set(chosen[3]);
+  const days = chosen[2] as number[];
+  if (months.size === 1 && days.length > 0) {
+    const month = [...months][0] as number;
+    const first = Math.min(...days);
+    if (first > (DAYS_IN_MONTH[month - 1] as number)) {
+      return `day of month ${first} never comes in ${MONTH_NAMES[month - 1]}`;
     }
   }
   return undefined;
@@ -250,7 +339,7 @@ const scheduleSchema = z
       .string()
       .refine((c) => cronProblem(c) === undefined, {
         error: (issue) =>
-          `${cronProblem(String(issue.input))}; a five-field cron pattern looks like '0 2 * * *'`,
+          `${cronProblem(String(issue.input))}; a five-field cron pattern looks like '0 2 * * *' (Trigger.dev's cron syntax)`,
       })
       .optional()
       .describe(

@@ -5,12 +5,18 @@
  * same requests with the same words.
  */
 import { z } from "zod";
+import { extendedJsonProblem } from "../config/extended-json-check.js";
 import { configNameSchema, iterationCount, jobIdSchema } from "../config/schema.js";
 
 /** An order-key value in a payload: plain JSON, or Extended JSON for dates and ObjectIds. */
 const keyValueSchema = z
   .unknown()
   .refine((v) => v !== undefined && v !== null, "an order-key value")
+  // Checked as written: bson would turn {"$date": "2026-02-30"} into March 2 without a word.
+  .superRefine((v, ctx) => {
+    const problem = extendedJsonProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: `invalid Extended JSON: ${problem}` });
+  })
   .describe(
     'A value of the order key: a string or number, or Extended JSON like {"$date": "2026-01-01T00:00:00Z"} or {"$oid": "…"}.',
   );

@@ -5,21 +5,66 @@
  * whose externalId is the config name (`chunkrelay schedule --sync` creates or updates them).
  * The scheduler's timestamp only names the job (so replaying a scheduled run resumes the same
  * job instead of starting another); what the job takes is decided by the watermark alone.
+ *
+ * A stored config that no longer passes validation (written around `config apply`, or valid under
+ * an older chunkrelay) is skipped with a warning naming it and the fix; the other configs are
+ * still scheduled. Callers learn of each skip through `onSkip` (by default a console warning).
  */
+import { EJSON } from "bson";
+import { forTerminal } from "../cli/terminal-text.js";
 import { loadConfig } from "../config/load.js";
-import { type BatchConfig, parseConfig } from "../config/schema.js";
-import { BadInputError } from "../errors.js";
+import { type BatchConfig, ConfigError, parseConfig } from "../config/schema.js";
+import { BadInputError, isBadInput } from "../errors.js";
 import type { InitializePayload } from "../initializer/payload.js";
 import type { Store } from "../store/store.js";
 
 /** The Trigger.dev task id of the scheduled task. */
 export const NIGHTLY_TASK_ID = "nightly-incremental";
 
+/** A stored config left out of a scheduled run because it no longer passes validation. */
+export interface SkippedConfig {
+  /** The config's name (its `_id`, shown as Extended JSON when it is not a string). */
+  config: string;
+  /** What is wrong and how to fix it, for a person. */
+  message: string;
+}
+
+export type OnSkippedConfig = (skipped: SkippedConfig) => void;
+
+/** The default: a warning on the console (stderr; the run's log on Trigger.dev). */
+export const warnSkippedConfig: OnSkippedConfig = (skipped) => {
+  console.warn(`warning: ${forTerminal(skipped.message, { keepNewlines: true })}`);
+};
+
+/**
+ * Parses a stored config; one that no longer passes validation is reported to `onSkip` and
+ * yields undefined. Anything but bad input (a bug) is thrown.
+ */
+function parseStoredConfig(doc: { _id: unknown }, onSkip: OnSkippedConfig): BatchConfig | undefined {
+  try {
+    return parseConfig(doc);
+  } catch (err) {
+    if (!isBadInput(err)) throw err;
+    const config = typeof doc._id === "string" ? doc._id : EJSON.stringify({ v: doc._id }).slice(5, -1);
+    const problems =
+      err instanceof ConfigError ? err.issues.map((i) => `  - ${i}`).join("\n") : `  - ${err.message}`;
+    onSkip({
+      config,
+      message: `config '${config}' in batch_config no longer passes validation and was skipped (the other configs still run); fix its file and store it again with \`npx chunkrelay config apply <file>\`:\n${problems}`,
+    });
+    return undefined;
+  }
+}
+
 /**
  * The configs a scheduled run covers: the one named by the schedule's externalId, or — for the
  * task's declarative schedule — every config with a schedule but no cron of its own.
  */
-export async function scheduledConfigs(store: Store, externalId?: string): Promise<BatchConfig[]> {
+export async function scheduledConfigs(
+  store: Store,
+  externalId?: string,
+  onSkip: OnSkippedConfig = warnSkippedConfig,
+): Promise<BatchConfig[]> {
   if (externalId) {
     const config = await loadConfig(store, externalId);
     if (!config.schedule) {
@@ -31,17 +76,21 @@ export async function scheduledConfigs(store: Store, externalId?: string): Promi
   }
   const found: BatchConfig[] = [];
   for await (const doc of store.configs.find({ schedule: { $exists: true } }).sort({ _id: 1 })) {
-    const config = parseConfig(doc);
-    if (config.schedule && config.schedule.cron === undefined) found.push(config);
+    const config = parseStoredConfig(doc, onSkip);
+    if (config?.schedule && config.schedule.cron === undefined) found.push(config);
   }
   return found;
 }
 
 /** Every config with a schedule, whatever its cron (a local `chunkrelay schedule` runs them all). */
-export async function allScheduledConfigs(store: Store): Promise<BatchConfig[]> {
+export async function allScheduledConfigs(
+  store: Store,
+  onSkip: OnSkippedConfig = warnSkippedConfig,
+): Promise<BatchConfig[]> {
   const found: BatchConfig[] = [];
   for await (const doc of store.configs.find({ schedule: { $exists: true } }).sort({ _id: 1 })) {
-    found.push(parseConfig(doc));
+    const config = parseStoredConfig(doc, onSkip);
+    if (config) found.push(config);
   }
   return found;
 }
@@ -73,8 +122,9 @@ export async function startScheduledJobs(
   store: Store,
   run: { externalId?: string; timestamp: Date },
   start: (payloads: InitializePayload[]) => Promise<void>,
+  onSkip: OnSkippedConfig = warnSkippedConfig,
 ): Promise<InitializePayload[]> {
-  const configs = await scheduledConfigs(store, run.externalId);
+  const configs = await scheduledConfigs(store, run.externalId, onSkip);
   const payloads = configs.map((c) => scheduledJobPayload(c, run.timestamp));
   if (payloads.length > 0) await start(payloads);
   return payloads;
@@ -99,6 +149,8 @@ export interface SyncResult {
   synced: Array<{ config: string; cron: string; timezone: string; scheduleId: string }>;
   /** Schedules chunkrelay made for configs that no longer have a cron of their own. */
   deactivated: Array<{ scheduleId: string; config: string }>;
+  /** Stored configs that no longer pass validation: their schedules are left as they are. */
+  skipped: SkippedConfig[];
 }
 
 const DEDUP_PREFIX = "chunkrelay:";
@@ -106,12 +158,23 @@ const DEDUP_PREFIX = "chunkrelay:";
 /**
  * Makes the imperative schedules match the configs: one per config with its own cron, created or
  * updated (deduplicated by a key derived from the config name, so syncing twice changes nothing),
- * and those chunkrelay made for configs whose cron is gone (or that are gone) deactivated.
+ * and those chunkrelay made for configs whose cron is gone (or that are gone) deactivated. A config
+ * that no longer passes validation is skipped, and its schedule neither updated nor deactivated:
+ * nothing is decided from a document that cannot be read.
  */
-export async function syncConfigSchedules(store: Store, client: ScheduleClient): Promise<SyncResult> {
+export async function syncConfigSchedules(
+  store: Store,
+  client: ScheduleClient,
+  onSkip: OnSkippedConfig = warnSkippedConfig,
+): Promise<SyncResult> {
   const synced: SyncResult["synced"] = [];
+  const skipped: SkippedConfig[] = [];
   for await (const doc of store.configs.find({ "schedule.cron": { $exists: true } }).sort({ _id: 1 })) {
-    const config = parseConfig(doc);
+    const config = parseStoredConfig(doc, (s) => {
+      skipped.push(s);
+      onSkip(s);
+    });
+    if (!config) continue;
     const cron = config.schedule?.cron;
     if (!cron || !config.schedule) continue;
     const created = await client.create({
@@ -123,7 +186,7 @@ export async function syncConfigSchedules(store: Store, client: ScheduleClient):
     });
     synced.push({ config: config.name, cron, timezone: config.schedule.timezone, scheduleId: created.id });
   }
-  const keep = new Set(synced.map((s) => `${DEDUP_PREFIX}${s.config}`));
+  const keep = new Set([...synced, ...skipped].map((s) => `${DEDUP_PREFIX}${s.config}`));
   const deactivated: SyncResult["deactivated"] = [];
   for await (const schedule of client.list()) {
     const key = schedule.deduplicationKey ?? "";
@@ -137,5 +200,5 @@ export async function syncConfigSchedules(store: Store, client: ScheduleClient):
     await client.deactivate(schedule.id);
     deactivated.push({ scheduleId: schedule.id, config: key.slice(DEDUP_PREFIX.length) });
   }
-  return { synced, deactivated };
+  return { synced, deactivated, skipped };
 }
