@@ -116,7 +116,7 @@ describe("a refused run", () => {
       source: { collection: "refused_src", filter: { v: { $foo: 1 } } },
       target: { url: serviceUrl },
       schedule: { cron: "0 3 * * *" },
-    } as never);
+    });
     try {
       const ran = await cli(["schedule", "--json"]);
       expect(ran.code, ran.out).toBe(2);
