@@ -11,10 +11,25 @@ for (const stream of [process.stdout, process.stderr]) {
     process.exit(process.exitCode ?? 0);
   });
 }
+// A Ctrl-C while the CLI is still loading holds nothing: exit 3 (interrupted) rather than Node's
+// 130. Commands install their own handlers once loaded.
+const interruptedWhileLoading = () => {
+  process.stderr.write("interrupted before the command started\n");
+  process.exit(3);
+};
+process.on("SIGINT", interruptedWhileLoading);
+process.on("SIGTERM", interruptedWhileLoading);
 const { main } = await import("../src/lib/cli/main.ts");
+process.off("SIGINT", interruptedWhileLoading);
+process.off("SIGTERM", interruptedWhileLoading);
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
 // Normally the process ends here by itself. Should something still hold the event loop (a
 // database that stopped answering while its client said goodbye), exit anyway: the command has
 // finished and said what it had to.
-setTimeout(() => process.exit(code), 3_000).unref();
+// Output still on its way to a slow reader (`| less`) is waited for, never cut off.
+const exitOnceFlushed = () => {
+  if (process.stdout.writableLength === 0 && process.stderr.writableLength === 0) process.exit(code);
+  setTimeout(exitOnceFlushed, 200).unref();
+};
+setTimeout(exitOnceFlushed, 3_000).unref();

@@ -207,6 +207,39 @@ describe("Ctrl-C", () => {
     });
   }, 180_000);
 
+  it("never cuts off output a slow reader has not taken yet (a pipe into `less`)", async () => {
+    // A job with 600 chunks, copied from the finished one above: its status is ~200 KB of JSON.
+    const job = await store.jobs.findOne({ _id: "hang-job" });
+    const chunks = await store.chunks.find({ jobId: "hang-job" }).toArray();
+    expect(job).not.toBeNull();
+    const { lane: _lane, ...copy } = job as NonNullable<typeof job>;
+    await store.jobs.insertOne({ ...copy, _id: "big-status-job" });
+    await store.chunks.insertMany(
+      Array.from({ length: 15 }, (_, copy) =>
+        chunks.map(({ _id: _drop, ...c }) => ({
+          ...c,
+          jobId: "big-status-job",
+          chunk: copy * 1000 + c.chunk,
+        })),
+      ).flat(),
+    );
+    const child = spawn(process.execPath, [BIN, "status", "big-status-job", "--json"], {
+      env: { ...process.env, MONGODB_URI: uri },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const closed = new Promise((resolve) => child.stdout.once("close", resolve));
+    // Nobody reads for longer than the CLI's 3 s exit fallback: the pipe fills up and stays full.
+    await new Promise((r) => setTimeout(r, 5_000));
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    expect(await exited).toBe(0);
+    await closed;
+    expect(out.length).toBeGreaterThan(100_000);
+    const report = JSON.parse(out.trim().split("\n").pop() ?? "{}") as { chunks?: unknown[] };
+    expect(report.chunks).toHaveLength(600);
+  }, 60_000);
+
   it("releases the leases it holds: the resume takes the chunks over at once, not after the lease", async () => {
     await store.db
       .collection("lease_src")

@@ -284,7 +284,8 @@ describe("two initializers of one config at the same moment", () => {
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     expect(won).toHaveLength(1);
     expect(lost).toHaveLength(2);
-    for (const l of lost) expect(String(l.reason)).toContain("already has an active job");
+    // The winner's job may or may not exist yet when a loser looks: both refusals name it.
+    for (const l of lost) expect(String(l.reason)).toMatch(/already has an active job|is claimed by job/);
     expect(await store.details.countDocuments({ jobId: { $in: ["race-a", "race-b", "race-c"] } })).toBe(50);
   });
 });

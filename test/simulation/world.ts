@@ -289,7 +289,9 @@ class World {
 
   /** A refusal this history expects (a run of the refused config); anything else is a finding. */
   private expectedRefusal(payload: Record<string, unknown>, err: Error): boolean {
-    return payload.config === REFUSED_CONFIG || /already has an active job/.test(err.message);
+    return (
+      payload.config === REFUSED_CONFIG || /already has an active job|is claimed by job/.test(err.message)
+    );
   }
 
   deps(actor: Actor, handOver: HandOver): StepDeps {

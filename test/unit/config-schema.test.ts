@@ -37,6 +37,15 @@ describe("config schema", () => {
     ).toMatch(/target\.headers\.x.*control characters/);
   });
 
+  it("refuses a collection name with control characters (it would forge lines in `status`)", () => {
+    for (const collection of ["orders\n  records 10/10", "orders\r", "a\u009bb", "a\u0007"]) {
+      expect(issuesOf({ ...minimal, source: { collection } }).join()).toMatch(
+        /source\.collection.*without control characters/,
+      );
+    }
+    expect(() => parseConfig({ ...minimal, source: { collection: "orders.2026 é" } })).not.toThrow();
+  });
+
   it("fills every default", () => {
     const c = parseConfig(minimal);
     expect(c).toMatchObject({

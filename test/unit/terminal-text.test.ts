@@ -62,6 +62,7 @@ describe("hideUriPasswords", () => {
     "mongodb:user:PASSWORD123@localhost/x",
     "user:PASSWORD123@localhost:27017/db",
     "mongodb+srv://user:PASS@WORD123@cluster.example.net",
+    "mongdb://u:p@sPASSWORD123@h",
     "mongodb://user:my%20PASSWORD123@h",
   ];
   it.each(cases)("never shows the password of %s, given or not", (uri) => {

@@ -313,132 +313,168 @@ export function buildProgram(
       ready?: NonNullable<LocalRunOptions["request"]>;
     },
   ): Promise<JobSummary> {
-    return withMongo(uri, async (store, client) => {
-      let config = configName;
-      if (!config) {
-        const job = opts.jobId
-          ? await store.jobs.findOne({ _id: opts.jobId }, { projection: { config: 1 } })
-          : null;
-        if (!job)
-          throw new CliError(
-            `job '${opts.jobId ?? ""}' not found; start one with \`npx chunkrelay run <config>\``,
-            EXIT.usage,
-          );
-        config = job.config;
+    // A Ctrl-C before the run is under way (connecting, reading the config) holds nothing yet:
+    // exit 3 at once, as promised, instead of Node's default 130 without a word.
+    const disposeEarly = onSignal(() => {
+      if (opts.json === true) {
+        const summary = interruptedSummary(opts.jobId ?? "", configName ?? "", 0);
+        process.stdout.write(`${jsonForTerminal(JSON.stringify(summary))}\n`);
       }
-      const request =
-        opts.ready ?? (opts.request ? await requestFromFlags(store, config, opts.request) : undefined);
-      // An existing job resumes as it was planned: say so when the flags asked for something else.
-      const given = Object.entries(opts.request ?? {}).filter(([, v]) => v !== undefined);
-      if (opts.jobId && given.length > 0) {
-        const existing = await store.jobs.findOne({ _id: opts.jobId }, { projection: { mode: 1 } });
-        if (existing) {
-          process.stderr.write(
-            `job ${opts.jobId} exists (mode ${existing.mode}): resuming it as planned; ${given.map(([k]) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")} ignored\n`,
-          );
+      process.stderr.write(
+        opts.jobId
+          ? `interrupted; resume with: npx chunkrelay resume ${opts.jobId}\n`
+          : "interrupted before the run started; nothing to resume: run it again\n",
+      );
+      process.exit(EXIT.interrupted);
+    });
+    try {
+      return await runWithMongo();
+    } finally {
+      disposeEarly();
+    }
+    function runWithMongo() {
+      return withMongo(uri, async (store, client) => {
+        let config = configName;
+        if (!config) {
+          const job = opts.jobId
+            ? await store.jobs.findOne({ _id: opts.jobId }, { projection: { config: 1 } })
+            : null;
+          if (!job)
+            throw new CliError(
+              `job '${opts.jobId ?? ""}' not found; start one with \`npx chunkrelay run <config>\``,
+              EXIT.usage,
+            );
+          config = job.config;
         }
-      }
-      const controller = new AbortController();
-      let jobId = opts.jobId;
-      const runConfig = config;
-      const started = Date.now();
-      const display = createProgressDisplay();
-      let forceClose: NodeJS.Timeout | undefined;
-      const dispose = onSignal((signal) => {
-        if (!controller.signal.aborted) {
-          process.stderr.write(
-            `\n${signal}: stopping (waits and requests are cut short; press Ctrl-C again to exit at once)…\n`,
-          );
-          controller.abort();
-          // A database that stopped answering (a hung server, a network black hole) would hold
-          // the steps' queries until the socket times out: past a short grace, the client is
-          // closed, which fails every query in flight, and the run stops as interrupted.
-          // Queries waiting for a connection or a server are not failed by that, nor is the
-          // client's own goodbye to the server: past a second grace, the run stops as a second
-          // Ctrl-C would.
-          forceClose = setTimeout(() => {
-            client.close().catch(() => undefined);
-            forceClose = setTimeout(exitNow, STOP_GRACE_MS);
-            forceClose.unref();
-          }, STOP_GRACE_MS);
-          forceClose.unref();
-          return;
-        }
-        exitNow();
-      });
-      // A second signal (or steps that do not stop): leave now. What this process held (leases)
-      // runs out by itself, and every step is safe to run again, so `resume` finishes the job.
-      function exitNow(): never {
-        display.stop();
-        const summary = interruptedSummary(jobId ?? "", runConfig, Date.now() - started);
-        if (opts.json === true) process.stdout.write(`${jsonForTerminal(JSON.stringify(summary))}\n`);
-        process.stderr.write(`interrupted; resume with: npx chunkrelay resume ${jobId ?? "<jobId>"}\n`);
-        process.exit(EXIT.interrupted);
-      }
-      try {
-        const summary = await runJobLocally({
-          store,
-          config,
-          ...(opts.jobId ? { jobId: opts.jobId } : {}),
-          ...(opts.description ? { description: opts.description } : {}),
-          ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
-          ...(opts.fromJob ? { fromJob: opts.fromJob } : {}),
-          ...(request ? { request } : {}),
-          signal: controller.signal,
-          onJobId: (id) => {
-            jobId = id;
-          },
-          env,
-          leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
-          stepTries: readEnv(env).CHUNKRELAY_STEP_TRIES,
-          stepRetryMs: readEnv(env).CHUNKRELAY_STEP_RETRY_MS,
-          log: stderrLogger,
-          onProgress: (p) => {
-            jobId = p.jobId;
-            display.update(p);
-          },
-        });
-        display.stop();
-        printSummary(summary, opts.json === true);
-        if (summary.status === "interrupted") {
-          const id = summary.jobId || jobId || "";
-          // Stopped before its job was created (while claiming the config or reading the first
-          // record): there is nothing to resume. Asked with a deadline: the database may be the
-          // reason for the stop.
-          const created = id ? await jobExists(store, id) : false;
-          process.stderr.write(
-            created === false
-              ? `interrupted before job ${id || "<jobId>"} was created; nothing to resume: run it again\n`
-              : `interrupted; resume with: npx chunkrelay resume ${id}\n`,
-          );
-        }
-        setExit(exitCodeFor(summary));
-        return summary;
-      } catch (err) {
-        // Stopped by something other than bad input (the database away for longer than the
-        // step retries wait): the job is intact, so say how to go on, and keep --json's promise
-        // of a last line.
-        if (!(err instanceof CliError) && !(err instanceof ConfigError) && !isBadInput(err)) {
-          display.stop();
-          const id = jobId ?? opts.jobId;
-          const message = hideUriPasswords(err instanceof Error ? err.message : String(err));
-          if (opts.json === true) {
-            process.stdout.write(
-              `${jsonForTerminal(JSON.stringify({ jobId: id ?? "", config, status: "stopped", error: message }))}\n`,
+        const request =
+          opts.ready ?? (opts.request ? await requestFromFlags(store, config, opts.request) : undefined);
+        // An existing job resumes as it was planned: say so when the flags asked for something else.
+        const given = Object.entries(opts.request ?? {}).filter(([, v]) => v !== undefined);
+        if (opts.jobId && given.length > 0) {
+          const existing = await store.jobs.findOne({ _id: opts.jobId }, { projection: { mode: 1 } });
+          if (existing) {
+            process.stderr.write(
+              `job ${opts.jobId} exists (mode ${existing.mode}): resuming it as planned; ${given.map(([k]) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")} ignored\n`,
             );
           }
-          if (id)
-            process.stderr.write(
-              `stopped: ${forTerminal(message)}\nresume with: npx chunkrelay resume ${id}\n`,
-            );
         }
-        throw err;
-      } finally {
-        if (forceClose) clearTimeout(forceClose);
-        display.stop();
-        dispose();
-      }
-    });
+        const controller = new AbortController();
+        let jobId = opts.jobId;
+        /** The job is known to exist (its progress was read). */
+        let opened = false;
+        const runConfig = config;
+        const started = Date.now();
+        const display = createProgressDisplay();
+        let forceClose: NodeJS.Timeout | undefined;
+        disposeEarly();
+        const dispose = onSignal((signal) => {
+          if (!controller.signal.aborted) {
+            process.stderr.write(
+              `\n${signal}: stopping (waits and requests are cut short; press Ctrl-C again to exit at once)…\n`,
+            );
+            controller.abort();
+            // A database that stopped answering (a hung server, a network black hole) would hold
+            // the steps' queries until the socket times out: past a short grace, the client is
+            // closed, which fails every query in flight, and the run stops as interrupted.
+            // Queries waiting for a connection or a server are not failed by that, nor is the
+            // client's own goodbye to the server: past a second grace, the run stops as a second
+            // Ctrl-C would.
+            forceClose = setTimeout(() => {
+              client.close().catch(() => undefined);
+              forceClose = setTimeout(exitNow, STOP_GRACE_MS);
+              forceClose.unref();
+            }, STOP_GRACE_MS);
+            forceClose.unref();
+            return;
+          }
+          exitNow();
+        });
+        // A second signal (or steps that do not stop): leave now. What this process held (leases)
+        // runs out by itself, and every step is safe to run again, so `resume` finishes the job.
+        function exitNow(): never {
+          display.stop();
+          const summary = interruptedSummary(jobId ?? "", runConfig, Date.now() - started);
+          if (opts.json === true) process.stdout.write(`${jsonForTerminal(JSON.stringify(summary))}\n`);
+          process.stderr.write(
+            opened || !jobId
+              ? `interrupted; resume with: npx chunkrelay resume ${jobId ?? "<jobId>"}\n`
+              : `interrupted while job ${jobId} was being opened; resume with: npx chunkrelay resume ${jobId} (if it is not found, nothing was started: run it again)\n`,
+          );
+          process.exit(EXIT.interrupted);
+        }
+        try {
+          const result = await runJobLocally({
+            store,
+            config,
+            ...(opts.jobId ? { jobId: opts.jobId } : {}),
+            ...(opts.description ? { description: opts.description } : {}),
+            ...(opts.acceptConfigChange ? { acceptConfigChange: true } : {}),
+            ...(opts.fromJob ? { fromJob: opts.fromJob } : {}),
+            ...(request ? { request } : {}),
+            signal: controller.signal,
+            onJobId: (id) => {
+              jobId = id;
+            },
+            env,
+            leaseMs: readEnv(env).CHUNKRELAY_LEASE_MS,
+            stepTries: readEnv(env).CHUNKRELAY_STEP_TRIES,
+            stepRetryMs: readEnv(env).CHUNKRELAY_STEP_RETRY_MS,
+            log: stderrLogger,
+            onProgress: (p) => {
+              jobId = p.jobId;
+              opened = true;
+              display.update(p);
+            },
+          });
+          display.stop();
+          let summary = result;
+          let hint = "";
+          if (result.status === "interrupted") {
+            const id = result.jobId || jobId || "";
+            // Stopped before its job was created (while claiming the config or reading the first
+            // record): there is nothing to resume, and no job to name. Asked with a deadline: the
+            // database may be the reason for the stop.
+            const created = id ? await jobExists(store, id) : false;
+            if (created === false) summary = { ...result, jobId: "" };
+            hint =
+              created === false
+                ? `interrupted before job ${id || "<jobId>"} was created; nothing to resume: run it again\n`
+                : `interrupted; resume with: npx chunkrelay resume ${id}\n`;
+          }
+          printSummary(summary, opts.json === true);
+          process.stderr.write(hint);
+          setExit(exitCodeFor(summary));
+          return summary;
+        } catch (err) {
+          // Stopped by something other than bad input (the database away for longer than the
+          // step retries wait): the job is intact, so say how to go on, and keep --json's promise
+          // of a last line.
+          if (!(err instanceof CliError) && !(err instanceof ConfigError) && !isBadInput(err)) {
+            display.stop();
+            const message = hideUriPasswords(err instanceof Error ? err.message : String(err));
+            // The id was chosen before the job was created: name it for a resume only if it may
+            // exist (the database may not say, being the reason for the stop).
+            const created = jobId ? await jobExists(store, jobId) : false;
+            const id = created === false ? "" : (jobId ?? "");
+            if (opts.json === true) {
+              process.stdout.write(
+                `${jsonForTerminal(JSON.stringify({ jobId: id, config, status: "stopped", error: message }))}\n`,
+              );
+            }
+            process.stderr.write(
+              id
+                ? `stopped: ${forTerminal(message)}\nresume with: npx chunkrelay resume ${id}\n`
+                : `stopped before the job was created: ${forTerminal(message)}\nnothing to resume: run it again\n`,
+            );
+          }
+          throw err;
+        } finally {
+          if (forceClose) clearTimeout(forceClose);
+          display.stop();
+          dispose();
+        }
+      });
+    }
   }
 
   program
@@ -615,7 +651,7 @@ export function buildProgram(
         if (job.description) out.write(`  ${forTerminal(job.description)}\n`);
         if (r.source) {
           out.write(
-            `  source ${r.source.description}${r.source.filter ? `, filter ${EJSON.stringify(r.source.filter, { relaxed: true })}` : ""}\n`,
+            `  source ${forTerminal(r.source.description)}${r.source.filter ? `, filter ${forTerminal(EJSON.stringify(r.source.filter, { relaxed: true }))}` : ""}\n`,
           );
         }
         for (const line of r.windowLines) out.write(`  ${line}\n`);
@@ -1061,11 +1097,11 @@ export async function main(
   let code: number = EXIT.ok;
   // Every connection string this invocation was given: their credentials are hidden in all it
   // prints, whatever the error (a usage error, a driver error, commander's own messages).
+  // Every argument shaped like a connection string counts, not only --mongo's: a mistyped flag
+  // (`--mongo-uri=…`) is echoed by commander's own error.
   const uris = [
     env.MONGODB_URI,
-    ...argv.flatMap((a, i) =>
-      a === "--mongo" ? [argv[i + 1]] : a.startsWith("--mongo=") ? [a.slice(8)] : [],
-    ),
+    ...argv.map((a) => a.replace(/^--?[A-Za-z-]+=/, "")).filter((a) => /mongo|:\/|:[^@\s]*@/i.test(a)),
   ];
   const hideUriPasswords = (text: string) => hideGivenUriPasswords(text, uris);
   const program = buildProgram(

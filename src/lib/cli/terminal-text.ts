@@ -67,7 +67,9 @@ export function uriCredentialOf(uri: string): string | undefined {
  * this process was given (flag, environment) are hidden wherever they appear, in any text.
  */
 export function hideUriPasswords(text: string, uris: readonly (string | undefined)[] = []): string {
-  let out = text.replace(/([^\s:/@'"`]*):[^\s@'"`]*@/g, "$1:***@");
+  // The given credentials first: the pattern below rewrites text around '@' and could leave the
+  // tail of a password holding an '@' where an exact search no longer finds it.
+  let out = text;
   for (const uri of uris) {
     if (!uri) continue;
     const secret = uriCredentialOf(uri);
@@ -80,7 +82,9 @@ export function hideUriPasswords(text: string, uris: readonly (string | undefine
     }
     for (const form of forms) if (form.length > 0) out = out.split(form).join("***");
   }
-  return out;
+  // Then anything shaped like `user:password@`, given or not; greedy up to the last '@' of a
+  // word, so a password holding '@' is hidden whole.
+  return out.replace(/([^\s:/@'"`]*):[^\s'"`]*@/g, "$1:***@");
 }
 
 /**

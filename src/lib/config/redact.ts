@@ -475,11 +475,20 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
 /**
  * Redacts, then cuts to `maxChars`. Cutting first could leave fewer than SECRET_WINDOW_CHARS of a
  * secret at the end, or cut an encoding of it so it no longer matches. A text longer than
- * REDACT_SCAN_CHARS is redacted only that far, and the end of that is dropped (SCAN_END_CHARS).
+ * `scanChars` (default REDACT_SCAN_CHARS) is redacted only that far, and the end of that is
+ * dropped (SCAN_END_CHARS).
  */
-export function redactAndCut(text: string, secrets: readonly string[], maxChars: number): string {
-  if (text.length <= REDACT_SCAN_CHARS) return redactSecrets(text, secrets).slice(0, maxChars);
-  const redacted = redactSecrets(text.slice(0, REDACT_SCAN_CHARS), secrets);
+export function redactAndCut(
+  text: string,
+  secrets: readonly string[],
+  maxChars: number,
+  // How far to read: at least maxChars + SCAN_END_CHARS, or the kept text could be shorter than
+  // asked. Redaction costs time per character read, so short cuts read less.
+  scanChars = REDACT_SCAN_CHARS,
+): string {
+  const scan = Math.max(scanChars, maxChars + SCAN_END_CHARS);
+  if (text.length <= scan) return redactSecrets(text, secrets).slice(0, maxChars);
+  const redacted = redactSecrets(text.slice(0, scan), secrets);
   if (redacted === REDACTED_TEXT) return redacted.slice(0, maxChars);
   return redacted.slice(0, Math.min(maxChars, Math.max(0, redacted.length - SCAN_END_CHARS)));
 }

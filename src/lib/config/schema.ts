@@ -247,6 +247,11 @@ const mongoSourceSchema = z
       .string()
       .min(1)
       .regex(/^[^$\0]+$/, "a collection name without '$'")
+      // Legal for MongoDB, but shown in status lines: a newline in it could forge one.
+      .refine(
+        (c) => !hasControlCharacter(c) && !/[\u0080-\u009f]/.test(c),
+        "a collection name without control characters",
+      )
       .describe("Collection holding the records. Required."),
     filter: filterSchema.default({}),
     orderBy: fieldPath

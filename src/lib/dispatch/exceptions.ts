@@ -1,6 +1,9 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
 import { readSecretValues } from "../config/load.js";
 import { redactAndCut } from "../config/redact.js";
+
+/** The most of a service's record error kept in an exception's reason. */
+const EXCEPTION_ERROR_CHARS = 500;
 import type { StepDeps } from "../handover/handover.js";
 import type { AttemptOutcome, ChunkDoc, ExceptionDoc } from "../store/store.js";
 
@@ -19,6 +22,17 @@ export async function setAsideRecords(
   let count = 0;
   // A record's `error` is the service's own text: a secret it echoes is kept out of the store.
   const secrets = await readSecretValues(store, config, deps.env);
+  // A service often gives many records the same error: each distinct text is redacted once (a
+  // few milliseconds each), reading only as far as the kept 500 characters need.
+  const redacted = new Map<string, string>();
+  const redactedError = (text: string): string => {
+    let out = redacted.get(text);
+    if (out === undefined) {
+      out = redactAndCut(text, secrets, EXCEPTION_ERROR_CHARS, EXCEPTION_ERROR_CHARS);
+      if (redacted.size < 1000) redacted.set(text, out);
+    }
+    return out;
+  };
   const cursor = store.details.find(
     { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
     { projection: { recordId: 1, attempts: 1, error: 1 } },
@@ -44,7 +58,7 @@ export async function setAsideRecords(
       recordId: d.recordId,
       chunk: chunk.chunk,
       attempts: Math.max(d.attempts, chunk.attempt),
-      reason: d.error ? `${reason} (service said: ${redactAndCut(String(d.error), secrets, 500)})` : reason,
+      reason: d.error ? `${reason} (service said: ${redactedError(String(d.error))})` : reason,
       createdAt: now,
     });
     if (batch.length >= 1000) await flush();

@@ -158,7 +158,10 @@ async function markAndBuildBody(
  */
 export function redactOutcome(outcome: DeliveryOutcome, secrets: readonly string[]): DeliveryOutcome {
   if (outcome.kind === "accepted") return outcome;
-  return { ...outcome, reason: redactAndCut(outcome.reason, secrets, STORED_REASON_CHARS) };
+  return {
+    ...outcome,
+    reason: redactAndCut(outcome.reason, secrets, STORED_REASON_CHARS, STORED_REASON_CHARS),
+  };
 }
 
 /**

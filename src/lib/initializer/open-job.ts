@@ -75,6 +75,14 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
     }
     const current = await deps.store.watermarks.findOne({ _id: config });
     if (current?.activeJob && current.activeJob !== jobId) {
+      const since = current.activeSince ?? new Date(0);
+      if ((await deps.store.jobs.countDocuments({ _id: current.activeJob }, { limit: 1 })) === 0) {
+        // Claimed by a run that has not created its job: one starting right now, or one that
+        // stopped in between (its claim lapses a minute after it was made).
+        throw new BadInputError(
+          `config '${config}' is claimed by job '${current.activeJob}', which does not exist (yet): another run is starting it, or stopped before creating it; try again after ${new Date(since.getTime() + 60_000).toISOString()}`,
+        );
+      }
       throw new BadInputError(
         `config '${config}' already has an active job '${current.activeJob}'; resume it (\`npx chunkrelay resume ${current.activeJob}\`) or wait for it to finish`,
       );

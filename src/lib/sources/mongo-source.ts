@@ -53,7 +53,7 @@ export function asQueryRefusal(err: unknown, collection: string): unknown {
   if (!(err instanceof MongoServerError) || typeof err.code !== "number") return err;
   if (!QUERY_REFUSED_CODES.has(err.code)) return err;
   return new BadInputError(
-    `the server refused the query of ${collection} (source.filter, source.orderBy or source.weightField): ${err.message} (code ${err.code}${err.codeName ? ` ${err.codeName}` : ""}); fix the config and apply it again`,
+    `the server refused the query of ${collection} (source.filter, source.orderBy or source.weightField): ${err.message} (code ${err.code}${err.codeName ? ` ${err.codeName}` : ""}); fix the config and apply it again (or, when the message names a value a record holds, that record)`,
   );
 }
 
