@@ -23,12 +23,13 @@ export async function setAsideRecords(
   // A record's `error` is the service's own text: a secret it echoes is kept out of the store.
   const secrets = await readSecretValues(store, config, deps.env);
   // A service often gives many records the same error: each distinct text is redacted once (a
-  // few milliseconds each), reading only as far as the kept 500 characters need.
+  // few milliseconds each), reading only about twice as far as the kept 500 characters (room
+  // for secrets replaced by *** before the cut).
   const redacted = new Map<string, string>();
   const redactedError = (text: string): string => {
     let out = redacted.get(text);
     if (out === undefined) {
-      out = redactAndCut(text, secrets, EXCEPTION_ERROR_CHARS, EXCEPTION_ERROR_CHARS);
+      out = redactAndCut(text, secrets, EXCEPTION_ERROR_CHARS, 2 * EXCEPTION_ERROR_CHARS);
       if (redacted.size < 1000) redacted.set(text, out);
     }
     return out;

@@ -160,7 +160,7 @@ export function redactOutcome(outcome: DeliveryOutcome, secrets: readonly string
   if (outcome.kind === "accepted") return outcome;
   return {
     ...outcome,
-    reason: redactAndCut(outcome.reason, secrets, STORED_REASON_CHARS, STORED_REASON_CHARS),
+    reason: redactAndCut(outcome.reason, secrets, STORED_REASON_CHARS, 3 * STORED_REASON_CHARS),
   };
 }
 
