@@ -282,6 +282,8 @@ describe("filter operators: MongoDB's own set", () => {
       { loc: { $near: { $geometry: { type: "Point", coordinates: [0, 0] } }, $minDistance: 1 } },
       { $text: { $search: "coffee", $language: "en", $caseSensitive: false } },
       { $alwaysTrue: 1 },
+      { a: { $in: [1, { b: 2 }] } },
+      { tags: { $all: [{ $elemMatch: { x: 1 } }] } },
       { $alwaysFalse: 1 },
       { name: { $regex: "^a", $options: "i" } },
       { tags: { $elemMatch: { $gt: 1, $lt: 5 } } },
@@ -315,6 +317,8 @@ describe("filter operators: MongoDB's own set", () => {
       [{ a: { $options: "i" } }, /filter\.a\.\$options: \$options needs a \$regex/],
       [{ a: { $regex: 5 } }, /\$regex takes a pattern string/],
       [{ loc: { $maxDistance: 5 } }, /\$maxDistance is read only beside \$near/],
+      [{ a: { $in: [1, { $gt: 1 }] } }, /filter\.a\.\$in\.1: \$in takes values, not operators/],
+      [{ a: { $nin: [{ $exists: true }] } }, /filter\.a\.\$nin\.0: \$nin takes values/],
     ];
     for (const [filter, message] of refused) {
       expect(issuesOf(withFilter(filter)).join("\n"), JSON.stringify(filter)).toMatch(message);

@@ -236,6 +236,14 @@ function checkCondition(value: unknown, path: string[], depth: number): string |
         : checkFilterDoc(arg, here, depth + 1, true);
     } else if (op === "$in" || op === "$nin" || op === "$all") {
       if (!Array.isArray(arg)) return `${here.join(".")}: ${op} needs an array`;
+      // The server refuses operators inside $in/$nin ("cannot nest $ under $in"): the values
+      // are matched as they are. ($all may hold {"$elemMatch": …}.)
+      if (op !== "$all") {
+        const nested = arg.findIndex((v) => isDocument(v) && Object.keys(v).some((k) => k.startsWith("$")));
+        if (nested >= 0) {
+          return `${[...here, String(nested)].join(".")}: ${op} takes values, not operators; to combine conditions use $or (e.g. {"$or": [{"f": {"$gt": 1}}, {"f": 5}]})`;
+        }
+      }
       p = checkValue(arg, here, depth + 1);
     } else {
       p = checkValue(arg, here, depth + 1);
