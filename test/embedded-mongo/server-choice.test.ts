@@ -1,4 +1,4 @@
-/** The test helper's choice of MongoDB server, in the order DESIGN.md gives. */
+/** The test helper's choice of MongoDB server, in the order README gives. */
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { pickMongoServer } from "../../src/lib/store/mongo-server.js";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { IllegalTransition, backoffDelay, nextChunkStatus } from "../../src/lib/planning/chunk-state.js";
 
 describe("chunk state machine", () => {
-  it("follows DESIGN.md's transitions", () => {
+  it("follows the documented transitions", () => {
     expect(nextChunkStatus("pending", { type: "claim" })).toBe("dispatching");
     expect(nextChunkStatus("dispatching", { type: "accepted" })).toBe("sent");
     expect(nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft: true })).toBe("pending");

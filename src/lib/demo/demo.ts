@@ -1,5 +1,5 @@
 /**
- * The demo: the whole pipeline on embedded defaults. It picks MongoDB the DESIGN.md way, seeds a
+ * The demo: the whole pipeline on embedded defaults. It picks MongoDB as README describes, seeds a
  * sample collection, starts the reference batch service, applies a sample config and runs the
  * job through the local runner — the same code the Trigger.dev tasks run.
  */

@@ -1,6 +1,6 @@
 /**
  * Delivering one chunk attempt to the batch service over HTTP (undici), and classifying the
- * reply by the contract in DESIGN.md: accepted (2xx, 409), retry later (5xx, 429/503 with
+ * reply by the batch-service contract (README, "The batch-service contract"): accepted (2xx, 409), retry later (5xx, 429/503 with
  * Retry-After, timeouts, connection errors) or rejected (any other 4xx). Reply bodies are read
  * up to a small cap and parsed with zod only for a human-readable reason.
  */

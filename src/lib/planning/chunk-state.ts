@@ -1,5 +1,5 @@
 /**
- * The chunk state machine of DESIGN.md as one pure function. Store updates use it to compute the
+ * The chunk state machine (README, "Restarts, replays and faults") as one pure function. Store updates use it to compute the
  * next status and guard on the current one, so an illegal move is an error, not a silent write.
  *
  *   pending → dispatching → sent → processed

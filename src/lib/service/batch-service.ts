@@ -1,6 +1,6 @@
 /**
  * The reference batch service: a real HTTP server implementing the service side of the
- * contract in DESIGN.md. It accepts a chunk (`POST` with an Idempotency-Key), answers 202 at
+ * contract in README ("The batch-service contract"). It accepts a chunk (`POST` with an Idempotency-Key), answers 202 at
  * once, and processes the records in the background — setting each one's `batch_details`
  * status to `processed` (or `failed`, at the configured fail rate). A key it has seen before
  * gets 409 and is not processed again. Its ledger of deliveries is what tests check

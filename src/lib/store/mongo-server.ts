@@ -1,5 +1,5 @@
 /**
- * Where MongoDB comes from (DESIGN.md): `MONGODB_URI` when set; otherwise a real `mongod` from
+ * Where MongoDB comes from (README, in this order): `MONGODB_URI` when set; otherwise a real `mongod` from
  * mongodb-memory-server if it can get a binary quickly; otherwise the embedded engine. Used by
  * the demo and by the test run. Whatever is chosen is a real wire connection for the official
  * driver. `CHUNKRELAY_TEST_MONGO=embedded|memory-server` forces a choice.
