@@ -7,22 +7,21 @@
  */
 import { runInMockTaskContext } from "@trigger.dev/core/v3/test";
 import { AbortTaskRunError } from "@trigger.dev/sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
-import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { Store } from "../../src/lib/store/store.js";
 import { runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
 import { runBatchDataServer } from "../../src/tasks/batch-data-server.js";
 import { runChunkProcessWatcher } from "../../src/tasks/chunk-process-watcher.js";
-import { storeSnapshot, useTestDatabase } from "../support/db.js";
+import { storeSnapshot, useTestDatabase, useWorkerDatabase } from "../support/db.js";
 
 const t = useTestDatabase("bad_payloads");
+useWorkerDatabase(t);
 let store: Store;
-const savedUri = process.env.MONGODB_URI;
 
 beforeAll(async () => {
   store = new Store(t.db());
   await store.ensureIndexes();
-  process.env.MONGODB_URI = uriWithDatabase(t.uri, t.db().databaseName);
   await store.db
     .collection("payload_src")
     .insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: i as never, n: i, at: new Date(1e12 + i) })));
@@ -56,13 +55,6 @@ beforeAll(async () => {
     startedAt: now,
     updatedAt: now,
   } as never);
-});
-
-afterAll(async () => {
-  if (savedUri === undefined) delete process.env.MONGODB_URI;
-  else process.env.MONGODB_URI = savedUri;
-  const { closeWorkerStore } = await import("../../src/tasks/worker.js");
-  await closeWorkerStore();
 });
 
 interface Case {

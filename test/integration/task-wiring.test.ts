@@ -6,38 +6,29 @@
  */
 import { runInMockTaskContext } from "@trigger.dev/core/v3/test";
 import { AbortTaskRunError, metadata } from "@trigger.dev/sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { servePayloadSchema } from "../../src/lib/dispatch/serve.js";
 import { keys } from "../../src/lib/handover/handover.js";
 import { type TriggerOptions, createTriggerHandOver } from "../../src/lib/handover/trigger-handover.js";
 import { initializePayloadSchema } from "../../src/lib/initializer/payload.js";
-import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { Store } from "../../src/lib/store/store.js";
 import { watchPayloadSchema } from "../../src/lib/watcher/watch.js";
 import { batchDataInitializer, runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
 import { batchDataServer, runBatchDataServer } from "../../src/tasks/batch-data-server.js";
 import { chunkProcessWatcher, runChunkProcessWatcher } from "../../src/tasks/chunk-process-watcher.js";
 import { nightlyIncremental } from "../../src/tasks/nightly-incremental.js";
 import { stalledJobHealer } from "../../src/tasks/stalled-job-healer.js";
-import { useTestDatabase } from "../support/db.js";
+import { useTestDatabase, useWorkerDatabase } from "../support/db.js";
 
 const t = useTestDatabase("task_wiring");
+useWorkerDatabase(t);
 let store: Store;
-const savedUri = process.env.MONGODB_URI;
 
 beforeAll(async () => {
   store = new Store(t.db());
   await store.ensureIndexes();
-  // The worker reads MONGODB_URI once, like a deployed worker reads its environment.
-  process.env.MONGODB_URI = uriWithDatabase(t.uri, t.db().databaseName);
-});
-
-afterAll(async () => {
-  if (savedUri === undefined) delete process.env.MONGODB_URI;
-  else process.env.MONGODB_URI = savedUri;
-  const { closeWorkerStore } = await import("../../src/tasks/worker.js");
-  await closeWorkerStore();
 });
 
 describe("task declarations", () => {

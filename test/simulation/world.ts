@@ -512,7 +512,7 @@ class World {
         const releaser = sched.actor(`${actor.name} releases`, { crashable: true, daemon: false });
         const releaseDeps = { ...this.deps(releaser, handOver), owner: deps.owner };
         sched.spawn(releaser, async () => {
-          const chain = await this.chainOf(jobId);
+          const chain = (await this.chainOf(jobId)).map((j) => j._id);
           await releaseLeases(releaseDeps, chain.length > 0 ? chain : [jobId]);
           this.releases++;
         });
@@ -566,22 +566,18 @@ class World {
   }
 
   /** Every job of a local run's chain (the first job and its iterations). */
-  private async chainOf(firstJob: string): Promise<string[]> {
-    const jobs = await this.direct.jobs
-      .find({ $or: [{ _id: firstJob }, { "iteration.firstJob": firstJob }] }, { projection: { _id: 1 } })
-      .toArray();
-    return jobs.map((j) => j._id);
-  }
-
-  /** The unfinished (or unsettled) jobs of a local run's chain. */
-  private async openJobsOf(firstJob: string): Promise<string[]> {
-    const jobs = await this.direct.jobs
+  private async chainOf(firstJob: string) {
+    return this.direct.jobs
       .find(
         { $or: [{ _id: firstJob }, { "iteration.firstJob": firstJob }] },
         { projection: { status: 1, unsettled: 1 } },
       )
       .toArray();
-    return jobs
+  }
+
+  /** The unfinished (or unsettled) jobs of a local run's chain. */
+  private async openJobsOf(firstJob: string): Promise<string[]> {
+    return (await this.chainOf(firstJob))
       .filter((j) => j.status === "planning" || j.status === "running" || j.unsettled === true)
       .map((j) => j._id);
   }

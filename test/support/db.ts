@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { type Db, MongoClient } from "mongodb";
 import { afterAll, beforeAll, inject } from "vitest";
-import type { Store } from "../../src/lib/store/store.js";
+import { type Store, uriWithDatabase } from "../../src/lib/store/store.js";
 
 export function useTestDatabase(label: string): { client: () => MongoClient; db: () => Db; uri: string } {
   const uri = inject("mongoUri");
@@ -32,6 +32,24 @@ export function useTestDatabase(label: string): { client: () => MongoClient; db:
         })()
       ).db(name),
   };
+}
+
+/**
+ * Points the Trigger.dev worker's store at a test file's database — the worker reads MONGODB_URI
+ * once, like a deployed worker reads its environment — and afterwards closes it and restores the
+ * variable. Call it after `useTestDatabase`.
+ */
+export function useWorkerDatabase(t: ReturnType<typeof useTestDatabase>): void {
+  const saved = process.env.MONGODB_URI;
+  beforeAll(() => {
+    process.env.MONGODB_URI = uriWithDatabase(t.uri, t.db().databaseName);
+  });
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.MONGODB_URI;
+    else process.env.MONGODB_URI = saved;
+    const { closeWorkerStore } = await import("../../src/tasks/worker.js");
+    await closeWorkerStore();
+  });
 }
 
 /**

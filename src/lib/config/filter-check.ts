@@ -28,6 +28,9 @@ const TOP_LEVEL = new Set([
 /** Operators the server takes only at the top of a filter, not inside an `$elemMatch`. */
 const TOP_DOCUMENT_ONLY = new Set(["$expr", "$text", "$where", "$sampleRate"]);
 
+/** Geospatial operators (with their aliases): shapes as arguments, not filters. */
+const GEO = ["$geoIntersects", "$geoWithin", "$within", "$near", "$nearSphere", "$geoNear"];
+
 /** Operators on one field's value. */
 const FIELD_LEVEL = new Set([
   "$eq",
@@ -51,12 +54,7 @@ const FIELD_LEVEL = new Set([
   "$bitsAllSet",
   "$bitsAnyClear",
   "$bitsAnySet",
-  "$geoIntersects",
-  "$geoWithin",
-  "$within",
-  "$near",
-  "$nearSphere",
-  "$geoNear",
+  ...GEO,
   "$maxDistance",
   "$minDistance",
 ]);
@@ -65,19 +63,7 @@ const FIELD_LEVEL = new Set([
 const NEAR = ["$near", "$nearSphere", "$geoNear"];
 
 /** Operators whose argument is not a filter (an aggregation expression, a schema, a shape). */
-const OPAQUE = new Set([
-  "$expr",
-  "$jsonSchema",
-  "$text",
-  "$comment",
-  "$where",
-  "$geoIntersects",
-  "$geoWithin",
-  "$within",
-  "$near",
-  "$nearSphere",
-  "$geoNear",
-]);
+const OPAQUE = new Set(["$expr", "$jsonSchema", "$text", "$comment", "$where", ...GEO]);
 
 /** Deeper than this, a filter is refused (MongoDB nests documents at most 100 levels deep in queries). */
 export const MAX_FILTER_DEPTH = 100;

@@ -9,7 +9,7 @@ import type { Document } from "mongodb";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
 import { getPath } from "../embedded-mongo/values.js";
 import { BadInputError } from "../errors.js";
-import { asQueryRefusal } from "./mongo-source.js";
+import { refusedAsBadInput } from "./mongo-source.js";
 import type { Store } from "../store/store.js";
 
 export type KeyType = "string" | "number" | "date" | "objectId";
@@ -75,18 +75,15 @@ export function parseKeyAs(type: KeyType, text: string, what: string): unknown {
 export async function readKeyType(store: Store, config: BatchConfig): Promise<KeyType | undefined> {
   const source = config.source;
   if (isFileSource(source)) return "number";
-  let doc: Document | null;
-  try {
-    doc = await store.db
+  // A filter the server refuses is bad input here too (exit 2, never retried).
+  const doc = await refusedAsBadInput(source.collection, () =>
+    store.db
       .collection(source.collection)
       .find(source.filter as Document, { projection: { [source.orderBy]: 1 } })
       .sort({ [source.orderBy]: -1, _id: -1 })
       .limit(1)
-      .next();
-  } catch (err) {
-    // A filter the server refuses is bad input here too (exit 2, never retried).
-    throw asQueryRefusal(err, source.collection);
-  }
+      .next(),
+  );
   return doc ? keyTypeOf(getPath(doc, source.orderBy)) : undefined;
 }
 

@@ -57,6 +57,15 @@ export function asQueryRefusal(err: unknown, collection: string): unknown {
   );
 }
 
+/** Runs a query of the config's source collection, a server refusal turned into bad input. */
+export async function refusedAsBadInput<T>(collection: string, query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (err) {
+    throw asQueryRefusal(err, collection);
+  }
+}
+
 export function mongoSource(store: Store, source: MongoSourceConfig): Source {
   const key = source.orderBy;
   const collection = store.db.collection(source.collection);
@@ -67,17 +76,11 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
       ...(window.to ? [atOrBelowCut(key, window.to)] : []),
     ]);
   const weightField = source.weightField;
-  const refusedAsBadInput = async <T>(query: () => Promise<T>): Promise<T> => {
-    try {
-      return await query();
-    } catch (err) {
-      throw asQueryRefusal(err, source.collection);
-    }
-  };
+  const query = <T>(run: () => Promise<T>) => refusedAsBadInput(source.collection, run);
   return {
     description: `collection ${source.collection} by ${key}`,
     async lastRecord(window) {
-      const doc = await refusedAsBadInput(() =>
+      const doc = await query(() =>
         collection
           .find(where(window), { projection: { [key]: 1 } })
           .sort({ [key]: -1, _id: -1 })
@@ -87,7 +90,7 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
       return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : undefined;
     },
     async recordAt(window, index) {
-      const doc = await refusedAsBadInput(() =>
+      const doc = await query(() =>
         collection
           .find(where(window), { projection: { [key]: 1 } })
           .sort({ [key]: 1, _id: 1 })
@@ -103,7 +106,7 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
       const cursor = collection.find(where(window), { projection, batchSize }).sort({ [key]: 1, _id: 1 });
       // Whole cursor batches at a time: one await per batch of records, not one per record.
       async function* batches() {
-        while (await refusedAsBadInput(() => cursor.hasNext())) {
+        while (await query(() => cursor.hasNext())) {
           yield cursor.readBufferedDocuments().map((doc: Document) => ({
             id: doc._id as unknown,
             key: keyOf(doc, key, source.collection),
@@ -115,9 +118,9 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
     },
     async count(from) {
       const filter = where(from ? { from } : {});
-      const records = await refusedAsBadInput(() => collection.countDocuments(filter));
+      const records = await query(() => collection.countDocuments(filter));
       if (!weightField) return { records };
-      const [row] = await refusedAsBadInput(() =>
+      const [row] = await query(() =>
         collection
           .aggregate<{ w: number }>([
             { $match: filter },
