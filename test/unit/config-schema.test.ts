@@ -5,6 +5,7 @@ import {
   configHash,
   configJsonSchema,
   cronProblem,
+  platformScheduleProblem,
   parseConfig,
 } from "../../src/lib/config/schema.js";
 
@@ -253,6 +254,54 @@ describe("cron patterns: what Trigger.dev's scheduler takes (cron-parser 4, cron
       expect(cronProblem(cron), cron).toMatch(message);
       expect(cronIssue(cron), cron).toMatch(/^schedule\.cron: .*five-field cron pattern/s);
     }
+  });
+
+  it("passes everything it takes through Trigger.dev's own parser, next-run computation and description", () => {
+    // The platform's code is the authority: whatever the friendlier check takes, cron-parser 4
+    // parses, computes a next run for in the zone, and cronstrue describes.
+    const parts = [
+      "*",
+      "?",
+      "L",
+      "0",
+      "1",
+      "5",
+      "7",
+      "12",
+      "31",
+      "MON",
+      "fri",
+      "5L",
+      "1#2",
+      "*/2",
+      "1-5",
+      "1,2",
+    ];
+    const more = ["JAN", "?/2", "0-7", "29", "30", "2", "FRIL", "mon#2", "L,15", "*/100", "SAT-SUN"];
+    const pool = [...parts, ...more];
+    let state = 12345;
+    const next = () => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return pool[state % pool.length] as string;
+    };
+    let taken = 0;
+    for (let i = 0; i < 6000; i++) {
+      const cron = [next(), next(), next(), next(), next()].join(" ");
+      if (cronProblem(cron) !== undefined) continue;
+      taken++;
+      for (const zone of ["UTC", "Europe/Berlin", "Pacific/Chatham", "America/St_Johns"])
+        expect(platformScheduleProblem(cron, zone), `${cron} in ${zone}`).toBeUndefined();
+    }
+    expect(taken).toBeGreaterThan(150);
+    // And it refuses on its own what the platform refuses.
+    expect(platformScheduleProblem("0 0 * * L", "UTC")).toMatch(/has no next run/);
+    expect(platformScheduleProblem("0 0 15W * *", "UTC")).toMatch(/refused by Trigger.dev's cron parser/);
+    expect(platformScheduleProblem("0 0 0 * * *", "UTC")).toMatch(/not a five-field/);
+    expect(platformScheduleProblem("0 0 * * 07", "UTC")).toMatch(/cronstrue/);
+    expect(cronIssue("0 0 * * *")).toBeUndefined();
+    expect(() =>
+      parseConfig({ ...minimal, schedule: { cron: "0 2 * * *", timezone: "Mars/Olympus" } }),
+    ).toThrow(/schedule\.timezone: an IANA timezone/);
   });
 });
 

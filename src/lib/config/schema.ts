@@ -6,6 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { EJSON } from "bson";
+import cronParser from "cron-parser";
+import cronstrue from "cronstrue";
 import { z } from "zod";
 import { filterProblem } from "./filter-check.js";
 
@@ -167,6 +169,34 @@ export function cronProblem(pattern: string): string | undefined {
     if (first > (DAYS_IN_MONTH[month - 1] as number)) {
       return `day of month ${first} never comes in ${MONTH_NAMES[month - 1]}`;
     }
+  }
+  return undefined;
+}
+
+/**
+ * What Trigger.dev's own code says about a schedule, or undefined: the webapp's `CronPattern`
+ * (at most five space-separated parts, `parseExpression` of cron-parser 4 — the version pinned in
+ * package.json is the one the webapp uses), the next run computed in the timezone as
+ * calculateNextSchedule does, and the description cronstrue gives the dashboard. Run after
+ * `cronProblem`, whose messages are friendlier: this one is the authority, so a pattern or zone the
+ * platform would refuse at `schedule --sync` is refused at `config apply` instead.
+ */
+export function platformScheduleProblem(pattern: string, timezone: string): string | undefined {
+  if (pattern === "" || pattern.split(" ").length > 5) return `'${pattern}' is not a five-field cron pattern`;
+  try {
+    cronParser.parseExpression(pattern);
+  } catch (err) {
+    return `'${pattern}' is refused by Trigger.dev's cron parser: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  try {
+    cronParser.parseExpression(pattern, { tz: timezone, currentDate: new Date() }).next();
+  } catch (err) {
+    return `'${pattern}' in ${timezone} has no next run for Trigger.dev's scheduler: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  try {
+    cronstrue.toString(pattern);
+  } catch (err) {
+    return `'${pattern}' cannot be described by the dashboard (cronstrue): ${String(err)}`;
   }
   return undefined;
 }
@@ -361,6 +391,16 @@ const scheduleSchema = z
       .describe("Consecutive incremental jobs per scheduled run (each capped by workload). Default: 1."),
   })
   .strict()
+  .superRefine((s, ctx) => {
+    if (s.cron === undefined || cronProblem(s.cron) !== undefined) return;
+    const problem = platformScheduleProblem(s.cron, s.timezone);
+    if (problem !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["cron"],
+        message: `${problem}; a five-field cron pattern looks like '0 2 * * *' (Trigger.dev's cron syntax)`,
+      });
+  })
   .describe("Run an incremental job of this config on a schedule. Default: not scheduled.");
 
 /**
