@@ -1,21 +1,28 @@
 /**
- * Trigger.dev project configuration. The project ref comes from the environment
- * (TRIGGER_PROJECT_REF, e.g. proj_abc123 from the dashboard's project settings), so the same
- * checkout deploys to any project: `TRIGGER_PROJECT_REF=proj_… npx trigger.dev deploy`.
+ * Trigger.dev project configuration. This file is loaded by the CLI on your machine and again,
+ * bundled, inside the deploy image when the worker is indexed — where only the environment
+ * variables set in the dashboard exist. So it never throws: the project ref is chosen by the CLI
+ * (`npx trigger.dev deploy --project-ref proj_…`, or TRIGGER_PROJECT_REF in the environment or
+ * `.env`, which the CLI reads itself and which override `project` below).
  */
 import { defineConfig } from "@trigger.dev/sdk";
 
-const project = process.env.TRIGGER_PROJECT_REF;
-if (!project) {
-  throw new Error(
-    "TRIGGER_PROJECT_REF is not set: export your Trigger.dev project ref (proj_…, from the dashboard) before `npx trigger.dev dev` or `deploy`",
-  );
-}
+/**
+ * Without a ref the CLI stops with "project not found" naming this text, which says what to do.
+ * Default: TRIGGER_PROJECT_REF.
+ */
+const UNSET_PROJECT = "proj_unset_pass_--project-ref_or_set_TRIGGER_PROJECT_REF";
 
 export default defineConfig({
-  project,
+  project: process.env.TRIGGER_PROJECT_REF ?? UNSET_PROJECT,
   dirs: ["./src/tasks"],
-  runtime: "node",
+  // Pinned: the bare "node" runtime follows the platform's newest LTS (Node 24 with CLI 4.8). The
+  // worker tests run the bundle's indexer and task bodies on Node 22 (test/worker), so what is
+  // tested is what runs. Default: "node".
+  runtime: "node-22",
+  // Warm runs reuse the process, and so the worker's one MongoDB client and its ensured indexes
+  // (src/tasks/worker.ts). Default: false, a fresh process (connect, ensureIndexes) per run.
+  processKeepAlive: { enabled: true, maxExecutionsPerProcess: 200 },
   // The longest a run may take; the watcher hands over to a fresh run well before this.
   maxDuration: 3600,
   retries: {

@@ -1,53 +1,87 @@
 /**
- * What the three tasks share inside a Trigger.dev worker: the one long-lived MongoDB client
- * (opened on first use, reused across runs of the warm worker), the step dependencies with the
- * Trigger.dev hand-over, and the mapping of errors to "retry" or "fail now".
+ * What the tasks share inside a Trigger.dev worker: the one long-lived MongoDB client (opened on
+ * first use and, with `processKeepAlive` in trigger.config.ts, reused by the warm runs of the same
+ * process), the step dependencies with the Trigger.dev hand-over, live progress as run metadata,
+ * and the mapping of errors to "retry" or "fail now".
  */
-import { AbortTaskRunError, idempotencyKeys, logger, metadata, tags, tasks } from "@trigger.dev/sdk";
+import { AbortTaskRunError, idempotencyKeys, logger, metadata, tags, tasks, wait } from "@trigger.dev/sdk";
 import { MongoClient } from "mongodb";
 import { postChunk } from "../lib/dispatch/http.js";
 import { readEnv } from "../lib/env.js";
-import { isBadInput } from "../lib/errors.js";
-import { DEFAULT_LEASE_MS, type Logger, type StepDeps } from "../lib/handover/handover.js";
+import { BadInputError, isBadInput } from "../lib/errors.js";
+import type { Logger, StepDeps } from "../lib/handover/handover.js";
 import { realTimer } from "../lib/handover/lease.js";
-import { createTriggerHandOver } from "../lib/handover/trigger-handover.js";
+import { createTriggerHandOver, runTags } from "../lib/handover/trigger-handover.js";
 import { type StepName, timeStep } from "../lib/inspect/step-stats.js";
-import { readJobProgress } from "../lib/runner/progress.js";
+import { type ProgressReport, type ReportProgress, createProgressReporter } from "../lib/runner/progress.js";
 import { Store, databaseNameOf } from "../lib/store/store.js";
 import type { InitializePayload } from "../lib/initializer/payload.js";
 import type { batchDataInitializer } from "./batch-data-initializer.js";
 import type { batchDataServer } from "./batch-data-server.js";
 import type { chunkProcessWatcher } from "./chunk-process-watcher.js";
 
-let client: MongoClient | undefined;
-let store: Promise<Store> | undefined;
+/** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
+export interface RunContext {
+  run: { id: string; tags?: string[]; createdAt?: Date; rootTaskRunId?: string };
+}
 
-/** The worker's store: one client per worker process, indexes ensured once. */
-export function workerStore(env: Record<string, string | undefined> = process.env): Promise<Store> {
-  store ??= (async () => {
-    const { MONGODB_URI, CHUNKRELAY_PREFIX } = readEnv(env);
+interface WorkerState {
+  client: MongoClient;
+  store: Store;
+  leaseMs: number;
+}
+
+let client: MongoClient | undefined;
+let state: Promise<WorkerState> | undefined;
+
+/**
+ * The worker's store: one client per worker process, indexes ensured once. The environment is
+ * parsed here, once per process: a bad value is bad input (the run fails at once, naming the
+ * variable), not something five retries could fix.
+ */
+export function workerState(env: Record<string, string | undefined> = process.env): Promise<WorkerState> {
+  state ??= (async () => {
+    const { MONGODB_URI, CHUNKRELAY_PREFIX, CHUNKRELAY_LEASE_MS } = readEnv(env);
     if (!MONGODB_URI) {
-      throw new AbortTaskRunError(
-        "MONGODB_URI is not set in this Trigger.dev environment; add it under Environment Variables",
+      throw new BadInputError(
+        "environment variable MONGODB_URI is not set in this Trigger.dev environment; add it under Environment Variables",
       );
     }
-    client = new MongoClient(MONGODB_URI, { maxPoolSize: 10 });
-    await client.connect();
-    const s = new Store(client.db(databaseNameOf(MONGODB_URI)), CHUNKRELAY_PREFIX);
+    let c: MongoClient;
+    try {
+      c = new MongoClient(MONGODB_URI, { maxPoolSize: 10 });
+    } catch (err) {
+      throw new BadInputError(
+        `environment variable MONGODB_URI is not a valid connection string: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    client = c;
+    await c.connect();
+    const s = new Store(c.db(databaseNameOf(MONGODB_URI)), CHUNKRELAY_PREFIX);
     await s.ensureIndexes();
-    return s;
-  })().catch((err: unknown) => {
-    store = undefined;
+    return { client: c, store: s, leaseMs: CHUNKRELAY_LEASE_MS };
+  })().catch(async (err: unknown) => {
+    state = undefined;
+    const c = client;
+    client = undefined;
+    await c?.close().catch(() => undefined);
     throw err;
   });
-  return store;
+  return state;
+}
+
+/** The worker's store (see `workerState`). */
+export async function workerStore(env: Record<string, string | undefined> = process.env): Promise<Store> {
+  return (await workerState(env)).store;
 }
 
 /** Closes the worker's client (tests; a worker process simply exits). */
 export async function closeWorkerStore(): Promise<void> {
+  const pending = state;
+  state = undefined;
+  await pending?.catch(() => undefined);
   const c = client;
   client = undefined;
-  store = undefined;
   await c?.close();
 }
 
@@ -55,6 +89,18 @@ const taskLogger: Logger = {
   info: (message, fields) => logger.info(message, fields),
   warn: (message, fields) => logger.warn(message, fields),
 };
+
+/** A job's config never changes: remembered per process for the `config:` tag of hand-overs. */
+const configOfJob = new Map<string, string>();
+async function configOf(jobId: string): Promise<string | undefined> {
+  const known = configOfJob.get(jobId);
+  if (known !== undefined) return known;
+  const job = await (await workerStore()).jobs.findOne({ _id: jobId }, { projection: { config: 1 } });
+  if (!job) return undefined;
+  if (configOfJob.size >= 1000) configOfJob.clear();
+  configOfJob.set(jobId, job.config);
+  return job.config;
+}
 
 export const triggerHandOver = createTriggerHandOver({
   globalKey: (key) => idempotencyKeys.create(key, { scope: "global" }),
@@ -68,12 +114,45 @@ export const triggerHandOver = createTriggerHandOver({
     tasks.trigger<typeof batchDataServer>("batch-data-server", payload, options),
   triggerWatcher: (payload, options) =>
     tasks.trigger<typeof chunkProcessWatcher>("chunk-process-watcher", payload, options),
+  configOf,
   now: () => new Date(),
 });
 
-export async function workerDeps(runId: string, sleep: (ms: number) => Promise<void>): Promise<StepDeps> {
+/**
+ * The metadata key of a job's progress, on the run itself and on the root run of its chain (the
+ * initializer started from the dashboard, or the scheduled run that started several jobs).
+ */
+export const progressKey = (jobId: string) => `job:${jobId}`.slice(0, 128);
+
+/**
+ * Shows a report on the dashboard: on this run, and on the chain's root run, which is where a
+ * user looks while a job runs. The SDK batches metadata writes and flushes them itself.
+ */
+export function publishProgress(ctx: RunContext, report: ProgressReport): void {
+  const key = progressKey(report.jobId);
+  metadata.set(key, { ...report });
+  if (ctx.run.rootTaskRunId !== undefined) metadata.root.set(key, { ...report });
+}
+
+/**
+ * Waits of 5 s or less run in-process whatever is asked (the SDK only warns); on the platform a
+ * wait above 60 s checkpoints the run and frees its concurrency slot. So short polls take a
+ * plain timer (no API call, no warning) and longer ones go through `wait.for`.
+ */
+export const IN_PROCESS_WAIT_MS = 5_000;
+export function platformSleep(ms: number): Promise<void> {
+  if (ms <= IN_PROCESS_WAIT_MS) return realTimer(ms);
+  return wait.for({ seconds: Math.ceil(ms / 1000) });
+}
+
+export async function workerDeps(
+  ctx: RunContext,
+  sleep: (ms: number) => Promise<void>,
+  reportProgress: ReportProgress,
+): Promise<StepDeps> {
+  const { store, leaseMs } = await workerState();
   return {
-    store: await workerStore(),
+    store,
     post: postChunk,
     handOver: triggerHandOver,
     now: () => new Date(),
@@ -81,9 +160,10 @@ export async function workerDeps(runId: string, sleep: (ms: number) => Promise<v
     timer: realTimer,
     random: Math.random,
     env: process.env,
-    owner: runId,
-    leaseMs: DEFAULT_LEASE_MS,
+    owner: ctx.run.id,
+    leaseMs,
     log: taskLogger,
+    reportProgress,
   };
 }
 
@@ -94,31 +174,24 @@ export function mapError(err: unknown): unknown {
 }
 
 /**
- * Shows the job on the run in the Trigger.dev dashboard: progress as run metadata, and tags to
- * find a job's and a config's runs. Best effort: a dashboard nicety never fails a step.
+ * Adds the chain's tags to a run that lacks them (one started from the dashboard, or by a
+ * schedule). Hand-overs set them at trigger time, and replays copy them. A failure is logged:
+ * tags help find runs, they never decide what a step does.
  */
-export async function publishRunMetadata(
-  store: Store,
-  jobId: string,
-  chunk: number | undefined,
-): Promise<void> {
+export async function tagRun(ctx: RunContext, jobId: string, config: string | undefined): Promise<void> {
+  const have = new Set(ctx.run.tags ?? []);
+  const missing = runTags(jobId, config).filter((t) => !have.has(t));
+  if (missing.length === 0) return;
   try {
-    const p = await readJobProgress(store, jobId);
-    metadata.set("chunkrelay", {
-      jobId,
-      config: p.config,
-      ...(chunk !== undefined ? { chunk } : {}),
-      status: p.status,
-      records: { total: p.totalRecords, processed: p.processedRecords, failed: p.failedRecords },
-      chunks: { total: p.totalChunks, done: p.doneChunks, inFlight: p.inFlightChunks },
+    await tags.add(missing);
+    ctx.run.tags = [...have, ...missing];
+  } catch (err) {
+    logger.warn("could not tag the run", {
+      tags: missing,
+      error: err instanceof Error ? err.message : String(err),
     });
-    await tags.add([`job:${jobId}`.slice(0, 128), `config:${p.config}`.slice(0, 128)]);
-  } catch {
-    // Outside a worker (or with the API unreachable) there is no dashboard to tell.
   }
 }
-
-const timerSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const stringField = (payload: unknown, key: string): string | undefined => {
   const v =
@@ -128,21 +201,29 @@ const stringField = (payload: unknown, key: string): string | undefined => {
 
 /**
  * The body every task shares: build the worker's step dependencies, run one step (recorded in
- * batch_task_stats), map errors.
+ * batch_task_stats), show the job's progress and tags on the run, map errors.
  */
 export async function runTaskStep<T>(
-  ctx: { run: { id: string } },
+  ctx: RunContext,
   task: StepName,
   payload: unknown,
   step: (deps: StepDeps) => Promise<T>,
   outcomeOf: (result: T) => { outcome: string; jobId?: string },
-  sleep: (ms: number) => Promise<void> = timerSleep,
+  sleep: (ms: number) => Promise<void> = realTimer,
 ): Promise<T> {
   try {
-    const deps = await workerDeps(ctx.run.id, sleep);
+    const { store } = await workerState();
+    const report = createProgressReporter({
+      store,
+      now: () => new Date(),
+      publish: (r) => publishProgress(ctx, r),
+      warn: (message, fields) => logger.warn(message, fields),
+    });
+    const deps = await workerDeps(ctx, sleep, report);
     const jobId = stringField(payload, "jobId");
     const chunk = (payload as { chunk?: unknown } | null)?.chunk;
     let seenJobId = jobId;
+    if (jobId !== undefined) await tagRun(ctx, jobId, await configOf(jobId).catch(() => undefined));
     const result = await timeStep(
       deps.store,
       { task, ...(jobId ? { jobId } : {}), ...(typeof chunk === "number" ? { chunk } : {}) },
@@ -153,8 +234,10 @@ export async function runTaskStep<T>(
         return seen;
       },
     );
-    if (seenJobId)
-      await publishRunMetadata(deps.store, seenJobId, typeof chunk === "number" ? chunk : undefined);
+    if (seenJobId) {
+      if (seenJobId !== jobId) await tagRun(ctx, seenJobId, await configOf(seenJobId).catch(() => undefined));
+      await report({ jobId: seenJobId, ...(typeof chunk === "number" ? { chunk } : {}) });
+    }
     return result;
   } catch (err) {
     throw mapError(err);

@@ -80,7 +80,6 @@ describe("task declarations", () => {
       jobId: "j",
       chunk: 1,
       attempt: 1,
-      round: 0,
     });
   });
 });
@@ -96,6 +95,7 @@ describe("Trigger.dev hand-over", () => {
         Promise.resolve(triggered.push({ task: "server", payload, options })),
       triggerWatcher: (payload, options) =>
         Promise.resolve(triggered.push({ task: "watcher", payload, options })),
+      configOf: (jobId) => Promise.resolve(jobId === "j1" ? "orders" : undefined),
       now: () => new Date("2026-01-01T00:00:00Z"),
     });
     await handOver.watch({ jobId: "j1", chunk: 3, attempt: 2 }, keys.watch("j1", 3, 2));
@@ -109,7 +109,7 @@ describe("Trigger.dev hand-over", () => {
         options: {
           idempotencyKey: "global(watch:j1:3:2)",
           idempotencyKeyTTL: "30d",
-          tags: ["job:j1", "chunk:3"],
+          tags: ["job:j1", "config:orders", "chunk:3"],
         },
       },
       {
@@ -119,13 +119,18 @@ describe("Trigger.dev hand-over", () => {
           idempotencyKey: "global(serve:j1:3:2:try4)",
           idempotencyKeyTTL: "30d",
           delay: new Date("2026-01-01T00:00:01.500Z"),
-          tags: ["job:j1"],
+          tags: ["job:j1", "config:orders"],
+          concurrencyKey: "j1",
         },
       },
       {
         task: "initializer",
         payload: { config: "c", jobId: "j1.2", mode: "incremental" },
-        options: { idempotencyKey: "global(initialize:j1.2)", idempotencyKeyTTL: "30d", tags: ["job:j1.2"] },
+        options: {
+          idempotencyKey: "global(initialize:j1.2)",
+          idempotencyKeyTTL: "30d",
+          tags: ["job:j1.2", "config:c"],
+        },
       },
     ]);
     // A replay of the same step asks for the same key, so Trigger.dev runs the next step once.
@@ -160,7 +165,11 @@ describe("task bodies in a mock task context", () => {
     }));
     expect(served).toEqual({ outcome: "finished", status: "succeeded" });
     // The dashboard shows the job's progress as run metadata.
-    expect(shown?.chunkrelay).toMatchObject({ jobId: "wiring-job", config: "wiring", status: "succeeded" });
+    expect(shown?.["job:wiring-job"]).toMatchObject({
+      jobId: "wiring-job",
+      config: "wiring",
+      state: "succeeded",
+    });
     // Every invocation is recorded for `chunkrelay stats`.
     expect(await store.taskStats.countDocuments({ jobId: "wiring-job", task: "batchDataServer" })).toBe(1);
   });

@@ -5,6 +5,7 @@
  * business ids only (job, chunk, attempt, try), so a replayed step hands over under the same key.
  */
 import type { PostChunk } from "../dispatch/http.js";
+import type { ReportProgress } from "../runner/progress.js";
 import type { Store } from "../store/store.js";
 
 export interface ServePayload {
@@ -70,6 +71,11 @@ export interface StepDeps {
    * built to resume. Default: never aborted (Trigger.dev runs stop by the platform's own means).
    */
   signal?: AbortSignal;
+  /**
+   * Told after every watcher poll, so a runtime can show live progress (Trigger.dev run
+   * metadata). Read-only and never failing a step. Default: nobody is told.
+   */
+  reportProgress?: ReportProgress;
 }
 
 export const keys = {

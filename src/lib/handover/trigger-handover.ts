@@ -14,6 +14,11 @@ export interface TriggerOptions {
   idempotencyKeyTTL: string;
   delay?: Date;
   tags: string[];
+  /**
+   * Server runs only: the job id. The server task's queue allows one run at a time per key, so
+   * two server runs of one job (a hand-over and a replay, a heal) never overlap.
+   */
+  concurrencyKey?: string;
 }
 
 export interface TriggerFunctions {
@@ -22,12 +27,22 @@ export interface TriggerFunctions {
   triggerInitializer(payload: Record<string, unknown>, options: TriggerOptions): Promise<unknown>;
   triggerServer(payload: ServePayload, options: TriggerOptions): Promise<unknown>;
   triggerWatcher(payload: WatchPayload, options: TriggerOptions): Promise<unknown>;
+  /** The config a job belongs to, for the `config:` tag (undefined: the job is unknown). */
+  configOf(jobId: string): Promise<string | undefined>;
   now(): Date;
 }
 
-/** Run tags (at most 10 per run, 128 chars each) that let the dashboard filter by job and chunk. */
-export function runTags(jobId: string, chunk?: number): string[] {
-  const tags = [`job:${jobId}`.slice(0, 128)];
+/** A tag as Trigger.dev takes it: at most 128 characters. */
+const tag = (text: string) => text.slice(0, 128);
+
+/**
+ * Run tags (at most 10 per run) that let the dashboard filter a chain's runs by job, config and
+ * chunk. The `job:` tag also lets a replayed initializer find the job it started (replays copy
+ * the run's tags).
+ */
+export function runTags(jobId: string, config: string | undefined, chunk?: number): string[] {
+  const tags = [tag(`job:${jobId}`)];
+  if (config !== undefined) tags.push(tag(`config:${config}`));
   if (chunk !== undefined) tags.push(`chunk:${chunk}`);
   return tags;
 }
@@ -35,10 +50,11 @@ export function runTags(jobId: string, chunk?: number): string[] {
 export function createTriggerHandOver(fns: TriggerFunctions): HandOver {
   return {
     async initialize(payload, key) {
+      const jobId = String(payload.jobId);
       await fns.triggerInitializer(payload, {
         idempotencyKey: await fns.globalKey(key),
         idempotencyKeyTTL: IDEMPOTENCY_TTL,
-        tags: runTags(String(payload.jobId)),
+        tags: runTags(jobId, typeof payload.config === "string" ? payload.config : await fns.configOf(jobId)),
       });
     },
     async serve(payload, key, delayMs) {
@@ -47,14 +63,15 @@ export function createTriggerHandOver(fns: TriggerFunctions): HandOver {
         idempotencyKeyTTL: IDEMPOTENCY_TTL,
         // A delayed trigger holds no concurrency slot while it waits (unlike wait.for).
         ...(delayMs && delayMs > 0 ? { delay: new Date(fns.now().getTime() + delayMs) } : {}),
-        tags: runTags(payload.jobId),
+        tags: runTags(payload.jobId, await fns.configOf(payload.jobId)),
+        concurrencyKey: payload.jobId,
       });
     },
     async watch(payload, key) {
       await fns.triggerWatcher(payload, {
         idempotencyKey: await fns.globalKey(key),
         idempotencyKeyTTL: IDEMPOTENCY_TTL,
-        tags: runTags(payload.jobId, payload.chunk),
+        tags: runTags(payload.jobId, await fns.configOf(payload.jobId), payload.chunk),
       });
     },
   };

@@ -29,7 +29,19 @@ const capField = (what: string) =>
     .optional()
     .describe(`Most ${what} this job takes (overrides the config's workload). Default: the config's.`);
 
-export const initializePayloadSchema = z
+/**
+ * The defaults of a payload. The schema the dashboard shows keeps these fields optional, with the
+ * default stated (Trigger.dev converts the *output* side of a task's schema, where a zod
+ * `.default()` would list the field as required); they are filled in after the checks.
+ */
+const PAYLOAD_DEFAULTS = { mode: "full", again: false, iterations: 1, acceptConfigChange: false } as const;
+
+/**
+ * The payload as the dashboard shows and checks it (the initializer task's `schema`): every rule,
+ * optional fields optional, defaults shown. `initializePayloadSchema` is the same with the
+ * defaults filled in.
+ */
+export const dashboardPayloadSchema = z
   .object({
     config: configNameSchema.describe("Name of the config in batch_config (its _id)."),
     jobId: jobIdSchema
@@ -37,7 +49,8 @@ export const initializePayloadSchema = z
       .describe("Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<random>."),
     mode: z
       .enum(["full", "incremental", "backfill", "sample", "exceptions"])
-      .default("full")
+      .optional()
+      .meta({ default: PAYLOAD_DEFAULTS.mode })
       .describe(
         "full: every matching record present at start; incremental: the records after the config's watermark; backfill: the records between `from` and `to`; sample: every k-th or the first n records; exceptions: the unresolved exceptions of job `fromJob`, sent again. Default: full.",
       ),
@@ -45,7 +58,8 @@ export const initializePayloadSchema = z
     to: keyValueSchema.optional().describe("Backfill: last order-key value included."),
     again: z
       .boolean()
-      .default(false)
+      .optional()
+      .meta({ default: PAYLOAD_DEFAULTS.again })
       .describe(
         "Backfill: start a new pass over a window that earlier backfill jobs already took. Default: false.",
       ),
@@ -57,7 +71,8 @@ export const initializePayloadSchema = z
       .describe("Most total weight this job takes. Default: the config's."),
     maxChunks: capField("chunks"),
     iterations: iterationCount
-      .default(1)
+      .optional()
+      .meta({ default: PAYLOAD_DEFAULTS.iterations })
       .describe(
         "Incremental/backfill: run up to this many consecutive jobs (stops early when nothing is left or a job fails). Default: 1.",
       ),
@@ -80,7 +95,8 @@ export const initializePayloadSchema = z
     description: z.string().max(2000).optional().describe("What this job is for; shown in job statistics."),
     acceptConfigChange: z
       .boolean()
-      .default(false)
+      .optional()
+      .meta({ default: PAYLOAD_DEFAULTS.acceptConfigChange })
       .describe(
         "Resume a job although its config changed since it started (the change is recorded). Default: false.",
       ),
@@ -91,7 +107,9 @@ export const initializePayloadSchema = z
       .describe("Set by chunkrelay when one job hands over to the next of its iterations; leave it out."),
   })
   .strict()
-  .superRefine((p, ctx) => {
+  .superRefine((given, ctx) => {
+    const p = { ...given, mode: given.mode ?? PAYLOAD_DEFAULTS.mode, again: given.again ?? false };
+    const iterations = given.iterations ?? PAYLOAD_DEFAULTS.iterations;
     const bad = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
     if ((p.mode === "exceptions") !== (p.fromJob !== undefined))
       bad(
@@ -103,7 +121,7 @@ export const initializePayloadSchema = z
     if (p.mode === "backfill" && p.from === undefined && p.to === undefined)
       bad("to", "mode backfill needs a window: from and/or to (values of the order key)");
     const capped = p.maxRecords !== undefined || p.maxWeight !== undefined || p.maxChunks !== undefined;
-    if ((capped || p.iterations > 1) && p.mode !== "incremental" && p.mode !== "backfill")
+    if ((capped || iterations > 1) && p.mode !== "incremental" && p.mode !== "backfill")
       bad(
         "maxRecords",
         "workload caps and iterations belong to modes incremental and backfill (a capped job leaves the rest to the next one); for a small slice use mode sample",
@@ -118,6 +136,14 @@ export const initializePayloadSchema = z
     if (p.sampleOffset !== undefined && (p.sampleEvery === undefined || p.sampleOffset >= p.sampleEvery))
       bad("sampleOffset", "sampleOffset needs sampleEvery k and must be below it (0..k-1)");
   });
+
+export const initializePayloadSchema = dashboardPayloadSchema.transform((p) => ({
+  ...p,
+  mode: p.mode ?? PAYLOAD_DEFAULTS.mode,
+  again: p.again ?? PAYLOAD_DEFAULTS.again,
+  iterations: p.iterations ?? PAYLOAD_DEFAULTS.iterations,
+  acceptConfigChange: p.acceptConfigChange ?? PAYLOAD_DEFAULTS.acceptConfigChange,
+}));
 
 export type InitializePayload = z.input<typeof initializePayloadSchema>;
 export type InitializeRequest = z.output<typeof initializePayloadSchema>;

@@ -22,7 +22,10 @@ export const watchPayloadSchema = z
       .number()
       .int()
       .min(0)
-      .default(0)
+      .optional()
+      // Optional with its default stated, not `.default(0)`: the dashboard shows the output side
+      // of a task's schema, where a default makes a field required.
+      .meta({ default: 0 })
       .describe("Continuation number when one watcher run hands over to the next. Default: 0."),
   })
   .strict();
@@ -201,6 +204,7 @@ export async function watchChunk(
       case "stale":
         return { outcome: "stale", reason: result.reason, polls };
       case "wait":
+        await deps.reportProgress?.({ jobId: payload.jobId, chunk: payload.chunk, counts: result.counts });
         break;
       default: {
         const never: never = result;
@@ -208,7 +212,7 @@ export async function watchChunk(
       }
     }
     if (polls >= limits.maxPolls || deps.now().getTime() - started + result.delayMs > limits.maxRunMs) {
-      const round = payload.round + 1;
+      const round = (payload.round ?? 0) + 1;
       await deps.handOver.watch(
         { jobId: payload.jobId, chunk: payload.chunk, attempt: payload.attempt, round },
         `${keys.watch(payload.jobId, payload.chunk, payload.attempt)}:r${round}`,
