@@ -6,47 +6,51 @@
  * with the config name as externalId.
  */
 import { idempotencyKeys, schedules, tasks } from "@trigger.dev/sdk";
-import { NIGHTLY_TASK_ID, startScheduledJobs } from "../lib/schedule/scheduled-runs.js";
+import { NIGHTLY_TASK_ID, nightlySchedule, startScheduledJobs } from "../lib/schedule/scheduled-runs.js";
 import type { batchDataInitializer } from "./batch-data-initializer.js";
-import { runTaskStep } from "./worker.js";
+import { IDEMPOTENCY_TTL, runTags } from "../lib/handover/trigger-handover.js";
+import { type RunContext, runTaskStep } from "./worker.js";
 
 export const nightlyIncremental = schedules.task({
   id: NIGHTLY_TASK_ID,
   description: "Start an incremental chunkrelay job for every config with a schedule.",
-  cron: {
-    pattern: process.env.CHUNKRELAY_NIGHTLY_CRON ?? "0 2 * * *",
-    timezone: process.env.CHUNKRELAY_NIGHTLY_TZ ?? "UTC",
-    window: "0m",
-  },
+  cron: { ...nightlySchedule(process.env), window: "0m" },
   maxDuration: 300,
-  run: (payload, { ctx }) =>
-    runTaskStep(
-      ctx,
-      "nightlyIncremental",
-      {},
-      async (deps) => {
-        const started = await startScheduledJobs(
-          deps.store,
-          { timestamp: payload.timestamp, ...(payload.externalId ? { externalId: payload.externalId } : {}) },
-          async (payloads) => {
-            const items = await Promise.all(
-              payloads.map(async (job) => ({
-                payload: job,
-                options: {
-                  // Named by the scheduled time: a replay of this run resumes these jobs.
-                  idempotencyKey: await idempotencyKeys.create(`initialize:${job.jobId ?? ""}`, {
-                    scope: "global",
-                  }),
-                  idempotencyKeyTTL: "30d",
-                  tags: [`config:${job.config}`.slice(0, 128)],
-                },
-              })),
-            );
-            await tasks.batchTrigger<typeof batchDataInitializer>("batch-data-initializer", items);
-          },
-        );
-        return started.map((p) => p.jobId);
-      },
-      (jobs) => ({ outcome: `${jobs.length} jobs started` }),
-    ),
+  run: (payload, { ctx }) => runNightlyIncremental(payload, ctx),
 });
+
+/** The task body, exported so tests can run it in a task context. */
+export function runNightlyIncremental(
+  payload: { timestamp: Date; externalId?: string | undefined },
+  ctx: RunContext,
+) {
+  return runTaskStep(
+    ctx,
+    "nightlyIncremental",
+    {},
+    async (deps) => {
+      const started = await startScheduledJobs(
+        deps.store,
+        { timestamp: payload.timestamp, ...(payload.externalId ? { externalId: payload.externalId } : {}) },
+        async (payloads) => {
+          const items = await Promise.all(
+            payloads.map(async (job) => ({
+              payload: job,
+              options: {
+                // Named by the scheduled time: a replay of this run resumes these jobs.
+                idempotencyKey: await idempotencyKeys.create(`initialize:${job.jobId ?? ""}`, {
+                  scope: "global",
+                }),
+                idempotencyKeyTTL: IDEMPOTENCY_TTL,
+                tags: runTags(job.jobId ?? "", job.config),
+              },
+            })),
+          );
+          await tasks.batchTrigger<typeof batchDataInitializer>("batch-data-initializer", items);
+        },
+      );
+      return started.map((p) => p.jobId);
+    },
+    (jobs) => ({ outcome: `${jobs.length} jobs started` }),
+  );
+}

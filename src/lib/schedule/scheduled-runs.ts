@@ -21,6 +21,36 @@ import type { Store } from "../store/store.js";
 /** The Trigger.dev task id of the scheduled task. */
 export const NIGHTLY_TASK_ID = "nightly-incremental";
 
+/**
+ * The declarative schedule of the nightly task, from CHUNKRELAY_NIGHTLY_CRON (default
+ * "0 2 * * *") and CHUNKRELAY_NIGHTLY_TZ (default "UTC"), read when the worker is indexed. Checked
+ * as a config's schedule is — cron-parser 4, the next run in the zone, cronstrue — so a value the
+ * platform would refuse fails the deploy's indexing step with this message, naming the variable.
+ */
+export function nightlySchedule(env: Record<string, string | undefined>): {
+  pattern: string;
+  timezone: string;
+} {
+  const pattern = env.CHUNKRELAY_NIGHTLY_CRON ?? "0 2 * * *";
+  const timezone = env.CHUNKRELAY_NIGHTLY_TZ ?? "UTC";
+  try {
+    parseConfig({
+      name: "nightly",
+      source: { collection: "nightly" },
+      target: { url: "http://127.0.0.1/" },
+      schedule: { cron: pattern, timezone },
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const which = (issue: string) =>
+      issue.startsWith("schedule.timezone") ? "CHUNKRELAY_NIGHTLY_TZ" : "CHUNKRELAY_NIGHTLY_CRON";
+    throw new BadInputError(
+      err.issues.map((issue) => `environment variable ${which(issue)} is invalid: ${issue}`).join("; "),
+    );
+  }
+  return { pattern, timezone };
+}
+
 /** A stored config left out of a scheduled run because it no longer passes validation. */
 export interface SkippedConfig {
   /** The config's name (its `_id`, shown as Extended JSON when it is not a string). */
