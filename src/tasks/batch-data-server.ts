@@ -1,18 +1,21 @@
 /** `batchDataServer`: dispatches the job's next due chunk(s) and hands over to the watcher. */
 import { schemaTask } from "@trigger.dev/sdk";
 import { serveJob, servePayloadSchema } from "../lib/dispatch/serve.js";
-import { runTaskStep } from "./worker.js";
+import { type RunContext, runTaskStep } from "./worker.js";
 
 export const batchDataServer = schemaTask({
   id: "batch-data-server",
   description: "Send the next chunk of a chunkrelay job to the batch service.",
   schema: servePayloadSchema,
+  // One server run per job at a time: hand-overs trigger it with the job id as concurrency key,
+  // and each key gets its own copy of this queue. Jobs still run side by side.
+  queue: { concurrencyLimit: 1 },
   maxDuration: 900,
   run: (payload, { ctx }) => runBatchDataServer(payload, ctx),
 });
 
 /** The task body, exported so tests can run it in a mock task context. */
-export function runBatchDataServer(payload: unknown, ctx: { run: { id: string } }) {
+export function runBatchDataServer(payload: unknown, ctx: RunContext) {
   return runTaskStep(
     ctx,
     "batchDataServer",

@@ -1,13 +1,15 @@
 /**
  * `chunkProcessWatcher`: polls one chunk attempt until every record is terminal, then hands back
- * to the server. Polls wait with `wait.for`: on Trigger.dev cloud a wait above 60 s checkpoints
- * the run and frees its concurrency slot, so set `watch.pollIntervalMs` above 60000 for slow
- * services; shorter waits keep the run (and its slot) alive. One run polls at most
- * WATCH_LIMITS.maxPolls times or for maxRunMs, then continues in a fresh run.
+ * to the server. Between polls it waits `watch.pollIntervalMs` (default 2000) with
+ * `platformSleep`: up to 5 s in-process (the run stays alive and is billed as compute, as the
+ * SDK would do anyway); above that through `wait.for`, and above 60 s on Trigger.dev cloud the run
+ * is checkpointed and frees its concurrency slot — so for a service that takes minutes per chunk,
+ * set `watch.pollIntervalMs` above 60000. One run polls at most WATCH_LIMITS.maxPolls times or
+ * for maxRunMs, then continues in a fresh run.
  */
-import { schemaTask, wait } from "@trigger.dev/sdk";
+import { schemaTask } from "@trigger.dev/sdk";
 import { type WatchLimits, watchChunk, watchPayloadSchema } from "../lib/watcher/watch.js";
-import { runTaskStep } from "./worker.js";
+import { type RunContext, platformSleep, runTaskStep } from "./worker.js";
 
 export const WATCH_LIMITS: WatchLimits = { maxPolls: 200, maxRunMs: 45 * 60_000 };
 
@@ -19,14 +21,14 @@ export const chunkProcessWatcher = schemaTask({
   run: (payload, { ctx }) => runChunkProcessWatcher(payload, ctx),
 });
 
-/** The task body, exported so tests can run it in a mock task context. */
-export function runChunkProcessWatcher(payload: unknown, ctx: { run: { id: string } }) {
+/** The task body, exported so tests can run it in a task context. */
+export function runChunkProcessWatcher(payload: unknown, ctx: RunContext) {
   return runTaskStep(
     ctx,
     "chunkProcessWatcher",
     payload,
     (deps) => watchChunk(deps, payload, WATCH_LIMITS),
     (r) => ({ outcome: r.outcome }),
-    (ms) => wait.for({ seconds: Math.max(1, Math.ceil(ms / 1000)) }),
+    platformSleep,
   );
 }
