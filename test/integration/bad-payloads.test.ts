@@ -5,9 +5,10 @@
  * job, no lock, no lane, no statistics row). A generated corpus over every field of the three
  * task payloads, run through the task bodies in a mock task context against the test database.
  */
-import { runInMockTaskContext } from "@trigger.dev/core/v3/test";
+// First: the stand-in platform registers what the SDK takes when it loads.
+import { type FakeTriggerApi, executeRun, startFakeTriggerApi } from "../support/trigger-platform.js";
 import { AbortTaskRunError } from "@trigger.dev/sdk";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/lib/config/load.js";
 import { Store } from "../../src/lib/store/store.js";
 import { runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
@@ -254,13 +255,18 @@ function watcherCases(): Case[] {
 
 type Body = (payload: unknown, ctx: { run: { id: string } }) => Promise<unknown>;
 
-async function refusal(body: Body, payload: unknown): Promise<unknown> {
-  return runInMockTaskContext(({ ctx }) =>
-    body(payload, ctx).then(
-      (result) => ({ accepted: result }),
-      (err: unknown) => err,
-    ),
-  );
+let api: FakeTriggerApi;
+beforeAll(async () => {
+  api = await startFakeTriggerApi();
+});
+afterAll(async () => {
+  await api?.close();
+});
+
+/** Runs the body as a run started from the dashboard with this payload (the SDK's calls answered). */
+async function refusal(task: string, body: Body, payload: unknown): Promise<unknown> {
+  const { result, error } = await executeRun(api.startRun(task, payload), body);
+  return error ?? { accepted: result };
 }
 
 describe("hostile task payloads", () => {
@@ -280,7 +286,7 @@ describe("hostile task payloads", () => {
     const before = await storeSnapshot(store);
     const problems: string[] = [];
     for (const [task, body, c] of all) {
-      const outcome = await refusal(body, c.payload);
+      const outcome = await refusal(task, body, c.payload);
       if (!(outcome instanceof AbortTaskRunError)) {
         problems.push(
           `${task} ${c.what}: not refused without retry: ${String((outcome as Error).message ?? JSON.stringify(outcome))}`,
