@@ -84,7 +84,7 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
         );
       }
       throw new BadInputError(
-        `config '${config}' already has an active job '${current.activeJob}'; resume it (\`npx chunkrelay resume ${current.activeJob}\`) or wait for it to finish`,
+        `config '${config}' already has an active job '${current.activeJob}'; resume it (\`npx chunkrelay resume ${current.activeJob}\`, or on Trigger.dev run batch-data-initializer with ${JSON.stringify({ config, jobId: current.activeJob })}) or wait for it to finish`,
       );
     }
   }
