@@ -12,7 +12,7 @@ import { applyConfig } from "../../src/lib/config/load.js";
 import { servePayloadSchema } from "../../src/lib/dispatch/serve.js";
 import { keys } from "../../src/lib/handover/handover.js";
 import { type TriggerOptions, createTriggerHandOver } from "../../src/lib/handover/trigger-handover.js";
-import { initializePayloadSchema } from "../../src/lib/initializer/payload.js";
+import { dashboardPayloadSchema, initializePayloadSchema } from "../../src/lib/initializer/payload.js";
 import { Store } from "../../src/lib/store/store.js";
 import { watchPayloadSchema } from "../../src/lib/watcher/watch.js";
 import { batchDataInitializer, runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
@@ -49,7 +49,8 @@ describe("task declarations", () => {
   });
 
   it("publishes payload schemas the dashboard can show, and refuses bad payloads", () => {
-    const init = z.toJSONSchema(initializePayloadSchema, { io: "input" }) as {
+    // The output side, as Trigger.dev converts a task's schema (@trigger.dev/schema-to-json).
+    const init = z.toJSONSchema(dashboardPayloadSchema, { io: "output" }) as {
       properties: Record<string, unknown>;
       required?: string[];
     };
