@@ -10,6 +10,11 @@ export default defineConfig({
     globalSetup: ["test/support/global-setup.ts"],
     setupFiles: ["test/support/leak-guard.ts"],
     pool: "forks",
+    // Two files at a time even on a 2-core machine (vitest's default there is one): most test
+    // time is spent waiting on sockets and child processes, so the suite takes about half as
+    // long. Tests wait on events with deadlines, never on guessed delays, so load does not change
+    // what they mean.
+    maxWorkers: 2,
     reporters: ["default", "./test/support/summary-reporter.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -7,6 +7,7 @@
 import { AbortTaskRunError, idempotencyKeys, logger, metadata, tags, tasks, wait } from "@trigger.dev/sdk";
 import { MongoClient } from "mongodb";
 import { postChunk } from "../lib/dispatch/http.js";
+import { jobIdSchema } from "../lib/config/schema.js";
 import { readEnv } from "../lib/env.js";
 import { BadInputError, isBadInput } from "../lib/errors.js";
 import type { Logger, StepDeps } from "../lib/handover/handover.js";
@@ -193,10 +194,11 @@ export async function tagRun(ctx: RunContext, jobId: string, config: string | un
   }
 }
 
-const stringField = (payload: unknown, key: string): string | undefined => {
+/** The payload's job id when it is one (a bad one is refused by the step itself). */
+const jobIdOf = (payload: unknown): string | undefined => {
   const v =
-    payload !== null && typeof payload === "object" ? (payload as Record<string, unknown>)[key] : undefined;
-  return typeof v === "string" ? v : undefined;
+    payload !== null && typeof payload === "object" ? (payload as Record<string, unknown>).jobId : undefined;
+  return jobIdSchema.safeParse(v).success ? (v as string) : undefined;
 };
 
 /**
@@ -220,7 +222,7 @@ export async function runTaskStep<T>(
       warn: (message, fields) => logger.warn(message, fields),
     });
     const deps = await workerDeps(ctx, sleep, report);
-    const jobId = stringField(payload, "jobId");
+    const jobId = jobIdOf(payload);
     const chunk = (payload as { chunk?: unknown } | null)?.chunk;
     let seenJobId = jobId;
     if (jobId !== undefined) await tagRun(ctx, jobId, await configOf(jobId).catch(() => undefined));
