@@ -218,6 +218,11 @@ describe("a job started from the dashboard, through the real SDK", () => {
       return (ops ?? []).some((op) => op.key === key && (op.value.chunk?.waiting ?? 0) > 0);
     });
     expect(live.length).toBeGreaterThan(0);
+    // Polls 40 ms apart wait in-process: no watcher of this chain asked the platform to wait.
+    const chainRuns = new Set(chain.map((r) => r.id));
+    expect(
+      api.requests.filter((r) => chainRuns.has(r.fromRun ?? "") && r.path.endsWith("/wait/duration")),
+    ).toEqual([]);
   });
 
   it("replays the dashboard's run into the same job, with no second job and no new chunks", async () => {
@@ -247,6 +252,38 @@ describe("a job started from the dashboard, through the real SDK", () => {
 });
 
 describe("waits and schedules through the SDK", () => {
+  it("a watcher polling every 6 s waits through wait.for, once per poll", async () => {
+    await applyConfig(
+      store,
+      {
+        name: "sdk-slow-polls",
+        source: { collection: "sdk_orders", filter: { total: { $lt: 5 } } },
+        target: { url: service.url },
+        watch: { pollIntervalMs: 6000 },
+      },
+      new Date(),
+    );
+    const before = api.requests.length;
+    const root = api.startRun("batch-data-initializer", {
+      config: "sdk-slow-polls",
+      jobId: "sdk-slow-polls-1",
+    });
+    const chain = await drain();
+    expect(await store.jobs.findOne({ _id: "sdk-slow-polls-1" })).toMatchObject({ status: "succeeded" });
+    const watchers = new Set(chain.filter((r) => r.taskId === "chunk-process-watcher").map((r) => r.id));
+    const waits = api.requests.slice(before).filter((r) => r.path.endsWith("/wait/duration"));
+    // The stand-in resumes a wait at once (the platform would checkpoint for 6 s), so the watcher
+    // polls again at once: every wait came from a watcher run and asked for about 6 s.
+    expect(waits.length).toBeGreaterThan(0);
+    for (const w of waits) {
+      expect(watchers.has(w.fromRun ?? "")).toBe(true);
+      const asked = new Date((w.body as { date: string }).date).getTime() - Date.now();
+      expect(asked).toBeGreaterThan(4_000);
+      expect(asked).toBeLessThanOrEqual(6_000);
+    }
+    expect(root.metadata["job:sdk-slow-polls-1"]).toMatchObject({ state: "succeeded" });
+  });
+
   it("waits of 5 s or less stay in-process; longer ones go through wait.for", async () => {
     const run = api.startRun("chunk-process-watcher", {});
     const before = api.requests.length;
