@@ -107,28 +107,6 @@ describe("a job started from the dashboard, through the real SDK", () => {
   beforeAll(async () => {
     root = api.startRun("batch-data-initializer", { config: "sdk-orders" });
     chain = await drain();
-    console.log(
-      JSON.stringify(chain.map((r) => [r.id, r.taskId, r.payload, r.parentId])),
-      JSON.stringify(
-        triggers(api.requests).map((s) => [
-          s.fromRun,
-          s.task,
-          (s.options.idempotencyKeyOptions as { key: string }).key,
-          s.options.delay,
-        ]),
-      ),
-    );
-    console.log(
-      JSON.stringify(chain.map((r) => [r.id, r.taskId, r.payload, r.parentId])),
-      JSON.stringify(
-        triggers(api.requests).map((s) => [
-          s.fromRun,
-          s.task,
-          (s.options.idempotencyKeyOptions as { key: string }).key,
-          s.options.delay,
-        ]),
-      ),
-    );
     const job = await store.jobs.findOne({ config: "sdk-orders" });
     jobId = job?._id ?? "";
   });
