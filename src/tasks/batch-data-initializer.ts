@@ -2,6 +2,7 @@
 import { schemaTask, tags } from "@trigger.dev/sdk";
 import { initializeJob } from "../lib/initializer/initialize.js";
 import { loadConfig } from "../lib/config/load.js";
+import { BadInputError, isBadInput } from "../lib/errors.js";
 import { dashboardPayloadSchema, initializePayloadSchema } from "../lib/initializer/payload.js";
 import { chooseRunJobId } from "../lib/initializer/run-job-id.js";
 import { type RunContext, runTaskStep } from "./worker.js";
@@ -40,7 +41,14 @@ export function runBatchDataInitializer(payload: unknown, ctx: RunContext) {
           ctx.run.tags = [...(ctx.run.tags ?? []), chosen.tag];
           return initializeJob(deps, { ...(payload as object), jobId: chosen.jobId });
         case "tagged":
-          return initializeJob(deps, { ...(payload as object), jobId: chosen.jobId });
+          return initializeJob(deps, { ...(payload as object), jobId: chosen.jobId }).catch(
+            (err: unknown) => {
+              if (!isBadInput(err)) throw err;
+              throw new BadInputError(
+                `${err.message} (this run continues job '${chosen.jobId}', named by its tag job:${chosen.jobId}, which a replay copies from the run it replays; to start another job, trigger batch-data-initializer anew instead of replaying)`,
+              );
+            },
+          );
         default: {
           const never: never = chosen;
           throw new Error(`unknown job choice ${JSON.stringify(never)}`);

@@ -32,7 +32,6 @@ interface WorkerState {
   leaseMs: number;
 }
 
-let client: MongoClient | undefined;
 let state: Promise<WorkerState> | undefined;
 
 /**
@@ -41,34 +40,35 @@ let state: Promise<WorkerState> | undefined;
  * variable), not something five retries could fix.
  */
 export function workerState(env: Record<string, string | undefined> = process.env): Promise<WorkerState> {
-  state ??= (async () => {
+  if (state) return state;
+  let opened: MongoClient | undefined;
+  const attempt: Promise<WorkerState> = (async () => {
     const { MONGODB_URI, CHUNKRELAY_PREFIX, CHUNKRELAY_LEASE_MS } = readEnv(env);
     if (!MONGODB_URI) {
       throw new BadInputError(
         "environment variable MONGODB_URI is not set in this Trigger.dev environment; add it under Environment Variables",
       );
     }
-    let c: MongoClient;
     try {
-      c = new MongoClient(MONGODB_URI, { maxPoolSize: 10 });
+      opened = new MongoClient(MONGODB_URI, { maxPoolSize: 10 });
     } catch (err) {
       throw new BadInputError(
         `environment variable MONGODB_URI is not a valid connection string: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    client = c;
-    await c.connect();
-    const s = new Store(c.db(databaseNameOf(MONGODB_URI)), CHUNKRELAY_PREFIX);
+    await opened.connect();
+    const s = new Store(opened.db(databaseNameOf(MONGODB_URI)), CHUNKRELAY_PREFIX);
     await s.ensureIndexes();
-    return { client: c, store: s, leaseMs: CHUNKRELAY_LEASE_MS };
+    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS };
   })().catch(async (err: unknown) => {
-    state = undefined;
-    const c = client;
-    client = undefined;
-    await c?.close().catch(() => undefined);
+    // Only this attempt's client is closed, and only this attempt is forgotten: a newer one
+    // (after closeWorkerStore) is left alone.
+    if (state === attempt) state = undefined;
+    await opened?.close().catch(() => undefined);
     throw err;
   });
-  return state;
+  state = attempt;
+  return attempt;
 }
 
 /** The worker's store (see `workerState`). */
@@ -80,10 +80,8 @@ export async function workerStore(env: Record<string, string | undefined> = proc
 export async function closeWorkerStore(): Promise<void> {
   const pending = state;
   state = undefined;
-  await pending?.catch(() => undefined);
-  const c = client;
-  client = undefined;
-  await c?.close();
+  const opened = await pending?.catch(() => undefined);
+  await opened?.client.close();
 }
 
 const taskLogger: Logger = {
@@ -237,7 +235,8 @@ export async function runTaskStep<T>(
       },
     );
     if (seenJobId) {
-      if (seenJobId !== jobId) await tagRun(ctx, seenJobId, await configOf(seenJobId).catch(() => undefined));
+      // Again after the step: a job it created now has a config to tag (tagRun adds only what is missing).
+      await tagRun(ctx, seenJobId, await configOf(seenJobId).catch(() => undefined));
       await report({ jobId: seenJobId, ...(typeof chunk === "number" ? { chunk } : {}) });
     }
     return result;

@@ -299,6 +299,21 @@ describe("cron patterns: what Trigger.dev's scheduler takes (cron-parser 4, cron
     expect(platformScheduleProblem("0 0 0 * * *", "UTC")).toMatch(/not a five-field/);
     expect(platformScheduleProblem("0 0 * * 07", "UTC")).toMatch(/cronstrue/);
     expect(cronIssue("0 0 * * *")).toBeUndefined();
+    // Zones as Trigger.dev takes them: canonical names only, aliases refused with the name to use.
+    for (const [zone, message] of [
+      ["Asia/Kolkata", /use its canonical name 'Asia\/Calcutta'/],
+      ["US/Pacific", /'America\/Los_Angeles'/],
+      ["europe/berlin", /'Europe\/Berlin'/],
+      ["Etc/GMT+5", /not an IANA timezone Trigger.dev takes/],
+    ] as const) {
+      expect(
+        () => parseConfig({ ...minimal, schedule: { cron: "0 2 * * *", timezone: zone } }),
+        zone,
+      ).toThrow(message);
+    }
+    expect(() => parseConfig({ ...minimal, schedule: { cron: "1 ".repeat(200) } })).toThrow(
+      /at most 200 characters/,
+    );
     expect(() =>
       parseConfig({ ...minimal, schedule: { cron: "0 2 * * *", timezone: "Mars/Olympus" } }),
     ).toThrow(/schedule\.timezone: an IANA timezone/);

@@ -40,7 +40,7 @@ describe("chooseRunJobId", () => {
     const chosen = chooseRunJobId({ config }, { id: "run_1", createdAt });
     expect(chosen.kind).toBe("derived");
     if (chosen.kind !== "derived") return;
-    expect(chosen.tag.length).toBeLessThanOrEqual(MAX_TAG_LENGTH);
+    expect(chosen.tag.length).toBe(MAX_TAG_LENGTH - 1);
     expect(jobIdSchema.safeParse(chosen.jobId).success).toBe(true);
     // What a replay reads back from that tag is the same id.
     expect(chooseRunJobId({ config }, { id: "run_2", tags: [chosen.tag] })).toEqual({
@@ -57,6 +57,9 @@ describe("chooseRunJobId", () => {
     expect(() => chooseRunJobId({ config: "orders" }, { id: "run_1", createdAt, tags: full })).toThrow(
       /\{"config":"orders","jobId":"orders-20261204T150405-[0-9a-f]{6}"\}/,
     );
+    // A tag of the full 128 characters may be a longer job id cut short: never guessed from.
+    const cut = `job:${"j".repeat(124)}`;
+    expect(() => chooseRunJobId({ config: "orders" }, { id: "run_1", tags: [cut] })).toThrow(/cut short/);
     expect(() => chooseRunJobId({ config: "orders" }, { id: "run_1", tags: ["job:a", "job:b"] })).toThrow(
       /\{"config":"orders","jobId":"a"\}/,
     );

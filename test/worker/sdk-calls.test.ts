@@ -260,6 +260,8 @@ describe("waits and schedules through the SDK", () => {
       expect(asked).toBeLessThanOrEqual(6_000);
     }
     expect(root.metadata["job:sdk-slow-polls-1"]).toMatchObject({ state: "succeeded" });
+    // A dashboard run that named a new job gets its config tag once the job exists.
+    expect(root.tags).toEqual(expect.arrayContaining(["job:sdk-slow-polls-1", "config:sdk-slow-polls"]));
   });
 
   it("waits of 5 s or less stay in-process; longer ones go through wait.for", async () => {

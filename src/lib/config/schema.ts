@@ -32,14 +32,25 @@ function findForbidden(value: unknown, path: string[]): string | undefined {
   return undefined;
 }
 
-/** True for a timezone this runtime (and so Trigger.dev's) knows. */
-function isTimeZone(zone: string): boolean {
+/**
+ * The zones Trigger.dev takes: "UTC" and the canonical names of `Intl.supportedValuesOf`
+ * (its webapp's checkSchedule and upsertTaskSchedule), not every alias `Intl.DateTimeFormat`
+ * reads — "Asia/Kolkata", "US/Pacific", "GMT" or "europe/berlin" are refused there.
+ */
+const TIME_ZONES = new Set(["UTC", ...Intl.supportedValuesOf("timeZone")]);
+
+/** What is wrong with a schedule's timezone, or undefined. */
+export function timeZoneProblem(zone: string): string | undefined {
+  if (TIME_ZONES.has(zone)) return undefined;
+  let canonical: string | undefined;
   try {
-    new Intl.DateTimeFormat("en-US", { timeZone: zone });
-    return true;
+    canonical = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    canonical = undefined;
   }
+  return canonical !== undefined && TIME_ZONES.has(canonical)
+    ? `'${zone}' is an alias Trigger.dev refuses; use its canonical name '${canonical}'`
+    : `'${zone}' is not an IANA timezone Trigger.dev takes; use a name like 'Europe/Berlin' or 'UTC'`;
 }
 
 const MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
@@ -182,6 +193,19 @@ export function cronProblem(pattern: string): string | undefined {
  * platform would refuse at `schedule --sync` is refused at `config apply` instead.
  */
 export function platformScheduleProblem(pattern: string, timezone: string): string | undefined {
+  // Configs are parsed on every step; a rare pattern can take cron-parser a few hundred ms.
+  const key = `${timezone}\u0000${pattern}`;
+  if (scheduleVerdicts.has(key)) return scheduleVerdicts.get(key);
+  const verdict = checkPlatformSchedule(pattern, timezone);
+  if (scheduleVerdicts.size >= 1000) scheduleVerdicts.clear();
+  scheduleVerdicts.set(key, verdict);
+  return verdict;
+}
+
+/** Verdicts of platformScheduleProblem by zone and pattern (bounded). */
+const scheduleVerdicts = new Map<string, string | undefined>();
+
+function checkPlatformSchedule(pattern: string, timezone: string): string | undefined {
   if (pattern === "" || pattern.split(" ").length > 5) return `'${pattern}' is not a five-field cron pattern`;
   try {
     cronParser.parseExpression(pattern);
@@ -372,6 +396,7 @@ const scheduleSchema = z
   .object({
     cron: z
       .string()
+      .max(200, { error: "a cron pattern of at most 200 characters", abort: true })
       .refine((c) => cronProblem(c) === undefined, {
         error: (issue) =>
           `${cronProblem(String(issue.input))}; a five-field cron pattern looks like '0 2 * * *' (Trigger.dev's cron syntax)`,
@@ -383,7 +408,10 @@ const scheduleSchema = z
     timezone: z
       .string()
       .min(1)
-      .refine(isTimeZone, "an IANA timezone like 'Europe/Berlin' or 'UTC'")
+      .refine((z) => timeZoneProblem(z) === undefined, {
+        error: (issue) =>
+          `an IANA timezone like 'Europe/Berlin' or 'UTC': ${timeZoneProblem(String(issue.input))}`,
+      })
       .default("UTC")
       .describe('IANA timezone of `cron`, e.g. "Europe/Berlin". Default: "UTC".'),
     iterations: iterationCount

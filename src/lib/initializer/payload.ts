@@ -46,7 +46,9 @@ export const dashboardPayloadSchema = z
     config: configNameSchema.describe("Name of the config in batch_config (its _id)."),
     jobId: jobIdSchema
       .optional()
-      .describe("Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<random>."),
+      .describe(
+        "Job id; give the same one again to resume a job. Default: <config>-<UTC time>-<6 hex>, on Trigger.dev derived from the run (a replay continues the same job).",
+      ),
     mode: z
       .enum(["full", "incremental", "backfill", "sample", "exceptions"])
       .optional()

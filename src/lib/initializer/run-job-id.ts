@@ -39,6 +39,14 @@ export function chooseRunJobId(
   // A payload with a jobId resumes that job; an invalid one is refused by the payload schema.
   if (p.jobId !== undefined || !config.success) return { kind: "given" };
   const tags = run.tags ?? [];
+  // A tag of the full 128 characters may be a longer job id cut short: which job it names is
+  // unknown, and guessing would start a job under the cut id.
+  const cut = tags.find((t) => t.startsWith(JOB_TAG) && t.length >= MAX_TAG_LENGTH);
+  if (cut !== undefined) {
+    throw new BadInputError(
+      `this run's tag '${cut}' may name a job id cut short at Trigger.dev's 128 characters; trigger batch-data-initializer with the job given in the payload ("jobId")`,
+    );
+  }
   const tagged = [...new Set(jobTagsOf(tags))].filter((id) => jobIdSchema.safeParse(id).success);
   if (tagged.length > 1) {
     throw new BadInputError(
@@ -46,11 +54,12 @@ export function chooseRunJobId(
     );
   }
   if (tagged.length === 1) return { kind: "tagged", jobId: tagged[0] as string };
-  // <config>-<UTC time the run was created>-<6 hex of the run id>, short enough for its tag.
+  // <config>-<UTC time the run was created>-<6 hex of the run id>, its tag shorter than 128
+  // characters (a tag of the full length reads as possibly cut short, above).
   const at = run.createdAt ?? new Date();
   const stamp = at.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
   const suffix = createHash("sha256").update(run.id).digest("hex").slice(0, 6);
-  const room = MAX_TAG_LENGTH - JOB_TAG.length - stamp.length - suffix.length - 2;
+  const room = MAX_TAG_LENGTH - 1 - JOB_TAG.length - stamp.length - suffix.length - 2;
   const jobId = `${config.data.slice(0, room)}-${stamp}-${suffix}`;
   if (tags.length >= MAX_RUN_TAGS) {
     throw new BadInputError(

@@ -18,6 +18,12 @@ export interface JobProgress {
 export async function readJobProgress(store: Store, jobId: string): Promise<JobProgress> {
   const job = await store.jobs.findOne({ _id: jobId });
   if (!job) throw new Error(`job ${jobId} not found`);
+  return countJobProgress(store, job);
+}
+
+/** The progress of a job read from its document, counting over its chunks. */
+async function countJobProgress(store: Store, job: JobDoc): Promise<JobProgress> {
+  const jobId = job._id;
   const rows = await store.chunks
     .aggregate<{ _id: string; chunks: number; records: number; processed: number; failed: number }>([
       { $match: { jobId } },
@@ -57,6 +63,56 @@ export async function readJobProgress(store: Store, jobId: string): Promise<JobP
     inFlightChunks: inFlight,
     startedAt: job.startedAt,
   };
+}
+
+/**
+ * A job's progress at most `maxAgeMs` old: the snapshot on the job document when it is recent
+ * (one indexed read), otherwise counted over the chunks and stored as the new snapshot — by one
+ * process per period, whichever asks first. A finished job is always counted, so its last
+ * report is exact.
+ */
+export async function readRecentJobProgress(
+  store: Store,
+  jobId: string,
+  now: Date,
+  maxAgeMs: number,
+): Promise<JobProgress> {
+  const job = await store.jobs.findOne({ _id: jobId });
+  if (!job) throw new Error(`job ${jobId} not found`);
+  const snap = job.progressSnapshot;
+  const running = job.status === "planning" || job.status === "running";
+  if (running && snap && now.getTime() - snap.at.getTime() < maxAgeMs) {
+    return {
+      jobId,
+      config: job.config,
+      status: job.status,
+      planningDone: job.planning.done,
+      totalRecords: job.planning.records,
+      totalChunks: job.planning.nextChunk - 1,
+      processedRecords: snap.processed,
+      failedRecords: snap.failed,
+      doneChunks: snap.doneChunks,
+      inFlightChunks: snap.inFlightChunks,
+      startedAt: job.startedAt,
+    };
+  }
+  const p = await countJobProgress(store, job);
+  // Only a newer count replaces a snapshot (two reporters may count at once).
+  await store.jobs.updateOne(
+    { _id: jobId, $or: [{ progressSnapshot: { $exists: false } }, { "progressSnapshot.at": { $lt: now } }] },
+    {
+      $set: {
+        progressSnapshot: {
+          at: now,
+          processed: p.processedRecords,
+          failed: p.failedRecords,
+          doneChunks: p.doneChunks,
+          inFlightChunks: p.inFlightChunks,
+        },
+      },
+    },
+  );
+  return p;
 }
 
 /** What a runtime shows of a running job (Trigger.dev run metadata): plain JSON. */
@@ -127,11 +183,11 @@ export type ReportProgress = (update: {
 }) => Promise<void>;
 
 /**
- * A progress reporter for one process: reads the job's totals (one aggregation over the job's
- * chunks, on the {jobId, chunk} index) at most every `refreshMs` per job — a watcher polling every
- * second must not add a full read per poll — and publishes a report on every call, with the
- * polled chunk's own counts always current. Never throws: progress is a view, a failure to read
- * or publish it is logged and the step goes on.
+ * A progress reporter: publishes a report on every call, with the polled chunk's own counts
+ * always current and the job's totals at most `refreshMs` old (`readRecentJobProgress`: one
+ * indexed read, and one count over the job's chunks per job and period across all processes —
+ * never one per step or per poll, which would grow with the square of the chunks). Never throws:
+ * progress is a view, a failure to read or publish it is logged and the step goes on.
  */
 export function createProgressReporter(deps: {
   store: Store;
@@ -142,24 +198,13 @@ export function createProgressReporter(deps: {
   refreshMs?: number;
 }): ReportProgress {
   const refreshMs = deps.refreshMs ?? 5000;
-  const cache = new Map<string, { at: number; progress: JobProgress }>();
   return async ({ jobId, chunk, counts }) => {
     try {
       const now = deps.now();
-      let cached = cache.get(jobId);
-      if (!cached || now.getTime() - cached.at >= refreshMs || counts === undefined) {
-        cached = { at: now.getTime(), progress: await readJobProgress(deps.store, jobId) };
-        cache.delete(jobId);
-        cache.set(jobId, cached);
-        // A warm worker serves many jobs: keep the most recent few.
-        for (const key of cache.keys()) {
-          if (cache.size <= 100) break;
-          cache.delete(key);
-        }
-      }
+      const progress = await readRecentJobProgress(deps.store, jobId, now, refreshMs);
       await deps.publish(
         describeProgress(
-          cached.progress,
+          progress,
           now,
           chunk === undefined ? undefined : { number: chunk, ...(counts ? { counts } : {}) },
         ),

@@ -144,6 +144,18 @@ export interface JobDoc {
   /** True once nothing of the window is left unprocessed (all processed, or exceptions resolved). */
   complete?: boolean;
   totals?: { records: number; chunks: number; processed: number; failed: number; exceptions: number };
+  /**
+   * The job's progress as last counted over its chunks, for dashboards (Trigger.dev run metadata).
+   * A cache that nothing decides on: recounted at most every few seconds by whichever step reports
+   * progress first, so reporting costs one aggregation per job per period, not one per step.
+   */
+  progressSnapshot?: {
+    at: Date;
+    processed: number;
+    failed: number;
+    doneChunks: number;
+    inFlightChunks: number;
+  };
   /** Config changes accepted when the job was resumed (`resume --accept-config-change`). */
   configChanges?: Array<{ from: string; to: string; at: Date }>;
   /** Held by the initializer while it plans; renewed by heartbeat, taken over when expired. */
