@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// The unit lane: pure code only (test/unit), no MongoDB server started — `npm run test:unit`,
+// seconds rather than minutes. `npm test` runs these too, with everything else.
+export default defineConfig({
+  test: {
+    include: ["test/unit/**/*.test.ts"],
+    setupFiles: ["test/support/leak-guard.ts"],
+    pool: "forks",
+    maxWorkers: 2,
+    testTimeout: 30_000,
+  },
+});
