@@ -23,7 +23,12 @@ import type { chunkProcessWatcher } from "./chunk-process-watcher.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
 export interface RunContext {
-  run: { id: string; tags?: string[]; createdAt?: Date; rootTaskRunId?: string };
+  run: {
+    id: string;
+    tags?: string[] | undefined;
+    createdAt?: Date | undefined;
+    rootTaskRunId?: string | undefined;
+  };
 }
 
 interface WorkerState {

@@ -69,7 +69,9 @@ describe("index planner", () => {
       // Without a sort, which documents a limit keeps is unspecified: only limit sorted queries.
       const limit = sort ? pick([0, 1, 5, 50]) : 0;
       const run = async (c: typeof plain) =>
-        (await c.find(filter, { sort, limit }).toArray()).map((d) => d._id as unknown as number);
+        (await c.find(filter, sort ? { sort, limit } : { limit }).toArray()).map(
+          (d) => d._id as unknown as number,
+        );
       const [a, b] = await Promise.all([run(plain), run(indexed)]);
       if (sort) expect(b, JSON.stringify({ filter, sort, limit })).toEqual(a);
       else

@@ -14,7 +14,7 @@ import { REDACT_SCAN_CHARS } from "../config/redact.js";
  */
 export type DeliveryOutcome =
   | { kind: "accepted"; status: number }
-  | { kind: "retry"; reason: string; retryAfterMs?: number }
+  | { kind: "retry"; reason: string; retryAfterMs?: number | undefined }
   | { kind: "rejected"; status: number; reason: string };
 
 export interface DeliveryRequest {

@@ -198,9 +198,9 @@ export class Index {
 }
 
 export interface FindOptions {
-  sort?: SortSpec;
-  skip?: number;
-  limit?: number;
+  sort?: SortSpec | undefined;
+  skip?: number | undefined;
+  limit?: number | undefined;
 }
 
 /** Work counters, like explain's executionStats, summed over an engine's lifetime. */
@@ -323,8 +323,8 @@ export class Collection {
       | {
           index: Index;
           eq: unknown[];
-          inValues?: unknown[];
-          range?: FieldBounds;
+          inValues?: unknown[] | undefined;
+          range?: FieldBounds | undefined;
           sorted: boolean;
           reverse: boolean;
           score: number;

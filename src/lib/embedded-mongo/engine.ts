@@ -51,7 +51,7 @@ interface OpenCursor {
   ns: string;
   docs: BsonDocument[];
   position: number;
-  projector?: Projector;
+  projector?: Projector | undefined;
   lastUsed: number;
 }
 
@@ -331,7 +331,8 @@ export class Engine {
       if (bool(s.unique)) spec.unique = true;
       if (bool(s.sparse)) spec.sparse = true;
       if (s.partialFilterExpression !== undefined) {
-        spec.partialFilterExpression = doc(s.partialFilterExpression, "partialFilterExpression");
+        const partial = doc(s.partialFilterExpression, "partialFilterExpression");
+        if (partial !== undefined) spec.partialFilterExpression = partial;
       }
       if (s.expireAfterSeconds !== undefined)
         spec.expireAfterSeconds = int(s.expireAfterSeconds, "expireAfterSeconds", 0);

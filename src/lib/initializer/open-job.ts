@@ -58,7 +58,7 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
       { activeJob: { $exists: false } },
       { activeJob: null },
       { activeJob: jobId },
-      ...(orphan ? [{ activeJob: holder?.activeJob }] : []),
+      ...(orphan && holder?.activeJob ? [{ activeJob: holder.activeJob }] : []),
     ],
   };
   for (let tries = 0; tries < 3; tries++) {

@@ -5,8 +5,8 @@
  */
 
 export interface ChunkLimits {
-  maxRecords?: number;
-  maxWeight?: number;
+  maxRecords?: number | undefined;
+  maxWeight?: number | undefined;
 }
 
 export interface PlannedRecord {

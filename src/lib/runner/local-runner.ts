@@ -145,14 +145,16 @@ class LocalScheduler implements HandOver {
 export interface LocalRunOptions {
   store: Store;
   config: string;
-  jobId?: string;
-  description?: string;
+  jobId?: string | undefined;
+  description?: string | undefined;
   /** Resume although the config changed since the job started. Default: false. */
-  acceptConfigChange?: boolean;
+  acceptConfigChange?: boolean | undefined;
   /** Send again the unresolved exceptions of this earlier job (a job of mode exceptions). */
-  fromJob?: string;
+  fromJob?: string | undefined;
   /** The rest of the initializer payload: mode, window, caps, iterations, sample. Default: full. */
-  request?: Omit<InitializePayload, "config" | "jobId" | "description" | "acceptConfigChange" | "fromJob">;
+  request?:
+    | Omit<InitializePayload, "config" | "jobId" | "description" | "acceptConfigChange" | "fromJob">
+    | undefined;
   post?: PostChunk;
   env?: Record<string, string | undefined>;
   log?: Logger;

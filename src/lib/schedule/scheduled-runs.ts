@@ -170,7 +170,12 @@ export interface ScheduleClient {
     deduplicationKey: string;
   }): Promise<{ id: string }>;
   /** `schedules.list()`: every schedule of the project (all pages). */
-  list(): AsyncIterable<{ id: string; task: string; active: boolean; deduplicationKey?: string | null }>;
+  list(): AsyncIterable<{
+    id: string;
+    task: string;
+    active: boolean;
+    deduplicationKey?: string | null | undefined;
+  }>;
   /** `schedules.deactivate(id)`. */
   deactivate(id: string): Promise<unknown>;
 }
