@@ -46,7 +46,7 @@ describe("readRecentJobProgress", () => {
     const later = await readRecentJobProgress(s, "progress-job", new Date(t0.getTime() + 5000), 5000);
     expect(later).toMatchObject({ processedRecords: 10, doneChunks: 1 });
     expect((await s.jobs.findOne({ _id: "progress-job" }))?.progressSnapshot).toMatchObject({
-      processed: 10,
+      processedRecords: 10,
     });
     // A finished job is counted on every ask: its last report is exact.
     await s.chunks.updateMany(

@@ -18,12 +18,14 @@ export interface JobProgress {
 export async function readJobProgress(store: Store, jobId: string): Promise<JobProgress> {
   const job = await store.jobs.findOne({ _id: jobId });
   if (!job) throw new Error(`job ${jobId} not found`);
-  return countJobProgress(store, job);
+  return progressOf(job, await countChunks(store, jobId));
 }
 
-/** The progress of a job read from its document, counting over its chunks. */
-async function countJobProgress(store: Store, job: JobDoc): Promise<JobProgress> {
-  const jobId = job._id;
+/** What the chunks of a job say: the part of its progress not on the job document. */
+type ChunkTotals = Pick<JobProgress, "processedRecords" | "failedRecords" | "doneChunks" | "inFlightChunks">;
+
+/** One aggregation over the job's chunks (on the {jobId, chunk} index). */
+async function countChunks(store: Store, jobId: string): Promise<ChunkTotals> {
   const rows = await store.chunks
     .aggregate<{ _id: string; chunks: number; records: number; processed: number; failed: number }>([
       { $match: { jobId } },
@@ -38,37 +40,36 @@ async function countJobProgress(store: Store, job: JobDoc): Promise<JobProgress>
       },
     ])
     .toArray();
-  let doneChunks = 0;
-  let inFlight = 0;
-  let processed = 0;
-  let failed = 0;
+  const totals: ChunkTotals = { processedRecords: 0, failedRecords: 0, doneChunks: 0, inFlightChunks: 0 };
   for (const r of rows) {
     if (r._id === "processed" || r._id === "failed") {
-      doneChunks += r.chunks;
-      processed += r.processed;
-      failed += r.failed;
+      totals.doneChunks += r.chunks;
+      totals.processedRecords += r.processed;
+      totals.failedRecords += r.failed;
     }
-    if (r._id === "dispatching" || r._id === "sent") inFlight += r.chunks;
+    if (r._id === "dispatching" || r._id === "sent") totals.inFlightChunks += r.chunks;
   }
+  return totals;
+}
+
+/** A job's progress from its document and its chunks' totals. */
+function progressOf(job: JobDoc, totals: ChunkTotals): JobProgress {
   return {
-    jobId,
+    jobId: job._id,
     config: job.config,
     status: job.status,
     planningDone: job.planning.done,
     totalRecords: job.planning.records,
     totalChunks: job.planning.nextChunk - 1,
-    processedRecords: processed,
-    failedRecords: failed,
-    doneChunks,
-    inFlightChunks: inFlight,
+    ...totals,
     startedAt: job.startedAt,
   };
 }
 
 /**
- * A job's progress at most `maxAgeMs` old: the snapshot on the job document when it is recent
- * (one indexed read), otherwise counted over the chunks and stored as the new snapshot — by one
- * process per period, whichever asks first. A finished job is always counted, so its last
+ * A job's progress at most `maxAgeMs` old: the chunk totals snapshot on the job document when it
+ * is recent (one indexed read), otherwise counted over the chunks and stored as the new snapshot —
+ * by one process per period, whichever asks first. A finished job is always counted, so its last
  * report is exact.
  */
 export async function readRecentJobProgress(
@@ -82,37 +83,16 @@ export async function readRecentJobProgress(
   const snap = job.progressSnapshot;
   const running = job.status === "planning" || job.status === "running";
   if (running && snap && now.getTime() - snap.at.getTime() < maxAgeMs) {
-    return {
-      jobId,
-      config: job.config,
-      status: job.status,
-      planningDone: job.planning.done,
-      totalRecords: job.planning.records,
-      totalChunks: job.planning.nextChunk - 1,
-      processedRecords: snap.processed,
-      failedRecords: snap.failed,
-      doneChunks: snap.doneChunks,
-      inFlightChunks: snap.inFlightChunks,
-      startedAt: job.startedAt,
-    };
+    const { at: _at, ...totals } = snap;
+    return progressOf(job, totals);
   }
-  const p = await countJobProgress(store, job);
+  const totals = await countChunks(store, jobId);
   // Only a newer count replaces a snapshot (two reporters may count at once).
   await store.jobs.updateOne(
     { _id: jobId, $or: [{ progressSnapshot: { $exists: false } }, { "progressSnapshot.at": { $lt: now } }] },
-    {
-      $set: {
-        progressSnapshot: {
-          at: now,
-          processed: p.processedRecords,
-          failed: p.failedRecords,
-          doneChunks: p.doneChunks,
-          inFlightChunks: p.inFlightChunks,
-        },
-      },
-    },
+    { $set: { progressSnapshot: { at: now, ...totals } } },
   );
-  return p;
+  return progressOf(job, totals);
 }
 
 /** What a runtime shows of a running job (Trigger.dev run metadata): plain JSON. */

@@ -13,7 +13,14 @@
 import { EJSON } from "bson";
 import { forTerminal } from "../cli/terminal-text.js";
 import { loadConfig } from "../config/load.js";
-import { type BatchConfig, ConfigError, parseConfig } from "../config/schema.js";
+import {
+  type BatchConfig,
+  ConfigError,
+  cronProblem,
+  parseConfig,
+  platformScheduleProblem,
+  timeZoneProblem,
+} from "../config/schema.js";
 import { BadInputError, isBadInput } from "../errors.js";
 import type { InitializePayload } from "../initializer/payload.js";
 import type { Store } from "../store/store.js";
@@ -33,21 +40,12 @@ export function nightlySchedule(env: Record<string, string | undefined>): {
 } {
   const pattern = env.CHUNKRELAY_NIGHTLY_CRON ?? "0 2 * * *";
   const timezone = env.CHUNKRELAY_NIGHTLY_TZ ?? "UTC";
-  try {
-    parseConfig({
-      name: "nightly",
-      source: { collection: "nightly" },
-      target: { url: "http://127.0.0.1/" },
-      schedule: { cron: pattern, timezone },
-    });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    const which = (issue: string) =>
-      issue.startsWith("schedule.timezone") ? "CHUNKRELAY_NIGHTLY_TZ" : "CHUNKRELAY_NIGHTLY_CRON";
-    throw new BadInputError(
-      err.issues.map((issue) => `environment variable ${which(issue)} is invalid: ${issue}`).join("; "),
-    );
-  }
+  const zone = timeZoneProblem(timezone);
+  if (zone !== undefined)
+    throw new BadInputError(`environment variable CHUNKRELAY_NIGHTLY_TZ is invalid: ${zone}`);
+  const cron = cronProblem(pattern) ?? platformScheduleProblem(pattern, timezone);
+  if (cron !== undefined)
+    throw new BadInputError(`environment variable CHUNKRELAY_NIGHTLY_CRON is invalid: ${cron}`);
   return { pattern, timezone };
 }
 

@@ -151,8 +151,8 @@ export interface JobDoc {
    */
   progressSnapshot?: {
     at: Date;
-    processed: number;
-    failed: number;
+    processedRecords: number;
+    failedRecords: number;
     doneChunks: number;
     inFlightChunks: number;
   };

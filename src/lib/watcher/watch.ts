@@ -11,6 +11,7 @@ import { failChunk } from "../dispatch/exceptions.js";
 import { BadInputError } from "../errors.js";
 import { type StepDeps, keys } from "../handover/handover.js";
 import { nextChunkStatus } from "../planning/chunk-state.js";
+import type { ChunkCounts } from "../runner/progress.js";
 import type { ChunkDoc } from "../store/store.js";
 
 export const watchPayloadSchema = z
@@ -37,12 +38,8 @@ export type CheckResult =
   | { decision: "closed"; status: ChunkDoc["status"]; counts: StatusCounts }
   | { decision: "stale"; reason: string };
 
-export interface StatusCounts {
-  pending: number;
-  sent: number;
-  processed: number;
-  failed: number;
-}
+/** A chunk's record statuses (the shape progress reports take them in). */
+export type StatusCounts = ChunkCounts;
 
 /**
  * The chunk's record statuses for the attempt being watched. A `failed` report that names an
