@@ -25,7 +25,7 @@ export default tseslint.config(
   },
   {
     // Driver documents are `any`-typed `Document`s; tests read them freely.
-    files: ["test/**/*.ts"],
+    files: ["test/**/*.ts", "packages/*/test/**/*.ts"],
     rules: {
       "@typescript-eslint/no-unsafe-member-access": "off",
       "@typescript-eslint/no-unsafe-return": "off",

@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // leak guard as the main suite.
 export default defineConfig({
   test: {
-    include: ["test/browser/**/*.test.ts"],
+    include: ["test/**/*.browser.test.ts"],
     globalSetup: ["test/support/global-setup.ts"],
     setupFiles: ["test/support/leak-guard.ts"],
     pool: "forks",

@@ -2,9 +2,9 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    // The browser test needs chromium; it runs with `npm run test:browser`.
-    exclude: ["test/browser/**", "node_modules/**"],
+    include: ["test/**/*.test.ts", "packages/*/test/**/*.test.ts"],
+    // Browser tests need chromium; they run with `npm run test:browser`.
+    exclude: ["**/*.browser.test.ts", "**/node_modules/**"],
     // One MongoDB server for the whole run (MONGODB_URI, mongodb-memory-server or the embedded
     // engine — printed at start); every test file then works in a database of its own.
     globalSetup: ["test/support/global-setup.ts"],

@@ -1,10 +1,10 @@
 import { defineConfig } from "vitest/config";
 
-// The unit lane: pure code only (test/unit), no MongoDB server started — `npm run test:unit`,
+// The unit lane: pure code only (`*.unit.test.ts`, beside the other tests of the same module), no MongoDB server started — `npm run test:unit`,
 // seconds rather than minutes. `npm test` runs these too, with everything else.
 export default defineConfig({
   test: {
-    include: ["test/unit/**/*.test.ts"],
+    include: ["test/**/*.unit.test.ts"],
     setupFiles: ["test/support/leak-guard.ts"],
     pool: "forks",
     maxWorkers: 2,

@@ -1,13 +1,8 @@
 /** Step dependencies for benchmarks (real HTTP, real clock, no logging). */
-import { postChunk } from "../src/lib/dispatch/http.js";
-import {
-  DEFAULT_LEASE_MS,
-  type HandOver,
-  type StepDeps,
-  silentLogger,
-} from "../src/lib/handover/handover.js";
-import { realTimer } from "../src/lib/handover/lease.js";
-import type { Store } from "../src/lib/store/store.js";
+import { postChunk } from "../src/steps/dispatch/post-chunk.js";
+import { DEFAULT_LEASE_MS, type HandOver, type StepDeps, silentLogger } from "../src/steps/handover.js";
+import { realTimer } from "../src/jobs/lease.js";
+import type { Store } from "../src/store/store.js";
 
 export function benchDeps(store: Store, handOver: HandOver): StepDeps {
   return {

@@ -4,8 +4,8 @@
  * memory, not the benchmark's or the database's.
  */
 import { MongoClient } from "mongodb";
-import { initializeJob } from "../src/lib/initializer/initialize.js";
-import { Store, databaseNameOf } from "../src/lib/store/store.js";
+import { initializeJob } from "../src/steps/initialize/initialize.js";
+import { Store, databaseNameOf } from "../src/store/store.js";
 import { recordingOnly } from "./handover.js";
 import { benchDeps } from "./deps.js";
 

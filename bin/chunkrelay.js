@@ -19,7 +19,7 @@ const interruptedWhileLoading = () => {
 };
 process.on("SIGINT", interruptedWhileLoading);
 process.on("SIGTERM", interruptedWhileLoading);
-const { main } = await import("../src/lib/cli/main.ts");
+const { main } = await import("../src/cli/main.ts");
 process.off("SIGINT", interruptedWhileLoading);
 process.off("SIGTERM", interruptedWhileLoading);
 const code = await main(process.argv.slice(2));

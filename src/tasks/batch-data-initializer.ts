@@ -1,11 +1,11 @@
 /** `batchDataInitializer`: plans a job from a config and hands over to the server. */
 import { schemaTask, tags } from "@trigger.dev/sdk";
-import { initializeJob } from "../lib/initializer/initialize.js";
-import { loadConfig } from "../lib/config/load.js";
-import { BadInputError, isBadInput } from "../lib/errors.js";
-import { dashboardPayloadSchema, initializePayloadSchema } from "../lib/initializer/payload.js";
-import { chooseRunJobId } from "../lib/initializer/run-job-id.js";
-import { type RunContext, runTaskStep } from "./worker.js";
+import { initializeJob } from "../steps/initialize/initialize.js";
+import { loadConfig } from "../config/load.js";
+import { BadInputError, isBadInput } from "../shared/errors.js";
+import { dashboardPayloadSchema, initializePayloadSchema } from "../steps/initialize/payload.js";
+import { chooseRunJobId } from "../steps/initialize/run-job-id.js";
+import { type RunContext, runTaskStep } from "../runtimes/trigger/worker.js";
 
 export const batchDataInitializer = schemaTask({
   id: "batch-data-initializer",

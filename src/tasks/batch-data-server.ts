@@ -1,7 +1,7 @@
 /** `batchDataServer`: dispatches the job's next due chunk(s) and hands over to the watcher. */
 import { schemaTask } from "@trigger.dev/sdk";
-import { serveJob, servePayloadSchema } from "../lib/dispatch/serve.js";
-import { type RunContext, runTaskStep } from "./worker.js";
+import { serveJob, servePayloadSchema } from "../steps/dispatch/dispatch.js";
+import { type RunContext, runTaskStep } from "../runtimes/trigger/worker.js";
 
 export const batchDataServer = schemaTask({
   id: "batch-data-server",

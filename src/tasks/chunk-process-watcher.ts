@@ -8,8 +8,8 @@
  * for maxRunMs, then continues in a fresh run.
  */
 import { schemaTask } from "@trigger.dev/sdk";
-import { type WatchLimits, watchChunk, watchPayloadSchema } from "../lib/watcher/watch.js";
-import { type RunContext, platformSleep, runTaskStep } from "./worker.js";
+import { type WatchLimits, watchChunk, watchPayloadSchema } from "../steps/watch/watch.js";
+import { type RunContext, platformSleep, runTaskStep } from "../runtimes/trigger/worker.js";
 
 export const WATCH_LIMITS: WatchLimits = { maxPolls: 200, maxRunMs: 45 * 60_000 };
 

@@ -6,10 +6,10 @@
  * with the config name as externalId.
  */
 import { idempotencyKeys, schedules, tasks } from "@trigger.dev/sdk";
-import { NIGHTLY_TASK_ID, nightlySchedule, startScheduledJobs } from "../lib/schedule/scheduled-runs.js";
+import { NIGHTLY_TASK_ID, nightlySchedule, startScheduledJobs } from "../admin/scheduled-runs.js";
 import type { batchDataInitializer } from "./batch-data-initializer.js";
-import { IDEMPOTENCY_TTL, runTags } from "../lib/handover/trigger-handover.js";
-import { type RunContext, runTaskStep } from "./worker.js";
+import { IDEMPOTENCY_TTL, runTags } from "../runtimes/trigger/trigger-handover.js";
+import { type RunContext, runTaskStep } from "../runtimes/trigger/worker.js";
 
 export const nightlyIncremental = schedules.task({
   id: NIGHTLY_TASK_ID,

@@ -4,8 +4,8 @@
  * that if your service takes longer per chunk (a duplicate watcher is harmless, just a run).
  */
 import { schedules } from "@trigger.dev/sdk";
-import { healStalledJobs } from "../lib/healing/heal-stalled-jobs.js";
-import { runTaskStep } from "./worker.js";
+import { healStalledJobs } from "../jobs/heal-stalled-jobs.js";
+import { runTaskStep } from "../runtimes/trigger/worker.js";
 
 export const STALE_AFTER_MS = 15 * 60_000;
 

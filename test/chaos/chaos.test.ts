@@ -11,9 +11,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/lib/config/load.js";
-import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { applyConfig } from "../../src/config/load.js";
+import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
+import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
 import { seededRandom } from "../support/random.js";
 

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { main } from "../../src/lib/cli/main.js";
-import { applyConfig } from "../../src/lib/config/load.js";
-import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { main } from "../../src/cli/main.js";
+import { applyConfig } from "../../src/config/load.js";
+import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { storeSnapshot, useTestDatabase } from "../support/db.js";
 
 const t = useTestDatabase("bad_input_corpus");

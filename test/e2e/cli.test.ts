@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
+import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
 import { startFakeService } from "../support/pipeline.js";
 

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
-import { type EmbeddedMongo, startEmbeddedMongo } from "../../src/lib/embedded-mongo/index.js";
-import { type BatchService, startBatchService } from "../../src/lib/service/batch-service.js";
-import { Store } from "../../src/lib/store/store.js";
+import { type EmbeddedMongo, startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
+import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
+import { Store } from "../../src/store/store.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
 const dir = mkdtempSync(join(tmpdir(), "chunkrelay-outage-"));

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store } from "../../src/lib/store/store.js";
+import { Store } from "../../src/store/store.js";
 import { type FakeReply, startFakeService } from "../support/pipeline.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { storeSnapshot, useTestDatabase } from "../support/db.js";
 import { startFakeService } from "../support/pipeline.js";
 

@@ -12,7 +12,7 @@
  * moves next, so each store call is one atomic, ordered step of the history.
  */
 import { BSON, type Db, type Document, MongoBulkWriteError, MongoServerError } from "mongodb";
-import { Engine } from "../../src/lib/embedded-mongo/index.js";
+import { Engine } from "../../packages/embedded-mongo/src/index.js";
 
 const TO_ENGINE = { promoteValues: false, promoteBuffers: false } as const;
 

@@ -3,9 +3,9 @@
  * ledger. Each returns sentences naming the job, chunk or record concerned.
  */
 import { EJSON } from "bson";
-import { compareCuts, isInside } from "../../src/lib/planning/cuts.js";
-import type { DetailDoc, JobDoc, Store } from "../../src/lib/store/store.js";
-import { laneDocId, lanePass } from "../../src/lib/windows/watermark.js";
+import { compareCuts, isInside } from "../../src/planning/cuts.js";
+import type { DetailDoc, JobDoc, Store } from "../../src/store/store.js";
+import { laneDocId, lanePass } from "../../src/lanes/watermark.js";
 import type { SimService } from "./service.js";
 import type { Scenario } from "./world.js";
 

@@ -7,8 +7,8 @@
  * invariants are checked against.
  */
 import { EJSON } from "bson";
-import type { DeliveryOutcome, DeliveryRequest, PostChunk } from "../../src/lib/dispatch/http.js";
-import type { Store } from "../../src/lib/store/store.js";
+import type { DeliveryOutcome, DeliveryRequest, PostChunk } from "../../src/steps/dispatch/post-chunk.js";
+import type { Store } from "../../src/store/store.js";
 import type { Actor, Scheduler } from "./scheduler.js";
 
 export interface ServiceFaults {

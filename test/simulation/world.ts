@@ -6,17 +6,17 @@
  * Afterwards the invariants (`invariants.ts`) are checked against the database and the service's
  * ledger.
  */
-import { applyConfig } from "../../src/lib/config/load.js";
-import { serveJob } from "../../src/lib/dispatch/serve.js";
-import { isBadInput } from "../../src/lib/errors.js";
-import type { HandOver, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
-import { silentLogger } from "../../src/lib/handover/handover.js";
-import { healStalledJobs } from "../../src/lib/healing/heal-stalled-jobs.js";
-import { releaseLeases } from "../../src/lib/handover/lease.js";
-import { initializeJob } from "../../src/lib/initializer/initialize.js";
-import { resumeJob } from "../../src/lib/runner/local-runner.js";
-import { Store } from "../../src/lib/store/store.js";
-import { watchChunk } from "../../src/lib/watcher/watch.js";
+import { applyConfig } from "../../src/config/load.js";
+import { serveJob } from "../../src/steps/dispatch/dispatch.js";
+import { isBadInput } from "../../src/shared/errors.js";
+import type { HandOver, StepDeps, WatchPayload } from "../../src/steps/handover.js";
+import { silentLogger } from "../../src/steps/handover.js";
+import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
+import { releaseLeases } from "../../src/jobs/lease.js";
+import { initializeJob } from "../../src/steps/initialize/initialize.js";
+import { resumeJob } from "../../src/runtimes/local/local-runner.js";
+import { Store } from "../../src/store/store.js";
+import { watchChunk } from "../../src/steps/watch/watch.js";
 import { EngineDatabase } from "./engine-store.js";
 import { REFUSED_CONFIG, checkInvariants } from "./invariants.js";
 import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { type Db, MongoClient } from "mongodb";
 import { afterAll, beforeAll, inject } from "vitest";
-import { type Store, uriWithDatabase } from "../../src/lib/store/store.js";
+import { type Store, uriWithDatabase } from "../../src/store/store.js";
 
 export function useTestDatabase(label: string): { client: () => MongoClient; db: () => Db; uri: string } {
   const uri = inject("mongoUri");
@@ -47,7 +47,7 @@ export function useWorkerDatabase(t: ReturnType<typeof useTestDatabase>): void {
   afterAll(async () => {
     if (saved === undefined) delete process.env.MONGODB_URI;
     else process.env.MONGODB_URI = saved;
-    const { closeWorkerStore } = await import("../../src/tasks/worker.js");
+    const { closeWorkerStore } = await import("../../src/runtimes/trigger/worker.js");
     await closeWorkerStore();
   });
 }

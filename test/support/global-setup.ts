@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { pickMongoServer } from "../../src/lib/store/mongo-server.js";
+import { pickMongoServer } from "../../src/store/mongo-server.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

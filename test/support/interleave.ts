@@ -6,7 +6,7 @@
  * orders at random; these tests pin the ones that once broke.
  */
 import type { Db } from "mongodb";
-import { Store } from "../../src/lib/store/store.js";
+import { Store } from "../../src/store/store.js";
 
 export interface StoreCall {
   actor: string;

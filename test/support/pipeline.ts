@@ -1,12 +1,12 @@
 /** Helpers for pipeline tests: step dependencies with a recording hand-over, and fake services. */
 import { type IncomingMessage, type Server, createServer } from "node:http";
 import { EJSON } from "bson";
-import { postChunk } from "../../src/lib/dispatch/http.js";
-import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/lib/handover/handover.js";
-import { DEFAULT_LEASE_MS, silentLogger } from "../../src/lib/handover/handover.js";
-import { realTimer } from "../../src/lib/handover/lease.js";
+import { postChunk } from "../../src/steps/dispatch/post-chunk.js";
+import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/steps/handover.js";
+import { DEFAULT_LEASE_MS, silentLogger } from "../../src/steps/handover.js";
+import { realTimer } from "../../src/jobs/lease.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
-import { Store } from "../../src/lib/store/store.js";
+import { Store } from "../../src/store/store.js";
 import { useTestDatabase } from "./db.js";
 
 export type HandOverCall =

@@ -1,0 +1,123 @@
+/** Records that could not be processed are set aside in `batch_exceptions` for a human. */
+import { readSecretValues } from "../config/load.js";
+import { redactAndCut } from "../config/redact.js";
+
+/** The most of a service's record error kept in an exception's reason. */
+const EXCEPTION_ERROR_CHARS = 500;
+import type { StepDeps } from "../steps/handover.js";
+import type { AttemptOutcome, ChunkDoc, ExceptionDoc } from "../store/store.js";
+
+/**
+ * Copies the chunk's unprocessed records to exceptions (idempotent: unique per job and record).
+ * Called only for a chunk already `failed`, whose records can no longer change.
+ */
+export async function setAsideRecords(
+  deps: StepDeps,
+  config: string,
+  chunk: Pick<ChunkDoc, "jobId" | "chunk" | "attempt">,
+  reason: string,
+): Promise<number> {
+  const { store } = deps;
+  const now = deps.now();
+  let count = 0;
+  // A record's `error` is the service's own text: a secret it echoes is kept out of the store.
+  const secrets = await readSecretValues(store, config, deps.env);
+  // A service often gives many records the same error: each distinct text is redacted once (a
+  // few milliseconds each), reading only about twice as far as the kept 500 characters (room
+  // for secrets replaced by *** before the cut).
+  const redacted = new Map<string, string>();
+  const redactedError = (text: string): string => {
+    let out = redacted.get(text);
+    if (out === undefined) {
+      out = redactAndCut(text, secrets, EXCEPTION_ERROR_CHARS, 2 * EXCEPTION_ERROR_CHARS);
+      if (redacted.size < 1000) redacted.set(text, out);
+    }
+    return out;
+  };
+  const cursor = store.details.find(
+    { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
+    { projection: { recordId: 1, attempts: 1, error: 1 } },
+  );
+  let batch: ExceptionDoc[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const ops = batch.map((e) => ({
+      updateOne: {
+        filter: { jobId: e.jobId, recordId: e.recordId },
+        update: { $setOnInsert: e },
+        upsert: true,
+      },
+    }));
+    await store.exceptions.bulkWrite(ops, { ordered: false });
+    count += batch.length;
+    batch = [];
+  };
+  for await (const d of cursor) {
+    batch.push({
+      jobId: chunk.jobId,
+      config,
+      recordId: d.recordId,
+      chunk: chunk.chunk,
+      attempts: Math.max(d.attempts, chunk.attempt),
+      reason: d.error ? `${reason} (service said: ${redactedError(String(d.error))})` : reason,
+      createdAt: now,
+    });
+    if (batch.length >= 1000) await flush();
+  }
+  await flush();
+  return count;
+}
+
+/**
+ * Fails a chunk: moves it to `failed` under `guard` (the caller's view: status and, for the
+ * server, its lease; the attempt is added here), then sets its records aside. Returns false when the
+ * guard matched nothing — another runner moved the chunk on (a stale runner's late reply, a
+ * replayed watcher) — and then touches no record.
+ */
+export async function failChunk(
+  deps: StepDeps,
+  config: string,
+  chunk: ChunkDoc,
+  guard: Record<string, unknown>,
+  outcome: AttemptOutcome,
+  reason: string,
+): Promise<boolean> {
+  const now = deps.now();
+  const res = await deps.store.chunks.updateOne(
+    { ...guard, jobId: chunk.jobId, chunk: chunk.chunk, attempt: chunk.attempt },
+    {
+      // `done` stays false until the records are set aside, so a crash in between leaves the
+      // chunk unfinished and the next server run completes it (`completeFailedChunk`).
+      $set: { status: "failed", done: false, finishedAt: now, lastError: reason },
+      $unset: { lease: "" },
+      $push: { history: { attempt: chunk.attempt, outcome, at: now } },
+    },
+  );
+  if (res.matchedCount === 0) return false;
+  await completeFailedChunk(deps, config, { ...chunk, lastError: reason });
+  return true;
+}
+
+/**
+ * Second half of failing a chunk, idempotent: its unprocessed records are marked `failed` — so a
+ * late report of the attempt (which must match `status: "sent"`) can no longer land — and set
+ * aside as exceptions; then the chunk is done, with exact counts.
+ */
+export async function completeFailedChunk(
+  deps: StepDeps,
+  config: string,
+  chunk: Pick<ChunkDoc, "jobId" | "chunk" | "attempt" | "lastError">,
+): Promise<void> {
+  const { store } = deps;
+  const { jobId } = chunk;
+  await store.details.updateMany(
+    { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent"] } },
+    { $set: { status: "failed" } },
+  );
+  const setAside = await setAsideRecords(deps, config, chunk, chunk.lastError ?? "failed");
+  const processed = await store.details.countDocuments({ jobId, chunk: chunk.chunk, status: "processed" });
+  await store.chunks.updateOne(
+    { jobId, chunk: chunk.chunk, status: "failed", done: false },
+    { $set: { done: true, processedCount: processed, failedCount: setAside } },
+  );
+}

@@ -1,0 +1,262 @@
+/**
+ * What a job is and did, read from the chunkrelay collections: the job list, one job's report
+ * (times, config and its drift, counts, rate, chunk table, step statistics), and deleting a job's
+ * documents. Every query is by job id or config on an index.
+ */
+import { loadConfig, secretValues } from "../config/load.js";
+import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
+import { EJSON, type ObjectId } from "bson";
+import { configHash, orderKeyOf } from "../config/schema.js";
+import type { Cut } from "../planning/cuts.js";
+import { partitioningName } from "../planning/workload.js";
+import { openSource } from "../sources/source.js";
+import { laneDocId, lanePass } from "../lanes/watermark.js";
+import { BadInputError } from "../shared/errors.js";
+import { type JobProgress, readJobProgress } from "./progress.js";
+import type { ChunkDoc, JobDoc, Store } from "../store/store.js";
+import { type StepSummary, stepStats } from "./step-stats.js";
+
+export interface JobListing {
+  jobId: string;
+  config: string;
+  mode: JobDoc["mode"];
+  /** The partitioning's name, e.g. size_500/every_200. */
+  partitioning: string;
+  status: JobDoc["status"];
+  description: string;
+  records: number;
+  processed: number;
+  exceptions: number;
+  createdAt: Date;
+  finishedAt?: Date;
+  durationMs?: number;
+}
+
+export async function listJobs(
+  store: Store,
+  options: { config?: string; limit?: number } = {},
+): Promise<JobListing[]> {
+  const jobs = await store.jobs
+    .find(options.config ? { config: options.config } : {})
+    .sort({ createdAt: -1 })
+    .limit(options.limit ?? 50)
+    .toArray();
+  return jobs.map((j) => ({
+    jobId: j._id,
+    config: j.config,
+    mode: j.mode,
+    partitioning: partitioningName(j.partitioning),
+    status: j.status,
+    description: j.description,
+    records: j.totals?.records ?? j.planning.records,
+    processed: j.totals?.processed ?? 0,
+    exceptions: j.totals?.exceptions ?? 0,
+    createdAt: j.createdAt,
+    ...(j.finishedAt
+      ? { finishedAt: j.finishedAt, durationMs: j.finishedAt.getTime() - j.startedAt.getTime() }
+      : {}),
+  }));
+}
+
+export interface JobReport {
+  job: JobDoc;
+  progress: JobProgress;
+  /** The hash of the config as it is now (undefined when the config is gone or invalid). */
+  currentConfigHash?: string;
+  /** Where the records come from, per the config as it is now. */
+  source?: { description: string; orderBy: string; filter?: Record<string, unknown> };
+  /** The job's mode, window, lane, partitioning and iteration, in words. */
+  windowLines: string[];
+  /** Chunks sent under another config than the job's current one (after a config change). */
+  driftedChunks: number[];
+  exceptions: number;
+  recordsPerSecond: number;
+  chunks: Array<Omit<ChunkDoc, "lease">>;
+  steps: StepSummary[];
+}
+
+/**
+ * Errors in the report (the job's and its chunks' `lastError`) hold a service's text, redacted when
+ * written; they are redacted again with the secrets of the config as it is now, read from `env`.
+ */
+export async function jobReport(
+  store: Store,
+  jobId: string,
+  env: Record<string, string | undefined> = process.env,
+): Promise<JobReport> {
+  const found = await store.jobs.findOne({ _id: jobId });
+  if (!found) throw new BadInputError(`job '${jobId}' not found; list jobs with \`npx chunkrelay jobs\``);
+  const [progress, storedChunks, exceptions, steps] = await Promise.all([
+    readJobProgress(store, jobId),
+    store.chunks
+      .find({ jobId }, { projection: { _id: 0, lease: 0 } })
+      .sort({ chunk: 1 })
+      .toArray(),
+    store.exceptions.countDocuments({ jobId }),
+    stepStats(store, { jobId }),
+  ]);
+  let currentConfigHash: string | undefined;
+  let source: JobReport["source"];
+  let secrets: string[] = [];
+  try {
+    const config = await loadConfig(store, found.config);
+    currentConfigHash = configHash(config);
+    secrets = secretValues(config, env);
+    source = {
+      description: openSource(store, config, found.mode === "exceptions" ? found.fromJob : undefined)
+        .description,
+      orderBy: orderKeyOf(config.source),
+      ...("filter" in config.source ? { filter: config.source.filter } : {}),
+    };
+  } catch {
+    currentConfigHash = undefined;
+  }
+  const redact = <T extends { lastError?: string }>(doc: T): T =>
+    doc.lastError === undefined
+      ? doc
+      : { ...doc, lastError: redactAndCut(doc.lastError, secrets, REDACT_SCAN_CHARS) };
+  const job = redact(found);
+  const chunks = storedChunks.map(redact);
+  const driftedChunks = chunks
+    .filter((c) => c.sentAt !== undefined && c.configHash !== job.configHash)
+    .map((c) => c.chunk);
+  const end = job.finishedAt ?? new Date();
+  const secs = (end.getTime() - job.startedAt.getTime()) / 1000;
+  const done = progress.processedRecords + progress.failedRecords;
+  return {
+    job,
+    progress,
+    ...(currentConfigHash ? { currentConfigHash } : {}),
+    ...(source ? { source } : {}),
+    windowLines: describeJobWindow(job),
+    driftedChunks,
+    exceptions,
+    recordsPerSecond: secs > 0 ? Math.round(done / secs) : 0,
+    chunks,
+    steps,
+  };
+}
+
+const formatKey = (v: unknown): string =>
+  v instanceof Date
+    ? v.toISOString()
+    : (v as { _bsontype?: string } | null)?._bsontype === "ObjectId"
+      ? `ObjectId(${(v as ObjectId).toHexString()})`
+      : EJSON.stringify({ v }, { relaxed: true }).slice(5, -1);
+
+/** A lane in words: the config's lane by name, a backfill window's lane by its pass. */
+const laneLabel = (lane: NonNullable<JobDoc["lane"]>): string =>
+  lane.id.includes(":backfill:")
+    ? `backfill lane, pass ${lanePass(lane.id)}, job #${lane.seq}`
+    : `lane ${lane.id} #${lane.seq}`;
+
+export function formatCut(cut: Cut, side: "from" | "to", orderBy?: string): string {
+  const key = formatKey(cut.key);
+  // Ordered by _id, the key is the id: say it once.
+  if (cut.id !== undefined && orderBy === "_id") return `${side === "from" ? "after" : "up to"} ${key}`;
+  if (cut.id !== undefined) return `${side === "from" ? "after" : "up to"} ${key} (id ${formatKey(cut.id)})`;
+  if (side === "from") return cut.keyIncluded ? `after ${key}` : `from ${key}`;
+  return cut.keyIncluded ? `up to ${key}` : `before ${key}`;
+}
+
+/** A job's window and how it was cut, in words, for `status` and the status page. */
+export function describeJobWindow(job: JobDoc): string[] {
+  const lines: string[] = [];
+  const { window } = job;
+  const range =
+    window.to === null
+      ? "empty (nothing to take)"
+      : `${window.from ? formatCut(window.from, "from", job.partitioning.orderBy) : "from the first record"}, ${window.to ? formatCut(window.to, "to", job.partitioning.orderBy) : "open-ended"}`;
+  lines.push(
+    `window ${range}${job.lane ? ` — ${laneLabel(job.lane)}` : ""}${job.fromJob ? ` — exceptions of ${job.fromJob}` : ""}`,
+  );
+  const p = job.partitioning;
+  const parts = [
+    `order ${p.orderBy}`,
+    `chunks of ${[p.chunking.maxRecords !== undefined ? `≤${p.chunking.maxRecords} records` : "", p.chunking.maxWeight !== undefined ? `≤${p.chunking.maxWeight} weight` : ""].filter(Boolean).join(", ")}`,
+  ];
+  const w = p.workload;
+  if (w) {
+    const caps = [
+      w.maxRecords !== undefined ? `≤${w.maxRecords} records` : "",
+      w.maxWeight !== undefined ? `≤${w.maxWeight} weight` : "",
+      w.maxChunks !== undefined ? `≤${w.maxChunks} chunks` : "",
+    ].filter(Boolean);
+    parts.push(`job capped at ${caps.join(", ")}`);
+  }
+  if (p.sample)
+    parts.push(
+      "every" in p.sample
+        ? `sample: every ${p.sample.every}th record from position ${p.sample.offset ?? 0}`
+        : `sample: first ${p.sample.first} records`,
+    );
+  lines.push(`partitioning ${partitioningName(p)}: ${parts.join("; ")}`);
+  if (job.iteration)
+    lines.push(
+      `iteration ${job.iteration.index} of up to ${job.iteration.of} (first job ${job.iteration.firstJob})`,
+    );
+  if (job.complete !== undefined) {
+    lines.push(
+      job.complete
+        ? "complete: every record processed or its exception resolved"
+        : `incomplete: completed ${job.completedTo ? formatCut(job.completedTo, "to", job.partitioning.orderBy) : "nothing"} in order; unresolved exceptions hold the watermark`,
+    );
+  }
+  return lines;
+}
+
+export interface DeletePlan {
+  jobId: string;
+  details: number;
+  chunks: number;
+  exceptions: number;
+  taskStats: number;
+  job: number;
+}
+
+/**
+ * Deletes every document of one job from every chunkrelay collection. Without `confirm` it only
+ * counts what it would delete. A job still planning or running is refused: stop it first.
+ */
+export async function deleteJob(
+  store: Store,
+  jobId: string,
+  confirm: boolean,
+): Promise<DeletePlan & { deleted: boolean }> {
+  const job = await store.jobs.findOne({ _id: jobId });
+  if (!job) throw new BadInputError(`job '${jobId}' not found`);
+  const plan: DeletePlan = {
+    jobId,
+    details: await store.details.countDocuments({ jobId }),
+    chunks: await store.chunks.countDocuments({ jobId }),
+    exceptions: await store.exceptions.countDocuments({ jobId }),
+    taskStats: await store.taskStats.countDocuments({ jobId }),
+    job: 1,
+  };
+  if (!confirm) return { ...plan, deleted: false };
+  if (job.status === "planning" || job.status === "running") {
+    throw new BadInputError(
+      `job '${jobId}' is ${job.status}; it cannot be deleted while it runs (stop its runner, let it finish, or resume it first)`,
+    );
+  }
+  if (job.lane) {
+    // The watermark walks a lane's jobs in order; a job it has not passed yet cannot go, or the
+    // walk would stop at the hole for good.
+    const lane = await store.watermarks.findOne(
+      { _id: laneDocId(job.lane.id) },
+      { projection: { completedSeq: 1 } },
+    );
+    if ((lane?.completedSeq ?? 0) < job.lane.seq) {
+      throw new BadInputError(
+        `job '${jobId}' is in lane ${job.lane.id} (seq ${job.lane.seq}) and the watermark has not passed it yet; resolve or requeue its exceptions first (\`npx chunkrelay exceptions list --job ${jobId}\`)`,
+      );
+    }
+  }
+  await store.details.deleteMany({ jobId });
+  await store.chunks.deleteMany({ jobId });
+  await store.exceptions.deleteMany({ jobId });
+  await store.taskStats.deleteMany({ jobId });
+  await store.watermarks.updateOne({ _id: job.config, activeJob: jobId }, { $set: { activeJob: null } });
+  await store.jobs.deleteOne({ _id: jobId });
+  return { ...plan, deleted: true };
+}

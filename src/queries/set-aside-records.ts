@@ -1,0 +1,94 @@
+/** Records set aside for a human: listing them, and resolving one with a note. */
+import { readSecretsByConfig } from "../config/load.js";
+import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
+import { BadInputError } from "../shared/errors.js";
+import { silentLogger } from "../steps/handover.js";
+import { settleJobCompletion } from "../lanes/watermark.js";
+import type { ExceptionDoc, Store } from "../store/store.js";
+
+/**
+ * An exception's reason may hold the service's text, redacted when written; it is redacted again
+ * as it is read, with the secrets of its config read from `env`, in case the secret or the
+ * redaction changed since.
+ */
+async function redactReasons(
+  store: Store,
+  docs: ExceptionDoc[],
+  env: Record<string, string | undefined>,
+): Promise<ExceptionDoc[]> {
+  const secrets = await readSecretsByConfig(
+    store,
+    docs.map((d) => d.config),
+    env,
+  );
+  return docs.map((d) => ({
+    ...d,
+    reason: redactAndCut(d.reason, secrets.get(d.config) ?? [], REDACT_SCAN_CHARS),
+  }));
+}
+
+export async function listExceptions(
+  store: Store,
+  filter: { jobId?: string; config?: string; unresolved?: boolean; limit?: number },
+  env: Record<string, string | undefined> = process.env,
+): Promise<ExceptionDoc[]> {
+  const query: Record<string, unknown> = {};
+  if (filter.jobId) query.jobId = filter.jobId;
+  if (filter.config) query.config = filter.config;
+  if (filter.unresolved) query.resolution = { $exists: false };
+  const docs = await store.exceptions
+    .find(query, { projection: { _id: 0 } })
+    .sort({ createdAt: -1 })
+    .limit(filter.limit ?? 100)
+    .toArray();
+  return redactReasons(store, docs, env);
+}
+
+export async function showException(
+  store: Store,
+  jobId: string,
+  recordId: unknown,
+  env: Record<string, string | undefined> = process.env,
+): Promise<ExceptionDoc> {
+  const doc = await store.exceptions.findOne({ jobId, recordId }, { projection: { _id: 0 } });
+  if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
+  const [redacted] = await redactReasons(store, [doc], env);
+  return redacted ?? doc;
+}
+
+export async function resolveException(
+  store: Store,
+  jobId: string,
+  recordId: unknown,
+  note: string,
+  now: Date,
+): Promise<ExceptionDoc> {
+  if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
+  const doc = await store.exceptions.findOneAndUpdate(
+    { jobId, recordId },
+    { $set: { resolution: { note, at: now } } },
+    { returnDocument: "after", projection: { _id: 0 } },
+  );
+  if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
+  // The last resolved exception makes its job complete: the watermark may move over it now.
+  await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
+  return doc;
+}
+
+/** Resolves every unresolved exception of a job with one note (a human gives up on them, or fixed them elsewhere). */
+export async function resolveExceptions(
+  store: Store,
+  jobId: string,
+  note: string,
+  now: Date,
+): Promise<number> {
+  if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
+  if (!(await store.jobs.findOne({ _id: jobId }, { projection: { _id: 1 } })))
+    throw new BadInputError(`job '${jobId}' not found`);
+  const res = await store.exceptions.updateMany(
+    { jobId, resolution: { $exists: false } },
+    { $set: { resolution: { note, at: now } } },
+  );
+  await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
+  return res.modifiedCount;
+}

@@ -1,0 +1,134 @@
+/** Records of a MongoDB collection, in (orderBy, _id) order, selected by the config's filter. */
+import { EJSON } from "bson";
+import { type Document, type Filter, MongoServerError } from "mongodb";
+import { BadInputError } from "../shared/errors.js";
+import type { MongoSourceConfig } from "../config/schema.js";
+import { getPath } from "../../packages/embedded-mongo/src/values.js";
+import { aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
+import { weightOf } from "../planning/chunking.js";
+import type { Store } from "../store/store.js";
+import { type Source, type Window, generatorBatches } from "./source.js";
+
+/**
+ * A record without the order key would sort before every other one, and a cut at it could not be
+ * expressed as a range query: refuse it, saying how to fix it.
+ */
+function keyOf(doc: Document, key: string, collection: string): unknown {
+  const value = getPath(doc, key);
+  if (value === undefined || value === null) {
+    throw new BadInputError(
+      `record ${EJSON.stringify({ _id: doc._id as unknown }, { relaxed: true })} of ${collection} has no '${key}' (the config's source.orderBy); give it one, or exclude such records with source.filter {"${key}": {"$exists": true, "$ne": null}}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Server error codes that mean "this query can never run as written" (MongoDB's error_codes.yml):
+ * an unknown `$type` alias, a `$text` without a text index, a `$near` without a geo index, an
+ * unknown aggregation operator inside `$expr`, a malformed `$jsonSchema`, … Asking again gets the
+ * same answer, so such a refusal is bad input (exit 2, never retried), not an outage.
+ */
+const QUERY_REFUSED_CODES = new Set([
+  2, // BadValue
+  9, // FailedToParse
+  14, // TypeMismatch
+  27, // IndexNotFound ($text without a text index)
+  28, // PathNotViable
+  72, // InvalidOptions
+  168, // InvalidPipelineOperator (an unknown operator in $expr)
+  224, // QueryFeatureNotAllowed
+  241, // ConversionFailure
+  291, // NoQueryExecutionPlans ($near without a geo index)
+  16410, // an aggregation field path starting with '$' badly
+  17287, // $jsonSchema / $expr parse errors of older servers
+  31253, // projection errors
+  31254,
+  40324, // unrecognized pipeline stage / operator
+  51024, // $jsonSchema keyword errors
+]);
+
+/** A server's refusal of the config's query, as bad input naming the field to fix. */
+export function asQueryRefusal(err: unknown, collection: string): unknown {
+  if (!(err instanceof MongoServerError) || typeof err.code !== "number") return err;
+  if (!QUERY_REFUSED_CODES.has(err.code)) return err;
+  return new BadInputError(
+    `the server refused the query of ${collection} (source.filter, source.orderBy or source.weightField): ${err.message} (code ${err.code}${err.codeName ? ` ${err.codeName}` : ""}); fix the config and apply it again (or, when the message names a value a record holds, that record)`,
+  );
+}
+
+/** Runs a query of the config's source collection, a server refusal turned into bad input. */
+export async function refusedAsBadInput<T>(collection: string, query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (err) {
+    throw asQueryRefusal(err, collection);
+  }
+}
+
+export function mongoSource(store: Store, source: MongoSourceConfig): Source {
+  const key = source.orderBy;
+  const collection = store.db.collection(source.collection);
+  const where = (window: Window): Filter<Document> =>
+    allOf([
+      source.filter,
+      ...(window.from ? [aboveCut(key, window.from)] : []),
+      ...(window.to ? [atOrBelowCut(key, window.to)] : []),
+    ]);
+  const weightField = source.weightField;
+  const query = <T>(run: () => Promise<T>) => refusedAsBadInput(source.collection, run);
+  return {
+    description: `collection ${source.collection} by ${key}`,
+    async lastRecord(window) {
+      const doc = await query(() =>
+        collection
+          .find(where(window), { projection: { [key]: 1 } })
+          .sort({ [key]: -1, _id: -1 })
+          .limit(1)
+          .next(),
+      );
+      return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : undefined;
+    },
+    async recordAt(window, index) {
+      const doc = await query(() =>
+        collection
+          .find(where(window), { projection: { [key]: 1 } })
+          .sort({ [key]: 1, _id: 1 })
+          .skip(index)
+          .limit(1)
+          .next(),
+      );
+      return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : "none";
+    },
+    read(window, batchSize) {
+      const projection: Document = { _id: 1, [key]: 1 };
+      if (weightField) projection[weightField] = 1;
+      const cursor = collection.find(where(window), { projection, batchSize }).sort({ [key]: 1, _id: 1 });
+      // Whole cursor batches at a time: one await per batch of records, not one per record.
+      async function* batches() {
+        while (await query(() => cursor.hasNext())) {
+          yield cursor.readBufferedDocuments().map((doc: Document) => ({
+            id: doc._id as unknown,
+            key: keyOf(doc, key, source.collection),
+            weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
+          }));
+        }
+      }
+      return generatorBatches(batches(), () => cursor.close());
+    },
+    async count(from) {
+      const filter = where(from ? { from } : {});
+      const records = await query(() => collection.countDocuments(filter));
+      if (!weightField) return { records };
+      const [row] = await query(() =>
+        collection
+          .aggregate<{ w: number }>([
+            { $match: filter },
+            { $group: { _id: null, w: { $sum: `$${weightField}` } } },
+          ])
+          .toArray(),
+      );
+      return { records, weight: row?.w ?? 0 };
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The status page and its JSON API (`npx chunkrelay serve`): jobs with live progress, one job's
+ * report with its chunk timeline, step statistics, a config's backlog, exceptions. Read-only;
+ * bound to 127.0.0.1 unless told otherwise; with a token, every request must carry it
+ * (`Authorization: Bearer …`, or `?token=` for the page). Built on node:http — a handful of GET
+ * routes need no framework.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import { EJSON } from "bson";
+import { isBadInput } from "../shared/errors.js";
+import { readBacklog } from "../queries/backlog.js";
+import { listExceptions } from "../queries/set-aside-records.js";
+import { jobReport, listJobs } from "../queries/jobs.js";
+import { stepStats } from "../queries/step-stats.js";
+import type { Store } from "../store/store.js";
+import { STATUS_PAGE_HTML } from "./page.js";
+
+export interface StatusServerOptions {
+  store: Store;
+  /** Default 0 (any free port). */
+  port?: number;
+  /** Default 127.0.0.1: the page is not exposed beyond this machine unless asked. */
+  host?: string;
+  /** When set, every request must present it. Default: none. */
+  token?: string;
+  /**
+   * Where the configs' header secrets are read from, to redact the service's text in errors and
+   * exception reasons. Default: process.env.
+   */
+  env?: Record<string, string | undefined>;
+}
+
+export interface StatusServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = EJSON.stringify(body, { relaxed: true });
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  res.end(text);
+}
+
+function authorized(req: IncomingMessage, url: URL, token: string | undefined): boolean {
+  if (!token) return true;
+  const header = req.headers.authorization;
+  // The auth scheme is case-insensitive (RFC 9110 §11.1): "bearer x" is as good as "Bearer x".
+  const scheme = /^bearer\s+(.*)$/i.exec(header ?? "");
+  const given = scheme ? (scheme[1] ?? "").trim() : (url.searchParams.get("token") ?? "");
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
+  const { store } = options;
+  const env = options.env ?? process.env;
+  const host = options.host ?? "127.0.0.1";
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://status.local");
+    if (req.method !== "GET") return send(res, 405, { error: "read-only: GET only" });
+    if (!authorized(req, url, options.token)) return send(res, 401, { error: "a bearer token is required" });
+    const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    if (parts.length === 0) {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.end(STATUS_PAGE_HTML);
+      return;
+    }
+    if (parts[0] !== "api") return send(res, 404, { error: "not found" });
+    const config = url.searchParams.get("config") ?? undefined;
+    switch (parts[1]) {
+      case "jobs":
+        if (parts[2] === undefined) return send(res, 200, await listJobs(store, config ? { config } : {}));
+        if (parts[3] === "chunks") return send(res, 200, (await jobReport(store, parts[2], env)).chunks);
+        return send(res, 200, await jobReport(store, parts[2], env));
+      case "stats": {
+        const job = url.searchParams.get("job");
+        return send(res, 200, await stepStats(store, job ? { jobId: job } : {}));
+      }
+      case "backlog":
+        if (!parts[2]) return send(res, 400, { error: "name a config: /api/backlog/<config>" });
+        return send(res, 200, await readBacklog(store, parts[2]));
+      case "exceptions": {
+        const job = url.searchParams.get("job");
+        return send(
+          res,
+          200,
+          await listExceptions(store, { ...(job ? { jobId: job } : {}), ...(config ? { config } : {}) }, env),
+        );
+      }
+      default:
+        return send(res, 404, { error: "not found" });
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (isBadInput(err)) send(res, 404, { error: err.message });
+      else send(res, 500, { error: err instanceof Error ? err.message : String(err) });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://${host}:${port}/`,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,481 @@
+/**
+ * The server step (`batchDataServer`): claims the next due chunk of a job atomically, inside the
+ * window of `maxInFlight` chunks starting at the first unfinished one, POSTs it under the
+ * attempt's idempotency key, marks it sent and hands over to the watcher. Delivery trouble puts
+ * the chunk back with backoff (same attempt, same key); a rejection sets its records aside as
+ * exceptions. When no chunk is left, it finishes the job.
+ */
+import { EJSON } from "bson";
+import type { Document } from "mongodb";
+import { z } from "zod";
+import { loadConfig, resolveHeaders, secretValues } from "../../config/load.js";
+import { redactAndCut } from "../../config/redact.js";
+import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../../config/schema.js";
+import { BadInputError } from "../../shared/errors.js";
+import { type StepDeps, keys } from "../handover.js";
+import { withLeaseRenewal } from "../../jobs/lease.js";
+import { backoffDelay, nextChunkStatus } from "../../planning/chunk-state.js";
+import type { ChunkDoc, JobDoc } from "../../store/store.js";
+import { keyToPayload } from "../../planning/cuts.js";
+import { settleJobCompletion } from "../../lanes/watermark.js";
+import { completeFailedChunk, failChunk } from "../../jobs/set-aside-records.js";
+import { type DeliveryOutcome, STORED_REASON_CHARS } from "./post-chunk.js";
+
+export const servePayloadSchema = z
+  .object({ jobId: jobIdSchema.describe("The job to serve (from the initializer).") })
+  .strict();
+
+export type ServeResult =
+  | { outcome: "dispatched"; chunks: number[] }
+  | { outcome: "idle"; reason: string }
+  | { outcome: "finished"; status: JobDoc["status"] };
+
+/**
+ * The first chunk not done among the committed ones. Chunks at or past the job's
+ * `planning.nextChunk` are not committed yet: the planner may still cut them again after a
+ * crash, so no runner ever claims them.
+ */
+async function firstUnfinishedChunk(
+  deps: StepDeps,
+  jobId: string,
+  committed: number,
+): Promise<Pick<ChunkDoc, "chunk" | "status" | "attempt" | "lastError"> | null> {
+  return deps.store.chunks.findOne(
+    { jobId, done: false, chunk: { $lt: committed } },
+    { sort: { chunk: 1 }, projection: { chunk: 1, status: 1, attempt: 1, lastError: 1 } },
+  );
+}
+
+/** Claims one chunk: due pending chunks, or dispatching ones whose lease expired (redelivery). */
+async function claimNextChunk(deps: StepDeps, jobId: string, low: number, high: number) {
+  const now = deps.now();
+  return deps.store.chunks.findOneAndUpdate(
+    {
+      jobId,
+      chunk: { $gte: low, $lt: high },
+      $or: [
+        { status: "pending", dueAt: { $lte: now } },
+        { status: "dispatching", "lease.expiresAt": { $lt: now } },
+      ],
+    },
+    {
+      $set: {
+        status: nextChunkStatus("pending", { type: "claim" }),
+        lease: {
+          owner: deps.owner,
+          expiresAt: new Date(now.getTime() + deps.leaseMs),
+        },
+      },
+    },
+    { sort: { chunk: 1 }, returnDocument: "after" },
+  );
+}
+
+/**
+ * When nothing in the window can be claimed yet — a chunk held under another runner's lease, or
+ * waiting out a delivery backoff — comes back when that ends. If the lease holder is alive it
+ * will have renewed the lease by then and this simply looks again; if it died, this takes over.
+ * Chunks that are `sent` need no wake-up: their watcher hands back.
+ */
+async function scheduleWakeUp(deps: StepDeps, jobId: string, low: number, high: number): Promise<void> {
+  const waiting = await deps.store.chunks
+    .find(
+      {
+        jobId,
+        chunk: { $gte: low, $lt: high },
+        status: { $in: ["pending", "dispatching"] },
+      },
+      { projection: { status: 1, dueAt: 1, lease: 1 } },
+    )
+    .toArray();
+  const times = waiting
+    .map((c) => (c.status === "dispatching" ? c.lease?.expiresAt : c.dueAt)?.getTime())
+    .filter((t): t is number => t !== undefined);
+  if (times.length === 0) return;
+  const at = Math.min(...times);
+  await deps.handOver.serve(
+    { jobId },
+    `serve:${jobId}:wake:${at}`,
+    Math.max(0, at - deps.now().getTime()) + 1,
+  );
+}
+
+/**
+ * Marks the records of this attempt — everything in the chunk not yet processed — and returns the
+ * request body. The marking happens once per attempt (`attempts < attempt`): a redelivery of the
+ * same attempt (after a crash, or by a runner that took an expired lease over) finds the same
+ * records by `attempts`, so one idempotency key always carries the same records. Records are
+ * marked before the request because a fast service may report on them before the reply reaches
+ * us, and what it writes must never be overwritten. Fields are stored with the record for file
+ * sources, read from the collection now for MongoDB sources (one `$in` query on _id per chunk).
+ */
+async function markAndBuildBody(
+  deps: StepDeps,
+  config: BatchConfig,
+  chunk: ChunkDoc,
+): Promise<{ body: string; ids: unknown[] }> {
+  const { jobId, attempt } = chunk;
+  await deps.store.details.updateMany(
+    { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
+    { $set: { status: "sent", sentAt: deps.now(), attempts: attempt }, $unset: { attempt: "", error: "" } },
+  );
+  // The attempt's records are the ones marked for it or for a later attempt: a later attempt
+  // re-marks a subset (the unprocessed ones), so a stale runner that builds this body late still
+  // sends the same records under this attempt's key.
+  const details = await deps.store.details
+    .find(
+      { jobId, chunk: chunk.chunk, attempts: { $gte: attempt } },
+      { projection: { recordId: 1, data: 1 } },
+    )
+    .toArray();
+  const ids = details.map((d) => d.recordId);
+  const source = config.source;
+  const byId = new Map<string, Document>();
+  if (!isFileSource(source) && source.fields.length > 0 && ids.length > 0) {
+    const projection: Document = { _id: 1 };
+    for (const f of source.fields) projection[f] = 1;
+    const docs = await deps.store.db
+      .collection(source.collection)
+      .find({ _id: { $in: ids } } as Document, { projection })
+      .toArray();
+    for (const d of docs) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
+  }
+  const records = details.map(({ recordId: id, data }) => {
+    if (data) return { id, ...data };
+    const src = byId.get(EJSON.stringify({ v: id }));
+    if (!src) return { id };
+    const { _id, ...rest } = src;
+    return { id, ...rest };
+  });
+  const body = EJSON.stringify({ jobId, chunk: chunk.chunk, attempt, records }, { relaxed: true });
+  return { body, ids };
+}
+
+/**
+ * The outcome as it may be stored, logged and printed: its reason redacted, then cut to
+ * STORED_REASON_CHARS. The reply's text comes longer than that (`reasonFrom`): cut first, a secret
+ * straddling the cut would keep fewer characters than a match needs.
+ */
+export function redactOutcome(outcome: DeliveryOutcome, secrets: readonly string[]): DeliveryOutcome {
+  if (outcome.kind === "accepted") return outcome;
+  return {
+    ...outcome,
+    reason: redactAndCut(outcome.reason, secrets, STORED_REASON_CHARS, 3 * STORED_REASON_CHARS),
+  };
+}
+
+/**
+ * Delivers one claimed chunk attempt. The lease is renewed for the whole delivery — marking,
+ * building the body, the request, recording the outcome — and every write is guarded by it: a
+ * runner whose lease lapsed (it stalled, another took the chunk over) changes nothing when it
+ * wakes, whatever reply it finally gets.
+ */
+async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<void> {
+  const { store } = deps;
+  const { jobId, attempt } = chunk;
+  const chunkNo = chunk.chunk;
+  const guard = { jobId, chunk: chunkNo, status: "dispatching" as const, attempt, "lease.owner": deps.owner };
+  const renew = () =>
+    store.chunks.updateOne(guard, {
+      $set: { "lease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) },
+    });
+  await withLeaseRenewal(deps, "chunk", renew, () => deliverChunk(deps, config, chunk, guard));
+}
+
+async function deliverChunk(
+  deps: StepDeps,
+  config: BatchConfig,
+  chunk: ChunkDoc,
+  guard: Record<string, unknown>,
+): Promise<void> {
+  const { store } = deps;
+  const { jobId, attempt } = chunk;
+  const chunkNo = chunk.chunk;
+  const headers = resolveHeaders(config, deps.env);
+  const { body, ids } = await markAndBuildBody(deps, config, chunk);
+  if (ids.length === 0) {
+    // Every record was processed already (e.g. the service finished before a crash): close it.
+    const res = await store.chunks.updateOne(guard, {
+      $set: { status: "sent", sentAt: deps.now() },
+      $unset: { lease: "" },
+    });
+    if (res.matchedCount > 0)
+      await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
+    return;
+  }
+  // If this runner dies during the request, the lease expires and another runner delivers the
+  // same attempt again under the same key, which the service recognizes.
+  const raw = await deps.post({
+    url: config.target.url,
+    body,
+    headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
+    timeoutMs: config.target.timeoutMs,
+  });
+  // A service may echo request headers in its error text; secrets never reach our documents.
+  const outcome = redactOutcome(raw, secretValues(config, deps.env));
+  const now = deps.now();
+  switch (outcome.kind) {
+    case "accepted": {
+      // If we stop before this update, the lease expires and the same attempt is delivered
+      // again under the same key, which the service recognizes.
+      const res = await store.chunks.updateOne(guard, {
+        $set: {
+          status: nextChunkStatus("dispatching", { type: "accepted" }),
+          sentAt: now,
+          deliveryTries: 0,
+          // The config this attempt went out under (it may differ from the one that planned it).
+          configHash: configHash(config),
+        },
+        $unset: { lease: "" },
+      });
+      if (res.matchedCount === 0) return; // another runner took the chunk over meanwhile
+      deps.log.info(`chunk ${chunkNo} sent`, { jobId, attempt, records: ids.length });
+      await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
+      return;
+    }
+    case "retry": {
+      const tries = chunk.deliveryTries + 1;
+      const triesLeft = tries < config.retry.maxDeliveryTries;
+      if (!triesLeft) {
+        const reason = `delivery failed ${tries} times; last: ${outcome.reason}`;
+        if (await failChunk(deps, config.name, chunk, guard, "deliveryFailed", reason)) {
+          deps.log.warn(`chunk ${chunkNo} failed`, { jobId, reason });
+          await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunkNo, attempt));
+        }
+        return;
+      }
+      // A service's Retry-After is honoured up to the config's cap, whatever it asks for (seconds
+      // or a date years ahead): a run never waits longer than `retry.maxBackoffMs` per try.
+      const delay = Math.min(
+        config.retry.maxBackoffMs,
+        outcome.retryAfterMs ??
+          backoffDelay(tries, config.retry.backoffMs, config.retry.maxBackoffMs, deps.random),
+      );
+      const res = await store.chunks.updateOne(guard, {
+        $set: {
+          status: nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft }),
+          deliveryTries: tries,
+          dueAt: new Date(now.getTime() + delay),
+          lastError: outcome.reason,
+        },
+        $unset: { lease: "" },
+      });
+      if (res.matchedCount === 0) return;
+      deps.log.warn(`chunk ${chunkNo} not delivered, retrying in ${delay} ms`, {
+        jobId,
+        reason: outcome.reason,
+      });
+      await deps.handOver.serve({ jobId }, keys.serveRetry(jobId, chunkNo, attempt, tries), delay);
+      return;
+    }
+    case "rejected": {
+      const reason = `rejected by the batch service: ${outcome.reason}`;
+      if (await failChunk(deps, config.name, chunk, guard, "rejected", reason)) {
+        deps.log.warn(`chunk ${chunkNo} failed`, { jobId, reason });
+        await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunkNo, attempt));
+      }
+      return;
+    }
+    default: {
+      const never: never = outcome;
+      throw new Error(`unknown delivery outcome ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/**
+ * An exceptions job resolves the exceptions it sent again and got processed, so the job they came
+ * from can become complete and the watermark can move over it.
+ */
+async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
+  if (job.mode !== "exceptions" || !job.fromJob) return;
+  const { store } = deps;
+  // A requeue of a requeue: a record processed now also resolves it in every job up the chain,
+  // back to the job whose window it belongs to.
+  const chain: string[] = [];
+  for (let from: string | undefined = job.fromJob; from && chain.length < 50;) {
+    chain.push(from);
+    const up: Pick<JobDoc, "mode" | "fromJob"> | null = await store.jobs.findOne(
+      { _id: from },
+      { projection: { mode: 1, fromJob: 1 } },
+    );
+    from = up?.mode === "exceptions" ? up.fromJob : undefined;
+  }
+  const at = deps.now();
+  const cursor = store.details.find({ jobId: job._id, status: "processed" }, { projection: { recordId: 1 } });
+  let ids: unknown[] = [];
+  const flush = async () => {
+    if (ids.length === 0) return;
+    await store.exceptions.updateMany(
+      { jobId: { $in: chain }, recordId: { $in: ids }, resolution: { $exists: false } },
+      { $set: { resolution: { note: `processed by job ${job._id}`, at, byJob: job._id } } },
+    );
+    ids = [];
+  };
+  for await (const d of cursor) {
+    ids.push(d.recordId);
+    if (ids.length >= 1000) await flush();
+  }
+  await flush();
+  for (const jobId of chain) await settleJobCompletion(deps, jobId);
+}
+
+/**
+ * One invocation may run several consecutive jobs (`iterations`): a finished job that took
+ * records and did not fail hands over to the initializer for the next one, which claims the next
+ * window. The next job id derives from the first one, so a replayed hand-over resumes it.
+ */
+export async function startNextIteration(
+  deps: StepDeps,
+  job: JobDoc,
+  status: JobDoc["status"],
+  records: number,
+) {
+  const it = job.iteration;
+  if (!it || it.index >= it.of || status === "planning" || status === "running") return;
+  if (status !== "succeeded" || records === 0) {
+    deps.log.info(`job ${job._id}: no further iterations`, {
+      reason: records === 0 ? "nothing left to take" : "the job failed",
+    });
+    return;
+  }
+  const next = it.index + 1;
+  const jobId = `${it.firstJob}.${next}`;
+  const window = {
+    ...(job.backfill?.from !== undefined ? { from: keyToPayload(job.backfill.from) } : {}),
+    ...(job.backfill?.to !== undefined ? { to: keyToPayload(job.backfill.to) } : {}),
+  };
+  await deps.handOver.initialize(
+    {
+      config: job.config,
+      jobId,
+      mode: job.mode,
+      ...window,
+      ...(job.partitioning.workload ?? {}),
+      description: job.description,
+      iteration: { index: next, of: it.of, firstJob: it.firstJob },
+    },
+    `initialize:${jobId}`,
+  );
+}
+
+/**
+ * Closes a job whose committed chunks are all done: exact totals from the chunk documents, the
+ * final status (with `unsettled`, in the same write), then everything a finished job entails.
+ */
+export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["status"]> {
+  const { store } = deps;
+  const committed = job.planning.nextChunk;
+  const [agg] = await store.chunks
+    .aggregate<{ chunks: number; records: number; failedChunks: number; processed: number }>([
+      { $match: { jobId: job._id, chunk: { $lt: committed } } },
+      {
+        $group: {
+          _id: null,
+          chunks: { $sum: 1 },
+          records: { $sum: "$recordCount" },
+          failedChunks: { $sum: { $cond: [{ $eq: ["$status", "failed"] }, 1, 0] } },
+          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
+        },
+      },
+    ])
+    .toArray();
+  const exceptions = await store.exceptions.countDocuments({ jobId: job._id });
+  const records = agg?.records ?? 0;
+  const status: JobDoc["status"] = exceptions > 0 || (agg?.failedChunks ?? 0) > 0 ? "failed" : "succeeded";
+  const now = deps.now();
+  await store.jobs.updateOne(
+    { _id: job._id, status: { $in: ["planning", "running"] }, "planning.done": true },
+    {
+      $set: {
+        status,
+        unsettled: true,
+        finishedAt: now,
+        updatedAt: now,
+        totals: {
+          records,
+          chunks: agg?.chunks ?? 0,
+          processed: agg?.processed ?? 0,
+          failed: exceptions,
+          exceptions,
+        },
+      },
+    },
+  );
+  const final = await store.jobs.findOne({ _id: job._id });
+  if (!final) throw new Error(`job ${job._id} vanished while it was finished`);
+  await settleFinishedJob(deps, final);
+  deps.log.info(`job ${job._id} ${final.status}`, { records, exceptions });
+  return final.status;
+}
+
+/**
+ * Everything a finished job entails, each part idempotent: its completion and the lane's
+ * watermark, the exceptions it resolved (a requeue), the full-job lock, the next iteration.
+ * `unsettled` is removed last, so a crash anywhere in between leaves the job for the next step
+ * that sees it (a replayed or retried server run, `resume`, the healer) to settle again.
+ */
+export async function settleFinishedJob(deps: StepDeps, job: JobDoc): Promise<void> {
+  const { store } = deps;
+  if (job.status !== "succeeded" && job.status !== "failed") return;
+  if (job.unsettled) {
+    await settleJobCompletion(deps, job._id);
+    await resolveRequeued(deps, job);
+    await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
+  }
+  await startNextIteration(deps, job, job.status, job.totals?.records ?? 0);
+  if (job.unsettled) await store.jobs.updateOne({ _id: job._id }, { $unset: { unsettled: "" } });
+}
+
+export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<ServeResult> {
+  const parsed = servePayloadSchema.safeParse(rawPayload);
+  if (!parsed.success)
+    throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
+  const { jobId } = parsed.data;
+  const job = await deps.store.jobs.findOne({ _id: jobId });
+  if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
+  if (job.status === "succeeded" || job.status === "failed") {
+    // A replayed or retried server step of a finished job: finish what a crash may have left
+    // (settling; the next iteration's hand-over is keyed, so it never starts twice).
+    await settleFinishedJob(deps, job);
+    return { outcome: "finished", status: job.status };
+  }
+  const config = await loadConfig(deps.store, job.config);
+  const dispatched: number[] = [];
+  // The planning state first, then the chunks: once planning is done no chunk is added, so
+  // "done, and no chunk left" read in this order cannot miss a chunk committed in between. The
+  // job read above is the first iteration's state; each further iteration reads it again.
+  for (let state: JobDoc | null = job; ; state = await deps.store.jobs.findOne({ _id: jobId })) {
+    if (!state) throw new Error(`job ${jobId} vanished while it was served`);
+    if (state.status === "succeeded" || state.status === "failed") {
+      await settleFinishedJob(deps, state);
+      return { outcome: "finished", status: state.status };
+    }
+    const committed = state.planning.nextChunk;
+    const first = await firstUnfinishedChunk(deps, jobId, committed);
+    if (!first) {
+      if (!state.planning.done) {
+        return dispatched.length > 0
+          ? { outcome: "dispatched", chunks: dispatched }
+          : { outcome: "idle", reason: "planning is still running" };
+      }
+      return { outcome: "finished", status: await finishJob(deps, state) };
+    }
+    if (first.status === "failed") {
+      // Failed, but its records were not all set aside yet (a runner died in between).
+      await completeFailedChunk(deps, config.name, { jobId, ...first });
+      continue;
+    }
+    const low = first.chunk;
+    const high = Math.min(low + config.maxInFlight, committed);
+    const chunk = await claimNextChunk(deps, jobId, low, high);
+    if (!chunk) {
+      await scheduleWakeUp(deps, jobId, low, high);
+      return dispatched.length > 0
+        ? { outcome: "dispatched", chunks: dispatched }
+        : { outcome: "idle", reason: `no chunk due in window ${low}..${high - 1}` };
+    }
+    await dispatchChunk(deps, config, chunk);
+    dispatched.push(chunk.chunk);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * What every pipeline step receives: its dependencies (store, HTTP, clock, sleep, logger) and
+ * the hand-over to the next step. On Trigger.dev the hand-over triggers the next task with an
+ * idempotency key; in the local runner it queues the step in-process. Keys are built here, from
+ * business ids only (job, chunk, attempt, try), so a replayed step hands over under the same key.
+ */
+import type { PostChunk } from "./dispatch/post-chunk.js";
+import type { ReportProgress } from "../queries/progress.js";
+import type { Store } from "../store/store.js";
+
+export interface ServePayload {
+  jobId: string;
+}
+
+export interface WatchPayload {
+  jobId: string;
+  chunk: number;
+  attempt: number;
+  /** Continuation number when one watcher run hands over to the next (default 0). */
+  round?: number;
+}
+
+export interface HandOver {
+  /** Runs the initializer (the next job of an iteration). Deduplicated by `key`. */
+  initialize(payload: Record<string, unknown>, key: string): Promise<void>;
+  /** Runs the server step for a job, after `delayMs` if given. Deduplicated by `key`. */
+  serve(payload: ServePayload, key: string, delayMs?: number): Promise<void>;
+  /** Runs the watcher for one chunk attempt. Deduplicated by `key`. */
+  watch(payload: WatchPayload, key: string): Promise<void>;
+}
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined };
+
+/** Default lease: short, so a runner started after a crash takes over within seconds. */
+export const DEFAULT_LEASE_MS = 10_000;
+
+export interface StepDeps {
+  store: Store;
+  post: PostChunk;
+  handOver: HandOver;
+  now: () => Date;
+  /** A wait between polls; on Trigger.dev it may suspend the run (`wait.for`). */
+  sleep: (ms: number) => Promise<void>;
+  /**
+   * An in-process wait that never suspends the run, for lease heartbeats while a step works.
+   * Rejects when `signal` aborts.
+   */
+  timer: (ms: number, signal?: AbortSignal) => Promise<void>;
+  random: () => number;
+  /** Environment the header secrets are read from. */
+  env: Record<string, string | undefined>;
+  /** Lease owner: who is working on a chunk (a run id, or host:pid for local runs). */
+  owner: string;
+  /** How long a claim lasts without renewal; renewed while a step works. */
+  leaseMs: number;
+  log: Logger;
+  /**
+   * Records per planning group (one insertMany of details, one of chunks, one checkpoint).
+   * Default: 1000. The simulation plans in groups of a few records, so that planning, serving
+   * and crashes interleave at every group boundary.
+   */
+  planningBatch?: number;
+  /**
+   * Stops long work between its units when aborted (the local runner's Ctrl-C): planning checks it
+   * between groups. A stopped step leaves what a crash at that point would, which every step is
+   * built to resume. Default: never aborted (Trigger.dev runs stop by the platform's own means).
+   */
+  signal?: AbortSignal;
+  /**
+   * Told after every watcher poll, so a runtime can show live progress (Trigger.dev run
+   * metadata). Read-only and never failing a step. Default: nobody is told.
+   */
+  reportProgress?: ReportProgress;
+}
+
+export const keys = {
+  serveAfterPlanning: (jobId: string) => `serve:${jobId}:planned`,
+  serveRetry: (jobId: string, chunk: number, attempt: number, tries: number) =>
+    `serve:${jobId}:${chunk}:${attempt}:try${tries}`,
+  serveAfterClose: (jobId: string, chunk: number, attempt: number) =>
+    `serve:${jobId}:${chunk}:${attempt}:closed`,
+  watch: (jobId: string, chunk: number, attempt: number) => `watch:${jobId}:${chunk}:${attempt}`,
+  /** The key the batch service sees: one per chunk attempt, stable across tries and replays. */
+  delivery: (jobId: string, chunk: number, attempt: number) => `${jobId}:${chunk}:${attempt}`,
+};

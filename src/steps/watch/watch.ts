@@ -1,0 +1,221 @@
+/**
+ * The watcher step (`chunkProcessWatcher`): counts one chunk attempt's record statuses with one
+ * indexed aggregation per poll. When every record is terminal it closes the chunk — processed,
+ * or sent again as a new attempt while attempts remain, or failed with its records set aside as
+ * exceptions — and hands back to the server. Past the chunk timeout it starts a new attempt.
+ */
+import { z } from "zod";
+import { loadConfig } from "../../config/load.js";
+import { type BatchConfig, jobIdSchema } from "../../config/schema.js";
+import { failChunk } from "../../jobs/set-aside-records.js";
+import { BadInputError } from "../../shared/errors.js";
+import { type StepDeps, keys } from "../handover.js";
+import { nextChunkStatus } from "../../planning/chunk-state.js";
+import type { ChunkCounts } from "../../queries/progress.js";
+import type { ChunkDoc } from "../../store/store.js";
+
+export const watchPayloadSchema = z
+  .object({
+    jobId: jobIdSchema.describe("The job the chunk belongs to."),
+    chunk: z.number().int().positive().describe("Chunk number (from 1)."),
+    attempt: z.number().int().positive().describe("The attempt being watched (from 1)."),
+    round: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      // Optional with its default stated, not `.default(0)`: the dashboard shows the output side
+      // of a task's schema, where a default makes a field required.
+      .meta({ default: 0 })
+      .describe("Continuation number when one watcher run hands over to the next. Default: 0."),
+  })
+  .strict();
+
+export type WatchInput = z.input<typeof watchPayloadSchema>;
+
+export type CheckResult =
+  | { decision: "wait"; delayMs: number; counts: StatusCounts }
+  | { decision: "closed"; status: ChunkDoc["status"]; counts: StatusCounts }
+  | { decision: "stale"; reason: string };
+
+/** A chunk's record statuses (the shape progress reports take them in). */
+export type StatusCounts = ChunkCounts;
+
+/**
+ * The chunk's record statuses for the attempt being watched. A `failed` report that names an
+ * older attempt than the record's (`attempt` < `attempts`) came in after the record went out
+ * again: it says nothing about this attempt, so the record counts as still `sent`.
+ */
+async function countStatuses(deps: StepDeps, jobId: string, chunk: number): Promise<StatusCounts> {
+  const rows = await deps.store.details
+    .aggregate<{ _id: keyof StatusCounts; n: number }>([
+      { $match: { jobId, chunk } },
+      {
+        $group: {
+          _id: {
+            $cond: [
+              {
+                $and: [
+                  { $eq: ["$status", "failed"] },
+                  { $lt: [{ $ifNull: ["$attempt", "$attempts"] }, "$attempts"] },
+                ],
+              },
+              "sent",
+              "$status",
+            ],
+          },
+          n: { $sum: 1 },
+        },
+      },
+    ])
+    .toArray();
+  const counts: StatusCounts = { pending: 0, sent: 0, processed: 0, failed: 0 };
+  for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
+  return counts;
+}
+
+/** Moves a `sent` chunk on; does nothing if someone else already did (replays, races). */
+async function closeChunk(
+  deps: StepDeps,
+  config: BatchConfig,
+  chunk: ChunkDoc,
+  counts: StatusCounts,
+  why: "allTerminal" | "timedOut",
+): Promise<ChunkDoc["status"]> {
+  const { jobId, attempt } = chunk;
+  const attemptsLeft = attempt < config.retry.maxAttempts;
+  const guard = { jobId, chunk: chunk.chunk, status: "sent" as const, attempt };
+  const now = deps.now();
+  let to: ChunkDoc["status"];
+  let moved: boolean;
+  if (why === "allTerminal" && counts.failed === 0) {
+    to = nextChunkStatus("sent", { type: "allProcessed" });
+    const res = await deps.store.chunks.updateOne(guard, {
+      $set: { status: to, done: true, finishedAt: now, processedCount: counts.processed, failedCount: 0 },
+      $push: { history: { attempt, outcome: "processed", at: now } },
+    });
+    moved = res.matchedCount > 0;
+  } else {
+    const outcome = why === "timedOut" ? "timedOut" : "recordsFailed";
+    to = nextChunkStatus("sent", { type: outcome, attemptsLeft });
+    const reason =
+      why === "timedOut"
+        ? `not processed within ${config.watch.chunkTimeoutMs} ms (attempt ${attempt})`
+        : `${counts.failed} record(s) failed (attempt ${attempt})`;
+    if (to === "pending") {
+      // A new attempt: the unprocessed records go out again under a new idempotency key.
+      const res = await deps.store.chunks.updateOne(guard, {
+        $set: { status: to, attempt: attempt + 1, deliveryTries: 0, dueAt: now, lastError: reason },
+        $push: { history: { attempt, outcome, at: now } },
+      });
+      moved = res.matchedCount > 0;
+    } else {
+      moved = await failChunk(
+        deps,
+        config.name,
+        chunk,
+        guard,
+        outcome,
+        why === "timedOut" ? reason : `failed after ${attempt} attempt(s)`,
+      );
+    }
+    if (moved) {
+      deps.log.warn(
+        `chunk ${chunk.chunk}: ${reason}; ${to === "pending" ? "sending again" : "records set aside"}`,
+        { jobId },
+      );
+    }
+  }
+  // Hand back to the server even when another watcher moved the chunk first: its hand-over
+  // carries the same key, so this one is a no-op then.
+  await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
+  return to;
+}
+
+/** One poll: look at the chunk once and act on what is there. */
+export async function checkChunk(
+  deps: StepDeps,
+  config: BatchConfig,
+  payload: { jobId: string; chunk: number; attempt: number },
+): Promise<CheckResult> {
+  const { jobId, chunk: chunkNo, attempt } = payload;
+  const chunk = await deps.store.chunks.findOne({ jobId, chunk: chunkNo });
+  if (!chunk) throw new BadInputError(`chunk ${chunkNo} of job '${jobId}' not found`);
+  if (chunk.attempt !== attempt || chunk.status !== "sent") {
+    return { decision: "stale", reason: `chunk is ${chunk.status} at attempt ${chunk.attempt}` };
+  }
+  const counts = await countStatuses(deps, jobId, chunkNo);
+  if (counts.pending + counts.sent === 0) {
+    return {
+      decision: "closed",
+      status: await closeChunk(deps, config, chunk, counts, "allTerminal"),
+      counts,
+    };
+  }
+  const sentAt = chunk.sentAt?.getTime() ?? deps.now().getTime();
+  const elapsed = deps.now().getTime() - sentAt;
+  if (elapsed > config.watch.chunkTimeoutMs) {
+    return { decision: "closed", status: await closeChunk(deps, config, chunk, counts, "timedOut"), counts };
+  }
+  const delayMs = Math.min(
+    config.watch.pollIntervalMs,
+    Math.max(10, config.watch.chunkTimeoutMs - elapsed + 1),
+  );
+  return { decision: "wait", delayMs, counts };
+}
+
+export interface WatchLimits {
+  /** Polls before this run hands over to a fresh watcher run (bounds one run's length). */
+  maxPolls: number;
+  /** Wall-clock ms after which this run hands over, whatever the poll count. */
+  maxRunMs: number;
+}
+
+export type WatchResult =
+  | { outcome: "closed"; status: ChunkDoc["status"]; polls: number }
+  | { outcome: "stale"; reason: string; polls: number }
+  | { outcome: "continued"; round: number; polls: number };
+
+/** Polls until the chunk closes; past the limits, hands over to the next watcher round. */
+export async function watchChunk(
+  deps: StepDeps,
+  rawPayload: unknown,
+  limits: WatchLimits,
+): Promise<WatchResult> {
+  const parsed = watchPayloadSchema.safeParse(rawPayload);
+  if (!parsed.success) {
+    throw new BadInputError(
+      `watcher payload is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; ")}`,
+    );
+  }
+  const payload = parsed.data;
+  const job = await deps.store.jobs.findOne({ _id: payload.jobId }, { projection: { config: 1 } });
+  if (!job) throw new BadInputError(`job '${payload.jobId}' not found`);
+  const config = await loadConfig(deps.store, job.config);
+  const started = deps.now().getTime();
+  for (let polls = 1; ; polls++) {
+    const result = await checkChunk(deps, config, payload);
+    switch (result.decision) {
+      case "closed":
+        return { outcome: "closed", status: result.status, polls };
+      case "stale":
+        return { outcome: "stale", reason: result.reason, polls };
+      case "wait":
+        await deps.reportProgress?.({ jobId: payload.jobId, chunk: payload.chunk, counts: result.counts });
+        break;
+      default: {
+        const never: never = result;
+        throw new Error(`unknown watch decision ${JSON.stringify(never)}`);
+      }
+    }
+    if (polls >= limits.maxPolls || deps.now().getTime() - started + result.delayMs > limits.maxRunMs) {
+      const round = (payload.round ?? 0) + 1;
+      await deps.handOver.watch(
+        { jobId: payload.jobId, chunk: payload.chunk, attempt: payload.attempt, round },
+        `${keys.watch(payload.jobId, payload.chunk, payload.attempt)}:r${round}`,
+      );
+      return { outcome: "continued", round, polls };
+    }
+    await deps.sleep(result.delayMs);
+  }
+}

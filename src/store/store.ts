@@ -1,0 +1,370 @@
+/**
+ * The chunkrelay collections in MongoDB (names by prefix, `batch_` by default), their document
+ * shapes and their indexes. Everything a step does per chunk is a conditional update or an
+ * indexed query on these; `ensureIndexes` creates the indexes idempotently.
+ */
+import { type Collection, type Db, type Document, MongoClient } from "mongodb";
+import { BadInputError } from "../shared/errors.js";
+import type { Cut } from "../planning/cuts.js";
+import type { Sample, Workload } from "../planning/workload.js";
+
+export type ChunkStatus = "pending" | "dispatching" | "sent" | "processed" | "failed";
+export type RecordStatus = "pending" | "sent" | "processed" | "failed";
+export type JobStatus = "planning" | "running" | "succeeded" | "failed";
+export type JobMode = "full" | "incremental" | "backfill" | "sample" | "exceptions";
+
+export interface Lease {
+  owner: string;
+  expiresAt: Date;
+}
+
+export interface ConfigDoc {
+  _id: string;
+  [key: string]: unknown;
+}
+
+/** One record of one job: the document the batch service updates to report progress. */
+export interface DetailDoc {
+  jobId: string;
+  recordId: unknown;
+  chunk: number;
+  status: RecordStatus;
+  /** The latest attempt that included this record (0 until it is first sent). */
+  attempts: number;
+  /**
+   * The attempt a service report is about (optional in the contract). A `failed` report of an
+   * attempt older than `attempts` came late and is ignored.
+   */
+  attempt?: number;
+  weight?: number;
+  /** The planning epoch that wrote this record (`JobDoc.planning.epoch`). */
+  planEpoch?: number;
+  /** The fields sent to the service, for records of a file (collections are read at send time). */
+  data?: Document;
+  sentAt?: Date;
+  processedAt?: Date;
+  error?: string;
+}
+
+export interface ChunkDoc {
+  jobId: string;
+  chunk: number;
+  status: ChunkStatus;
+  /** False until the chunk is processed or failed; the claim window starts at the first undone chunk. */
+  done: boolean;
+  attempt: number;
+  /** HTTP tries of the current attempt. */
+  deliveryTries: number;
+  recordCount: number;
+  weight: number;
+  firstKey: unknown;
+  lastKey: unknown;
+  /** Id of the chunk's last record: (lastKey, lastId) is the cut after the chunk. */
+  lastId?: unknown;
+  configHash: string;
+  /** The planning epoch that wrote this chunk (`JobDoc.planning.epoch`). */
+  planEpoch?: number;
+  lease?: Lease;
+  /** Not claimable before this time (delivery backoff). */
+  dueAt: Date;
+  createdAt: Date;
+  sentAt?: Date;
+  finishedAt?: Date;
+  processedCount?: number;
+  failedCount?: number;
+  lastError?: string;
+  /** How each attempt ended (at most `retry.maxAttempts` entries). */
+  history?: AttemptEnd[];
+}
+
+export type AttemptOutcome = "processed" | "recordsFailed" | "timedOut" | "rejected" | "deliveryFailed";
+
+export interface AttemptEnd {
+  attempt: number;
+  outcome: AttemptOutcome;
+  at: Date;
+}
+
+export interface JobDoc {
+  _id: string;
+  config: string;
+  configHash: string;
+  mode: JobMode;
+  /** With mode exceptions: the job whose exceptions this one sends again. */
+  fromJob?: string;
+  /** With mode backfill: the window asked for (order-key values, both included). */
+  backfill?: { from?: unknown; to?: unknown };
+  description: string;
+  /**
+   * The records this job covers: above `from`, at or below `to` (cuts on (orderKey, _id)).
+   * `to: null` is an empty window (nothing to do); an exceptions job has neither bound.
+   */
+  window: { from?: Cut; to?: Cut | null };
+  /**
+   * The lane the window was claimed in (incremental, full and backfill jobs): consecutive jobs
+   * of a lane have consecutive `seq` and adjacent windows; `end` is the lane's claimed-up-to cut
+   * once this job is in it. Unique on (id, seq), which is what makes a claim atomic.
+   */
+  lane?: { id: string; seq: number; end?: Cut };
+  /** How the job was cut: chunk limits, caps, sample, order key. Recorded for the record. */
+  partitioning: {
+    orderBy: string;
+    chunking: { maxRecords?: number; maxWeight?: number };
+    workload?: Workload;
+    sample?: Sample;
+  };
+  /** When one invocation runs several jobs: this is job `index` of at most `of`. */
+  iteration?: { index: number; of: number; firstJob: string };
+  status: JobStatus;
+  /** Planning checkpoint: the initializer resumes after `lastKey` with chunk `nextChunk`. */
+  planning: {
+    done: boolean;
+    lastKey?: unknown;
+    lastId?: unknown;
+    /** Records of the window read so far (sample positions continue from here). */
+    scanned?: number;
+    nextChunk: number;
+    records: number;
+    weight: number;
+    /** Claims of the planning so far; what a planner writes carries its epoch. */
+    epoch?: number;
+  };
+  /**
+   * End of the job's completed prefix: the cut after its last chunk before the first failed one,
+   * or the window's end once every record was processed or its exception resolved.
+   */
+  completedTo?: Cut;
+  /**
+   * Set with the final status, removed once everything a finished job entails is done
+   * (completion, watermark, requeue resolutions, full-job lock, next iteration): a crash in
+   * between leaves it set, and the next step to see the job (a replay, `resume`, the healer)
+   * finishes that work.
+   */
+  unsettled?: boolean;
+  /** True once nothing of the window is left unprocessed (all processed, or exceptions resolved). */
+  complete?: boolean;
+  totals?: { records: number; chunks: number; processed: number; failed: number; exceptions: number };
+  /**
+   * The job's progress as last counted over its chunks, for dashboards (Trigger.dev run metadata).
+   * A cache that nothing decides on: recounted at most every few seconds by whichever step reports
+   * progress first, so reporting costs one aggregation per job per period, not one per step.
+   */
+  progressSnapshot?: {
+    at: Date;
+    processedRecords: number;
+    failedRecords: number;
+    doneChunks: number;
+    inFlightChunks: number;
+  };
+  /** Config changes accepted when the job was resumed (`resume --accept-config-change`). */
+  configChanges?: Array<{ from: string; to: string; at: Date }>;
+  /** Held by the initializer while it plans; renewed by heartbeat, taken over when expired. */
+  planningLease?: Lease;
+  triggeredBy: string;
+  createdAt: Date;
+  startedAt: Date;
+  finishedAt?: Date;
+  updatedAt: Date;
+  lastError?: string;
+}
+
+export interface ExceptionDoc {
+  jobId: string;
+  config: string;
+  recordId: unknown;
+  chunk: number;
+  attempts: number;
+  reason: string;
+  createdAt: Date;
+  /** Set by a human (`exceptions resolve`) or by the exceptions job that processed the record. */
+  resolution?: { note: string; at: Date; byJob?: string };
+}
+
+/**
+ * One lane of windows: a config's incremental lane (`_id` = the config name), or a backfill
+ * window's lane. `completedUpTo` is the watermark: the end of the completed prefix of the lane's
+ * jobs, moved only forward and only over processed records. `claimedUpTo` mirrors the newest
+ * job's window end for display (the jobs themselves are the claims).
+ */
+export interface WatermarkDoc {
+  _id: string;
+  config?: string;
+  kind?: "incremental" | "backfill";
+  /** The config lane: the one running full job (full jobs run one at a time). */
+  activeJob?: string | null;
+  activeSince?: Date;
+  /** Backfill lanes: the window, and the pass (`--again` starts a new one). */
+  window?: { from?: Cut; to?: Cut };
+  generation?: number;
+  claimedUpTo?: Cut;
+  claimedBy?: string;
+  claimedSeq?: number;
+  completedUpTo?: Cut;
+  /** The lane seq of the last job of the completed prefix. */
+  completedSeq?: number;
+  completedBy?: string;
+  completedAt?: Date;
+}
+
+export interface TaskStatDoc {
+  task: string;
+  jobId: string;
+  chunk?: number;
+  startedAt: Date;
+  durationMs: number;
+  outcome: string;
+}
+
+export interface CollectionNames {
+  config: string;
+  details: string;
+  chunks: string;
+  jobs: string;
+  watermarks: string;
+  exceptions: string;
+  taskStats: string;
+}
+
+export const DEFAULT_PREFIX = "batch_";
+
+export function collectionNames(prefix = DEFAULT_PREFIX): CollectionNames {
+  return {
+    config: `${prefix}config`,
+    details: `${prefix}details`,
+    chunks: `${prefix}chunks`,
+    jobs: `${prefix}jobs`,
+    watermarks: `${prefix}watermarks`,
+    exceptions: `${prefix}exceptions`,
+    taskStats: `${prefix}task_stats`,
+  };
+}
+
+export class Store {
+  readonly names: CollectionNames;
+  readonly configs: Collection<ConfigDoc>;
+  readonly details: Collection<DetailDoc>;
+  readonly chunks: Collection<ChunkDoc>;
+  readonly jobs: Collection<JobDoc>;
+  readonly exceptions: Collection<ExceptionDoc>;
+  readonly watermarks: Collection<WatermarkDoc>;
+  readonly taskStats: Collection<TaskStatDoc>;
+
+  constructor(
+    readonly db: Db,
+    prefix = DEFAULT_PREFIX,
+  ) {
+    this.names = collectionNames(prefix);
+    this.configs = db.collection(this.names.config);
+    this.details = db.collection(this.names.details);
+    this.chunks = db.collection(this.names.chunks);
+    this.jobs = db.collection(this.names.jobs);
+    this.exceptions = db.collection(this.names.exceptions);
+    this.watermarks = db.collection(this.names.watermarks);
+    this.taskStats = db.collection(this.names.taskStats);
+  }
+
+  /** Creates every index chunkrelay relies on; a no-op when they exist. */
+  async ensureIndexes(): Promise<void> {
+    await Promise.all([
+      this.details.createIndexes([
+        { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
+        { key: { jobId: 1, chunk: 1, status: 1 }, name: "job_chunk_status" },
+        // Lineage: which jobs included a record.
+        { key: { recordId: 1 }, name: "record" },
+      ]),
+      this.chunks.createIndexes([
+        { key: { jobId: 1, chunk: 1 }, name: "job_chunk", unique: true },
+        { key: { jobId: 1, status: 1, chunk: 1 }, name: "job_status_chunk" },
+        { key: { jobId: 1, done: 1, chunk: 1 }, name: "job_done_chunk" },
+      ]),
+      this.jobs.createIndexes([
+        { key: { config: 1, createdAt: -1 }, name: "config_created" },
+        { key: { status: 1 }, name: "status" },
+        // Finished jobs whose settling was interrupted (the healer looks them up).
+        { key: { unsettled: 1 }, name: "unsettled", sparse: true },
+        // The claim: two initializers taking the next window of one lane cannot both insert seq n.
+        {
+          key: { "lane.id": 1, "lane.seq": 1 },
+          name: "lane_seq",
+          unique: true,
+          partialFilterExpression: { "lane.id": { $exists: true } },
+        },
+      ]),
+      this.exceptions.createIndexes([
+        { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
+        { key: { config: 1, createdAt: -1 }, name: "config_created" },
+      ]),
+      this.taskStats.createIndexes([{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
+    ]);
+  }
+}
+
+/** The database named in the URI's path, or `chunkrelay`. */
+export function databaseNameOf(uri: string, fallback = "chunkrelay"): string {
+  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]*)/.exec(uri);
+  const name = match?.[1] ? decodeURIComponent(match[1]) : "";
+  return name || fallback;
+}
+
+/** Removes the password from a MongoDB URI before it is printed anywhere. */
+export function redactUri(uri: string): string {
+  return uri.replace(/^(mongodb(?:\+srv)?:\/\/)([^@/]*)@/, (_m, scheme: string, auth: string) => {
+    const user = auth.split(":")[0] ?? "";
+    return `${scheme}${user ? `${user}:***` : "***"}@`;
+  });
+}
+
+/** Opens a client, runs `fn` with the store, and always closes the client. */
+export async function withMongo<T>(
+  uri: string,
+  fn: (store: Store, client: MongoClient) => Promise<T>,
+): Promise<T> {
+  // 10 s to find the server unless the URI says otherwise.
+  let client: MongoClient;
+  try {
+    client = new MongoClient(
+      uri,
+      /serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 10_000 },
+    );
+  } catch (err) {
+    // A connection string the driver cannot read is bad input (exit 2), not a failure to retry.
+    // The driver's message names the problem; the URI itself (and its password) is not repeated.
+    // The constructor only parses (it connects nothing), so whatever it throws is about the URI.
+    const why = err instanceof Error ? err.message : String(err);
+    throw new BadInputError(`the MongoDB connection string is not valid: ${why}`);
+  }
+  try {
+    await client.connect();
+    const store = new Store(client.db(databaseNameOf(uri)));
+    await store.ensureIndexes();
+    return await fn(store, client);
+  } finally {
+    await closeWithin(client, CLOSE_WAIT_MS);
+  }
+}
+
+/** How long closing a client may take before the CLI stops waiting for it. */
+const CLOSE_WAIT_MS = 5_000;
+
+/**
+ * Closes a client, waiting at most `ms`: closing ends the server's sessions and cursors, which a
+ * server that stopped answering never acknowledges; a command must not hang on its way out. The
+ * sockets are closed at once either way; only those goodbyes are left behind.
+ */
+async function closeWithin(client: MongoClient, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.close(),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** The same URI pointing at another database (query options kept). */
+export function uriWithDatabase(uri: string, db: string): string {
+  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(\/[^?]*)?(\?.*)?$/.exec(uri);
+  if (!m) throw new Error(`not a MongoDB URI: ${redactUri(uri)}`);
+  return `${m[1]}/${encodeURIComponent(db)}${m[3] ?? ""}`;
+}

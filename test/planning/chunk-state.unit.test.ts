@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { IllegalTransition, backoffDelay, nextChunkStatus } from "../../src/planning/chunk-state.js";
+
+describe("chunk state machine", () => {
+  it("follows the documented transitions", () => {
+    expect(nextChunkStatus("pending", { type: "claim" })).toBe("dispatching");
+    expect(nextChunkStatus("dispatching", { type: "accepted" })).toBe("sent");
+    expect(nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft: true })).toBe("pending");
+    expect(nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft: false })).toBe("failed");
+    expect(nextChunkStatus("dispatching", { type: "rejected" })).toBe("failed");
+    expect(nextChunkStatus("dispatching", { type: "leaseExpired" })).toBe("dispatching");
+    expect(nextChunkStatus("sent", { type: "allProcessed" })).toBe("processed");
+    expect(nextChunkStatus("sent", { type: "recordsFailed", attemptsLeft: true })).toBe("pending");
+    expect(nextChunkStatus("sent", { type: "recordsFailed", attemptsLeft: false })).toBe("failed");
+    expect(nextChunkStatus("sent", { type: "timedOut", attemptsLeft: true })).toBe("pending");
+    expect(nextChunkStatus("sent", { type: "timedOut", attemptsLeft: false })).toBe("failed");
+  });
+
+  it("refuses every other move", () => {
+    expect(() => nextChunkStatus("pending", { type: "accepted" })).toThrow(IllegalTransition);
+    expect(() => nextChunkStatus("sent", { type: "claim" })).toThrow(IllegalTransition);
+    expect(() => nextChunkStatus("processed", { type: "claim" })).toThrow(IllegalTransition);
+    expect(() => nextChunkStatus("failed", { type: "allProcessed" })).toThrow("cannot go from 'failed'");
+  });
+});
+
+describe("backoffDelay", () => {
+  it("doubles per try, is capped, and jitters within [exp/2, exp]", () => {
+    expect(backoffDelay(1, 100, 10_000, () => 0)).toBe(50);
+    expect(backoffDelay(1, 100, 10_000, () => 0.999999)).toBe(100);
+    expect(backoffDelay(4, 100, 10_000, () => 0.5)).toBe(600);
+    expect(backoffDelay(30, 100, 10_000, () => 0.999999)).toBe(10_000);
+  });
+});

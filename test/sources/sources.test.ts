@@ -1,0 +1,160 @@
+/**
+ * Sources other than a MongoDB collection, on 5,000 records each: NDJSON and CSV files (full,
+ * incremental over an appended file, backfill by record number, bad lines), and the exceptions
+ * of an earlier file job sent again with the fields stored for them.
+ */
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyConfig } from "../../src/config/load.js";
+import { readBacklog } from "../../src/queries/backlog.js";
+import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
+import { openSource } from "../../src/sources/source.js";
+import type { Store } from "../../src/store/store.js";
+import { parseConfig } from "../../src/config/schema.js";
+import { type FakeReply, type FakeRequest, startFakeService, usePipelineStore } from "../support/pipeline.js";
+
+const { cleanups, store: currentStore } = usePipelineStore("sources");
+let store: Store;
+const dir = mkdtempSync(join(tmpdir(), "chunkrelay-sources-"));
+beforeAll(() => {
+  store = currentStore();
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const processed: FakeReply = { status: 202, report: "processed" };
+
+async function service(decide: (req: FakeRequest) => FakeReply = () => processed) {
+  const s = await startFakeService(store, decide);
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+const ndjsonLines = (from: number, to: number) =>
+  Array.from({ length: to - from }, (_, k) => {
+    const i = from + k;
+    return JSON.stringify({
+      sku: `sku-${i}`,
+      qty: i % 9,
+      at: { $date: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString() },
+    });
+  }).join("\n") + "\n";
+
+describe("NDJSON file source", () => {
+  it("sends every record with its fields, then only appended records to incremental jobs", async () => {
+    const file = join(dir, "orders.ndjson");
+    // A blank line does not count as a record.
+    writeFileSync(file, ndjsonLines(0, 2500) + "\n" + ndjsonLines(2500, 5000));
+    const s = await service();
+    await applyConfig(
+      store,
+      {
+        name: "nd",
+        source: { type: "ndjson", path: file, fields: ["sku", "at"], weightField: "qty" },
+        chunking: { maxRecords: 400 },
+        target: { url: s.url },
+        maxInFlight: 3,
+        watch: { pollIntervalMs: 10 },
+      },
+      new Date(),
+    );
+    const first = await runJobLocally({
+      store,
+      config: "nd",
+      jobId: "nd-1",
+      request: { mode: "incremental" },
+    });
+    expect(first).toMatchObject({ status: "succeeded", records: 5000, processed: 5000, chunks: 13 });
+    const sent = s.requests.flatMap((r) => r.body.records);
+    expect(sent).toHaveLength(5000);
+    expect(sent.find((r) => r.id === 4321)).toEqual({
+      id: 4321,
+      sku: "sku-4320",
+      at: new Date(Date.UTC(2026, 0, 1) + 4320 * 1000),
+    });
+    // Weights came from the file.
+    expect((await store.jobs.findOne({ _id: "nd-1" }))?.planning.weight).toBe(
+      Array.from({ length: 5000 }, (_, i) => i % 9).reduce((a, b) => a + b, 0),
+    );
+    appendFileSync(file, ndjsonLines(5000, 5600));
+    expect((await readBacklog(store, "nd")).records).toBe(600);
+    const second = await runJobLocally({
+      store,
+      config: "nd",
+      jobId: "nd-2",
+      request: { mode: "incremental" },
+    });
+    expect(second).toMatchObject({ status: "succeeded", records: 600 });
+    const appended = s.requests
+      .filter((r) => r.body.jobId === "nd-2")
+      .flatMap((r) => r.body.records.map((x) => x.sku));
+    expect(appended.sort()).toEqual(Array.from({ length: 600 }, (_, i) => `sku-${5000 + i}`).sort());
+    // A backfill by record number.
+    const back = await runJobLocally({
+      store,
+      config: "nd",
+      jobId: "nd-b",
+      request: { mode: "backfill", from: 101, to: 200 },
+    });
+    expect(back).toMatchObject({ records: 100 });
+  });
+
+  it("refuses a bad line with its line number, and a missing file with the path", async () => {
+    const file = join(dir, "bad.ndjson");
+    writeFileSync(file, '{"a":1}\n{"a":2\n');
+    const config = parseConfig({
+      name: "bad",
+      source: { type: "ndjson", path: file },
+      target: { url: "http://x/" },
+    });
+    const reading = openSource(store, config).read({}, 10);
+    await expect(
+      (async () => {
+        for await (const _ of reading.batches) void _;
+      })(),
+    ).rejects.toThrow(`${file} line 2: not JSON`);
+    const missing = parseConfig({
+      name: "m",
+      source: { type: "ndjson", path: join(dir, "nope.ndjson") },
+      target: { url: "http://x/" },
+    });
+    await expect(openSource(store, missing).lastRecord({})).rejects.toThrow(
+      "cannot be read; check source.path",
+    );
+  });
+});
+
+describe("CSV file source", () => {
+  it("sends rows as records with typed values; a rejected chunk's rows go out again from the stored fields", async () => {
+    const file = join(dir, "items.csv");
+    const rows = Array.from({ length: 5000 }, (_, i) => `${i};item ${i};${(i % 4) + 0.5}`);
+    writeFileSync(file, `code;name;price\n${rows.join("\n")}\n`);
+    const s = await service((req) =>
+      req.body.jobId === "csv-1" && req.body.chunk === 2
+        ? { status: 422, body: '{"error":"bad rows"}' }
+        : processed,
+    );
+    await applyConfig(
+      store,
+      {
+        name: "csv",
+        source: { type: "csv", path: file, delimiter: ";" },
+        chunking: { maxRecords: 1000 },
+        target: { url: s.url },
+        watch: { pollIntervalMs: 10 },
+      },
+      new Date(),
+    );
+    const first = await runJobLocally({ store, config: "csv", jobId: "csv-1" });
+    expect(first).toMatchObject({ status: "failed", records: 5000, processed: 4000, exceptions: 1000 });
+    expect(s.requests[0]?.body.records[0]).toEqual({ id: 1, code: 0, name: "item 0", price: 0.5 });
+    // The file may be gone by the time the exceptions are sent again: their fields were stored.
+    rmSync(file);
+    const requeue = await runJobLocally({ store, config: "csv", jobId: "csv-requeue", fromJob: "csv-1" });
+    expect(requeue).toMatchObject({ status: "succeeded", records: 1000, processed: 1000 });
+    const again = s.requests.filter((r) => r.body.jobId === "csv-requeue").flatMap((r) => r.body.records);
+    expect(again).toHaveLength(1000);
+    expect(again.find((r) => r.id === 1500)).toEqual({ id: 1500, code: 1499, name: "item 1499", price: 3.5 });
+  });
+});
