@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitUntil } from "../support/wait.js";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
@@ -183,7 +184,11 @@ describe("chunkrelay CLI", () => {
     child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     // Interrupt once the first chunk is done.
-    while (!/job slow-job: [1-9]\d*\/3000 records/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => /job slow-job: [1-9]\d*\/3000 records/.test(stderr), {
+      what: "the first chunk's progress",
+      exited,
+      context: () => stderr,
+    });
     child.kill("SIGINT");
     expect(await exited).toBe(3);
     expect(stderr).toContain("resume with: npx chunkrelay resume slow-job");

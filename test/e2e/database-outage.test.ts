@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
+import { waitUntil } from "../support/wait.js";
 import { type EmbeddedMongo, startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
 import { Store } from "../../src/store/store.js";
@@ -74,11 +75,10 @@ describe("a database outage longer than the run waits", () => {
     expect(await cli(["config", "apply", file], uri).exited).toBe(0);
 
     const run = cli(["run", "outage", "--job-id", "outage-job", "--json"], uri);
-    const deadline = Date.now() + 60_000;
-    while ((await store.chunks.countDocuments({ jobId: "outage-job", status: "processed" })) < 3) {
-      if (Date.now() > deadline) throw new Error(`no progress: ${JSON.stringify(run.out())}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(
+      async () => (await store.chunks.countDocuments({ jobId: "outage-job", status: "processed" })) >= 3,
+      { what: "three chunks processed", deadlineMs: 60_000, context: () => JSON.stringify(run.out()) },
+    );
     await service.stop();
     await mongo.stop();
     expect(await run.exited, JSON.stringify(run.out())).toBe(1);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitUntil } from "../support/wait.js";
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
 import { type FakeReply, type FakeRequest, startFakeService } from "../support/pipeline.js";
@@ -63,16 +64,13 @@ async function until(
   deadlineMs = 30_000,
   refresh?: () => Promise<void>,
 ): Promise<void> {
-  let exited = false;
-  void run.exited.then(() => (exited = true));
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    await refresh?.();
-    if (event()) return;
-    if (exited) throw new Error(`the run exited before ${what}:\n${run.output()}`);
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${deadlineMs} ms:\n${run.output()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitUntil(
+    async () => {
+      await refresh?.();
+      return event();
+    },
+    { what, deadlineMs, exited: run.exited, context: run.output },
+  );
 }
 
 async function configure(

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitUntil } from "../support/wait.js";
 import { Store } from "../../src/store/store.js";
 import { type FakeReply, startFakeService } from "../support/pipeline.js";
 
@@ -56,15 +57,7 @@ async function until(
   what: string,
   deadlineMs = 60_000,
 ) {
-  let exited = false;
-  void run.exited.then(() => (exited = true));
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    if (await event()) return;
-    if (exited) throw new Error(`the run exited before ${what}:\n${show(run)}`);
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${deadlineMs} ms:\n${show(run)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitUntil(event, { what, deadlineMs, exited: run.exited, context: () => show(run) });
 }
 
 /** The exit code, or "hung" past the deadline (the process is then killed). */

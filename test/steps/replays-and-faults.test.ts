@@ -18,6 +18,7 @@ import { startBatchService } from "../../src/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { watchChunk } from "../../src/steps/watch/watch.js";
 import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
+import { waitUntil } from "../support/wait.js";
 
 const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
 const { t, cleanups, store: currentStore } = usePipelineStore("replays");
@@ -55,14 +56,14 @@ describe("replaying task runs", () => {
     for (let i = 0; i < 4; i++) await serveJob(deps, { jobId: "replay-job" });
     expect(fake.requests.map((r) => r.key)).toEqual(["replay-job:1:1"]);
     // Watchers replayed before, during and after the chunk closes, plus a stale one.
-    await new Promise((r) => setTimeout(r, 50));
+    await fake.reportsWritten();
     for (let i = 0; i < 3; i++)
       await watchChunk(deps, { jobId: "replay-job", chunk: 1, attempt: 1 }, watchOnce);
     const stale = await watchChunk(deps, { jobId: "replay-job", chunk: 2, attempt: 1 }, watchOnce);
     expect(stale.outcome).toBe("stale");
     for (let round = 0; round < 4; round++) {
       for (let i = 0; i < 2; i++) await serveJob(deps, { jobId: "replay-job" });
-      await new Promise((r) => setTimeout(r, 30));
+      await fake.reportsWritten();
       for (let c = 1; c <= 3; c++)
         await watchChunk(deps, { jobId: "replay-job", chunk: c, attempt: 1 }, watchOnce);
     }
@@ -191,9 +192,10 @@ describe("database faults", () => {
     });
     // Take the database away mid-run (once a few chunks are done) for a while, then bring it
     // back with the same data.
-    while ((await own.chunks.countDocuments({ jobId: "fault-job", status: "processed" })) < 3) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(
+      async () => (await own.chunks.countDocuments({ jobId: "fault-job", status: "processed" })) >= 3,
+      { what: "three chunks processed", deadlineMs: 60_000, exited: running },
+    );
     expect(await own.chunks.countDocuments({ jobId: "fault-job", done: false })).toBeGreaterThan(5);
     await mongo.stop();
     await new Promise((r) => setTimeout(r, 3000));

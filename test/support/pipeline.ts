@@ -74,13 +74,22 @@ export interface FakeReply {
 export async function startFakeService(
   store: Store,
   decide: (req: FakeRequest, n: number) => FakeReply | Promise<FakeReply>,
-): Promise<{ url: string; requests: FakeRequest[]; stop(): Promise<void> }> {
+): Promise<{
+  url: string;
+  requests: FakeRequest[];
+  /** Resolves once every report of the replies sent so far is written. */
+  reportsWritten(): Promise<void>;
+  stop(): Promise<void>;
+}> {
   const requests: FakeRequest[] = [];
+  // The report is written after the reply, as a real service would: tests that need it done
+  // wait on these rather than on a guessed delay.
+  const reports = new Set<Promise<void>>();
   const server: Server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (b: Buffer) => parts.push(b));
     req.on("end", () => {
-      void (async () => {
+      const report = (async () => {
         const body = EJSON.parse(Buffer.concat(parts).toString("utf8"), {
           relaxed: true,
         }) as FakeRequest["body"];
@@ -106,6 +115,8 @@ export async function startFakeService(
           );
         }
       })();
+      reports.add(report);
+      void report.finally(() => reports.delete(report));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
@@ -114,6 +125,9 @@ export async function startFakeService(
   return {
     url: `http://127.0.0.1:${port}/chunks`,
     requests,
+    reportsWritten: async () => {
+      while (reports.size > 0) await Promise.allSettled([...reports]);
+    },
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
