@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules", "scratch", "test-output", "dist", ".trigger"] },
+  { ignores: ["**/node_modules", "scratch", "test-output", "**/dist", ".trigger"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

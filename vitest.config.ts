@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config";
+import { sourceCondition } from "./test/support/source-condition.js";
 
 export default defineConfig({
+  // Workspace packages are tested from their TypeScript sources, never from a stale dist/.
+  plugins: [sourceCondition()],
   test: {
     include: ["test/**/*.test.ts", "packages/*/test/**/*.test.ts"],
     // Browser tests need chromium; they run with `npm run test:browser`.

@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 // Runs the TypeScript CLI through tsx's loader, so a checkout works right after `npm ci`.
+import { register as registerHooks } from "node:module";
 import { setTimeout } from "node:timers";
 import { register } from "tsx/esm/api";
 
 register();
+// Workspace packages (packages/*) export their TypeScript sources under the "@chunkrelay/source"
+// condition and their compiled dist/ otherwise: resolve with that condition, as
+// `node --conditions=@chunkrelay/source` would, so a checkout needs no build step.
+registerHooks(
+  "data:text/javascript,export const resolve = (specifier, context, next) => next(specifier, " +
+    "{ ...context, conditions: [...context.conditions, '@chunkrelay/source'] });",
+);
 // `chunkrelay status … | head` closes stdout early: stop quietly, as Unix tools do.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (err) => {

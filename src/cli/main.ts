@@ -10,7 +10,7 @@ import { z } from "zod";
 import { applyConfig, loadConfig } from "../config/load.js";
 import { ConfigError, configHash, configJsonSchema, jobIdSchema } from "../config/schema.js";
 import { runDemo } from "../demo/demo.js";
-import { startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
+import { startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { readEnv, readStatusToken } from "../config/env.js";
 import { isBadInput } from "../shared/errors.js";
 import { forTerminal, hideUriPasswords as hideGivenUriPasswords, jsonForTerminal } from "./terminal-text.js";

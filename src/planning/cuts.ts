@@ -7,7 +7,7 @@
  */
 import { EJSON } from "bson";
 import type { Document } from "mongodb";
-import { compareValues } from "../../packages/embedded-mongo/src/values.js";
+import { compareBson } from "../shared/bson-order.js";
 
 /**
  * - `{ key, id }`: right after the record (key, id).
@@ -26,13 +26,13 @@ export const cutAfter = (record: { key: unknown; id: unknown }): Cut => ({ key: 
 /** Orders two cuts; `undefined` is the start, before every record. */
 export function compareCuts(a: Cut | undefined, b: Cut | undefined): number {
   if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? -1 : 1;
-  const byKey = compareValues(a.key, b.key);
+  const byKey = compareBson(a.key, b.key);
   if (byKey !== 0) return byKey;
   const rank = (c: Cut) => (c.id !== undefined ? 0 : c.keyIncluded ? 1 : -1);
   const ra = rank(a);
   const rb = rank(b);
   if (ra !== 0 || rb !== 0) return ra - rb;
-  return compareValues(a.id, b.id);
+  return compareBson(a.id, b.id);
 }
 
 export const laterCut = (a: Cut | undefined, b: Cut | undefined): Cut | undefined =>

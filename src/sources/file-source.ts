@@ -12,7 +12,7 @@ import { EJSON } from "bson";
 import { parse } from "csv-parse";
 import type { Document } from "mongodb";
 import type { SourceConfig } from "../config/schema.js";
-import { getPath } from "../../packages/embedded-mongo/src/values.js";
+import { readPath } from "../shared/bson-order.js";
 import { BadInputError } from "../shared/errors.js";
 import { weightOf } from "../planning/chunking.js";
 import { isInside } from "../planning/cuts.js";
@@ -69,7 +69,7 @@ function pick(doc: Document, fields: readonly string[]): Document {
   if (fields.length === 0) return doc;
   const out: Document = {};
   for (const f of fields) {
-    const v = getPath(doc, f);
+    const v = readPath(doc, f);
     if (v !== undefined) out[f] = v;
   }
   return out;
@@ -79,7 +79,7 @@ export function fileSource(source: FileSourceConfig): Source {
   const toRecord = (no: number, doc: Document): SourceRecord => ({
     id: no,
     key: no,
-    weight: source.weightField ? weightOf(Number(getPath(doc, source.weightField))) : 0,
+    weight: source.weightField ? weightOf(Number(readPath(doc, source.weightField))) : 0,
     data: pick(doc, source.fields),
   });
   async function* inWindow(window: Window): AsyncGenerator<{ no: number; doc: Document }> {

@@ -7,7 +7,7 @@
 import { ObjectId } from "bson";
 import type { Document } from "mongodb";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
-import { getPath } from "../../packages/embedded-mongo/src/values.js";
+import { readPath } from "../shared/bson-order.js";
 import { BadInputError } from "../shared/errors.js";
 import { refusedAsBadInput } from "./mongo-source.js";
 import type { Store } from "../store/store.js";
@@ -84,7 +84,7 @@ export async function readKeyType(store: Store, config: BatchConfig): Promise<Ke
       .limit(1)
       .next(),
   );
-  return doc ? keyTypeOf(getPath(doc, source.orderBy)) : undefined;
+  return doc ? keyTypeOf(readPath(doc, source.orderBy)) : undefined;
 }
 
 /**

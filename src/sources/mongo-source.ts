@@ -3,7 +3,7 @@ import { EJSON } from "bson";
 import { type Document, type Filter, MongoServerError } from "mongodb";
 import { BadInputError } from "../shared/errors.js";
 import type { MongoSourceConfig } from "../config/schema.js";
-import { getPath } from "../../packages/embedded-mongo/src/values.js";
+import { readPath } from "../shared/bson-order.js";
 import { aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import { weightOf } from "../planning/chunking.js";
 import type { Store } from "../store/store.js";
@@ -14,7 +14,7 @@ import { type Source, type Window, generatorBatches } from "./source.js";
  * expressed as a range query: refuse it, saying how to fix it.
  */
 function keyOf(doc: Document, key: string, collection: string): unknown {
-  const value = getPath(doc, key);
+  const value = readPath(doc, key);
   if (value === undefined || value === null) {
     throw new BadInputError(
       `record ${EJSON.stringify({ _id: doc._id as unknown }, { relaxed: true })} of ${collection} has no '${key}' (the config's source.orderBy); give it one, or exclude such records with source.filter {"${key}": {"$exists": true, "$ne": null}}`,
@@ -110,7 +110,7 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
           yield cursor.readBufferedDocuments().map((doc: Document) => ({
             id: doc._id as unknown,
             key: keyOf(doc, key, source.collection),
-            weight: weightField ? weightOf(getPath(doc, weightField)) : 0,
+            weight: weightField ? weightOf(readPath(doc, weightField)) : 0,
           }));
         }
       }

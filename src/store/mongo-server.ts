@@ -4,7 +4,7 @@
  * the demo and by the test run. Whatever is chosen is a real wire connection for the official
  * driver. `CHUNKRELAY_TEST_MONGO=embedded|memory-server` forces a choice.
  */
-import { startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
+import { startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { redactUri } from "./store.js";
 
 export type ServerKind = "MONGODB_URI" | "mongodb-memory-server" | "embedded engine";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitUntil } from "../support/wait.js";
-import { type EmbeddedMongo, startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
+import { type EmbeddedMongo, startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
 import { Store } from "../../src/store/store.js";
 

@@ -12,7 +12,7 @@
  * moves next, so each store call is one atomic, ordered step of the history.
  */
 import { BSON, type Db, type Document, MongoBulkWriteError, MongoServerError } from "mongodb";
-import { Engine } from "../../packages/embedded-mongo/src/index.js";
+import { Engine } from "@chunkrelay/embedded-mongo";
 
 const TO_ENGINE = { promoteValues: false, promoteBuffers: false } as const;
 

@@ -11,7 +11,7 @@ import { MongoClient } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/config/load.js";
 import { serveJob } from "../../src/steps/dispatch/dispatch.js";
-import { startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
+import { startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
 import { startBatchService } from "../../src/service/batch-service.js";

@@ -5,7 +5,7 @@
  */
 import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { describe, expect, it } from "vitest";
-import { useTestDatabase } from "../../../test/support/db.js";
+import { useTestDatabase } from "./support/db.js";
 
 const t = useTestDatabase("compat_commands");
 

@@ -5,7 +5,7 @@
  */
 import { Decimal128, Double, Int32, Long, MongoClient, MongoServerError, ObjectId } from "mongodb";
 import { describe, expect, it } from "vitest";
-import { useTestDatabase } from "../../../test/support/db.js";
+import { useTestDatabase } from "./support/db.js";
 
 const t = useTestDatabase("compat_reads");
 

@@ -1,7 +1,7 @@
 /**
- * `npx chunkrelay mongo` as a user runs it: a subprocess that prints its URI first, serves the
- * official driver, stops cleanly on SIGTERM/SIGINT and, with --dir, keeps data and indexes across
- * a restart. Also covers the in-process start/stop with a data directory.
+ * The package's `embedded-mongo` command as a user runs it: a subprocess that prints its URI first,
+ * serves the official driver, stops cleanly on SIGTERM/SIGINT and, with --dir, keeps data and
+ * indexes across a restart. Also covers the in-process start/stop with a data directory.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +12,14 @@ import { Int32, MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedMongo } from "../src/index.js";
 
-const BIN = join(import.meta.dirname, "../../../bin/chunkrelay.js");
+// The package's bin, run from sources (no build needed): the source condition makes its
+// self-import resolve to src/cli.ts, which tsx compiles on the fly.
+const PACKAGE_COMMAND = [
+  "--conditions=@chunkrelay/source",
+  "--import",
+  "tsx",
+  join(import.meta.dirname, "../bin/embedded-mongo.js"),
+];
 const dirs: string[] = [];
 const tempDir = () => {
   const d = mkdtempSync(join(tmpdir(), "chunkrelay-mongo-"));
@@ -22,14 +29,15 @@ const tempDir = () => {
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 function startCli(
+  command: string[],
   args: string[],
 ): Promise<{ child: ChildProcess; uri: string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, "mongo", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...command, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.once("line", (uri) => resolve({ child, uri, exited }));
-    child.once("exit", (code) => reject(new Error(`chunkrelay mongo exited early with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${command.join(" ")} exited early with ${code}`)));
   });
 }
 
@@ -43,10 +51,11 @@ async function withClient<T>(uri: string, fn: (c: MongoClient) => Promise<T>): P
   }
 }
 
-describe("chunkrelay mongo", () => {
+describe("embedded-mongo", () => {
+  const command = PACKAGE_COMMAND;
   it("prints its URI first, serves the driver, and keeps data across a restart with --dir", async () => {
     const dir = tempDir();
-    const first = await startCli(["--port", "0", "--dir", dir]);
+    const first = await startCli(command, ["--port", "0", "--dir", dir]);
     expect(first.uri).toMatch(/^mongodb:\/\/127\.0\.0\.1:\d+\/$/);
     await withClient(first.uri, async (c) => {
       const coll = c.db("keep").collection("things");
@@ -59,7 +68,7 @@ describe("chunkrelay mongo", () => {
     first.child.kill("SIGTERM");
     expect(await first.exited).toBe(0);
 
-    const second = await startCli(["--port", "0", "--dir", dir]);
+    const second = await startCli(command, ["--port", "0", "--dir", dir]);
     await withClient(second.uri, async (c) => {
       const coll = c.db("keep").collection("things");
       expect(await coll.find({}, { promoteValues: false }).sort({ _id: 1 }).toArray()).toEqual([
@@ -75,7 +84,7 @@ describe("chunkrelay mongo", () => {
   }, 60_000);
 
   it("rejects a bad port with exit code 2 and a message naming the flag", async () => {
-    const child = spawn(process.execPath, [BIN, "mongo", "--port", "99999"], {
+    const child = spawn(process.execPath, [...command, "--port", "99999"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";

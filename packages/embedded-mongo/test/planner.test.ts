@@ -7,7 +7,7 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EmbeddedMongo, startEmbeddedMongo } from "../src/index.js";
-import { seededRandom } from "../../../test/support/random.js";
+import { seededRandom } from "./support/random.js";
 
 let server: EmbeddedMongo;
 let client: MongoClient;

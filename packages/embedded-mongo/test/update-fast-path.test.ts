@@ -8,7 +8,7 @@ import { updateMany } from "mingo";
 import { describe, expect, it } from "vitest";
 import { applySimpleOperators, validateUpdate } from "../src/update.js";
 import { cloneValue, type BsonDocument } from "../src/values.js";
-import { seededRandom } from "../../../test/support/random.js";
+import { seededRandom } from "./support/random.js";
 
 describe("direct update operators", () => {
   it("leave documents exactly as mingo's updater does", () => {
