@@ -12,8 +12,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type EmbeddedMongo, startEmbeddedMongo } from "../../packages/embedded-mongo/src/index.js";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
 import { Store } from "../../src/store/store.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const dir = mkdtempSync(join(tmpdir(), "chunkrelay-outage-"));
 const cleanups: Array<() => Promise<unknown>> = [];
 

@@ -14,8 +14,9 @@ import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Store } from "../../src/store/store.js";
 import { type FakeReply, startFakeService } from "../support/pipeline.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const dir = mkdtempSync(join(tmpdir(), "chunkrelay-interrupts-"));
 const cleanups: Array<() => Promise<unknown>> = [];
 let mongo: ChildProcess;

@@ -11,8 +11,9 @@ import { createInterface } from "node:readline";
 import { Int32, MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedMongo } from "../src/index.js";
+import { builtCli } from "../../../test/support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../../bin/chunkrelay.js");
+const BIN = builtCli();
 const dirs: string[] = [];
 const tempDir = () => {
   const d = mkdtempSync(join(tmpdir(), "chunkrelay-mongo-"));
