@@ -1,17 +1,15 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so a checkout works right after `npm ci`.
-import { register as registerHooks } from "node:module";
+// Runs the compiled CLI in dist/ (built by `npm run build`, which `npm ci` runs as `prepare`).
+import { existsSync } from "node:fs";
 import { setTimeout } from "node:timers";
-import { register } from "tsx/esm/api";
+import { URL } from "node:url";
 
-register();
-// Workspace packages (packages/*) export their TypeScript sources under the "@chunkrelay/source"
-// condition and their compiled dist/ otherwise: resolve with that condition, as
-// `node --conditions=@chunkrelay/source` would, so a checkout needs no build step.
-registerHooks(
-  "data:text/javascript,export const resolve = (specifier, context, next) => next(specifier, " +
-    "{ ...context, conditions: [...context.conditions, '@chunkrelay/source'] });",
-);
+// The CLI's entry point, compiled; resolved by hand first to say what to do when it is missing.
+const entry = new URL("../dist/cli/main.js", import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write("chunkrelay: the CLI is not built (no dist/): run `npm run build`\n");
+  process.exit(2);
+}
 // `chunkrelay status … | head` closes stdout early: stop quietly, as Unix tools do.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (err) => {
@@ -27,7 +25,7 @@ const interruptedWhileLoading = () => {
 };
 process.on("SIGINT", interruptedWhileLoading);
 process.on("SIGTERM", interruptedWhileLoading);
-const { main } = await import("../src/cli/main.ts");
+const { main } = await import(entry.href);
 process.off("SIGINT", interruptedWhileLoading);
 process.off("SIGTERM", interruptedWhileLoading);
 const code = await main(process.argv.slice(2));

@@ -19,7 +19,18 @@ export interface PickedServer {
 async function tryMemoryServer(timeoutMs: number): Promise<PickedServer | string> {
   const started = Date.now();
   try {
-    const { MongoMemoryServer } = await import("mongodb-memory-server");
+    // A dev dependency: a production install (`npm ci --omit=dev`) has none, and its postinstall
+    // would download a mongod there. Then the embedded engine serves, and the reason says why.
+    let MongoMemoryServer: typeof import("mongodb-memory-server").MongoMemoryServer;
+    try {
+      ({ MongoMemoryServer } = await import("mongodb-memory-server"));
+    } catch (err) {
+      const missing =
+        (err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" &&
+        (err as Error).message.includes("'mongodb-memory-server'");
+      if (missing) return "mongodb-memory-server is not installed (a production install)";
+      throw err;
+    }
     // mongodb-memory-server prints its own stack trace when it cannot start; the reason is
     // reported once, in the line that says which server was chosen.
     const warn = console.warn;

@@ -16,8 +16,9 @@ import { type BatchService, startBatchService } from "../../src/service/batch-se
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
 import { seededRandom } from "../support/random.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 // Enough work (about 5 s of it) that at least three kills land before the job could finish.
 const RECORDS = 12000;
 const INC_RECORDS = 6000;

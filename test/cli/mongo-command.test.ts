@@ -4,12 +4,12 @@
  * the driver, stops cleanly on SIGTERM; a bad port is a usage error naming the flag.
  */
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 
 describe("chunkrelay mongo", () => {
   it("prints its URI first, serves the driver and stops with exit 0 on SIGTERM", async () => {

@@ -14,8 +14,9 @@ import { type BatchService, startBatchService } from "../../src/service/batch-se
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
 import { startFakeService } from "../support/pipeline.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const t = useTestDatabase("cli_e2e");
 let store: Store;
 let service: BatchService;

@@ -13,8 +13,9 @@ import { waitUntil } from "../support/wait.js";
 import { type EmbeddedMongo, startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
 import { Store } from "../../src/store/store.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const dir = mkdtempSync(join(tmpdir(), "chunkrelay-outage-"));
 const cleanups: Array<() => Promise<unknown>> = [];
 

@@ -13,8 +13,9 @@ import { waitUntil } from "../support/wait.js";
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { useTestDatabase } from "../support/db.js";
 import { type FakeReply, type FakeRequest, startFakeService } from "../support/pipeline.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const t = useTestDatabase("hostile_service");
 let store: Store;
 let dbUri: string;

@@ -15,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitUntil } from "../support/wait.js";
 import { Store } from "../../src/store/store.js";
 import { type FakeReply, startFakeService } from "../support/pipeline.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const dir = mkdtempSync(join(tmpdir(), "chunkrelay-interrupts-"));
 const cleanups: Array<() => Promise<unknown>> = [];
 let mongo: ChildProcess;

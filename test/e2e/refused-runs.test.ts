@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { storeSnapshot, useTestDatabase } from "../support/db.js";
 import { startFakeService } from "../support/pipeline.js";
+import { builtCli } from "../support/built-cli.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const t = useTestDatabase("refused_runs");
 let store: Store;
 let dbUri: string;

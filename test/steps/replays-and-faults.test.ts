@@ -18,9 +18,10 @@ import { startBatchService } from "../../src/service/batch-service.js";
 import { Store, uriWithDatabase } from "../../src/store/store.js";
 import { watchChunk } from "../../src/steps/watch/watch.js";
 import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
+import { builtCli } from "../support/built-cli.js";
 import { waitUntil } from "../support/wait.js";
 
-const BIN = join(import.meta.dirname, "../../bin/chunkrelay.js");
+const BIN = builtCli();
 const { t, cleanups, store: currentStore } = usePipelineStore("replays");
 let store: Store;
 beforeAll(() => {
