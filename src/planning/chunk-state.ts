@@ -68,9 +68,3 @@ export function nextChunkStatus(from: ChunkStatus, event: ChunkEvent): ChunkStat
   }
   throw new IllegalTransition(from, event);
 }
-
-/** Capped exponential backoff with full jitter: `random` in [0, 1) makes it deterministic in tests. */
-export function backoffDelay(tries: number, baseMs: number, capMs: number, random: () => number): number {
-  const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, tries - 1));
-  return Math.round(exp / 2 + (random() * exp) / 2);
-}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { IllegalTransition, backoffDelay, nextChunkStatus } from "../../src/planning/chunk-state.js";
+import { IllegalTransition, nextChunkStatus } from "../../src/planning/chunk-state.js";
 
 describe("chunk state machine", () => {
   it("follows the documented transitions", () => {
@@ -21,14 +21,5 @@ describe("chunk state machine", () => {
     expect(() => nextChunkStatus("sent", { type: "claim" })).toThrow(IllegalTransition);
     expect(() => nextChunkStatus("processed", { type: "claim" })).toThrow(IllegalTransition);
     expect(() => nextChunkStatus("failed", { type: "allProcessed" })).toThrow("cannot go from 'failed'");
-  });
-});
-
-describe("backoffDelay", () => {
-  it("doubles per try, is capped, and jitters within [exp/2, exp]", () => {
-    expect(backoffDelay(1, 100, 10_000, () => 0)).toBe(50);
-    expect(backoffDelay(1, 100, 10_000, () => 0.999999)).toBe(100);
-    expect(backoffDelay(4, 100, 10_000, () => 0.5)).toBe(600);
-    expect(backoffDelay(30, 100, 10_000, () => 0.999999)).toBe(10_000);
   });
 });

@@ -5,6 +5,7 @@
  * pipeline. SIGINT/SIGTERM (an AbortSignal here) stop new steps, let running ones settle and
  * report the job as interrupted; running it again with the same job id resumes it.
  */
+import { backoffDelay, retryWithBackoff } from "../../shared/retry.js";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { postChunk, type PostChunk } from "../../steps/dispatch/post-chunk.js";
@@ -98,7 +99,7 @@ class LocalScheduler implements HandOver {
             this.failure ??= err;
             return;
           }
-          const wait = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** (attempt - 1));
+          const wait = backoffDelay(attempt, { baseMs: this.retry.baseMs, capMs: this.retry.maxMs });
           this.retry.log.warn(`step ${key} failed (${(err as Error).message}); retrying in ${wait} ms`);
           this.run(key, wait, fn, attempt + 1);
         })
@@ -219,20 +220,19 @@ function abortableSleep(signal: AbortSignal) {
 }
 
 /** Runs `fn`, re-running it with backoff while it fails for a transient reason. */
-async function retryTransient<T>(
+function retryTransient<T>(
   fn: () => Promise<T>,
   policy: { tries: number; baseMs: number; signal: AbortSignal; log: Logger },
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isBadInput(err) || attempt >= policy.tries || policy.signal.aborted) throw err;
-      const wait = Math.min(30_000, policy.baseMs * 2 ** (attempt - 1));
-      policy.log.warn(`initializer failed (${(err as Error).message}); retrying in ${wait} ms`);
-      await abortableSleep(policy.signal)(wait);
-    }
-  }
+  return retryWithBackoff(fn, {
+    tries: policy.tries,
+    baseMs: policy.baseMs,
+    capMs: 30_000,
+    retryable: (err) => !isBadInput(err) && !policy.signal.aborted,
+    sleep: abortableSleep(policy.signal),
+    onRetry: (err, wait) =>
+      policy.log.warn(`initializer failed (${(err as Error).message}); retrying in ${wait} ms`),
+  });
 }
 
 /** Starts the watchers a crashed run left behind (chunks sent but no longer watched). */

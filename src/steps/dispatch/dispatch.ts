@@ -14,7 +14,8 @@ import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../../c
 import { BadInputError } from "../../shared/errors.js";
 import { type StepDeps, keys } from "../handover.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
-import { backoffDelay, nextChunkStatus } from "../../planning/chunk-state.js";
+import { nextChunkStatus } from "../../planning/chunk-state.js";
+import { backoffDelay } from "../../shared/retry.js";
 import type { ChunkDoc, JobDoc } from "../../store/store.js";
 import { keyToPayload } from "../../planning/cuts.js";
 import { settleJobCompletion } from "../../lanes/watermark.js";
@@ -249,7 +250,11 @@ async function deliverChunk(
       const delay = Math.min(
         config.retry.maxBackoffMs,
         outcome.retryAfterMs ??
-          backoffDelay(tries, config.retry.backoffMs, config.retry.maxBackoffMs, deps.random),
+          backoffDelay(tries, {
+            baseMs: config.retry.backoffMs,
+            capMs: config.retry.maxBackoffMs,
+            random: deps.random,
+          }),
       );
       const res = await store.chunks.updateOne(guard, {
         $set: {
