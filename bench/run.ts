@@ -18,7 +18,7 @@ import { type CommandStartedEvent, MongoClient } from "mongodb";
 import { applyConfig } from "../src/config/load.js";
 import { parseConfig } from "../src/config/schema.js";
 import type { Workload } from "../src/planning/workload.js";
-import { openSource } from "../src/sources/source.js";
+import { openSource } from "../src/sources/open-source.js";
 import { findWindowEnd } from "../src/lanes/claim-window.js";
 import { initializeJob } from "../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../src/runtimes/local/local-runner.js";

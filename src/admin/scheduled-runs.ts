@@ -11,7 +11,7 @@
  * still scheduled. Callers learn of each skip through `onSkip` (by default a console warning).
  */
 import { EJSON } from "bson";
-import { forTerminal } from "../cli/terminal-text.js";
+import { forTerminal } from "../shared/terminal-text.js";
 import { loadConfig } from "../config/load.js";
 import {
   type BatchConfig,

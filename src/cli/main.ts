@@ -36,7 +36,7 @@ import {
   positiveNumberArg,
   rateArg,
 } from "./options.js";
-import { forTerminal, hideUriPasswords as hideGivenUriPasswords } from "./terminal-text.js";
+import { forTerminal, hideUriPasswords as hideGivenUriPasswords } from "../shared/terminal-text.js";
 
 export { EXIT } from "./exit.js";
 

@@ -22,7 +22,7 @@ import type { CommandContext } from "./context.js";
 import { CliError, EXIT } from "./exit.js";
 import { stderrLogger } from "./output.js";
 import { onSignal } from "./signals.js";
-import { forTerminal, jsonForTerminal } from "./terminal-text.js";
+import { forTerminal, jsonForTerminal } from "../shared/terminal-text.js";
 
 export interface RunRequestFlags {
   mode?: string;

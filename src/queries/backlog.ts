@@ -6,7 +6,7 @@
  */
 import { loadConfig } from "../config/load.js";
 import type { Cut } from "../planning/cuts.js";
-import { openSource } from "../sources/source.js";
+import { openSource } from "../sources/open-source.js";
 import type { Store } from "../store/store.js";
 
 export interface Backlog {

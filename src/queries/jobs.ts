@@ -9,7 +9,7 @@ import { EJSON, type ObjectId } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
 import { partitioningName } from "../planning/workload.js";
-import { openSource } from "../sources/source.js";
+import { openSource } from "../sources/open-source.js";
 import { laneDocId, lanePass } from "../lanes/watermark.js";
 import { BadInputError } from "../shared/errors.js";
 import { type JobProgress, readJobProgress } from "./progress.js";

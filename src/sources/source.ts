@@ -7,12 +7,7 @@
  * which the initializer stores in batch_details so a chunk can be sent without the file.
  */
 import type { Document } from "mongodb";
-import type { BatchConfig } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
-import type { Store } from "../store/store.js";
-import { exceptionsSource } from "./exceptions-source.js";
-import { fileSource } from "./file-source.js";
-import { mongoSource } from "./mongo-source.js";
 
 export interface SourceRecord {
   id: unknown;
@@ -48,24 +43,6 @@ export interface Source {
   read(window: Window, batchSize: number): RecordBatches;
   /** Records (and their total weight, with a weight field) above a cut: the backlog. */
   count(from: Cut | undefined): Promise<{ records: number; weight?: number }>;
-}
-
-/** The source a job of this config reads; `fromJob` reads that job's unresolved exceptions. */
-export function openSource(store: Store, config: BatchConfig, fromJob?: string): Source {
-  if (fromJob !== undefined) return exceptionsSource(store, config, fromJob);
-  const source = config.source;
-  switch (source.type) {
-    case undefined:
-    case "mongodb":
-      return mongoSource(store, { ...source, type: "mongodb" });
-    case "ndjson":
-    case "csv":
-      return fileSource(source);
-    default: {
-      const never: never = source;
-      throw new Error(`unknown source ${JSON.stringify(never)}`);
-    }
-  }
 }
 
 /** Turns an async batch generator into RecordBatches with a close that ends it early. */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyConfig } from "../../src/config/load.js";
 import { readBacklog } from "../../src/queries/backlog.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
-import { openSource } from "../../src/sources/source.js";
+import { openSource } from "../../src/sources/open-source.js";
 import type { Store } from "../../src/store/store.js";
 import { parseConfig } from "../../src/config/schema.js";
 import { type FakeReply, type FakeRequest, startFakeService, usePipelineStore } from "../support/pipeline.js";

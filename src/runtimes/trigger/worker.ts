@@ -4,7 +4,16 @@
  * process), the step dependencies with the Trigger.dev hand-over, live progress as run metadata,
  * and the mapping of errors to "retry" or "fail now".
  */
-import { AbortTaskRunError, idempotencyKeys, logger, metadata, tags, tasks, wait } from "@trigger.dev/sdk";
+import {
+  AbortTaskRunError,
+  type Task,
+  idempotencyKeys,
+  logger,
+  metadata,
+  tags,
+  tasks,
+  wait,
+} from "@trigger.dev/sdk";
 import { MongoClient } from "mongodb";
 import { postChunk } from "../../steps/dispatch/post-chunk.js";
 import { jobIdSchema } from "../../config/schema.js";
@@ -17,9 +26,7 @@ import { type StepName, timeStep } from "../../queries/step-stats.js";
 import { type ProgressReport, type ReportProgress, createProgressReporter } from "../../queries/progress.js";
 import { Store, databaseNameOf } from "../../store/store.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
-import type { batchDataInitializer } from "../../tasks/batch-data-initializer.js";
-import type { batchDataServer } from "../../tasks/batch-data-server.js";
-import type { chunkProcessWatcher } from "../../tasks/chunk-process-watcher.js";
+import type { ServePayload, WatchPayload } from "../../steps/handover.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
 export interface RunContext {
@@ -106,18 +113,18 @@ async function configOf(jobId: string): Promise<string | undefined> {
   return job.config;
 }
 
+// The tasks as the hand-over triggers them: id and payload. Named here rather than imported from
+// src/tasks, which import this module (no cycle); task-wiring tests check the ids match.
+type InitializerTask = Task<"batch-data-initializer", InitializePayload>;
+type ServerTask = Task<"batch-data-server", ServePayload>;
+type WatcherTask = Task<"chunk-process-watcher", WatchPayload>;
+
 export const triggerHandOver = createTriggerHandOver({
   globalKey: (key) => idempotencyKeys.create(key, { scope: "global" }),
   triggerInitializer: (payload, options) =>
-    tasks.trigger<typeof batchDataInitializer>(
-      "batch-data-initializer",
-      payload as InitializePayload,
-      options,
-    ),
-  triggerServer: (payload, options) =>
-    tasks.trigger<typeof batchDataServer>("batch-data-server", payload, options),
-  triggerWatcher: (payload, options) =>
-    tasks.trigger<typeof chunkProcessWatcher>("chunk-process-watcher", payload, options),
+    tasks.trigger<InitializerTask>("batch-data-initializer", payload as InitializePayload, options),
+  triggerServer: (payload, options) => tasks.trigger<ServerTask>("batch-data-server", payload, options),
+  triggerWatcher: (payload, options) => tasks.trigger<WatcherTask>("chunk-process-watcher", payload, options),
   configOf,
   now: () => new Date(),
 });

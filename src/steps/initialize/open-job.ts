@@ -14,7 +14,7 @@ import type { StepDeps } from "../handover.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../../planning/cuts.js";
 import { type Sample, type Workload, hasCaps } from "../../planning/workload.js";
 import { parseKeyArgument, readKeyType } from "../../sources/key-values.js";
-import { openSource } from "../../sources/source.js";
+import { openSource } from "../../sources/open-source.js";
 import type { JobDoc } from "../../store/store.js";
 import { claimWindow } from "../../lanes/claim-window.js";
 import type { InitializeRequest } from "./payload.js";
