@@ -6,9 +6,11 @@ const LAYERS = [
   ["shared", "planning"],
   ["config"],
   ["store"],
-  ["sources", "lanes", "jobs"],
+  // Decisions over store verbs that several steps share, and read-only views (which steps use
+  // to report progress).
+  ["sources", "lanes", "jobs", "queries"],
   ["steps"],
-  ["queries", "admin"],
+  ["admin"],
   ["runtimes"],
   ["tasks", "cli", "status-page", "demo"],
 ];

@@ -17,11 +17,11 @@ export default defineConfig({
   project: process.env.TRIGGER_PROJECT_REF ?? UNSET_PROJECT,
   dirs: ["./src/tasks"],
   // Pinned: the bare "node" runtime follows the platform's newest LTS (Node 24 with CLI 4.8). The
-  // worker tests run the bundle's indexer and task bodies on Node 22 (test/worker), so what is
+  // worker tests run the bundle's indexer and task bodies on Node 22 (test/runtimes/trigger), so what is
   // tested is what runs. Default: "node".
   runtime: "node-22",
   // Warm runs reuse the process, and so the worker's one MongoDB client and its ensured indexes
-  // (src/tasks/worker.ts). Default: false, a fresh process (connect, ensureIndexes) per run.
+  // (src/runtimes/trigger/worker.ts). Default: false, a fresh process (connect, ensureIndexes) per run.
   processKeepAlive: { enabled: true, maxExecutionsPerProcess: 200 },
   // The longest a run may take; the watcher hands over to a fresh run well before this.
   maxDuration: 3600,
