@@ -10,7 +10,6 @@ import { applyConfig } from "../../src/config/load.js";
 import { serveJob } from "../../src/steps/dispatch/dispatch.js";
 import { isBadInput } from "../../src/shared/errors.js";
 import type { HandOver, StepDeps, WatchPayload } from "../../src/steps/handover.js";
-import { silentLogger } from "../../src/steps/handover.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
 import { releaseLeases } from "../../src/jobs/lease.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
@@ -21,6 +20,7 @@ import { EngineDatabase } from "./engine-store.js";
 import { REFUSED_CONFIG, checkInvariants } from "./invariants.js";
 import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
 import { type ServiceFaults, SimService } from "./service.js";
+import { buildStepDeps } from "../../src/runtimes/step-deps.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
 
@@ -296,7 +296,8 @@ class World {
 
   deps(actor: Actor, handOver: HandOver): StepDeps {
     const { sched } = this;
-    return {
+    // Every clock, wait and random number is the scheduler's: nothing real is left over.
+    return buildStepDeps({
       store: this.storeFor(actor),
       post: this.service.postFor(actor),
       handOver,
@@ -307,9 +308,8 @@ class World {
       env: {},
       owner: actor.name,
       leaseMs: TIMING.leaseMs,
-      log: silentLogger,
       planningBatch: this.scenario.planningBatch,
-    };
+    });
   }
 
   start(): void {

@@ -1,13 +1,11 @@
 /** Helpers for pipeline tests: step dependencies with a recording hand-over, and fake services. */
 import { type IncomingMessage, type Server, createServer } from "node:http";
 import { EJSON } from "bson";
-import { postChunk } from "../../src/steps/dispatch/post-chunk.js";
 import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/steps/handover.js";
-import { DEFAULT_LEASE_MS, silentLogger } from "../../src/steps/handover.js";
-import { realTimer } from "../../src/jobs/lease.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { Store } from "../../src/store/store.js";
 import { useTestDatabase } from "./db.js";
+import { buildStepDeps } from "../../src/runtimes/step-deps.js";
 
 export type HandOverCall =
   | { kind: "initialize"; payload: Record<string, unknown>; key: string }
@@ -35,20 +33,14 @@ export function recordingHandOver(): HandOver & { calls: HandOverCall[] } {
 }
 
 export function stepDeps(store: Store, overrides: Partial<StepDeps> = {}): StepDeps {
-  return {
+  return buildStepDeps({
     store,
-    post: postChunk,
     handOver: recordingHandOver(),
-    now: () => new Date(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    timer: realTimer,
     random: () => 0.5,
     env: {},
     owner: "test-runner",
-    leaseMs: DEFAULT_LEASE_MS,
-    log: silentLogger,
     ...overrides,
-  };
+  });
 }
 
 export interface FakeRequest {

@@ -12,7 +12,6 @@ import { postChunk, type PostChunk } from "../../steps/dispatch/post-chunk.js";
 import { type ServeResult, serveJob } from "../../steps/dispatch/dispatch.js";
 import {
   type WatchPayload,
-  DEFAULT_LEASE_MS,
   type HandOver,
   type Logger,
   type StepDeps,
@@ -21,13 +20,14 @@ import {
 } from "../../steps/handover.js";
 import { isBadInput } from "../../shared/errors.js";
 import { timeStep } from "../../queries/step-stats.js";
-import { realTimer, releaseLeases } from "../../jobs/lease.js";
+import { releaseLeases } from "../../jobs/lease.js";
 import { initializeJob } from "../../steps/initialize/initialize.js";
 import { newJobId } from "../../steps/initialize/open-job.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
 import type { JobDoc, Store } from "../../store/store.js";
 import { watchChunk } from "../../steps/watch/watch.js";
 import { type JobProgress, readJobProgress } from "../../queries/progress.js";
+import { buildStepDeps } from "../step-deps.js";
 
 export class Interrupted extends Error {
   constructor() {
@@ -345,21 +345,18 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     signal,
     { tries: retryPolicy.tries, baseMs: retryPolicy.baseMs, maxMs: 30_000, log: options.log ?? silentLogger },
   );
-  const deps: StepDeps = {
+  const deps = buildStepDeps({
     store: options.store,
     post: options.post ?? ((req) => postChunk(req, signal)),
     handOver: scheduler,
-    now: () => new Date(),
     sleep: abortableSleep(signal),
-    timer: realTimer,
-    random: Math.random,
-    env: options.env ?? process.env,
+    ...(options.env ? { env: options.env } : {}),
     // One owner per run: two runs in one process must not mistake each other's leases for their own.
     owner: `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`,
-    leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
-    log: options.log ?? silentLogger,
+    ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
+    ...(options.log ? { log: options.log } : {}),
     signal,
-  };
+  });
 
   // The first job's id is chosen here, not by the initializer: a Ctrl-C while it plans can then
   // name the job to resume, and a retried initializer step opens the same job, not a second one.

@@ -15,7 +15,6 @@ import {
   wait,
 } from "@trigger.dev/sdk";
 import { MongoClient } from "mongodb";
-import { postChunk } from "../../steps/dispatch/post-chunk.js";
 import { jobIdSchema } from "../../config/schema.js";
 import { readEnv } from "../../config/env.js";
 import { BadInputError, isBadInput } from "../../shared/errors.js";
@@ -27,6 +26,7 @@ import { type ProgressReport, type ReportProgress, createProgressReporter } from
 import { Store, databaseNameOf } from "../../store/store.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
 import type { ServePayload, WatchPayload } from "../../steps/handover.js";
+import { buildStepDeps } from "../step-deps.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
 export interface RunContext {
@@ -162,20 +162,15 @@ export async function workerDeps(
   reportProgress: ReportProgress,
 ): Promise<StepDeps> {
   const { store, leaseMs } = await workerState();
-  return {
+  return buildStepDeps({
     store,
-    post: postChunk,
     handOver: triggerHandOver,
-    now: () => new Date(),
-    sleep,
-    timer: realTimer,
-    random: Math.random,
-    env: process.env,
     owner: ctx.run.id,
+    sleep,
     leaseMs,
     log: taskLogger,
     reportProgress,
-  };
+  });
 }
 
 /** Bad input fails the run at once (no retries); anything else goes to the task's retry policy. */
