@@ -6,10 +6,12 @@ const LAYERS = [
   ["shared", "planning"],
   ["config"],
   ["store"],
-  // Decisions over store verbs that several steps share, and read-only views (which steps use
-  // to report progress).
-  ["sources", "lanes", "jobs", "queries"],
-  ["steps"],
+  // Where records come from, and read-only views (steps report progress through them).
+  ["sources", "queries"],
+  // The three steps and the job lifecycle they share (lanes, windows, watermarks, leases,
+  // set-aside records, healing). Lanes and jobs see the steps only through their contract,
+  // src/steps/handover.ts (rule below); steps use lanes and jobs freely.
+  ["lanes", "jobs", "steps"],
   ["admin"],
   ["runtimes"],
   ["tasks", "cli", "status-page", "demo"],
@@ -60,6 +62,14 @@ module.exports = {
       severity: "error",
       from: { path: "^(src|test|bench)/" },
       to: { path: "packages/embedded-mongo/src/(?!index\\.ts$)" },
+    },
+    {
+      name: "lanes-and-jobs-see-steps-through-their-contract",
+      comment:
+        "Lanes and jobs may use the hand-over contract (StepDeps, HandOver, keys) and nothing else of the steps.",
+      severity: "error",
+      from: { path: "^src/(lanes|jobs)/" },
+      to: { path: "^src/steps/", pathNot: "^src/steps/handover\\.ts$" },
     },
     ...upward,
   ],
