@@ -7,7 +7,7 @@
  * claimed by nobody. Caps (records, weight, chunks) end the window early; the rest stays for the
  * next job.
  */
-import { MongoServerError } from "mongodb";
+import { isDuplicateKey, violatedUniqueIndex } from "../store/errors.js";
 import type { ChunkLimits } from "../planning/chunking.js";
 import { type Cut, cutAfter, laterCut } from "../planning/cuts.js";
 import { type Workload, WorkloadMeter, hasCaps } from "../planning/workload.js";
@@ -70,9 +70,9 @@ function countCap(caps: Workload, chunking: ChunkLimits): number | undefined {
 }
 
 const duplicateIndex = (err: unknown): "lane" | "_id" | undefined => {
-  if (!(err instanceof MongoServerError) || err.code !== 11000) return undefined;
-  const pattern = (err.keyPattern ?? {}) as Record<string, unknown>;
-  return "lane.seq" in pattern || /lane_seq/.test(err.message) ? "lane" : "_id";
+  const index = violatedUniqueIndex(err);
+  if (!index) return undefined;
+  return "lane.seq" in index.keyPattern || /lane_seq/.test(index.message) ? "lane" : "_id";
 };
 
 export interface LaneClaim {
@@ -136,7 +136,7 @@ export async function claimWindow(
       )
       .catch((err: unknown) => {
         // A later claim already wrote its mirror (the document exists, the filter did not match).
-        if ((err as { code?: number }).code !== 11000) throw err;
+        if (!isDuplicateKey(err)) throw err;
       });
     return { job, resumed: false };
   }

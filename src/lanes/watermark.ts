@@ -7,6 +7,7 @@
  */
 import type { Logger } from "../steps/handover.js";
 import { type Cut, laterCut } from "../planning/cuts.js";
+import { isDuplicateKey } from "../store/errors.js";
 import type { JobDoc, Store } from "../store/store.js";
 
 /** A lane's document id (without the pass number), from a job's lane id. */
@@ -124,7 +125,7 @@ export async function advanceWatermark(deps: WatermarkDeps, laneId: string, conf
         { upsert: !lane },
       )
       .catch((err: unknown) => {
-        if ((err as { code?: number }).code === 11000) return { matchedCount: 0, upsertedCount: 0 };
+        if (isDuplicateKey(err)) return { matchedCount: 0, upsertedCount: 0 };
         throw err;
       });
     if (res.matchedCount + res.upsertedCount > 0) {

@@ -16,7 +16,8 @@ import type { Cut } from "../../planning/cuts.js";
 import { inSample, sampleComplete } from "../../planning/workload.js";
 import { type SourceRecord, openSource } from "../../sources/source.js";
 import type { ChunkDoc, DetailDoc, JobDoc } from "../../store/store.js";
-import { acceptConfig, isDuplicateOnly, openJob } from "./open-job.js";
+import { acceptConfig, openJob } from "./open-job.js";
+import { isDuplicateKey } from "../../store/errors.js";
 import { initializePayloadSchema } from "./payload.js";
 
 export interface InitializeResult {
@@ -41,7 +42,7 @@ async function insertIdempotent(insert: () => Promise<unknown>): Promise<void> {
   try {
     await insert();
   } catch (err) {
-    if (!isDuplicateOnly(err)) throw err;
+    if (!isDuplicateKey(err)) throw err;
   }
 }
 

@@ -7,7 +7,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { EJSON, ObjectId } from "bson";
-import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { type BatchConfig, configHash, isFileSource, orderKeyOf } from "../../config/schema.js";
 import { BadInputError, isBadInput } from "../../shared/errors.js";
 import type { StepDeps } from "../handover.js";
@@ -15,6 +14,7 @@ import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../../planning/
 import { type Sample, type Workload, hasCaps } from "../../planning/workload.js";
 import { parseKeyArgument, readKeyType } from "../../sources/key-values.js";
 import { openSource } from "../../sources/source.js";
+import { isDuplicateKey } from "../../store/errors.js";
 import type { JobDoc } from "../../store/store.js";
 import { claimWindow } from "../../lanes/claim-window.js";
 import type { InitializeRequest } from "./payload.js";
@@ -24,15 +24,6 @@ export function newJobId(configName: string, now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
   return `${configName}-${stamp}-${randomBytes(3).toString("hex")}`;
 }
-
-/** A write that failed only because its documents exist already. */
-export const isDuplicateOnly = (err: unknown): boolean => {
-  if (err instanceof MongoBulkWriteError) {
-    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    return errors.length > 0 && errors.every((e: { code?: number }) => e.code === 11000);
-  }
-  return err instanceof MongoServerError && err.code === 11000;
-};
 
 /**
  * A full job covers every record of its config, so two at once would send records twice: the
@@ -70,7 +61,7 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
       );
       if (res.matchedCount + res.upsertedCount > 0) return;
     } catch (err) {
-      if (!isDuplicateOnly(err)) throw err;
+      if (!isDuplicateKey(err)) throw err;
       // Another initializer created the document first: look at what it claimed.
     }
     const current = await deps.store.watermarks.findOne({ _id: config });
@@ -259,7 +250,7 @@ async function backfillLane(
       { upsert: true },
     )
     .catch((err: unknown) => {
-      if (!isDuplicateOnly(err)) throw err;
+      if (!isDuplicateKey(err)) throw err;
     });
   let lane = await deps.store.watermarks.findOne({ _id: base });
   const laneIdOf = (generation: number) => (generation > 1 ? `${base}#${generation}` : base);
