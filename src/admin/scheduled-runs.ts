@@ -12,7 +12,7 @@
  */
 import { EJSON } from "bson";
 import { forTerminal } from "../cli/terminal-text.js";
-import { loadConfig } from "../config/load.js";
+import { readConfig } from "../store/configs.js";
 import {
   type BatchConfig,
   ConfigError,
@@ -94,7 +94,7 @@ export async function scheduledConfigs(
   onSkip: OnSkippedConfig = warnSkippedConfig,
 ): Promise<BatchConfig[]> {
   if (externalId) {
-    const config = await loadConfig(store, externalId);
+    const config = await readConfig(store, externalId);
     if (!config.schedule) {
       throw new BadInputError(
         `config '${externalId}' has no schedule; add "schedule": {} to it, or delete the Trigger.dev schedule with externalId '${externalId}'`,

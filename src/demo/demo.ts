@@ -3,11 +3,12 @@
  * sample collection, starts the reference batch service, applies a sample config and runs the
  * job through the local runner — the same code the Trigger.dev tasks run.
  */
-import { ObjectId } from "mongodb";
-import { applyConfig } from "../config/load.js";
+import { ObjectId } from "bson";
+import { saveConfig } from "../store/configs.js";
 import { type BatchService, startBatchService } from "../service/batch-service.js";
 import { type PickedServer, pickMongoServer } from "../store/mongo-server.js";
-import { Store, withMongo } from "../store/store.js";
+import { Store } from "../store/store.js";
+import { withMongo } from "../store/connection.js";
 import { type JobSummary, runJobLocally } from "../runtimes/local/local-runner.js";
 import type { JobProgress } from "../queries/progress.js";
 
@@ -71,7 +72,7 @@ export async function runDemo(
       await seedDemoRecords(store, options.records);
       service = await startBatchService({ mongoUri: uri, latencyMs: options.latencyMs });
       options.say(`reference batch service at ${service.url}`);
-      await applyConfig(
+      await saveConfig(
         store,
         {
           name: DEMO_CONFIG,

@@ -7,7 +7,7 @@
  * idempotent, so a kick that turns out unnecessary costs one short run and changes nothing.
  * Kicks carry the period in their key, so each is issued at most once per period.
  */
-import { loadConfig } from "../config/load.js";
+import { readConfig } from "../store/configs.js";
 import { type HandOver, type StepDeps, keys } from "../steps/handover.js";
 
 export interface HealOptions {
@@ -49,7 +49,7 @@ export async function healStalledJobs(
     // are waiting their turn, not stalled.
     let maxInFlight: number;
     try {
-      maxInFlight = (await loadConfig(deps.store, job.config)).maxInFlight;
+      maxInFlight = (await readConfig(deps.store, job.config)).maxInFlight;
     } catch {
       continue; // an unknown or invalid config: resuming would fail the same way; leave it to a human
     }

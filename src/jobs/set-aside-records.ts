@@ -1,5 +1,5 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
-import { readSecretValues } from "../config/load.js";
+import { readSecretValues } from "../store/configs.js";
 import { redactAndCut } from "../config/redact.js";
 
 /** The most of a service's record error kept in an exception's reason. */

@@ -4,7 +4,7 @@
  * source that is one count and one aggregation bounded by the order key (index your order key);
  * a file source is read once.
  */
-import { loadConfig } from "../config/load.js";
+import { readConfig } from "../store/configs.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/source.js";
 import type { Store } from "../store/store.js";
@@ -30,7 +30,7 @@ export interface Backlog {
 }
 
 export async function readBacklog(store: Store, configName: string): Promise<Backlog> {
-  const config = await loadConfig(store, configName);
+  const config = await readConfig(store, configName);
   const mark = await store.watermarks.findOne({ _id: configName });
   const counted = await openSource(store, config).count(mark?.completedUpTo);
   const lanes = await store.watermarks

@@ -2,8 +2,8 @@
  * Lineage: every job and chunk that included a record, with its attempts, when it was sent and
  * processed, the outcome, and the config hash of the job and of the chunk's last attempt.
  */
-import { ObjectId } from "mongodb";
-import { readSecretsByConfig } from "../config/load.js";
+import { ObjectId } from "bson";
+import { readSecretsByConfig } from "../store/configs.js";
 import { redactAndCut } from "../config/redact.js";
 import type { Store } from "../store/store.js";
 

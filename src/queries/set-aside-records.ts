@@ -1,5 +1,5 @@
 /** Records set aside for a human: listing them, and resolving one with a note. */
-import { readSecretsByConfig } from "../config/load.js";
+import { readSecretsByConfig } from "../store/configs.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { BadInputError } from "../shared/errors.js";
 import { silentLogger } from "../steps/handover.js";

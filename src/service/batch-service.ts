@@ -10,7 +10,8 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { EJSON } from "bson";
 import { MongoClient } from "mongodb";
 import { z } from "zod";
-import { Store, databaseNameOf } from "../store/store.js";
+import { Store } from "../store/store.js";
+import { databaseNameOf } from "../store/connection.js";
 
 export interface BatchServiceOptions {
   /** MongoDB holding the chunkrelay collections whose `batch_details` this service updates. */

@@ -3,9 +3,8 @@
  * after a fix. Records of a collection are read from it when their chunk is sent (so they go out
  * with their fixed fields); records of a file take the fields stored with the earlier job.
  */
-import type { Document } from "mongodb";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
-import { EJSON } from "bson";
+import { type Document, EJSON } from "bson";
 import { aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import type { Store } from "../store/store.js";
 import { type Source, type SourceRecord, type Window, generatorBatches } from "./source.js";

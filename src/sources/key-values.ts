@@ -4,8 +4,7 @@
  * date for a date key, a string for a string key, and an ObjectId (of that time) for an ObjectId
  * key. A value that cannot be read in that type is refused with a message saying what would be.
  */
-import { ObjectId } from "bson";
-import type { Document } from "mongodb";
+import { type Document, ObjectId } from "bson";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
 import { readPath } from "../shared/bson-order.js";
 import { BadInputError } from "../shared/errors.js";

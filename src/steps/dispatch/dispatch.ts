@@ -5,10 +5,10 @@
  * the chunk back with backoff (same attempt, same key); a rejection sets its records aside as
  * exceptions. When no chunk is left, it finishes the job.
  */
-import { EJSON } from "bson";
-import type { Document } from "mongodb";
+import { type Document, EJSON } from "bson";
 import { z } from "zod";
-import { loadConfig, resolveHeaders, secretValues } from "../../config/load.js";
+import { resolveHeaders, secretValues } from "../../config/headers.js";
+import { readConfig } from "../../store/configs.js";
 import { redactAndCut } from "../../config/redact.js";
 import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../../config/schema.js";
 import { BadInputError } from "../../shared/errors.js";
@@ -440,7 +440,7 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
     await settleFinishedJob(deps, job);
     return { outcome: "finished", status: job.status };
   }
-  const config = await loadConfig(deps.store, job.config);
+  const config = await readConfig(deps.store, job.config);
   const dispatched: number[] = [];
   // The planning state first, then the chunks: once planning is done no chunk is added, so
   // "done, and no chunk left" read in this order cannot miss a chunk committed in between. The

@@ -5,7 +5,8 @@
  * chunks, and hands over to the server. Running it again with the same jobId resumes after the
  * last checkpoint and never duplicates a record.
  */
-import { loadConfig, resolveHeaders } from "../../config/load.js";
+import { resolveHeaders } from "../../config/headers.js";
+import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, configHash } from "../../config/schema.js";
 import { finishJob, settleFinishedJob } from "../dispatch/dispatch.js";
 import { BadInputError } from "../../shared/errors.js";
@@ -55,7 +56,7 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   }
   const payload = parsed.data;
   const { store } = deps;
-  const config = await loadConfig(store, payload.config);
+  const config = await readConfig(store, payload.config);
   // A missing header secret would stop the job at its first chunk: refuse before writing anything.
   resolveHeaders(config, deps.env);
   const opened = await openJob(deps, config, payload);

@@ -5,7 +5,7 @@
  * exceptions — and hands back to the server. Past the chunk timeout it starts a new attempt.
  */
 import { z } from "zod";
-import { loadConfig } from "../../config/load.js";
+import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, jobIdSchema } from "../../config/schema.js";
 import { failChunk } from "../../jobs/set-aside-records.js";
 import { BadInputError } from "../../shared/errors.js";
@@ -191,7 +191,7 @@ export async function watchChunk(
   const payload = parsed.data;
   const job = await deps.store.jobs.findOne({ _id: payload.jobId }, { projection: { config: 1 } });
   if (!job) throw new BadInputError(`job '${payload.jobId}' not found`);
-  const config = await loadConfig(deps.store, job.config);
+  const config = await readConfig(deps.store, job.config);
   const started = deps.now().getTime();
   for (let polls = 1; ; polls++) {
     const result = await checkChunk(deps, config, payload);
