@@ -1,0 +1,232 @@
+/**
+ * Verbs on `batch_chunks`. Two rules hold for every write here:
+ * - a chunk's status changes only to what `nextChunkStatus` allows from the status the write is
+ *   guarded on, so an illegal move throws instead of being written;
+ * - `done` is true exactly when the chunk is processed, or failed with its records set aside
+ *   (the claim window starts at the first chunk not done).
+ * Every write is conditional on the writer's view of the chunk (`ChunkHold`): a runner or watcher
+ * that lost the chunk to another changes nothing, and learns so from the result.
+ */
+import type { Document } from "bson";
+import { type ChunkEvent, nextChunkStatus } from "../planning/chunk-state.js";
+import type { AttemptOutcome, ChunkDoc, Store } from "./store.js";
+
+/**
+ * A writer's view of one chunk attempt: a server holding it under its lease (`dispatching`), or a
+ * watcher of a `sent` attempt.
+ */
+export type ChunkHold =
+  | { jobId: string; chunk: number; attempt: number; status: "dispatching"; owner: string }
+  | { jobId: string; chunk: number; attempt: number; status: "sent" };
+
+/** The filter that matches the chunk only while `hold` is still true. */
+function holdFilter(hold: ChunkHold): Document {
+  switch (hold.status) {
+    case "dispatching":
+      return {
+        jobId: hold.jobId,
+        chunk: hold.chunk,
+        status: hold.status,
+        attempt: hold.attempt,
+        "lease.owner": hold.owner,
+      };
+    case "sent":
+      return { jobId: hold.jobId, chunk: hold.chunk, status: hold.status, attempt: hold.attempt };
+    default: {
+      const never: never = hold;
+      throw new Error(`unknown chunk hold ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/**
+ * The first chunk not done among the committed ones (below `committed`, the job's
+ * `planning.nextChunk`): chunks past it may still be cut again by the planner, so nothing reads
+ * them as part of the job yet.
+ */
+export async function findFirstUndoneChunk(
+  store: Store,
+  jobId: string,
+  committed: number,
+): Promise<Pick<ChunkDoc, "chunk" | "status" | "attempt" | "lastError"> | null> {
+  return store.chunks.findOne(
+    { jobId, done: false, chunk: { $lt: committed } },
+    { sort: { chunk: 1 }, projection: { chunk: 1, status: 1, attempt: 1, lastError: 1 } },
+  );
+}
+
+/**
+ * Claims the lowest claimable chunk in [low, high) for `owner`, atomically: a due pending chunk,
+ * or a dispatching one whose lease expired (redelivered under the same attempt and key). Two
+ * runners never hold one chunk: the claim is one conditional findOneAndUpdate.
+ */
+export async function claimNextChunk(
+  store: Store,
+  claim: { jobId: string; low: number; high: number; owner: string; now: Date; leaseMs: number },
+): Promise<ChunkDoc | null> {
+  const { jobId, now } = claim;
+  return store.chunks.findOneAndUpdate(
+    {
+      jobId,
+      chunk: { $gte: claim.low, $lt: claim.high },
+      $or: [
+        { status: "pending", dueAt: { $lte: now } },
+        { status: "dispatching", "lease.expiresAt": { $lt: now } },
+      ],
+    },
+    {
+      $set: {
+        status: nextChunkStatus("pending", { type: "claim" }),
+        lease: { owner: claim.owner, expiresAt: new Date(now.getTime() + claim.leaseMs) },
+      },
+    },
+    { sort: { chunk: 1 }, returnDocument: "after" },
+  );
+}
+
+/** The chunks in [low, high) waiting to be claimed: due later, or held under a lease. */
+export async function listWaitingChunks(
+  store: Store,
+  jobId: string,
+  low: number,
+  high: number,
+): Promise<Array<Pick<ChunkDoc, "status" | "dueAt" | "lease">>> {
+  return store.chunks
+    .find(
+      { jobId, chunk: { $gte: low, $lt: high }, status: { $in: ["pending", "dispatching"] } },
+      { projection: { status: 1, dueAt: 1, lease: 1 } },
+    )
+    .toArray();
+}
+
+/** Extends the lease of a chunk its owner is still dispatching; nothing once it lost the chunk. */
+export async function renewChunkLease(
+  store: Store,
+  hold: ChunkHold & { status: "dispatching" },
+  expiresAt: Date,
+): Promise<{ matchedCount: number }> {
+  return store.chunks.updateOne(holdFilter(hold), { $set: { "lease.expiresAt": expiresAt } });
+}
+
+/**
+ * Moves a dispatching chunk to `sent` and drops its lease: the service accepted the attempt
+ * (`accepted`, recording the config it went out under), or none of its records was left to send.
+ * True when this writer still held the chunk.
+ */
+export async function markChunkSent(
+  store: Store,
+  hold: ChunkHold & { status: "dispatching" },
+  sentAt: Date,
+  accepted?: { configHash: string },
+): Promise<boolean> {
+  const res = await store.chunks.updateOne(holdFilter(hold), {
+    $set: {
+      status: nextChunkStatus(hold.status, { type: "accepted" }),
+      sentAt,
+      ...(accepted ? { deliveryTries: 0, configHash: accepted.configHash } : {}),
+    },
+    $unset: { lease: "" },
+  });
+  return res.matchedCount > 0;
+}
+
+/**
+ * Puts a dispatching chunk back to pending after a delivery that did not complete, due again at
+ * `dueAt` under the same attempt (and idempotency key). True when this writer still held it.
+ */
+export async function postponeChunkDelivery(
+  store: Store,
+  hold: ChunkHold & { status: "dispatching" },
+  retry: { tries: number; dueAt: Date; lastError: string },
+): Promise<boolean> {
+  const res = await store.chunks.updateOne(holdFilter(hold), {
+    $set: {
+      status: nextChunkStatus(hold.status, { type: "deliveryFailed", triesLeft: true }),
+      deliveryTries: retry.tries,
+      dueAt: retry.dueAt,
+      lastError: retry.lastError,
+    },
+    $unset: { lease: "" },
+  });
+  return res.matchedCount > 0;
+}
+
+/** The event that ends a chunk's life with `outcome` and no attempts or tries left. */
+function finalEvent(outcome: Exclude<AttemptOutcome, "processed">): ChunkEvent {
+  switch (outcome) {
+    case "deliveryFailed":
+      return { type: "deliveryFailed", triesLeft: false };
+    case "rejected":
+      return { type: "rejected" };
+    case "recordsFailed":
+    case "timedOut":
+      return { type: outcome, attemptsLeft: false };
+    default: {
+      const never: never = outcome;
+      throw new Error(`unknown attempt outcome ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * Moves a chunk to `failed`, recording how its attempt ended. `done` stays false until its
+ * records are set aside (`closeFailedChunk`), so a crash in between leaves the chunk unfinished
+ * and the next server run completes it. True when the writer still held the chunk.
+ */
+export async function markChunkFailed(
+  store: Store,
+  hold: ChunkHold,
+  failure: { outcome: Exclude<AttemptOutcome, "processed">; reason: string; now: Date },
+): Promise<boolean> {
+  const { now } = failure;
+  const res = await store.chunks.updateOne(holdFilter(hold), {
+    $set: {
+      status: nextChunkStatus(hold.status, finalEvent(failure.outcome)),
+      done: false,
+      finishedAt: now,
+      lastError: failure.reason,
+    },
+    $unset: { lease: "" },
+    $push: { history: { attempt: hold.attempt, outcome: failure.outcome, at: now } },
+  });
+  return res.matchedCount > 0;
+}
+
+/**
+ * Marks a failed chunk done once its records are set aside, with its exact counts; idempotent
+ * (only a failed chunk not yet done matches).
+ */
+export async function closeFailedChunk(
+  store: Store,
+  jobId: string,
+  chunk: number,
+  counts: { processed: number; setAside: number },
+): Promise<void> {
+  await store.chunks.updateOne(
+    { jobId, chunk, status: "failed", done: false },
+    { $set: { done: true, processedCount: counts.processed, failedCount: counts.setAside } },
+  );
+}
+
+/** Exact totals over a job's committed chunks (below `committed`), for its final status. */
+export async function sumChunkTotals(
+  store: Store,
+  jobId: string,
+  committed: number,
+): Promise<{ chunks: number; records: number; failedChunks: number; processed: number } | undefined> {
+  const [agg] = await store.chunks
+    .aggregate<{ chunks: number; records: number; failedChunks: number; processed: number }>([
+      { $match: { jobId, chunk: { $lt: committed } } },
+      {
+        $group: {
+          _id: null,
+          chunks: { $sum: 1 },
+          records: { $sum: "$recordCount" },
+          failedChunks: { $sum: { $cond: [{ $eq: ["$status", "failed"] }, 1, 0] } },
+          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
+        },
+      },
+    ])
+    .toArray();
+  return agg;
+}
