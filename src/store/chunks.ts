@@ -230,3 +230,56 @@ export async function sumChunkTotals(
     .toArray();
   return agg;
 }
+
+/** The chunk with this number, or null. */
+export async function readChunk(store: Store, jobId: string, chunk: number): Promise<ChunkDoc | null> {
+  return store.chunks.findOne({ jobId, chunk });
+}
+
+/**
+ * Moves a sent chunk whose records are all processed to `processed`, done, with its counts.
+ * True when the watcher still held the attempt (another may have closed it first).
+ */
+export async function markChunkProcessed(
+  store: Store,
+  hold: ChunkHold & { status: "sent" },
+  processed: number,
+  now: Date,
+): Promise<boolean> {
+  const res = await store.chunks.updateOne(holdFilter(hold), {
+    $set: {
+      status: nextChunkStatus(hold.status, { type: "allProcessed" }),
+      done: true,
+      finishedAt: now,
+      processedCount: processed,
+      failedCount: 0,
+    },
+    $push: { history: { attempt: hold.attempt, outcome: "processed", at: now } },
+  });
+  return res.matchedCount > 0;
+}
+
+/**
+ * Puts a sent chunk whose attempt ended without all records processed back to pending as the
+ * next attempt (new idempotency key, delivery tries from zero), due now. Only while attempts
+ * remain: the caller decides that, the state machine checks the move. True when the watcher
+ * still held the attempt.
+ */
+export async function startNextAttempt(
+  store: Store,
+  hold: ChunkHold & { status: "sent" },
+  ended: { outcome: "recordsFailed" | "timedOut"; reason: string; now: Date },
+): Promise<boolean> {
+  const { now } = ended;
+  const res = await store.chunks.updateOne(holdFilter(hold), {
+    $set: {
+      status: nextChunkStatus(hold.status, { type: ended.outcome, attemptsLeft: true }),
+      attempt: hold.attempt + 1,
+      deliveryTries: 0,
+      dueAt: now,
+      lastError: ended.reason,
+    },
+    $push: { history: { attempt: hold.attempt, outcome: ended.outcome, at: now } },
+  });
+  return res.matchedCount > 0;
+}

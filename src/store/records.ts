@@ -3,7 +3,7 @@
  * record's status after it was sent; chunkrelay only ever moves records it has not seen
  * processed, so a service's report is never overwritten.
  */
-import type { DetailDoc, Store } from "./store.js";
+import type { DetailDoc, RecordStatus, Store } from "./store.js";
 
 /**
  * Marks the records of chunk attempt `attempt` sent: everything in the chunk not yet processed
@@ -73,4 +73,41 @@ export function streamUnprocessedRecords(
 /** How many of a chunk's records are processed. */
 export async function countProcessedRecords(store: Store, jobId: string, chunk: number): Promise<number> {
   return store.details.countDocuments({ jobId, chunk, status: "processed" });
+}
+
+/**
+ * A chunk's record statuses for its current attempt, in one indexed aggregation. A `failed`
+ * report naming an older attempt than the record's (`attempt` < `attempts`) came in after the
+ * record went out again: it says nothing about this attempt, so the record counts as `sent`.
+ */
+export async function countAttemptStatuses(
+  store: Store,
+  jobId: string,
+  chunk: number,
+): Promise<Record<RecordStatus, number>> {
+  const rows = await store.details
+    .aggregate<{ _id: RecordStatus; n: number }>([
+      { $match: { jobId, chunk } },
+      {
+        $group: {
+          _id: {
+            $cond: [
+              {
+                $and: [
+                  { $eq: ["$status", "failed"] },
+                  { $lt: [{ $ifNull: ["$attempt", "$attempts"] }, "$attempts"] },
+                ],
+              },
+              "sent",
+              "$status",
+            ],
+          },
+          n: { $sum: 1 },
+        },
+      },
+    ])
+    .toArray();
+  const counts: Record<RecordStatus, number> = { pending: 0, sent: 0, processed: 0, failed: 0 };
+  for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
+  return counts;
 }
