@@ -9,6 +9,7 @@
  */
 import type { Document } from "bson";
 import { type ChunkEvent, nextChunkStatus } from "../planning/chunk-state.js";
+import { isDuplicateKey } from "./errors.js";
 import type { AttemptOutcome, ChunkDoc, Store } from "./store.js";
 
 /**
@@ -282,4 +283,29 @@ export async function startNextAttempt(
     $push: { history: { attempt: hold.attempt, outcome: ended.outcome, at: now } },
   });
   return res.matchedCount > 0;
+}
+
+/**
+ * Inserts planned chunks (pending, not done); one already there (a resumed or concurrent planner
+ * cut it first, unique per job and chunk) counts as inserted.
+ */
+export async function insertPlannedChunks(store: Store, docs: ChunkDoc[]): Promise<void> {
+  try {
+    await store.chunks.insertMany(docs, { ordered: false });
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+  }
+}
+
+/**
+ * Deletes a job's uncommitted chunks (≥ `fromChunk`) that earlier planning epochs wrote: a
+ * planner that lost its lease cannot remove what a later planner (epoch ≥ `epoch`) wrote.
+ */
+export async function deleteUncommittedChunks(
+  store: Store,
+  jobId: string,
+  fromChunk: number,
+  epoch: number,
+): Promise<void> {
+  await store.chunks.deleteMany({ jobId, chunk: { $gte: fromChunk }, planEpoch: { $not: { $gte: epoch } } });
 }

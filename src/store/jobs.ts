@@ -43,3 +43,95 @@ export async function finishJobStatus(
 export async function markJobSettled(store: Store, jobId: string): Promise<void> {
   await store.jobs.updateOne({ _id: jobId }, { $unset: { unsettled: "" } });
 }
+
+/**
+ * Takes a job's planning lease for `owner`, starting a new planning epoch: only while planning
+ * is not done, and the lease is free, expired, or already this owner's. Null: another holds it.
+ */
+export async function claimPlanning(
+  store: Store,
+  claim: { jobId: string; owner: string; now: Date; leaseMs: number },
+): Promise<JobDoc | null> {
+  const { now, owner } = claim;
+  return store.jobs.findOneAndUpdate(
+    {
+      _id: claim.jobId,
+      "planning.done": false,
+      $or: [
+        { planningLease: { $exists: false } },
+        { "planningLease.expiresAt": { $lt: now } },
+        { "planningLease.owner": owner },
+      ],
+    },
+    {
+      $set: { planningLease: { owner, expiresAt: new Date(now.getTime() + claim.leaseMs) } },
+      // Each claim of the planning is a new epoch: what it writes carries it.
+      $inc: { "planning.epoch": 1 },
+    },
+    { returnDocument: "after" },
+  );
+}
+
+/** Extends the planning lease while `owner` still holds it. */
+export async function renewPlanningLease(
+  store: Store,
+  jobId: string,
+  owner: string,
+  expiresAt: Date,
+): Promise<{ matchedCount: number }> {
+  return store.jobs.updateOne(
+    { _id: jobId, "planningLease.owner": owner },
+    { $set: { "planningLease.expiresAt": expiresAt } },
+  );
+}
+
+/**
+ * Saves a planning checkpoint: only the lease holder, and only in order (the checkpoint this one
+ * follows, `planning.nextChunk` = `fromChunk`, must be the saved one). False: the lease was lost.
+ */
+export async function savePlanningCheckpoint(
+  store: Store,
+  checkpoint: {
+    jobId: string;
+    owner: string;
+    fromChunk: number;
+    lastKey: unknown;
+    lastId: unknown;
+    scanned: number;
+    nextChunk: number;
+    records: number;
+    weight: number;
+    now: Date;
+  },
+): Promise<boolean> {
+  const saved = await store.jobs.updateOne(
+    {
+      _id: checkpoint.jobId,
+      "planning.nextChunk": checkpoint.fromChunk,
+      "planningLease.owner": checkpoint.owner,
+    },
+    {
+      $set: {
+        "planning.lastKey": checkpoint.lastKey,
+        "planning.lastId": checkpoint.lastId,
+        "planning.scanned": checkpoint.scanned,
+        "planning.nextChunk": checkpoint.nextChunk,
+        "planning.records": checkpoint.records,
+        "planning.weight": checkpoint.weight,
+        updatedAt: checkpoint.now,
+      },
+    },
+  );
+  return saved.matchedCount > 0;
+}
+
+/**
+ * Ends planning (status running, lease dropped): only while the job is planning and `owner`
+ * holds the lease, so a stale planner never marks another's planning done.
+ */
+export async function finishPlanning(store: Store, jobId: string, owner: string, now: Date): Promise<void> {
+  await store.jobs.updateOne(
+    { _id: jobId, status: "planning", "planningLease.owner": owner },
+    { $set: { "planning.done": true, status: "running", updatedAt: now }, $unset: { planningLease: "" } },
+  );
+}

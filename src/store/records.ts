@@ -3,6 +3,7 @@
  * record's status after it was sent; chunkrelay only ever moves records it has not seen
  * processed, so a service's report is never overwritten.
  */
+import { isDuplicateKey } from "./errors.js";
 import type { DetailDoc, RecordStatus, Store } from "./store.js";
 
 /**
@@ -110,4 +111,29 @@ export async function countAttemptStatuses(
   const counts: Record<RecordStatus, number> = { pending: 0, sent: 0, processed: 0, failed: 0 };
   for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
   return counts;
+}
+
+/**
+ * Inserts planned records; one already there (a resumed or concurrent planner wrote it first,
+ * unique per job and record) counts as inserted.
+ */
+export async function insertPlannedRecords(store: Store, docs: DetailDoc[]): Promise<void> {
+  try {
+    await store.details.insertMany(docs, { ordered: false });
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+  }
+}
+
+/**
+ * Deletes a job's uncommitted records (chunk ≥ `fromChunk`) that earlier planning epochs wrote:
+ * a planner that lost its lease cannot remove what a later planner (epoch ≥ `epoch`) wrote.
+ */
+export async function deleteUncommittedRecords(
+  store: Store,
+  jobId: string,
+  fromChunk: number,
+  epoch: number,
+): Promise<void> {
+  await store.details.deleteMany({ jobId, chunk: { $gte: fromChunk }, planEpoch: { $not: { $gte: epoch } } });
 }
