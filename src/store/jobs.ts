@@ -135,3 +135,44 @@ export async function finishPlanning(store: Store, jobId: string, owner: string,
     { $set: { "planning.done": true, status: "running", updatedAt: now }, $unset: { planningLease: "" } },
   );
 }
+
+/** Whether a job with this id exists (at most one document is counted). */
+export async function jobExists(store: Store, jobId: string): Promise<boolean> {
+  return (await store.jobs.countDocuments({ _id: jobId }, { limit: 1 })) > 0;
+}
+
+/**
+ * Inserts the job unless one with its id exists (an upsert of `$setOnInsert`): two initializers
+ * racing on one job id create one job. True when this call created it.
+ */
+export async function insertJobUnlessExists(store: Store, job: JobDoc): Promise<boolean> {
+  const res = await store.jobs.updateOne({ _id: job._id }, { $setOnInsert: job }, { upsert: true });
+  return res.upsertedCount > 0;
+}
+
+/**
+ * Moves a job to a changed config, recording the change: only from the hash the caller saw, so
+ * two resumes accepting changes do not both record one. Null: the job changed meanwhile.
+ */
+export async function acceptJobConfigChange(
+  store: Store,
+  jobId: string,
+  change: { from: string; to: string; at: Date },
+): Promise<JobDoc | null> {
+  return store.jobs.findOneAndUpdate(
+    { _id: jobId, configHash: change.from },
+    { $set: { configHash: change.to, updatedAt: change.at }, $push: { configChanges: change } },
+    { returnDocument: "after" },
+  );
+}
+
+/** A job of this lane still planning or running, if any (only its id). */
+export async function findRunningJobInLane(
+  store: Store,
+  laneId: string,
+): Promise<Pick<JobDoc, "_id"> | null> {
+  return store.jobs.findOne(
+    { "lane.id": laneId, status: { $in: ["planning", "running"] } },
+    { projection: { _id: 1 } },
+  );
+}

@@ -2,7 +2,9 @@
  * Verbs on `batch_watermarks`: one document per lane (a config's incremental lane, whose
  * document also holds the config's one running full job, or a backfill window's lane).
  */
-import type { Store } from "./store.js";
+import type { Cut } from "../planning/cuts.js";
+import { isDuplicateKey } from "./errors.js";
+import type { Store, WatermarkDoc } from "./store.js";
 
 /**
  * Releases a config's full-job lock if `jobId` holds it: only the holder can release it, so a
@@ -10,4 +12,120 @@ import type { Store } from "./store.js";
  */
 export async function releaseFullJobLock(store: Store, config: string, jobId: string): Promise<void> {
   await store.watermarks.updateOne({ _id: config, activeJob: jobId }, { $set: { activeJob: null } });
+}
+
+/** The lane document with this id, or null. */
+export async function readLane(store: Store, laneId: string): Promise<WatermarkDoc | null> {
+  return store.watermarks.findOne({ _id: laneId });
+}
+
+/** Who holds a config's full-job lock, and since when (null: no lane document yet). */
+export async function readFullJobLock(
+  store: Store,
+  config: string,
+): Promise<Pick<WatermarkDoc, "activeJob" | "activeSince"> | null> {
+  return store.watermarks.findOne({ _id: config }, { projection: { activeJob: 1, activeSince: 1 } });
+}
+
+/**
+ * Takes a config's full-job lock for `jobId`, atomically: only when it is free, already this
+ * job's, or held by `orphan` (a job that was never created). Creating the lane document is an
+ * upsert on its unique `_id`, so two initializers racing on one config cannot both win. False:
+ * another job holds it (or created the document first).
+ */
+export async function takeFullJobLock(
+  store: Store,
+  lock: { config: string; jobId: string; orphan?: string; now: Date },
+): Promise<boolean> {
+  const { jobId, orphan } = lock;
+  try {
+    const res = await store.watermarks.updateOne(
+      {
+        _id: lock.config,
+        $or: [
+          { activeJob: { $exists: false } },
+          { activeJob: null },
+          { activeJob: jobId },
+          ...(orphan !== undefined ? [{ activeJob: orphan }] : []),
+        ],
+      },
+      { $set: { activeJob: jobId, activeSince: lock.now } },
+      { upsert: true },
+    );
+    return res.matchedCount + res.upsertedCount > 0;
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+    return false;
+  }
+}
+
+/**
+ * Deletes a config's lane document when it holds nothing but `jobId`'s lock (no claim, no
+ * watermark, not a backfill lane): what a refused full job created goes with it. True if deleted.
+ */
+export async function deleteLockOnlyLane(store: Store, config: string, jobId: string): Promise<boolean> {
+  const res = await store.watermarks.deleteOne({
+    _id: config,
+    activeJob: jobId,
+    kind: { $exists: false },
+    claimedUpTo: { $exists: false },
+    completedUpTo: { $exists: false },
+    claimedSeq: { $exists: false },
+  });
+  return res.deletedCount > 0;
+}
+
+/** Clears a config's full-job lock and its time, if `jobId` holds it (a refused job's lock). */
+export async function clearFullJobLock(store: Store, config: string, jobId: string): Promise<void> {
+  await store.watermarks.updateOne(
+    { _id: config, activeJob: jobId },
+    { $set: { activeJob: null }, $unset: { activeSince: "" } },
+  );
+}
+
+/**
+ * Creates a backfill window's lane unless it exists (first pass, watermark at the window's
+ * start); racing creators make one document (unique `_id`), and an existing lane is untouched.
+ */
+export async function ensureBackfillLane(
+  store: Store,
+  lane: { id: string; config: string; window: { from?: Cut; to?: Cut }; lower?: Cut },
+): Promise<void> {
+  const { lower } = lane;
+  await store.watermarks
+    .updateOne(
+      { _id: lane.id },
+      {
+        $setOnInsert: {
+          config: lane.config,
+          kind: "backfill",
+          window: lane.window,
+          generation: 1,
+          ...(lower ? { completedUpTo: lower } : {}),
+        },
+      },
+      { upsert: true },
+    )
+    .catch((err: unknown) => {
+      if (!isDuplicateKey(err)) throw err;
+    });
+}
+
+/**
+ * Starts a new pass of a backfill lane: the next generation, nothing claimed, the watermark back
+ * at the window's start. Only from pass `generation`, so two restarts make one new pass.
+ */
+export async function startLanePass(
+  store: Store,
+  laneId: string,
+  generation: number,
+  lower: Cut | undefined,
+): Promise<void> {
+  await store.watermarks.updateOne(
+    { _id: laneId, generation },
+    {
+      $set: { generation: generation + 1, completedSeq: 0, ...(lower ? { completedUpTo: lower } : {}) },
+      $unset: { claimedSeq: "", claimedUpTo: "", claimedBy: "", ...(lower ? {} : { completedUpTo: "" }) },
+    },
+  );
 }
