@@ -309,3 +309,59 @@ export async function deleteUncommittedChunks(
 ): Promise<void> {
   await store.chunks.deleteMany({ jobId, chunk: { $gte: fromChunk }, planEpoch: { $not: { $gte: epoch } } });
 }
+
+/** The first `limit` chunks of a job not done, in order: the claim window, for the healer. */
+export async function listUndoneChunks(
+  store: Store,
+  jobId: string,
+  limit: number,
+): Promise<Array<Pick<ChunkDoc, "chunk" | "attempt" | "status" | "sentAt" | "dueAt" | "lease">>> {
+  return store.chunks
+    .find(
+      { jobId, done: false },
+      {
+        sort: { chunk: 1 },
+        limit,
+        projection: { chunk: 1, attempt: 1, status: 1, sentAt: 1, dueAt: 1, lease: 1 },
+      },
+    )
+    .toArray();
+}
+
+/**
+ * Lets the chunk leases `owner` holds on these jobs lapse now (its steps stopped): another runner
+ * may take them over at once. Only the owner's own leases are touched.
+ */
+export async function expireChunkLeases(
+  store: Store,
+  jobIds: readonly string[],
+  owner: string,
+): Promise<void> {
+  await store.chunks.updateMany(
+    { jobId: { $in: [...jobIds] }, status: "dispatching", "lease.owner": owner },
+    { $set: { "lease.expiresAt": new Date(0) } },
+  );
+}
+
+/** A job's first failed chunk (only its number), or null. */
+export async function findFirstFailedChunk(
+  store: Store,
+  jobId: string,
+): Promise<Pick<ChunkDoc, "chunk"> | null> {
+  return store.chunks.findOne({ jobId, status: "failed" }, { sort: { chunk: 1 }, projection: { chunk: 1 } });
+}
+
+/**
+ * The last chunk of a job's completed prefix: the last one before `before` (the first failed
+ * chunk), or without one the last done chunk. Only its cut (lastKey, lastId).
+ */
+export async function findLastCompletedChunk(
+  store: Store,
+  jobId: string,
+  before: number | undefined,
+): Promise<Pick<ChunkDoc, "lastKey" | "lastId"> | null> {
+  return store.chunks.findOne(
+    { jobId, ...(before !== undefined ? { chunk: { $lt: before } } : { done: true }) },
+    { sort: { chunk: -1 }, projection: { lastKey: 1, lastId: 1 } },
+  );
+}

@@ -176,3 +176,108 @@ export async function findRunningJobInLane(
     { projection: { _id: 1 } },
   );
 }
+
+/**
+ * Lets the planning leases `owner` holds on these jobs lapse now (its steps stopped): another
+ * planner may take them over at once. Only the owner's own leases are touched.
+ */
+export async function expirePlanningLeases(
+  store: Store,
+  jobIds: readonly string[],
+  owner: string,
+): Promise<void> {
+  await store.jobs.updateMany(
+    { _id: { $in: [...jobIds] }, "planningLease.owner": owner },
+    { $set: { "planningLease.expiresAt": new Date(0) } },
+  );
+}
+
+/** Jobs still planning or running, with what the healer looks at. */
+export async function listOpenJobs(
+  store: Store,
+): Promise<Array<Pick<JobDoc, "_id" | "config" | "status" | "planning" | "planningLease">>> {
+  return store.jobs
+    .find(
+      { status: { $in: ["planning", "running"] } },
+      { projection: { config: 1, status: 1, planning: 1, planningLease: 1 } },
+    )
+    .toArray();
+}
+
+/** Finished jobs still `unsettled` since at or before `finishedBefore` (settling was cut short). */
+export async function listUnsettledJobs(
+  store: Store,
+  finishedBefore: Date,
+): Promise<Array<Pick<JobDoc, "_id">>> {
+  return store.jobs
+    .find({ unsettled: true, finishedAt: { $lte: finishedBefore } }, { projection: { _id: 1 } })
+    .toArray();
+}
+
+/**
+ * Succeeded iterations with records, finished between `from` and `to`: the ones whose next
+ * iteration should exist by now.
+ */
+export async function listFinishedIterations(
+  store: Store,
+  from: Date,
+  to: Date,
+): Promise<Array<Pick<JobDoc, "_id" | "iteration">>> {
+  return store.jobs
+    .find(
+      {
+        status: "succeeded",
+        "iteration.index": { $exists: true },
+        finishedAt: { $gte: from, $lte: to },
+        "totals.records": { $gt: 0 },
+      },
+      { projection: { iteration: 1 } },
+    )
+    .toArray();
+}
+
+/** A stream of documents that must be closed when left early. */
+export type ClosableStream<T> = AsyncIterable<T> & { close(): Promise<void> };
+
+/** The lane's newest job (highest seq), only its lane fields. */
+export async function readLastLaneJob(
+  store: Store,
+  laneId: string,
+): Promise<Pick<JobDoc, "_id" | "lane"> | null> {
+  return store.jobs.findOne({ "lane.id": laneId }, { sort: { "lane.seq": -1 }, projection: { lane: 1 } });
+}
+
+/**
+ * Inserts a job claiming its lane window. The unique (lane.id, lane.seq) index makes the claim
+ * atomic: a duplicate-key error (see `violatedUniqueIndex`) means seq n or the job id was taken.
+ */
+export async function insertJob(store: Store, job: JobDoc): Promise<void> {
+  await store.jobs.insertOne(job);
+}
+
+/** A lane's jobs after `afterSeq`, in lane order, streamed (close it when stopping early). */
+export function streamLaneJobs(
+  store: Store,
+  laneId: string,
+  afterSeq: number,
+): ClosableStream<Pick<JobDoc, "_id" | "lane" | "status" | "complete" | "completedTo">> {
+  return store.jobs
+    .find(
+      { "lane.id": laneId, "lane.seq": { $gt: afterSeq } },
+      { projection: { lane: 1, status: 1, complete: 1, completedTo: 1 } },
+    )
+    .sort({ "lane.seq": 1 });
+}
+
+/** Records how much of a finished job is complete: `completedTo` (removed when undefined) and `complete`. */
+export async function saveJobCompletion(
+  store: Store,
+  jobId: string,
+  completedTo: JobDoc["completedTo"],
+  complete: boolean,
+): Promise<void> {
+  await store.jobs.updateOne(
+    { _id: jobId },
+    completedTo ? { $set: { completedTo, complete } } : { $set: { complete }, $unset: { completedTo: "" } },
+  );
+}

@@ -129,3 +129,69 @@ export async function startLanePass(
     },
   );
 }
+
+/**
+ * Mirrors a lane's newest claim on its document (for display; the jobs are the claims): only
+ * forward, so a late mirror of an older claim never overwrites a newer one.
+ */
+export async function mirrorLaneClaim(
+  store: Store,
+  laneDocId: string,
+  claim: { seq: number; config: string; jobId: string; end?: Cut },
+): Promise<void> {
+  const mirror: Partial<WatermarkDoc> = {
+    config: claim.config,
+    claimedBy: claim.jobId,
+    ...(claim.end ? { claimedUpTo: claim.end } : {}),
+  };
+  await store.watermarks
+    .updateOne(
+      { _id: laneDocId, $or: [{ claimedSeq: { $lt: claim.seq } }, { claimedSeq: { $exists: false } }] },
+      { $set: { ...mirror, claimedSeq: claim.seq } },
+      { upsert: true },
+    )
+    .catch((err: unknown) => {
+      // A later claim already wrote its mirror (the document exists, the filter did not match).
+      if (!isDuplicateKey(err)) throw err;
+    });
+}
+
+/**
+ * Moves a lane's watermark to `to`, conditional on the lane as the caller read it (`seen`; null:
+ * no document yet, which this creates): two jobs ending at once cannot move it backwards. False:
+ * the lane changed meanwhile, read it again.
+ */
+export async function moveWatermark(
+  store: Store,
+  laneDocId: string,
+  seen: WatermarkDoc | null,
+  to: { config: string; completedSeq: number; completedAt: Date; completedUpTo?: Cut; completedBy?: string },
+): Promise<boolean> {
+  const res = await store.watermarks
+    .updateOne(
+      {
+        _id: laneDocId,
+        ...(seen
+          ? {
+              completedSeq: seen.completedSeq ?? { $exists: false },
+              completedAt: seen.completedAt ?? { $exists: false },
+            }
+          : {}),
+      },
+      {
+        $set: {
+          config: to.config,
+          completedSeq: to.completedSeq,
+          completedAt: to.completedAt,
+          ...(to.completedUpTo ? { completedUpTo: to.completedUpTo } : {}),
+          ...(to.completedBy ? { completedBy: to.completedBy } : {}),
+        },
+      },
+      { upsert: !seen },
+    )
+    .catch((err: unknown) => {
+      if (isDuplicateKey(err)) return { matchedCount: 0, upsertedCount: 0 };
+      throw err;
+    });
+  return res.matchedCount + res.upsertedCount > 0;
+}

@@ -41,3 +41,8 @@ export async function resolveProcessedRecords(
 export async function countSetAsideRecords(store: Store, jobId: string): Promise<number> {
   return store.exceptions.countDocuments({ jobId });
 }
+
+/** How many records of a job are set aside and not resolved. */
+export async function countUnresolvedRecords(store: Store, jobId: string): Promise<number> {
+  return store.exceptions.countDocuments({ jobId, resolution: { $exists: false } });
+}
