@@ -75,3 +75,28 @@ export function uriWithDatabase(uri: string, db: string): string {
   if (!m) throw new Error(`not a MongoDB URI: ${redactUri(uri)}`);
   return `${m[1]}/${encodeURIComponent(db)}${m[3] ?? ""}`;
 }
+
+/** A long-lived client (one per worker process): connect once, close when the process ends. */
+export interface StoreClient {
+  /** Connects and returns the store on the URI's database (indexes are the caller's to ensure). */
+  connect(prefix?: string): Promise<Store>;
+  close(): Promise<void>;
+}
+
+/**
+ * A client for `uri`, not connected yet. Throws when the driver cannot read the URI (the
+ * constructor only parses: whatever it throws is about the URI); the caller words that.
+ */
+export function newStoreClient(uri: string, options: { maxPoolSize?: number } = {}): StoreClient {
+  const client = new MongoClient(
+    uri,
+    options.maxPoolSize !== undefined ? { maxPoolSize: options.maxPoolSize } : {},
+  );
+  return {
+    async connect(prefix) {
+      await client.connect();
+      return new Store(client.db(databaseNameOf(uri)), prefix);
+    },
+    close: () => client.close(),
+  };
+}

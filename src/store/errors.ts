@@ -27,3 +27,11 @@ export function violatedUniqueIndex(
   if (!(err instanceof MongoServerError) || err.code !== DUPLICATE_KEY) return undefined;
   return { keyPattern: (err.keyPattern ?? {}) as Record<string, unknown>, message: err.message };
 }
+
+/** The server's error code, name and message when `err` is a server's refusal; else undefined. */
+export function serverRefusal(
+  err: unknown,
+): { code: number; codeName?: string; message: string } | undefined {
+  if (!(err instanceof MongoServerError) || typeof err.code !== "number") return undefined;
+  return { code: err.code, ...(err.codeName ? { codeName: err.codeName } : {}), message: err.message };
+}

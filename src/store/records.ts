@@ -137,3 +137,14 @@ export async function deleteUncommittedRecords(
 ): Promise<void> {
   await store.details.deleteMany({ jobId, chunk: { $gte: fromChunk }, planEpoch: { $not: { $gte: epoch } } });
 }
+
+/** The fields stored with these records of a job (file sources keep them with the record). */
+export async function readStoredRecordData(
+  store: Store,
+  jobId: string,
+  recordIds: readonly unknown[],
+): Promise<Array<Pick<DetailDoc, "recordId" | "data">>> {
+  return store.details
+    .find({ jobId, recordId: { $in: [...recordIds] } }, { projection: { recordId: 1, data: 1 } })
+    .toArray();
+}

@@ -2,6 +2,8 @@
  * Verbs on `batch_exceptions`: records set aside for a human, one per job and record (unique),
  * resolved by a human or by an exceptions job that processed them.
  */
+import type { Document } from "bson";
+import { type Cut, aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import type { ExceptionDoc, Store } from "./store.js";
 
 /**
@@ -45,4 +47,60 @@ export async function countSetAsideRecords(store: Store, jobId: string): Promise
 /** How many records of a job are set aside and not resolved. */
 export async function countUnresolvedRecords(store: Store, jobId: string): Promise<number> {
   return store.exceptions.countDocuments({ jobId, resolution: { $exists: false } });
+}
+
+/** A window of set-aside records by record id (cuts over `recordId`, both bounds optional). */
+export interface SetAsideWindow {
+  from?: Cut;
+  to?: Cut;
+}
+
+/** The unresolved exceptions of `jobId` in the window (record ids above `from`, up to `to`). */
+function unresolvedIn(jobId: string, window: SetAsideWindow): Document {
+  return allOf([
+    { jobId, resolution: { $exists: false } },
+    ...(window.from ? [aboveCut("recordId", { ...window.from, id: undefined, keyIncluded: true })] : []),
+    ...(window.to ? [atOrBelowCut("recordId", { ...window.to, id: undefined, keyIncluded: true })] : []),
+  ]);
+}
+
+/** The highest record id among a job's unresolved exceptions in the window, or null. */
+export async function findLastUnresolvedRecord(
+  store: Store,
+  jobId: string,
+  window: SetAsideWindow,
+): Promise<Pick<ExceptionDoc, "recordId"> | null> {
+  return store.exceptions.findOne(unresolvedIn(jobId, window), {
+    sort: { recordId: -1 },
+    projection: { recordId: 1 },
+  });
+}
+
+/** A cursor over a job's unresolved exceptions in the window, in record-id order. */
+export interface SetAsideCursor {
+  hasNext(): Promise<boolean>;
+  /** The exceptions of the batch already received (no round trip). */
+  readBufferedDocuments(): Array<Pick<ExceptionDoc, "recordId">>;
+  close(): Promise<void>;
+}
+
+/** Opens a cursor over a job's unresolved exceptions in the window, by record id. */
+export function openUnresolvedRecords(
+  store: Store,
+  jobId: string,
+  window: SetAsideWindow,
+  batchSize: number,
+): SetAsideCursor {
+  return store.exceptions
+    .find(unresolvedIn(jobId, window), { projection: { recordId: 1 }, batchSize })
+    .sort({ recordId: 1 });
+}
+
+/** How many unresolved exceptions of a job lie in the window. */
+export async function countUnresolvedInWindow(
+  store: Store,
+  jobId: string,
+  window: SetAsideWindow,
+): Promise<number> {
+  return store.exceptions.countDocuments(unresolvedIn(jobId, window));
 }
