@@ -4,6 +4,7 @@
  * source that is one count and one aggregation bounded by the order key (index your order key);
  * a file source is read once.
  */
+import { listBackfillLanes, readLane } from "../store/lanes.js";
 import { readConfig } from "../store/configs.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/source.js";
@@ -31,12 +32,9 @@ export interface Backlog {
 
 export async function readBacklog(store: Store, configName: string): Promise<Backlog> {
   const config = await readConfig(store, configName);
-  const mark = await store.watermarks.findOne({ _id: configName });
+  const mark = await readLane(store, configName);
   const counted = await openSource(store, config).count(mark?.completedUpTo);
-  const lanes = await store.watermarks
-    .find({ config: configName, kind: "backfill" })
-    .sort({ _id: 1 })
-    .toArray();
+  const lanes = await listBackfillLanes(store, configName);
   return {
     config: configName,
     ...(mark?.completedUpTo ? { completedUpTo: mark.completedUpTo } : {}),

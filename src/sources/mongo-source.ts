@@ -1,6 +1,5 @@
 /** Records of a MongoDB collection, in (orderBy, _id) order, selected by the config's filter. */
-import { EJSON } from "bson";
-import type { Document } from "bson";
+import { type Document, EJSON } from "bson";
 import { serverRefusal } from "../store/errors.js";
 import {
   countSourceRecords,

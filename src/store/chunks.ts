@@ -365,3 +365,40 @@ export async function findLastCompletedChunk(
     { sort: { chunk: -1 }, projection: { lastKey: 1, lastId: 1 } },
   );
 }
+
+/** Per chunk status, a job's chunks and their record, processed and failed counts (one aggregation). */
+export async function sumChunksByStatus(
+  store: Store,
+  jobId: string,
+): Promise<
+  Array<{ _id: ChunkDoc["status"]; chunks: number; records: number; processed: number; failed: number }>
+> {
+  return store.chunks
+    .aggregate<{
+      _id: ChunkDoc["status"];
+      chunks: number;
+      records: number;
+      processed: number;
+      failed: number;
+    }>([
+      { $match: { jobId } },
+      {
+        $group: {
+          _id: "$status",
+          chunks: { $sum: 1 },
+          records: { $sum: "$recordCount" },
+          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
+          failed: { $sum: { $ifNull: ["$failedCount", 0] } },
+        },
+      },
+    ])
+    .toArray();
+}
+
+/** A job's chunks sent and waiting for their watcher (number and attempt). */
+export async function listSentChunks(
+  store: Store,
+  jobId: string,
+): Promise<Array<Pick<ChunkDoc, "chunk" | "attempt">>> {
+  return store.chunks.find({ jobId, status: "sent" }, { projection: { chunk: 1, attempt: 1 } }).toArray();
+}

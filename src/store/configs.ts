@@ -2,7 +2,7 @@
 import { secretValues } from "../config/headers.js";
 import { type BatchConfig, parseConfig } from "../config/schema.js";
 import { BadInputError, isBadInput } from "../shared/errors.js";
-import type { Store } from "./store.js";
+import type { ConfigDoc, Store } from "./store.js";
 
 /**
  * The config named, parsed by the schema: a stored document is never used unchecked (it may
@@ -53,4 +53,14 @@ export async function readSecretsByConfig(
   const unique = [...new Set(names)];
   const secrets = await Promise.all(unique.map((name) => readSecretValues(store, name, env)));
   return new Map(unique.map((name, i) => [name, secrets[i] ?? []]));
+}
+
+/**
+ * The stored configs with a schedule (with `cronOnly`, only those naming a cron), unparsed and
+ * streamed in name order: the caller parses each and decides what an invalid one means.
+ */
+export function streamScheduledConfigDocs(store: Store, cronOnly = false): AsyncIterable<ConfigDoc> {
+  return store.configs
+    .find(cronOnly ? { "schedule.cron": { $exists: true } } : { schedule: { $exists: true } })
+    .sort({ _id: 1 });
 }

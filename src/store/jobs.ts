@@ -281,3 +281,21 @@ export async function saveJobCompletion(
     completedTo ? { $set: { completedTo, complete } } : { $set: { complete }, $unset: { completedTo: "" } },
   );
 }
+
+/**
+ * Saves a job's progress snapshot (a cache for dashboards): only a newer count replaces one, so
+ * two reporters counting at once never put an older count back.
+ */
+export async function saveProgressSnapshot(
+  store: Store,
+  jobId: string,
+  snapshot: NonNullable<JobDoc["progressSnapshot"]>,
+): Promise<void> {
+  await store.jobs.updateOne(
+    {
+      _id: jobId,
+      $or: [{ progressSnapshot: { $exists: false } }, { "progressSnapshot.at": { $lt: snapshot.at } }],
+    },
+    { $set: { progressSnapshot: snapshot } },
+  );
+}

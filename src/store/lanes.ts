@@ -195,3 +195,8 @@ export async function moveWatermark(
     });
   return res.matchedCount + res.upsertedCount > 0;
 }
+
+/** A config's backfill lanes, in id order. */
+export async function listBackfillLanes(store: Store, config: string): Promise<WatermarkDoc[]> {
+  return store.watermarks.find({ config, kind: "backfill" }).sort({ _id: 1 }).toArray();
+}
