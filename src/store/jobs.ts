@@ -299,3 +299,24 @@ export async function saveProgressSnapshot(
     { $set: { progressSnapshot: snapshot } },
   );
 }
+
+/**
+ * Fails a config's jobs still planning or running (their runner is gone for good: a demo run
+ * supersedes the last one), so none of them holds the config's full-job lock by being open.
+ */
+export async function failOpenJobsOfConfig(
+  store: Store,
+  config: string,
+  reason: string,
+  at: Date,
+): Promise<void> {
+  await store.jobs.updateMany(
+    { config, status: { $in: ["planning", "running"] } },
+    { $set: { status: "failed", lastError: reason, finishedAt: at } },
+  );
+}
+
+/** Takes every job of a config out of its lane (its records were replaced: the windows no longer describe them). */
+export async function removeJobsFromLanes(store: Store, config: string): Promise<void> {
+  await store.jobs.updateMany({ config }, { $unset: { lane: "" } });
+}

@@ -200,3 +200,8 @@ export async function moveWatermark(
 export async function listBackfillLanes(store: Store, config: string): Promise<WatermarkDoc[]> {
   return store.watermarks.find({ config, kind: "backfill" }).sort({ _id: 1 }).toArray();
 }
+
+/** Deletes a lane document: its watermark starts over (records replaced, demo). */
+export async function deleteLane(store: Store, laneId: string): Promise<void> {
+  await store.watermarks.deleteOne({ _id: laneId });
+}

@@ -104,3 +104,59 @@ export async function countUnresolvedInWindow(
 ): Promise<number> {
   return store.exceptions.countDocuments(unresolvedIn(jobId, window));
 }
+
+/** Set-aside records matching the filter, newest first, at most `limit` (without `_id`). */
+export async function listSetAsideRecords(
+  store: Store,
+  filter: { jobId?: string; config?: string; unresolved?: boolean },
+  limit: number,
+): Promise<ExceptionDoc[]> {
+  const query: Document = {};
+  if (filter.jobId) query.jobId = filter.jobId;
+  if (filter.config) query.config = filter.config;
+  if (filter.unresolved) query.resolution = { $exists: false };
+  return store.exceptions
+    .find(query, { projection: { _id: 0 } })
+    .sort({ createdAt: -1 })
+    .limit(limit)
+    .toArray();
+}
+
+/** The set-aside record of `recordId` in a job (without `_id`), or null. */
+export async function readSetAsideRecord(
+  store: Store,
+  jobId: string,
+  recordId: unknown,
+): Promise<ExceptionDoc | null> {
+  return store.exceptions.findOne({ jobId, recordId }, { projection: { _id: 0 } });
+}
+
+/**
+ * Resolves one set-aside record with a human's note, returning it as resolved (null: there is
+ * none). A human's resolution replaces an earlier one: it is their word on the record.
+ */
+export async function resolveSetAsideRecord(
+  store: Store,
+  jobId: string,
+  recordId: unknown,
+  resolution: { note: string; at: Date },
+): Promise<ExceptionDoc | null> {
+  return store.exceptions.findOneAndUpdate(
+    { jobId, recordId },
+    { $set: { resolution } },
+    { returnDocument: "after", projection: { _id: 0 } },
+  );
+}
+
+/** Resolves every still unresolved set-aside record of a job with one note; how many it resolved. */
+export async function resolveAllSetAsideRecords(
+  store: Store,
+  jobId: string,
+  resolution: { note: string; at: Date },
+): Promise<number> {
+  const res = await store.exceptions.updateMany(
+    { jobId, resolution: { $exists: false } },
+    { $set: { resolution } },
+  );
+  return res.modifiedCount;
+}

@@ -86,3 +86,16 @@ export async function sumSourceWeight(
     .toArray();
   return row?.w ?? 0;
 }
+
+/** Drops a source collection (demo data seeded afresh); one that does not exist is no error. */
+export async function dropSourceCollection(store: Store, collection: string): Promise<void> {
+  await store.db
+    .collection(collection)
+    .drop()
+    .catch(() => undefined);
+}
+
+/** Inserts records into a source collection (demo data), unordered. */
+export async function insertSourceRecords(store: Store, collection: string, docs: Document[]): Promise<void> {
+  await store.db.collection(collection).insertMany(docs, { ordered: false });
+}
