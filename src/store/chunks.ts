@@ -402,3 +402,16 @@ export async function listSentChunks(
 ): Promise<Array<Pick<ChunkDoc, "chunk" | "attempt">>> {
   return store.chunks.find({ jobId, status: "sent" }, { projection: { chunk: 1, attempt: 1 } }).toArray();
 }
+
+/** The config hash each of these chunks (job, number) was last sent under. */
+export async function listChunkConfigHashes(
+  store: Store,
+  chunks: ReadonlyArray<{ jobId: string; chunk: number }>,
+): Promise<Array<Pick<ChunkDoc, "jobId" | "chunk" | "configHash">>> {
+  return store.chunks
+    .find(
+      { $or: chunks.map((c) => ({ jobId: c.jobId, chunk: c.chunk })) },
+      { projection: { jobId: 1, chunk: 1, configHash: 1 } },
+    )
+    .toArray();
+}

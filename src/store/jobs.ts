@@ -320,3 +320,13 @@ export async function failOpenJobsOfConfig(
 export async function removeJobsFromLanes(store: Store, config: string): Promise<void> {
   await store.jobs.updateMany({ config }, { $unset: { lane: "" } });
 }
+
+/** The config and config hash of each of these jobs. */
+export async function listJobConfigs(
+  store: Store,
+  jobIds: readonly string[],
+): Promise<Array<Pick<JobDoc, "_id" | "config" | "configHash">>> {
+  return store.jobs
+    .find({ _id: { $in: [...jobIds] } }, { projection: { config: 1, configHash: 1 } })
+    .toArray();
+}

@@ -148,3 +148,8 @@ export async function readStoredRecordData(
     .find({ jobId, recordId: { $in: [...recordIds] } }, { projection: { recordId: 1, data: 1 } })
     .toArray();
 }
+
+/** Every job's record document for `recordId` (lineage: which jobs included the record). */
+export async function listRecordLineage(store: Store, recordId: unknown): Promise<DetailDoc[]> {
+  return store.details.find({ recordId }).toArray();
+}

@@ -160,3 +160,14 @@ export async function resolveAllSetAsideRecords(
   );
   return res.modifiedCount;
 }
+
+/** Why `recordId` was set aside in each of these jobs that set it aside. */
+export async function listSetAsideReasons(
+  store: Store,
+  recordId: unknown,
+  jobIds: readonly string[],
+): Promise<Array<Pick<ExceptionDoc, "jobId" | "reason">>> {
+  return store.exceptions
+    .find({ recordId, jobId: { $in: [...jobIds] } }, { projection: { jobId: 1, reason: 1 } })
+    .toArray();
+}
