@@ -5,7 +5,8 @@
  */
 import { MongoClient } from "mongodb";
 import { initializeJob } from "../src/steps/initialize/initialize.js";
-import { Store, databaseNameOf } from "../src/store/store.js";
+import { Store } from "../src/store/store.js";
+import { databaseNameOf } from "../src/store/connection.js";
 import { recordingOnly } from "./handover.js";
 import { benchDeps } from "./deps.js";
 

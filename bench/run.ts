@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
 import { type CommandStartedEvent, MongoClient } from "mongodb";
-import { applyConfig } from "../src/config/load.js";
+import { saveConfig } from "../src/store/configs.js";
 import { parseConfig } from "../src/config/schema.js";
 import type { Workload } from "../src/planning/workload.js";
 import { openSource } from "../src/sources/open-source.js";
@@ -23,7 +23,8 @@ import { findWindowEnd } from "../src/lanes/claim-window.js";
 import { initializeJob } from "../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../src/runtimes/local/local-runner.js";
 import { startBatchService } from "../src/service/batch-service.js";
-import { Store, redactUri, uriWithDatabase } from "../src/store/store.js";
+import { Store } from "../src/store/store.js";
+import { redactUri, uriWithDatabase } from "../src/store/connection.js";
 import { benchDeps } from "./deps.js";
 import { recordingOnly } from "./handover.js";
 
@@ -140,7 +141,7 @@ async function baselineFind(store: Store, n: number): Promise<number> {
 
 /** Full jobs run one at a time per config, so each timed job gets a config of its own. */
 async function benchConfig(store: Store, name: string, records?: number): Promise<string> {
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name,
@@ -208,7 +209,7 @@ function initializerChild(
 async function endToEnd(uri: string, store: Store, records: number) {
   const service = await startBatchService({ mongoUri: uri, latencyMs: 0 });
   const name = `bench-e2e-${records}`;
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name,

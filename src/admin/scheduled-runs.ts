@@ -12,7 +12,7 @@
  */
 import { EJSON } from "bson";
 import { forTerminal } from "../shared/terminal-text.js";
-import { loadConfig } from "../config/load.js";
+import { readConfig, streamScheduledConfigDocs } from "../store/configs.js";
 import {
   type BatchConfig,
   ConfigError,
@@ -94,7 +94,7 @@ export async function scheduledConfigs(
   onSkip: OnSkippedConfig = warnSkippedConfig,
 ): Promise<BatchConfig[]> {
   if (externalId) {
-    const config = await loadConfig(store, externalId);
+    const config = await readConfig(store, externalId);
     if (!config.schedule) {
       throw new BadInputError(
         `config '${externalId}' has no schedule; add "schedule": {} to it, or delete the Trigger.dev schedule with externalId '${externalId}'`,
@@ -103,7 +103,7 @@ export async function scheduledConfigs(
     return [config];
   }
   const found: BatchConfig[] = [];
-  for await (const doc of store.configs.find({ schedule: { $exists: true } }).sort({ _id: 1 })) {
+  for await (const doc of streamScheduledConfigDocs(store)) {
     const config = parseStoredConfig(doc, onSkip);
     if (config?.schedule && config.schedule.cron === undefined) found.push(config);
   }
@@ -116,7 +116,7 @@ export async function allScheduledConfigs(
   onSkip: OnSkippedConfig = warnSkippedConfig,
 ): Promise<BatchConfig[]> {
   const found: BatchConfig[] = [];
-  for await (const doc of store.configs.find({ schedule: { $exists: true } }).sort({ _id: 1 })) {
+  for await (const doc of streamScheduledConfigDocs(store)) {
     const config = parseStoredConfig(doc, onSkip);
     if (config) found.push(config);
   }
@@ -202,7 +202,7 @@ export async function syncConfigSchedules(
 ): Promise<SyncResult> {
   const synced: SyncResult["synced"] = [];
   const skipped: SkippedConfig[] = [];
-  for await (const doc of store.configs.find({ "schedule.cron": { $exists: true } }).sort({ _id: 1 })) {
+  for await (const doc of streamScheduledConfigDocs(store, true)) {
     const config = parseStoredConfig(doc, (s) => {
       skipped.push(s);
       onSkip(s);

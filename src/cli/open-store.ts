@@ -1,5 +1,6 @@
 import { readEnv } from "../config/env.js";
-import { type Store, withMongo } from "../store/store.js";
+import { type Store } from "../store/store.js";
+import { withMongo } from "../store/connection.js";
 import { CliError, EXIT } from "./exit.js";
 
 /** The connection string of a command: its `--mongo` flag, else `MONGODB_URI`. */

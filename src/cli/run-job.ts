@@ -4,7 +4,7 @@
  * exit code.
  */
 import { z } from "zod";
-import { loadConfig } from "../config/load.js";
+import { readConfig } from "../store/configs.js";
 import { readEnv } from "../config/env.js";
 import { isBadInput } from "../shared/errors.js";
 import { initializePayloadSchema } from "../steps/initialize/payload.js";
@@ -16,7 +16,8 @@ import {
   interruptedSummary,
   runJobLocally,
 } from "../runtimes/local/local-runner.js";
-import { type Store, withMongo } from "../store/store.js";
+import { type Store } from "../store/store.js";
+import { withMongo } from "../store/connection.js";
 import { createProgressDisplay } from "../runtimes/local/progress-display.js";
 import type { CommandContext } from "./context.js";
 import { CliError, EXIT } from "./exit.js";
@@ -79,7 +80,7 @@ async function requestFromFlags(
       EXIT.usage,
     );
   }
-  const config = await loadConfig(store, configName);
+  const config = await readConfig(store, configName);
   const key = async (text: string | undefined, what: string) =>
     text === undefined ? undefined : parseKeyArgument(store, config, text, what);
   const from = await key(flags.from, "--from");

@@ -3,11 +3,15 @@
  * sample collection, starts the reference batch service, applies a sample config and runs the
  * job through the local runner — the same code the Trigger.dev tasks run.
  */
-import { ObjectId } from "mongodb";
-import { applyConfig } from "../config/load.js";
+import { failOpenJobsOfConfig, removeJobsFromLanes } from "../store/jobs.js";
+import { deleteLane } from "../store/lanes.js";
+import { dropSourceCollection, insertSourceRecords } from "../store/source-collection.js";
+import { ObjectId } from "bson";
+import { saveConfig } from "../store/configs.js";
 import { type BatchService, startBatchService } from "../service/batch-service.js";
 import { type PickedServer, pickMongoServer } from "../store/mongo-server.js";
-import { Store, withMongo } from "../store/store.js";
+import { Store } from "../store/store.js";
+import { withMongo } from "../store/connection.js";
 import { type JobSummary, runJobLocally } from "../runtimes/local/local-runner.js";
 import type { JobProgress } from "../queries/progress.js";
 
@@ -27,8 +31,7 @@ export const DEMO_CONFIG = "demo";
 
 /** Sample records: customers with an amount (used as weight) and a creation time. */
 export async function seedDemoRecords(store: Store, count: number, from = 0): Promise<void> {
-  const coll = store.db.collection(DEMO_COLLECTION);
-  if (from === 0) await coll.drop().catch(() => undefined);
+  if (from === 0) await dropSourceCollection(store, DEMO_COLLECTION);
   const base = Date.UTC(2026, 0, 1);
   for (let start = from; start < from + count; start += 5000) {
     const docs = [];
@@ -41,7 +44,7 @@ export async function seedDemoRecords(store: Store, count: number, from = 0): Pr
         createdAt: new Date(base + i * 1000),
       });
     }
-    await coll.insertMany(docs, { ordered: false });
+    await insertSourceRecords(store, DEMO_COLLECTION, docs);
   }
 }
 
@@ -59,19 +62,16 @@ export async function runDemo(
     return await withMongo(uri, async (store) => {
       // The demo owns its config: an earlier demo run left unfinished (Ctrl-C) is closed, so
       // it does not hold the config's one active full job.
-      await store.jobs.updateMany(
-        { config: DEMO_CONFIG, status: { $in: ["planning", "running"] } },
-        { $set: { status: "failed", lastError: "superseded by a new demo run", finishedAt: new Date() } },
-      );
+      await failOpenJobsOfConfig(store, DEMO_CONFIG, "superseded by a new demo run", new Date());
       // The records are seeded afresh, so earlier demo jobs no longer describe them: take them
       // out of the config's lane, and start its watermark over.
-      await store.jobs.updateMany({ config: DEMO_CONFIG }, { $unset: { lane: "" } });
-      await store.watermarks.deleteOne({ _id: DEMO_CONFIG });
+      await removeJobsFromLanes(store, DEMO_CONFIG);
+      await deleteLane(store, DEMO_CONFIG);
       options.say(`seeding ${options.records} records into ${DEMO_COLLECTION}…`);
       await seedDemoRecords(store, options.records);
       service = await startBatchService({ mongoUri: uri, latencyMs: options.latencyMs });
       options.say(`reference batch service at ${service.url}`);
-      await applyConfig(
+      await saveConfig(
         store,
         {
           name: DEMO_CONFIG,

@@ -7,7 +7,9 @@
  * idempotent, so a kick that turns out unnecessary costs one short run and changes nothing.
  * Kicks carry the period in their key, so each is issued at most once per period.
  */
-import { loadConfig } from "../config/load.js";
+import { listUndoneChunks } from "../store/chunks.js";
+import { jobExists, listFinishedIterations, listOpenJobs, listUnsettledJobs } from "../store/jobs.js";
+import { readConfig } from "../store/configs.js";
 import { type HandOver, type StepDeps, keys } from "../steps/handover.js";
 
 export interface HealOptions {
@@ -29,12 +31,7 @@ export async function healStalledJobs(
   const staleBefore = new Date(now - options.staleAfterMs);
   const period = Math.floor(now / options.staleAfterMs);
   const actions: HealAction[] = [];
-  const jobs = await deps.store.jobs
-    .find(
-      { status: { $in: ["planning", "running"] } },
-      { projection: { config: 1, status: 1, planning: 1, planningLease: 1 } },
-    )
-    .toArray();
+  const jobs = await listOpenJobs(deps.store);
   for (const job of jobs) {
     const jobId = job._id;
     if (!job.planning.done) {
@@ -49,20 +46,11 @@ export async function healStalledJobs(
     // are waiting their turn, not stalled.
     let maxInFlight: number;
     try {
-      maxInFlight = (await loadConfig(deps.store, job.config)).maxInFlight;
+      maxInFlight = (await readConfig(deps.store, job.config)).maxInFlight;
     } catch {
       continue; // an unknown or invalid config: resuming would fail the same way; leave it to a human
     }
-    const open = await deps.store.chunks
-      .find(
-        { jobId, done: false },
-        {
-          sort: { chunk: 1 },
-          limit: maxInFlight,
-          projection: { chunk: 1, attempt: 1, status: 1, sentAt: 1, dueAt: 1, lease: 1 },
-        },
-      )
-      .toArray();
+    const open = await listUndoneChunks(deps.store, jobId, maxInFlight);
     let serve = open.length === 0; // all chunks done but the job not closed: the server closes it
     for (const c of open) {
       switch (c.status) {
@@ -100,31 +88,19 @@ export async function healStalledJobs(
   }
   // Finished jobs whose settling was cut short (completion, watermark, lock, next iteration):
   // the server step of a finished job settles it.
-  const unsettled = await deps.store.jobs
-    .find({ unsettled: true, finishedAt: { $lte: staleBefore } }, { projection: { _id: 1 } })
-    .toArray();
+  const unsettled = await listUnsettledJobs(deps.store, staleBefore);
   for (const job of unsettled) {
     await deps.handOver.serve({ jobId: job._id }, `serve:${job._id}:heal${period}`);
     actions.push({ jobId: job._id, action: "serve" });
   }
   // Iteration chains: a job that finished (with records, without failing) a while ago but whose
   // next iteration never appeared lost its hand-over; the server step hands it over again.
-  const finished = await deps.store.jobs
-    .find(
-      {
-        status: "succeeded",
-        "iteration.index": { $exists: true },
-        finishedAt: { $gte: new Date(now - 24 * 3_600_000), $lte: staleBefore },
-        "totals.records": { $gt: 0 },
-      },
-      { projection: { iteration: 1 } },
-    )
-    .toArray();
+  const finished = await listFinishedIterations(deps.store, new Date(now - 24 * 3_600_000), staleBefore);
   for (const job of finished) {
     const it = job.iteration;
     if (!it || it.index >= it.of) continue;
     const next = `${it.firstJob}.${it.index + 1}`;
-    if ((await deps.store.jobs.countDocuments({ _id: next }, { limit: 1 })) > 0) continue;
+    if (await jobExists(deps.store, next)) continue;
     await deps.handOver.serve({ jobId: job._id }, `serve:${job._id}:heal${period}`);
     actions.push({ jobId: job._id, action: "serve" });
   }

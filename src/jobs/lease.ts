@@ -2,6 +2,8 @@
  * Keeping a lease alive while a step works: renewed every third of a lease period, on the step's
  * in-process timer (`deps.timer`), so the simulation's clock drives it like every other wait.
  */
+import { expireChunkLeases } from "../store/chunks.js";
+import { expirePlanningLeases } from "../store/jobs.js";
 import type { StepDeps } from "../steps/handover.js";
 
 export async function withLeaseRenewal<T>(
@@ -62,13 +64,6 @@ export async function releaseLeases(
   deps: Pick<StepDeps, "store" | "owner">,
   jobIds: string[],
 ): Promise<void> {
-  const lapsed = new Date(0);
-  await deps.store.chunks.updateMany(
-    { jobId: { $in: jobIds }, status: "dispatching", "lease.owner": deps.owner },
-    { $set: { "lease.expiresAt": lapsed } },
-  );
-  await deps.store.jobs.updateMany(
-    { _id: { $in: jobIds }, "planningLease.owner": deps.owner },
-    { $set: { "planningLease.expiresAt": lapsed } },
-  );
+  await expireChunkLeases(deps.store, jobIds, deps.owner);
+  await expirePlanningLeases(deps.store, jobIds, deps.owner);
 }

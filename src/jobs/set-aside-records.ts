@@ -1,11 +1,14 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
-import { readSecretValues } from "../config/load.js";
+import { readSecretValues } from "../store/configs.js";
 import { redactAndCut } from "../config/redact.js";
 
 /** The most of a service's record error kept in an exception's reason. */
 const EXCEPTION_ERROR_CHARS = 500;
 import type { StepDeps } from "../steps/handover.js";
 import type { AttemptOutcome, ChunkDoc, ExceptionDoc } from "../store/store.js";
+import { type ChunkHold, closeFailedChunk, markChunkFailed } from "../store/chunks.js";
+import { countProcessedRecords, markChunkRecordsFailed, streamUnprocessedRecords } from "../store/records.js";
+import { insertSetAsideRecords } from "../store/set-aside-records.js";
 
 /**
  * Copies the chunk's unprocessed records to exceptions (idempotent: unique per job and record).
@@ -34,21 +37,11 @@ export async function setAsideRecords(
     }
     return out;
   };
-  const cursor = store.details.find(
-    { jobId: chunk.jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] } },
-    { projection: { recordId: 1, attempts: 1, error: 1 } },
-  );
+  const cursor = streamUnprocessedRecords(store, chunk.jobId, chunk.chunk);
   let batch: ExceptionDoc[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const ops = batch.map((e) => ({
-      updateOne: {
-        filter: { jobId: e.jobId, recordId: e.recordId },
-        update: { $setOnInsert: e },
-        upsert: true,
-      },
-    }));
-    await store.exceptions.bulkWrite(ops, { ordered: false });
+    await insertSetAsideRecords(store, batch);
     count += batch.length;
     batch = [];
   };
@@ -69,31 +62,22 @@ export async function setAsideRecords(
 }
 
 /**
- * Fails a chunk: moves it to `failed` under `guard` (the caller's view: status and, for the
- * server, its lease; the attempt is added here), then sets its records aside. Returns false when the
- * guard matched nothing — another runner moved the chunk on (a stale runner's late reply, a
+ * Fails a chunk: moves it to `failed` under `hold` (the caller's view: status and attempt and,
+ * for the server, its lease), then sets its records aside. Returns false when the
+ * hold matched nothing — another runner moved the chunk on (a stale runner's late reply, a
  * replayed watcher) — and then touches no record.
  */
 export async function failChunk(
   deps: StepDeps,
   config: string,
   chunk: ChunkDoc,
-  guard: Record<string, unknown>,
-  outcome: AttemptOutcome,
+  hold: ChunkHold,
+  outcome: Exclude<AttemptOutcome, "processed">,
   reason: string,
 ): Promise<boolean> {
-  const now = deps.now();
-  const res = await deps.store.chunks.updateOne(
-    { ...guard, jobId: chunk.jobId, chunk: chunk.chunk, attempt: chunk.attempt },
-    {
-      // `done` stays false until the records are set aside, so a crash in between leaves the
-      // chunk unfinished and the next server run completes it (`completeFailedChunk`).
-      $set: { status: "failed", done: false, finishedAt: now, lastError: reason },
-      $unset: { lease: "" },
-      $push: { history: { attempt: chunk.attempt, outcome, at: now } },
-    },
-  );
-  if (res.matchedCount === 0) return false;
+  // `done` stays false until the records are set aside, so a crash in between leaves the
+  // chunk unfinished and the next server run completes it (`completeFailedChunk`).
+  if (!(await markChunkFailed(deps.store, hold, { outcome, reason, now: deps.now() }))) return false;
   await completeFailedChunk(deps, config, { ...chunk, lastError: reason });
   return true;
 }
@@ -110,14 +94,8 @@ export async function completeFailedChunk(
 ): Promise<void> {
   const { store } = deps;
   const { jobId } = chunk;
-  await store.details.updateMany(
-    { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent"] } },
-    { $set: { status: "failed" } },
-  );
+  await markChunkRecordsFailed(store, jobId, chunk.chunk);
   const setAside = await setAsideRecords(deps, config, chunk, chunk.lastError ?? "failed");
-  const processed = await store.details.countDocuments({ jobId, chunk: chunk.chunk, status: "processed" });
-  await store.chunks.updateOne(
-    { jobId, chunk: chunk.chunk, status: "failed", done: false },
-    { $set: { done: true, processedCount: processed, failedCount: setAside } },
-  );
+  const processed = await countProcessedRecords(store, jobId, chunk.chunk);
+  await closeFailedChunk(store, jobId, chunk.chunk, { processed, setAside });
 }

@@ -7,12 +7,14 @@
  * claimed by nobody. Caps (records, weight, chunks) end the window early; the rest stays for the
  * next job.
  */
-import { MongoServerError } from "mongodb";
+import { insertJob, readJob, readLastLaneJob } from "../store/jobs.js";
+import { mirrorLaneClaim } from "../store/lanes.js";
+import { violatedUniqueIndex } from "../store/errors.js";
 import type { ChunkLimits } from "../planning/chunking.js";
 import { type Cut, cutAfter, laterCut } from "../planning/cuts.js";
 import { type Workload, WorkloadMeter, hasCaps } from "../planning/workload.js";
 import type { Source } from "../sources/source.js";
-import type { JobDoc, Store, WatermarkDoc } from "../store/store.js";
+import type { JobDoc, Store } from "../store/store.js";
 import { laneDocId } from "./watermark.js";
 
 const BATCH = 1000;
@@ -70,9 +72,9 @@ function countCap(caps: Workload, chunking: ChunkLimits): number | undefined {
 }
 
 const duplicateIndex = (err: unknown): "lane" | "_id" | undefined => {
-  if (!(err instanceof MongoServerError) || err.code !== 11000) return undefined;
-  const pattern = (err.keyPattern ?? {}) as Record<string, unknown>;
-  return "lane.seq" in pattern || /lane_seq/.test(err.message) ? "lane" : "_id";
+  const index = violatedUniqueIndex(err);
+  if (!index) return undefined;
+  return "lane.seq" in index.keyPattern || /lane_seq/.test(index.message) ? "lane" : "_id";
 };
 
 export interface LaneClaim {
@@ -98,10 +100,7 @@ export async function claimWindow(
   makeJob: (window: JobDoc["window"], lane: NonNullable<JobDoc["lane"]>) => JobDoc,
 ): Promise<{ job: JobDoc; resumed: boolean }> {
   for (let tries = 0; tries < 50; tries++) {
-    const previous = await store.jobs.findOne(
-      { "lane.id": claim.laneId },
-      { sort: { "lane.seq": -1 }, projection: { lane: 1 } },
-    );
+    const previous = await readLastLaneJob(store, claim.laneId);
     const seq = (previous?.lane?.seq ?? 0) + 1;
     const claimedEnd = previous?.lane?.end ?? claim.lower;
     const from = claim.full ? undefined : claimedEnd;
@@ -110,34 +109,22 @@ export async function claimWindow(
     const end = claim.full ? laterCut(claimedEnd, to) : (to ?? from);
     const job = makeJob(window, { id: claim.laneId, seq, ...(end ? { end } : {}) });
     try {
-      await store.jobs.insertOne(job);
+      await insertJob(store, job);
     } catch (err) {
       const which = duplicateIndex(err);
       if (which === "lane") continue; // another job took seq n first: claim the window after it
       if (which === "_id") {
-        const existing = await store.jobs.findOne({ _id: job._id });
+        const existing = await readJob(store, job._id);
         if (existing) return { job: existing, resumed: true };
       }
       throw err;
     }
-    const mirror: Partial<WatermarkDoc> = {
+    await mirrorLaneClaim(store, laneDocId(claim.laneId), {
+      seq,
       config: job.config,
-      claimedBy: job._id,
-      ...(end ? { claimedUpTo: end } : {}),
-    };
-    await store.watermarks
-      .updateOne(
-        {
-          _id: laneDocId(claim.laneId),
-          $or: [{ claimedSeq: { $lt: seq } }, { claimedSeq: { $exists: false } }],
-        },
-        { $set: { ...mirror, claimedSeq: seq } },
-        { upsert: true },
-      )
-      .catch((err: unknown) => {
-        // A later claim already wrote its mirror (the document exists, the filter did not match).
-        if ((err as { code?: number }).code !== 11000) throw err;
-      });
+      jobId: job._id,
+      ...(end ? { end } : {}),
+    });
     return { job, resumed: false };
   }
   throw new Error(`could not claim a window in lane ${claim.laneId}: too many concurrent claims`);

@@ -5,9 +5,13 @@
  * into the completed prefix of the first incomplete one — never past a record that still waits,
  * so a failed or interrupted job holds it back and the backlog keeps counting what it left.
  */
+import { findFirstFailedChunk, findLastCompletedChunk } from "../store/chunks.js";
+import { readJob, saveJobCompletion, streamLaneJobs } from "../store/jobs.js";
+import { moveWatermark, readLane } from "../store/lanes.js";
+import { countUnresolvedRecords } from "../store/set-aside-records.js";
 import type { Logger } from "../steps/handover.js";
 import { type Cut, laterCut } from "../planning/cuts.js";
-import type { JobDoc, Store } from "../store/store.js";
+import type { Store } from "../store/store.js";
 
 /** A lane's document id (without the pass number), from a job's lane id. */
 export const laneDocId = (laneId: string): string => laneId.replace(/#\d+$/, "");
@@ -28,32 +32,23 @@ interface WatermarkDeps {
  */
 export async function settleJobCompletion(deps: WatermarkDeps, jobId: string): Promise<void> {
   const { store } = deps;
-  const job = await store.jobs.findOne({ _id: jobId });
+  const job = await readJob(store, jobId);
   if (!job || (job.status !== "succeeded" && job.status !== "failed")) return;
-  const unresolved = await store.exceptions.countDocuments({ jobId, resolution: { $exists: false } });
-  const failedChunk = await store.chunks.findOne(
-    { jobId, status: "failed" },
-    { sort: { chunk: 1 }, projection: { chunk: 1 } },
-  );
+  const unresolved = await countUnresolvedRecords(store, jobId);
+  const failedChunk = await findFirstFailedChunk(store, jobId);
   const windowEnd = job.window.to ?? job.window.from;
   let completedTo: Cut | undefined;
   const complete = unresolved === 0;
   if (complete) {
     completedTo = windowEnd ?? undefined;
   } else {
-    const lastDone = await store.chunks.findOne(
-      { jobId, ...(failedChunk ? { chunk: { $lt: failedChunk.chunk } } : { done: true }) },
-      { sort: { chunk: -1 }, projection: { lastKey: 1, lastId: 1 } },
-    );
+    const lastDone = await findLastCompletedChunk(store, jobId, failedChunk?.chunk);
     completedTo =
       lastDone && lastDone.lastId !== undefined
         ? { key: lastDone.lastKey, id: lastDone.lastId }
         : (job.window.from ?? undefined);
   }
-  await store.jobs.updateOne(
-    { _id: jobId },
-    completedTo ? { $set: { completedTo, complete } } : { $set: { complete }, $unset: { completedTo: "" } },
-  );
+  await saveJobCompletion(store, jobId, completedTo, complete);
   if (job.lane) await advanceWatermark(deps, job.lane.id, job.config);
 }
 
@@ -66,22 +61,15 @@ export async function advanceWatermark(deps: WatermarkDeps, laneId: string, conf
   const { store } = deps;
   const docId = laneDocId(laneId);
   for (let tries = 0; tries < 10; tries++) {
-    const lane = await store.watermarks.findOne({ _id: docId });
+    const lane = await readLane(store, docId);
     if (lanePass(laneId) !== (lane?.generation ?? 1)) return; // a job of an earlier pass
     const startSeq = lane?.completedSeq ?? 0;
     let mark: Cut | undefined = lane?.completedUpTo;
     let seq = startSeq;
     let by: string | undefined;
-    const cursor = store.jobs
-      .find(
-        { "lane.id": laneId, "lane.seq": { $gt: startSeq } },
-        { projection: { lane: 1, status: 1, complete: 1, completedTo: 1 } },
-      )
-      .sort({ "lane.seq": 1 });
+    const cursor = streamLaneJobs(store, laneId, startSeq);
     try {
-      for await (const job of cursor as AsyncIterable<
-        Pick<JobDoc, "_id" | "lane" | "status" | "complete" | "completedTo">
-      >) {
+      for await (const job of cursor) {
         if (!job.lane || job.lane.seq !== seq + 1) break;
         if (job.complete) {
           mark = laterCut(mark, job.lane.end);
@@ -101,33 +89,14 @@ export async function advanceWatermark(deps: WatermarkDeps, laneId: string, conf
     }
     if (seq === startSeq && mark === lane?.completedUpTo) return;
     const now = deps.now();
-    const res = await store.watermarks
-      .updateOne(
-        {
-          _id: docId,
-          ...(lane
-            ? {
-                completedSeq: lane.completedSeq ?? { $exists: false },
-                completedAt: lane.completedAt ?? { $exists: false },
-              }
-            : {}),
-        },
-        {
-          $set: {
-            config,
-            completedSeq: seq,
-            completedAt: now,
-            ...(mark ? { completedUpTo: mark } : {}),
-            ...(by ? { completedBy: by } : {}),
-          },
-        },
-        { upsert: !lane },
-      )
-      .catch((err: unknown) => {
-        if ((err as { code?: number }).code === 11000) return { matchedCount: 0, upsertedCount: 0 };
-        throw err;
-      });
-    if (res.matchedCount + res.upsertedCount > 0) {
+    const moved = await moveWatermark(store, docId, lane, {
+      config,
+      completedSeq: seq,
+      completedAt: now,
+      ...(mark ? { completedUpTo: mark } : {}),
+      ...(by ? { completedBy: by } : {}),
+    });
+    if (moved) {
       deps.log.info(`watermark of ${docId} moved`, { completedSeq: seq });
       return;
     }

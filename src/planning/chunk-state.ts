@@ -8,7 +8,8 @@
  *   sent → pending            (records failed, or chunk timed out: a new attempt)
  *   sent → failed             (attempts exhausted)
  */
-import type { ChunkStatus } from "../store/store.js";
+/** Where a chunk is in its life (the store's chunk documents carry it). */
+export type ChunkStatus = "pending" | "dispatching" | "sent" | "processed" | "failed";
 
 export type ChunkEvent =
   | { type: "claim" }

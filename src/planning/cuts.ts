@@ -5,8 +5,7 @@
  * share one order key, so consecutive windows never overlap and never leave a gap. Pure: values
  * compare in BSON order (the order MongoDB sorts in), and the query builders only build filters.
  */
-import { EJSON } from "bson";
-import type { Document } from "mongodb";
+import { type Document, EJSON } from "bson";
 import { compareBson } from "../shared/bson-order.js";
 
 /**

@@ -4,7 +4,8 @@
  * source that is one count and one aggregation bounded by the order key (index your order key);
  * a file source is read once.
  */
-import { loadConfig } from "../config/load.js";
+import { listBackfillLanes, readLane } from "../store/lanes.js";
+import { readConfig } from "../store/configs.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/open-source.js";
 import type { Store } from "../store/store.js";
@@ -30,13 +31,10 @@ export interface Backlog {
 }
 
 export async function readBacklog(store: Store, configName: string): Promise<Backlog> {
-  const config = await loadConfig(store, configName);
-  const mark = await store.watermarks.findOne({ _id: configName });
+  const config = await readConfig(store, configName);
+  const mark = await readLane(store, configName);
   const counted = await openSource(store, config).count(mark?.completedUpTo);
-  const lanes = await store.watermarks
-    .find({ config: configName, kind: "backfill" })
-    .sort({ _id: 1 })
-    .toArray();
+  const lanes = await listBackfillLanes(store, configName);
   return {
     config: configName,
     ...(mark?.completedUpTo ? { completedUpTo: mark.completedUpTo } : {}),

@@ -2,17 +2,18 @@
  * Single-job lookups the command line makes before it acts: which config a job belongs to, how it
  * was planned, whether it exists at all.
  */
+import { jobExists, readJobFields } from "../store/jobs.js";
 import type { JobMode, Store } from "../store/store.js";
 
 /** The config a job belongs to, or undefined when there is no such job. */
 export async function readJobConfigName(store: Store, jobId: string): Promise<string | undefined> {
-  const job = await store.jobs.findOne({ _id: jobId }, { projection: { config: 1 } });
+  const job = await readJobFields(store, jobId, ["config"]);
   return job?.config;
 }
 
 /** The mode a job was planned in, or undefined when there is no such job. */
 export async function readJobMode(store: Store, jobId: string): Promise<JobMode | undefined> {
-  const job = await store.jobs.findOne({ _id: jobId }, { projection: { mode: 1 } });
+  const job = await readJobFields(store, jobId, ["mode"]);
   return job?.mode;
 }
 
@@ -28,7 +29,7 @@ export async function isJobCreated(
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      store.jobs.countDocuments({ _id: jobId }, { limit: 1 }).then((n) => n > 0),
+      jobExists(store, jobId),
       new Promise<undefined>((resolve) => {
         timer = setTimeout(() => resolve(undefined), deadlineMs);
       }),

@@ -3,7 +3,8 @@
  * (times, config and its drift, counts, rate, chunk table, step statistics), and deleting a job's
  * documents. Every query is by job id or config on an index.
  */
-import { loadConfig, secretValues } from "../config/load.js";
+import { secretValues } from "../config/headers.js";
+import { readConfig } from "../store/configs.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { EJSON, type ObjectId } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
@@ -99,7 +100,7 @@ export async function jobReport(
   let source: JobReport["source"];
   let secrets: string[] = [];
   try {
-    const config = await loadConfig(store, found.config);
+    const config = await readConfig(store, found.config);
     currentConfigHash = configHash(config);
     secrets = secretValues(config, env);
     source = {

@@ -2,8 +2,12 @@
  * Lineage: every job and chunk that included a record, with its attempts, when it was sent and
  * processed, the outcome, and the config hash of the job and of the chunk's last attempt.
  */
-import { ObjectId } from "mongodb";
-import { readSecretsByConfig } from "../config/load.js";
+import { listChunkConfigHashes } from "../store/chunks.js";
+import { listJobConfigs } from "../store/jobs.js";
+import { listRecordLineage } from "../store/records.js";
+import { listSetAsideReasons } from "../store/set-aside-records.js";
+import { ObjectId } from "bson";
+import { readSecretsByConfig } from "../store/configs.js";
 import { redactAndCut } from "../config/redact.js";
 import type { Store } from "../store/store.js";
 
@@ -64,20 +68,13 @@ export async function whereIsRecord(
   config?: string,
   env: Record<string, string | undefined> = process.env,
 ): Promise<RecordLineage[]> {
-  const details = await store.details.find({ recordId }).toArray();
+  const details = await listRecordLineage(store, recordId);
   if (details.length === 0) return [];
   const jobIds = [...new Set(details.map((d) => d.jobId))];
   const [jobs, chunks, exceptions] = await Promise.all([
-    store.jobs.find({ _id: { $in: jobIds } }, { projection: { config: 1, configHash: 1 } }).toArray(),
-    store.chunks
-      .find(
-        { $or: details.map((d) => ({ jobId: d.jobId, chunk: d.chunk })) },
-        { projection: { jobId: 1, chunk: 1, configHash: 1 } },
-      )
-      .toArray(),
-    store.exceptions
-      .find({ recordId, jobId: { $in: jobIds } }, { projection: { jobId: 1, reason: 1 } })
-      .toArray(),
+    listJobConfigs(store, jobIds),
+    listChunkConfigHashes(store, details),
+    listSetAsideReasons(store, recordId, jobIds),
   ]);
   const jobById = new Map(jobs.map((j) => [j._id, j]));
   const secretsByConfig = await readSecretsByConfig(

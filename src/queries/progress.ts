@@ -1,4 +1,6 @@
 /** A job's progress from its chunk documents: one aggregation over the job's own chunks. */
+import { sumChunksByStatus } from "../store/chunks.js";
+import { readJob, saveProgressSnapshot } from "../store/jobs.js";
 import type { JobDoc, Store } from "../store/store.js";
 
 export interface JobProgress {
@@ -16,7 +18,7 @@ export interface JobProgress {
 }
 
 export async function readJobProgress(store: Store, jobId: string): Promise<JobProgress> {
-  const job = await store.jobs.findOne({ _id: jobId });
+  const job = await readJob(store, jobId);
   if (!job) throw new Error(`job ${jobId} not found`);
   return progressOf(job, await countChunks(store, jobId));
 }
@@ -26,20 +28,7 @@ type ChunkTotals = Pick<JobProgress, "processedRecords" | "failedRecords" | "don
 
 /** One aggregation over the job's chunks (on the {jobId, chunk} index). */
 async function countChunks(store: Store, jobId: string): Promise<ChunkTotals> {
-  const rows = await store.chunks
-    .aggregate<{ _id: string; chunks: number; records: number; processed: number; failed: number }>([
-      { $match: { jobId } },
-      {
-        $group: {
-          _id: "$status",
-          chunks: { $sum: 1 },
-          records: { $sum: "$recordCount" },
-          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
-          failed: { $sum: { $ifNull: ["$failedCount", 0] } },
-        },
-      },
-    ])
-    .toArray();
+  const rows = await sumChunksByStatus(store, jobId);
   const totals: ChunkTotals = { processedRecords: 0, failedRecords: 0, doneChunks: 0, inFlightChunks: 0 };
   for (const r of rows) {
     if (r._id === "processed" || r._id === "failed") {
@@ -78,7 +67,7 @@ export async function readRecentJobProgress(
   now: Date,
   maxAgeMs: number,
 ): Promise<JobProgress> {
-  const job = await store.jobs.findOne({ _id: jobId });
+  const job = await readJob(store, jobId);
   if (!job) throw new Error(`job ${jobId} not found`);
   const snap = job.progressSnapshot;
   const running = job.status === "planning" || job.status === "running";
@@ -87,11 +76,7 @@ export async function readRecentJobProgress(
     return progressOf(job, totals);
   }
   const totals = await countChunks(store, jobId);
-  // Only a newer count replaces a snapshot (two reporters may count at once).
-  await store.jobs.updateOne(
-    { _id: jobId, $or: [{ progressSnapshot: { $exists: false } }, { "progressSnapshot.at": { $lt: now } }] },
-    { $set: { progressSnapshot: { at: now, ...totals } } },
-  );
+  await saveProgressSnapshot(store, jobId, { at: now, ...totals });
   return progressOf(job, totals);
 }
 

@@ -1,5 +1,12 @@
 /** Records set aside for a human: listing them, and resolving one with a note. */
-import { readSecretsByConfig } from "../config/load.js";
+import { jobExists } from "../store/jobs.js";
+import {
+  listSetAsideRecords,
+  readSetAsideRecord,
+  resolveAllSetAsideRecords,
+  resolveSetAsideRecord,
+} from "../store/set-aside-records.js";
+import { readSecretsByConfig } from "../store/configs.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { BadInputError } from "../shared/errors.js";
 import { silentLogger } from "../steps/handover.js";
@@ -32,15 +39,7 @@ export async function listExceptions(
   filter: { jobId?: string; config?: string; unresolved?: boolean; limit?: number },
   env: Record<string, string | undefined> = process.env,
 ): Promise<ExceptionDoc[]> {
-  const query: Record<string, unknown> = {};
-  if (filter.jobId) query.jobId = filter.jobId;
-  if (filter.config) query.config = filter.config;
-  if (filter.unresolved) query.resolution = { $exists: false };
-  const docs = await store.exceptions
-    .find(query, { projection: { _id: 0 } })
-    .sort({ createdAt: -1 })
-    .limit(filter.limit ?? 100)
-    .toArray();
+  const docs = await listSetAsideRecords(store, filter, filter.limit ?? 100);
   return redactReasons(store, docs, env);
 }
 
@@ -50,7 +49,7 @@ export async function showException(
   recordId: unknown,
   env: Record<string, string | undefined> = process.env,
 ): Promise<ExceptionDoc> {
-  const doc = await store.exceptions.findOne({ jobId, recordId }, { projection: { _id: 0 } });
+  const doc = await readSetAsideRecord(store, jobId, recordId);
   if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
   const [redacted] = await redactReasons(store, [doc], env);
   return redacted ?? doc;
@@ -64,11 +63,7 @@ export async function resolveException(
   now: Date,
 ): Promise<ExceptionDoc> {
   if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
-  const doc = await store.exceptions.findOneAndUpdate(
-    { jobId, recordId },
-    { $set: { resolution: { note, at: now } } },
-    { returnDocument: "after", projection: { _id: 0 } },
-  );
+  const doc = await resolveSetAsideRecord(store, jobId, recordId, { note, at: now });
   if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
   // The last resolved exception makes its job complete: the watermark may move over it now.
   await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
@@ -83,12 +78,8 @@ export async function resolveExceptions(
   now: Date,
 ): Promise<number> {
   if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
-  if (!(await store.jobs.findOne({ _id: jobId }, { projection: { _id: 1 } })))
-    throw new BadInputError(`job '${jobId}' not found`);
-  const res = await store.exceptions.updateMany(
-    { jobId, resolution: { $exists: false } },
-    { $set: { resolution: { note, at: now } } },
-  );
+  if (!(await jobExists(store, jobId))) throw new BadInputError(`job '${jobId}' not found`);
+  const resolved = await resolveAllSetAsideRecords(store, jobId, { note, at: now });
   await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
-  return res.modifiedCount;
+  return resolved;
 }

@@ -3,6 +3,7 @@
  * to batch_task_stats — task, job, chunk, start, duration, outcome — and `stepStats` summarizes
  * them per task (count, successes, failures, p50/p95/max duration), per job or overall.
  */
+import { collectStepDurations, insertStepStat } from "../store/step-stats.js";
 import { isBadInput } from "../shared/errors.js";
 import type { Store, TaskStatDoc } from "../store/store.js";
 
@@ -59,8 +60,7 @@ async function recordStep(
     durationMs: Math.round(performance.now() - started),
     outcome,
   };
-  // Statistics must never fail a step: a lost row is a smaller harm than a lost chunk.
-  await store.taskStats.insertOne(doc).catch(() => undefined);
+  await insertStepStat(store, doc);
 }
 
 export interface StepSummary {
@@ -87,20 +87,7 @@ export async function stepStats(
     : filter.jobIds
       ? { jobId: { $in: filter.jobIds } }
       : {};
-  const rows = await store.taskStats
-    .aggregate<{ _id: string; durations: number[]; failed: number }>([
-      { $match: match },
-      { $sort: { durationMs: 1 } },
-      {
-        $group: {
-          _id: "$task",
-          durations: { $push: "$durationMs" },
-          failed: { $sum: { $cond: [{ $eq: [{ $substrCP: ["$outcome", 0, 5] }, "error"] }, 1, 0] } },
-        },
-      },
-      { $sort: { _id: 1 } },
-    ])
-    .toArray();
+  const rows = await collectStepDurations(store, match);
   return rows.map((r) => ({
     task: r._id,
     invocations: r.durations.length,

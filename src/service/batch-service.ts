@@ -8,9 +8,9 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { EJSON } from "bson";
-import { MongoClient } from "mongodb";
 import { z } from "zod";
-import { Store, databaseNameOf } from "../store/store.js";
+import { reportRecords } from "../store/service-reports.js";
+import { newStoreClient } from "../store/connection.js";
 
 export interface BatchServiceOptions {
   /** MongoDB holding the chunkrelay collections whose `batch_details` this service updates. */
@@ -137,9 +137,8 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     }
     return false;
   };
-  const client = new MongoClient(options.mongoUri);
-  await client.connect();
-  const store = new Store(client.db(databaseNameOf(options.mongoUri)), options.prefix);
+  const client = newStoreClient(options.mongoUri);
+  const store = await client.connect(options.prefix);
   const ledger: Delivery[] = [];
   const seenKeys = new Set<string>();
   const work = new Set<Promise<void>>();
@@ -169,28 +168,25 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       // A real service keeps trying to report while its database is away; so does this one.
       await withRetries(async () => {
         const now = new Date();
-        // Only `sent` records of this attempt move (`attempts` is the attempt that last sent the
-        // record): the status goes forward, never back, and a report that arrives after the
-        // record went out again under a newer attempt changes nothing. `attempt` says which
-        // attempt the report is about.
+        const { jobId, attempt } = body;
         if (ok.length > 0) {
-          await store.details.updateMany(
-            { jobId: body.jobId, recordId: { $in: ok }, status: "sent", attempts: body.attempt },
-            { $set: { status: "processed", attempt: body.attempt, processedAt: now } },
-          );
+          await reportRecords(store, {
+            jobId,
+            attempt,
+            recordIds: ok,
+            at: now,
+            outcome: { status: "processed" },
+          });
         }
         if (failed.length > 0) {
-          await store.details.updateMany(
-            { jobId: body.jobId, recordId: { $in: failed }, status: "sent", attempts: body.attempt },
-            {
-              $set: {
-                status: "failed",
-                attempt: body.attempt,
-                processedAt: now,
-                error: "simulated failure (reference service fail rate)",
-              },
-            },
-          );
+          const error = "simulated failure (reference service fail rate)";
+          await reportRecords(store, {
+            jobId,
+            attempt,
+            recordIds: failed,
+            at: now,
+            outcome: { status: "failed", error },
+          });
         }
       });
       delivery.processedAt = Date.now();

@@ -3,46 +3,38 @@
  * after a fix. Records of a collection are read from it when their chunk is sent (so they go out
  * with their fixed fields); records of a file take the fields stored with the earlier job.
  */
-import type { Document } from "mongodb";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
 import { EJSON } from "bson";
-import { aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
+import { readStoredRecordData } from "../store/records.js";
+import {
+  countUnresolvedInWindow,
+  findLastUnresolvedRecord,
+  openUnresolvedRecords,
+} from "../store/set-aside-records.js";
 import type { Store } from "../store/store.js";
-import { type Source, type SourceRecord, type Window, generatorBatches } from "./source.js";
+import { type Source, type SourceRecord, generatorBatches } from "./source.js";
 
 export function exceptionsSource(store: Store, config: BatchConfig, fromJob: string): Source {
   const fromFile = isFileSource(config.source);
-  const where = (window: Window): Document =>
-    allOf([
-      { jobId: fromJob, resolution: { $exists: false } },
-      ...(window.from ? [aboveCut("recordId", { ...window.from, id: undefined, keyIncluded: true })] : []),
-      ...(window.to ? [atOrBelowCut("recordId", { ...window.to, id: undefined, keyIncluded: true })] : []),
-    ]);
   return {
     description: `exceptions of job ${fromJob}`,
     async lastRecord(window) {
-      const doc = await store.exceptions.findOne(where(window), {
-        sort: { recordId: -1 },
-        projection: { recordId: 1 },
-      });
+      const doc = await findLastUnresolvedRecord(store, fromJob, window);
       return doc ? { id: doc.recordId, key: doc.recordId } : undefined;
     },
     read(window, batchSize) {
-      const cursor = store.exceptions
-        .find(where(window), { projection: { recordId: 1 }, batchSize })
-        .sort({ recordId: 1 });
+      const cursor = openUnresolvedRecords(store, fromJob, window, batchSize);
       async function* batches() {
         while (await cursor.hasNext()) {
           const docs = cursor.readBufferedDocuments();
           const records: SourceRecord[] = docs.map((d) => ({ id: d.recordId, key: d.recordId, weight: 0 }));
           if (fromFile && records.length > 0) {
             // One indexed query per batch: the fields the earlier job stored for these records.
-            const stored = await store.details
-              .find(
-                { jobId: fromJob, recordId: { $in: records.map((r) => r.id) } },
-                { projection: { recordId: 1, data: 1 } },
-              )
-              .toArray();
+            const stored = await readStoredRecordData(
+              store,
+              fromJob,
+              records.map((r) => r.id),
+            );
             const byId = new Map(stored.map((d) => [EJSON.stringify({ v: d.recordId }), d.data]));
             for (const r of records) {
               const data = byId.get(EJSON.stringify({ v: r.id }));
@@ -55,7 +47,7 @@ export function exceptionsSource(store: Store, config: BatchConfig, fromJob: str
       return generatorBatches(batches(), () => cursor.close());
     },
     async count(from) {
-      return { records: await store.exceptions.countDocuments(where(from ? { from } : {})) };
+      return { records: await countUnresolvedInWindow(store, fromJob, from ? { from } : {}) };
     },
   };
 }

@@ -8,9 +8,8 @@
 import { createReadStream } from "node:fs";
 import { access } from "node:fs/promises";
 import { createInterface } from "node:readline";
-import { EJSON } from "bson";
+import { type Document, EJSON } from "bson";
 import { parse } from "csv-parse";
-import type { Document } from "mongodb";
 import type { SourceConfig } from "../config/schema.js";
 import { readPath } from "../shared/bson-order.js";
 import { BadInputError } from "../shared/errors.js";

@@ -4,8 +4,8 @@
  * date for a date key, a string for a string key, and an ObjectId (of that time) for an ObjectId
  * key. A value that cannot be read in that type is refused with a message saying what would be.
  */
-import { ObjectId } from "bson";
-import type { Document } from "mongodb";
+import { findSourceRecordAt } from "../store/source-collection.js";
+import { type Document, ObjectId } from "bson";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
 import { readPath } from "../shared/bson-order.js";
 import { BadInputError } from "../shared/errors.js";
@@ -77,12 +77,7 @@ export async function readKeyType(store: Store, config: BatchConfig): Promise<Ke
   if (isFileSource(source)) return "number";
   // A filter the server refuses is bad input here too (exit 2, never retried).
   const doc = await refusedAsBadInput(source.collection, () =>
-    store.db
-      .collection(source.collection)
-      .find(source.filter as Document, { projection: { [source.orderBy]: 1 } })
-      .sort({ [source.orderBy]: -1, _id: -1 })
-      .limit(1)
-      .next(),
+    findSourceRecordAt(store, source.collection, source.filter as Document, source.orderBy, "last"),
   );
   return doc ? keyTypeOf(readPath(doc, source.orderBy)) : undefined;
 }

@@ -1,6 +1,12 @@
 /** Records of a MongoDB collection, in (orderBy, _id) order, selected by the config's filter. */
-import { EJSON } from "bson";
-import { type Document, type Filter, MongoServerError } from "mongodb";
+import { type Document, EJSON } from "bson";
+import { serverRefusal } from "../store/errors.js";
+import {
+  countSourceRecords,
+  findSourceRecordAt,
+  openSourceCursor,
+  sumSourceWeight,
+} from "../store/source-collection.js";
 import { BadInputError } from "../shared/errors.js";
 import type { MongoSourceConfig } from "../config/schema.js";
 import { readPath } from "../shared/bson-order.js";
@@ -50,10 +56,10 @@ const QUERY_REFUSED_CODES = new Set([
 
 /** A server's refusal of the config's query, as bad input naming the field to fix. */
 export function asQueryRefusal(err: unknown, collection: string): unknown {
-  if (!(err instanceof MongoServerError) || typeof err.code !== "number") return err;
-  if (!QUERY_REFUSED_CODES.has(err.code)) return err;
+  const refusal = serverRefusal(err);
+  if (!refusal || !QUERY_REFUSED_CODES.has(refusal.code)) return err;
   return new BadInputError(
-    `the server refused the query of ${collection} (source.filter, source.orderBy or source.weightField): ${err.message} (code ${err.code}${err.codeName ? ` ${err.codeName}` : ""}); fix the config and apply it again (or, when the message names a value a record holds, that record)`,
+    `the server refused the query of ${collection} (source.filter, source.orderBy or source.weightField): ${refusal.message} (code ${refusal.code}${refusal.codeName ? ` ${refusal.codeName}` : ""}); fix the config and apply it again (or, when the message names a value a record holds, that record)`,
   );
 }
 
@@ -68,8 +74,8 @@ export async function refusedAsBadInput<T>(collection: string, query: () => Prom
 
 export function mongoSource(store: Store, source: MongoSourceConfig): Source {
   const key = source.orderBy;
-  const collection = store.db.collection(source.collection);
-  const where = (window: Window): Filter<Document> =>
+  const collection = source.collection;
+  const where = (window: Window): Document =>
     allOf([
       source.filter,
       ...(window.from ? [aboveCut(key, window.from)] : []),
@@ -80,30 +86,17 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
   return {
     description: `collection ${source.collection} by ${key}`,
     async lastRecord(window) {
-      const doc = await query(() =>
-        collection
-          .find(where(window), { projection: { [key]: 1 } })
-          .sort({ [key]: -1, _id: -1 })
-          .limit(1)
-          .next(),
-      );
+      const doc = await query(() => findSourceRecordAt(store, collection, where(window), key, "last"));
       return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : undefined;
     },
     async recordAt(window, index) {
-      const doc = await query(() =>
-        collection
-          .find(where(window), { projection: { [key]: 1 } })
-          .sort({ [key]: 1, _id: 1 })
-          .skip(index)
-          .limit(1)
-          .next(),
-      );
+      const doc = await query(() => findSourceRecordAt(store, collection, where(window), key, index));
       return doc ? { id: doc._id, key: keyOf(doc, key, source.collection) } : "none";
     },
     read(window, batchSize) {
       const projection: Document = { _id: 1, [key]: 1 };
       if (weightField) projection[weightField] = 1;
-      const cursor = collection.find(where(window), { projection, batchSize }).sort({ [key]: 1, _id: 1 });
+      const cursor = openSourceCursor(store, collection, where(window), key, projection, batchSize);
       // Whole cursor batches at a time: one await per batch of records, not one per record.
       async function* batches() {
         while (await query(() => cursor.hasNext())) {
@@ -118,17 +111,10 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
     },
     async count(from) {
       const filter = where(from ? { from } : {});
-      const records = await query(() => collection.countDocuments(filter));
+      const records = await query(() => countSourceRecords(store, collection, filter));
       if (!weightField) return { records };
-      const [row] = await query(() =>
-        collection
-          .aggregate<{ w: number }>([
-            { $match: filter },
-            { $group: { _id: null, w: { $sum: `$${weightField}` } } },
-          ])
-          .toArray(),
-      );
-      return { records, weight: row?.w ?? 0 };
+      const weight = await query(() => sumSourceWeight(store, collection, filter, weightField));
+      return { records, weight };
     },
   };
 }

@@ -6,7 +6,7 @@
  * their current fields, read when a chunk goes out; records of a file carry their fields (`data`),
  * which the initializer stores in batch_details so a chunk can be sent without the file.
  */
-import type { Document } from "mongodb";
+import type { Document } from "bson";
 import type { Cut } from "../planning/cuts.js";
 
 export interface SourceRecord {

@@ -5,7 +5,7 @@
  * driver. `CHUNKRELAY_TEST_MONGO=embedded|memory-server` forces a choice.
  */
 import { startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
-import { redactUri } from "./store.js";
+import { redactUri } from "./connection.js";
 
 export type ServerKind = "MONGODB_URI" | "mongodb-memory-server" | "embedded engine";
 

@@ -1,14 +1,13 @@
 /**
  * The chunkrelay collections in MongoDB (names by prefix, `batch_` by default), their document
- * shapes and their indexes. Everything a step does per chunk is a conditional update or an
+ * shapes, their indexes and the `Store` handle the verbs (the other modules here) take first. Everything a step does per chunk is a conditional update or an
  * indexed query on these; `ensureIndexes` creates the indexes idempotently.
  */
-import { type Collection, type Db, type Document, MongoClient } from "mongodb";
-import { BadInputError } from "../shared/errors.js";
+import type { Collection, Db, Document } from "mongodb";
+import type { ChunkStatus } from "../planning/chunk-state.js";
 import type { Cut } from "../planning/cuts.js";
 import type { Sample, Workload } from "../planning/workload.js";
 
-export type ChunkStatus = "pending" | "dispatching" | "sent" | "processed" | "failed";
 export type RecordStatus = "pending" | "sent" | "processed" | "failed";
 export type JobStatus = "planning" | "running" | "succeeded" | "failed";
 export type JobMode = "full" | "incremental" | "backfill" | "sample" | "exceptions";
@@ -297,74 +296,4 @@ export class Store {
       this.taskStats.createIndexes([{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
     ]);
   }
-}
-
-/** The database named in the URI's path, or `chunkrelay`. */
-export function databaseNameOf(uri: string, fallback = "chunkrelay"): string {
-  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]*)/.exec(uri);
-  const name = match?.[1] ? decodeURIComponent(match[1]) : "";
-  return name || fallback;
-}
-
-/** Removes the password from a MongoDB URI before it is printed anywhere. */
-export function redactUri(uri: string): string {
-  return uri.replace(/^(mongodb(?:\+srv)?:\/\/)([^@/]*)@/, (_m, scheme: string, auth: string) => {
-    const user = auth.split(":")[0] ?? "";
-    return `${scheme}${user ? `${user}:***` : "***"}@`;
-  });
-}
-
-/** Opens a client, runs `fn` with the store, and always closes the client. */
-export async function withMongo<T>(
-  uri: string,
-  fn: (store: Store, client: MongoClient) => Promise<T>,
-): Promise<T> {
-  // 10 s to find the server unless the URI says otherwise.
-  let client: MongoClient;
-  try {
-    client = new MongoClient(
-      uri,
-      /serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 10_000 },
-    );
-  } catch (err) {
-    // A connection string the driver cannot read is bad input (exit 2), not a failure to retry.
-    // The driver's message names the problem; the URI itself (and its password) is not repeated.
-    // The constructor only parses (it connects nothing), so whatever it throws is about the URI.
-    const why = err instanceof Error ? err.message : String(err);
-    throw new BadInputError(`the MongoDB connection string is not valid: ${why}`);
-  }
-  try {
-    await client.connect();
-    const store = new Store(client.db(databaseNameOf(uri)));
-    await store.ensureIndexes();
-    return await fn(store, client);
-  } finally {
-    await closeWithin(client, CLOSE_WAIT_MS);
-  }
-}
-
-/** How long closing a client may take before the CLI stops waiting for it. */
-const CLOSE_WAIT_MS = 5_000;
-
-/**
- * Closes a client, waiting at most `ms`: closing ends the server's sessions and cursors, which a
- * server that stopped answering never acknowledges; a command must not hang on its way out. The
- * sockets are closed at once either way; only those goodbyes are left behind.
- */
-async function closeWithin(client: MongoClient, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    client.close(),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-      timer.unref();
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** The same URI pointing at another database (query options kept). */
-export function uriWithDatabase(uri: string, db: string): string {
-  const m = /^(mongodb(?:\+srv)?:\/\/[^/?]+)(\/[^?]*)?(\?.*)?$/.exec(uri);
-  if (!m) throw new Error(`not a MongoDB URI: ${redactUri(uri)}`);
-  return `${m[1]}/${encodeURIComponent(db)}${m[3] ?? ""}`;
 }

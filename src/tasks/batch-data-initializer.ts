@@ -1,7 +1,7 @@
 /** `batchDataInitializer`: plans a job from a config and hands over to the server. */
 import { schemaTask, tags } from "@trigger.dev/sdk";
 import { initializeJob } from "../steps/initialize/initialize.js";
-import { loadConfig } from "../config/load.js";
+import { readConfig } from "../store/configs.js";
 import { BadInputError, isBadInput } from "../shared/errors.js";
 import { dashboardPayloadSchema, initializePayloadSchema } from "../steps/initialize/payload.js";
 import { chooseRunJobId } from "../steps/initialize/run-job-id.js";
@@ -35,7 +35,7 @@ export function runBatchDataInitializer(payload: unknown, ctx: RunContext) {
         case "derived":
           // Refuse a bad payload or an unknown config before tagging: bad input fails at once.
           if (initializePayloadSchema.safeParse(payload).success)
-            await loadConfig(deps.store, (payload as { config: string }).config);
+            await readConfig(deps.store, (payload as { config: string }).config);
           else return initializeJob(deps, payload);
           await tags.add([chosen.tag]);
           ctx.run.tags = [...(ctx.run.tags ?? []), chosen.tag];

@@ -4,7 +4,7 @@
  * scheduler's timestamps never used as a watermark, and the imperative schedules synced.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { BadInputError, isBadInput } from "../../src/shared/errors.js";
 import type { InitializePayload } from "../../src/steps/initialize/payload.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
@@ -39,17 +39,17 @@ beforeAll(async () => {
     watch: { pollIntervalMs: 10 },
     maxInFlight: 4,
   };
-  await applyConfig(
+  await saveConfig(
     store,
     { name: "sch-night", ...base, schedule: { iterations: 3 }, workload: { maxRecords: 2000 } },
     new Date(),
   );
-  await applyConfig(
+  await saveConfig(
     store,
     { name: "sch-own", ...base, schedule: { cron: "30 4 * * 1-5", timezone: "Europe/Berlin" } },
     new Date(),
   );
-  await applyConfig(store, { name: "sch-none", ...base }, new Date());
+  await saveConfig(store, { name: "sch-none", ...base }, new Date());
 });
 
 describe("scheduled runs", () => {

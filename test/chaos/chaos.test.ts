@@ -11,9 +11,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../src/store/store.js";
+import { Store } from "../../src/store/store.js";
+import { uriWithDatabase } from "../../src/store/connection.js";
 import { useTestDatabase } from "../support/db.js";
 import { seededRandom } from "../support/random.js";
 import { builtCli } from "../support/built-cli.js";
@@ -48,7 +49,7 @@ beforeAll(async () => {
     ["chaos", "chaos_src"],
     ["chaos-inc", "chaos_inc_src"],
   ]) {
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name,

@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { applyConfig } from "../../src/config/load.js";
-import { Store, uriWithDatabase } from "../../src/store/store.js";
+import { saveConfig } from "../../src/store/configs.js";
+import { Store } from "../../src/store/store.js";
+import { uriWithDatabase } from "../../src/store/connection.js";
 import { storeSnapshot, useTestDatabase } from "../support/db.js";
 
 const t = useTestDatabase("bad_input_corpus");
@@ -31,7 +32,7 @@ beforeAll(async () => {
   await store.db
     .collection("corpus_src")
     .insertMany(Array.from({ length: 5 }, (_, i) => ({ _id: i as never, n: i, v: `r${i}` })));
-  await applyConfig(store, VALID, new Date());
+  await saveConfig(store, VALID, new Date());
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -604,7 +605,7 @@ describe("bad input", () => {
     };
     expect(Object.keys(typed.filter.status)).toEqual(["$regex", "$nin"]);
     expect(typed.filter.status.$nin).toEqual(["rejected"]);
-    await applyConfig(store, VALID, new Date());
+    await saveConfig(store, VALID, new Date());
     expect(await snapshot()).toBe(before);
   }, 120_000);
 
@@ -614,7 +615,7 @@ describe("bad input", () => {
     const { code, out } = await cli(["config", "apply", file]);
     expect(code, out).toBe(0);
     expect(await store.configs.findOne({ _id: "corpus" })).toMatchObject({ description: "with a BOM" });
-    await applyConfig(store, VALID, new Date());
+    await saveConfig(store, VALID, new Date());
   });
 
   it("every bad flag set exits 2, names the problem and changes nothing", async () => {

@@ -1,6 +1,6 @@
 /** The stalled-job healer: kicks broken chains, and leaves moving jobs alone. */
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { serveJob } from "../../src/steps/dispatch/dispatch.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
@@ -23,7 +23,7 @@ describe("healStalledJobs", () => {
     const fake = await startFakeService(store, () => ({ status: 202, report: "none" }));
     cleanups.push(() => fake.stop());
     for (const name of ["heal-a", "heal-b"]) {
-      await applyConfig(
+      await saveConfig(
         store,
         { name, source: { collection: "heal_src" }, chunking: { maxRecords: 10 }, target: { url: fake.url } },
         new Date(),

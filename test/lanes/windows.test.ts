@@ -6,7 +6,7 @@
  */
 import { ObjectId } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import type { BatchConfigInput } from "../../src/config/schema.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import { readBacklog } from "../../src/queries/backlog.js";
@@ -43,7 +43,7 @@ async function config(
   url: string,
   extra: Partial<BatchConfigInput> & { source: BatchConfigInput["source"] },
 ) {
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name,

@@ -3,7 +3,7 @@
  * the job's chunks at most once per period across all reporters, not once per step or poll.
  */
 import { describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import {
   type ProgressReport,
@@ -20,7 +20,7 @@ describe("readRecentJobProgress", () => {
     await s.db
       .collection("progress_src")
       .insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: i as never })));
-    await applyConfig(
+    await saveConfig(
       s,
       {
         name: "progress",

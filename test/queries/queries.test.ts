@@ -1,6 +1,6 @@
 /** Seeing what jobs did: listings, reports, step statistics, lineage, exceptions, drift, delete. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { BadInputError } from "../../src/shared/errors.js";
 import { readBacklog } from "../../src/queries/backlog.js";
 import {
@@ -34,7 +34,7 @@ beforeAll(async () => {
   url = fake.url;
   stopFake = () => fake.stop();
   for (const name of ["insp-a", "insp-b"]) {
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name,
@@ -108,7 +108,7 @@ describe("inspecting jobs", () => {
     await store.db.collection("insp_src").insertOne({ _id: 40 as never, n: 40 });
     expect((await readBacklog(store, "insp-a")).records).toBe(31);
     await store.db.collection("insp_src").deleteOne({ _id: 40 as never });
-    await applyConfig(
+    await saveConfig(
       store,
       { name: "insp-fresh", source: { collection: "insp_src" }, target: { url } },
       new Date(),
@@ -177,7 +177,7 @@ describe("inspecting jobs", () => {
   });
 
   it("refuses to delete a running job, and resumes after a config change only when told to", async () => {
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "insp-c",
@@ -202,7 +202,7 @@ describe("inspecting jobs", () => {
     expect(stopped.status).toBe("interrupted");
     await expect(deleteJob(store, "insp-c-job", true)).rejects.toThrow("cannot be deleted while it runs");
 
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "insp-c",

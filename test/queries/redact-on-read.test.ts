@@ -5,7 +5,7 @@
  */
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { SECRET_WINDOW_CHARS } from "../../src/config/redact.js";
 import { listExceptions, showException } from "../../src/queries/set-aside-records.js";
 import { jobReport } from "../../src/queries/jobs.js";
@@ -53,7 +53,7 @@ describe("redaction on read", () => {
       return { status: 202 };
     });
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "read",

@@ -2,7 +2,8 @@
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../src/store/store.js";
+import { Store } from "../../src/store/store.js";
+import { uriWithDatabase } from "../../src/store/connection.js";
 import { parseConfig } from "../../src/config/schema.js";
 import { readFileSync } from "node:fs";
 import { EJSON } from "bson";

@@ -6,7 +6,7 @@
  * Afterwards the invariants (`invariants.ts`) are checked against the database and the service's
  * ledger.
  */
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { serveJob } from "../../src/steps/dispatch/dispatch.js";
 import { isBadInput } from "../../src/shared/errors.js";
 import type { HandOver, StepDeps, WatchPayload } from "../../src/steps/handover.js";
@@ -258,7 +258,7 @@ class World {
         v: `r${i}`,
       })),
     );
-    await applyConfig(
+    await saveConfig(
       this.direct,
       {
         name: CONFIG,
@@ -276,7 +276,7 @@ class World {
       },
       new Date(this.sched.now),
     );
-    await applyConfig(
+    await saveConfig(
       this.direct,
       {
         name: REFUSED_CONFIG,

@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { readBacklog } from "../../src/queries/backlog.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
 import { openSource } from "../../src/sources/open-source.js";
@@ -47,7 +47,7 @@ describe("NDJSON file source", () => {
     // A blank line does not count as a record.
     writeFileSync(file, ndjsonLines(0, 2500) + "\n" + ndjsonLines(2500, 5000));
     const s = await service();
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "nd",
@@ -135,7 +135,7 @@ describe("CSV file source", () => {
         ? { status: 422, body: '{"error":"bad rows"}' }
         : processed,
     );
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "csv",

@@ -7,11 +7,12 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
 import { type BatchService, startBatchService } from "../../src/service/batch-service.js";
 import { type StatusServer, startStatusServer } from "../../src/status-page/server.js";
-import { type Store, uriWithDatabase } from "../../src/store/store.js";
+import { type Store } from "../../src/store/store.js";
+import { uriWithDatabase } from "../../src/store/connection.js";
 import { usePipelineStore } from "../support/pipeline.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -31,7 +32,7 @@ beforeAll(async () => {
     mongoUri: uriWithDatabase(t.uri, t.db().databaseName),
     latencyMs: 150,
   });
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name: "browser",

@@ -1,7 +1,7 @@
 /** The status page's JSON API and its token, over real HTTP. */
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
 import { type StatusServer, startStatusServer } from "../../src/status-page/server.js";
 import type { Store } from "../../src/store/store.js";
@@ -21,7 +21,7 @@ beforeAll(async () => {
     req.body.chunk === 3 ? { status: 400, body: '{"error":"bad"}' } : { status: 202, report: "processed" },
   );
   stopFake = () => fake.stop();
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name: "api",

@@ -5,7 +5,7 @@
  * simulation (`test/simulation`) finds such orders at random; these pin the ones we fixed.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { serveJob } from "../../src/steps/dispatch/dispatch.js";
 import type { StepDeps } from "../../src/steps/handover.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
@@ -69,7 +69,7 @@ async function setUp(
     .insertMany(Array.from({ length: records }, (_, i) => ({ _id: i as never, v: i })));
   const service = await startFakeService(store, decide);
   cleanups.push(() => service.stop());
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name,

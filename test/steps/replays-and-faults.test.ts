@@ -9,13 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { serveJob } from "../../src/steps/dispatch/dispatch.js";
 import { startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
 import { startBatchService } from "../../src/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../src/store/store.js";
+import { Store } from "../../src/store/store.js";
+import { uriWithDatabase } from "../../src/store/connection.js";
 import { watchChunk } from "../../src/steps/watch/watch.js";
 import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
 import { builtCli } from "../support/built-cli.js";
@@ -37,7 +38,7 @@ describe("replaying task runs", () => {
       .insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: i as never })));
     const fake = await startFakeService(store, () => ({ status: 202, report: "processed" }));
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "replay",
@@ -88,7 +89,7 @@ describe("replaying task runs", () => {
       report: n === 1 ? "none" : "processed",
     }));
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       { name: "crash", source: { collection: "crash_src" }, target: { url: fake.url } },
       new Date(),
@@ -124,7 +125,7 @@ describe("concurrent runners", () => {
     const dbUri = uriWithDatabase(t.uri, t.db().databaseName);
     const service = await startBatchService({ mongoUri: dbUri, latencyMs: 10 });
     cleanups.push(() => service.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "twin",
@@ -172,7 +173,7 @@ describe("database faults", () => {
     await own.db.collection("src").insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: i as never })));
     const service = await startBatchService({ mongoUri: uri, latencyMs: 40 });
     cleanups.push(() => service.stop());
-    await applyConfig(
+    await saveConfig(
       own,
       {
         name: "fault",
@@ -220,7 +221,7 @@ describe("secrets", () => {
       body: JSON.stringify({ error: `refused credentials ${String(req.headers.authorization)}` }),
     }));
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "leak",
@@ -273,7 +274,7 @@ describe("two initializers of one config at the same moment", () => {
     await store.db
       .collection("race_src")
       .insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: i as never })));
-    await applyConfig(
+    await saveConfig(
       store,
       { name: "race", source: { collection: "race_src" }, target: { url: "http://127.0.0.1:9/x" } },
       new Date(),

@@ -2,7 +2,8 @@
 import { randomBytes } from "node:crypto";
 import { type Db, MongoClient } from "mongodb";
 import { afterAll, beforeAll, inject } from "vitest";
-import { type Store, uriWithDatabase } from "../../src/store/store.js";
+import { type Store } from "../../src/store/store.js";
+import { uriWithDatabase } from "../../src/store/connection.js";
 
 export function useTestDatabase(label: string): { client: () => MongoClient; db: () => Db; uri: string } {
   const uri = inject("mongoUri");

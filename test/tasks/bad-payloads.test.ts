@@ -9,7 +9,7 @@
 import { type FakeTriggerApi, executeRun, startFakeTriggerApi } from "../support/trigger-platform.js";
 import { AbortTaskRunError } from "@trigger.dev/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { Store } from "../../src/store/store.js";
 import { runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
 import { runBatchDataServer } from "../../src/tasks/batch-data-server.js";
@@ -31,7 +31,7 @@ beforeAll(async () => {
     ["payloads", "n"],
     ["payloads_dates", "at"],
   ] as const) {
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name,

@@ -8,7 +8,7 @@ import { runInMockTaskContext } from "@trigger.dev/core/v3/test";
 import { AbortTaskRunError, metadata } from "@trigger.dev/sdk";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { applyConfig } from "../../src/config/load.js";
+import { saveConfig } from "../../src/store/configs.js";
 import { servePayloadSchema } from "../../src/steps/dispatch/dispatch.js";
 import { keys } from "../../src/steps/handover.js";
 import { type TriggerOptions, createTriggerHandOver } from "../../src/runtimes/trigger/trigger-handover.js";
@@ -143,7 +143,7 @@ describe("Trigger.dev hand-over", () => {
 describe("task bodies in a mock task context", () => {
   it("initializes a job with nothing to do and finishes it, replay after replay", async () => {
     await store.db.collection("wiring_src").insertOne({ kind: "other" });
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "wiring",

@@ -1,6 +1,6 @@
 import { readEnv } from "../../config/env.js";
 import { startBatchService } from "../../service/batch-service.js";
-import { redactUri } from "../../store/store.js";
+import { redactUri } from "../../store/connection.js";
 import type { CommandContext } from "../context.js";
 import { mongoUri } from "../open-store.js";
 import { untilSignal } from "../signals.js";

@@ -1,5 +1,5 @@
 import { readConfigFile } from "../../config/config-file.js";
-import { applyConfig } from "../../config/load.js";
+import { saveConfig } from "../../store/configs.js";
 import { configHash } from "../../config/schema.js";
 import type { CommandContext } from "../context.js";
 import { withCommandStore } from "../open-store.js";
@@ -18,7 +18,7 @@ export async function applyConfigFile(
 ): Promise<void> {
   const raw = await readConfigFile(file);
   await withCommandStore(opts.mongo, ctx.env, async (store) => {
-    const applied = await applyConfig(store, raw, new Date());
+    const applied = await saveConfig(store, raw, new Date());
     process.stderr.write(`config '${applied.name}' applied (hash ${configHash(applied)})\n`);
     printJson(opts.json, applied);
   });

@@ -1,5 +1,5 @@
 import { readJobConfigName } from "../../queries/job-lookup.js";
-import { withMongo } from "../../store/store.js";
+import { withMongo } from "../../store/connection.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../exit.js";
 import { checkJobIdFlag } from "../job-id.js";

@@ -7,7 +7,7 @@ import {
   warnSkippedConfig,
 } from "../../admin/scheduled-runs.js";
 import type { JobSummary } from "../../runtimes/local/local-runner.js";
-import { withMongo } from "../../store/store.js";
+import { withMongo } from "../../store/connection.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../exit.js";
 import { mongoUri } from "../open-store.js";

@@ -6,6 +6,8 @@
  * report the job as interrupted; running it again with the same job id resumes it.
  */
 import { backoffDelay, retryWithBackoff } from "../../shared/retry.js";
+import { listSentChunks } from "../../store/chunks.js";
+import { readJob } from "../../store/jobs.js";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { postChunk, type PostChunk } from "../../steps/dispatch/post-chunk.js";
@@ -237,9 +239,7 @@ function retryTransient<T>(
 
 /** Starts the watchers a crashed run left behind (chunks sent but no longer watched). */
 export async function resumeJob(deps: StepDeps, jobId: string): Promise<number> {
-  const sent = await deps.store.chunks
-    .find({ jobId, status: "sent" }, { projection: { chunk: 1, attempt: 1 } })
-    .toArray();
+  const sent = await listSentChunks(deps.store, jobId);
   for (const c of sent) {
     await deps.handOver.watch(
       { jobId, chunk: c.chunk, attempt: c.attempt },
@@ -251,7 +251,7 @@ export async function resumeJob(deps: StepDeps, jobId: string): Promise<number> 
 
 /** One job's summary from its document. */
 async function summarizeJob(store: Store, jobId: string, durationMs: number): Promise<JobSummary> {
-  const job = await store.jobs.findOne({ _id: jobId });
+  const job = await readJob(store, jobId);
   if (!job) throw new Error(`job ${jobId} disappeared`);
   const records = job.totals?.records ?? job.planning.records;
   const ms = job.finishedAt ? job.finishedAt.getTime() - job.startedAt.getTime() : durationMs;
@@ -399,13 +399,13 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     if (signal.aborted) throw new Interrupted();
     // A job can only be left running here if a step was lost; look once more before giving up.
     for (const id of [...chain]) {
-      let job = await options.store.jobs.findOne({ _id: id });
+      let job = await readJob(options.store, id);
       if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
         // Nothing is scheduled but the job is not done: a step was lost. Heal once, as `resume` would.
         await resumeJob(deps, id);
         await scheduler.serve({ jobId: id }, `serve:${id}:settle-check`);
         await scheduler.settle();
-        job = await options.store.jobs.findOne({ _id: id });
+        job = await readJob(options.store, id);
         if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
           throw new Error(
             `job ${id} stopped making progress (status ${job.status}); look at \`npx chunkrelay status ${id}\`, then resume it with \`npx chunkrelay resume ${id}\``,

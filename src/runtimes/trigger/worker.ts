@@ -14,7 +14,6 @@ import {
   tasks,
   wait,
 } from "@trigger.dev/sdk";
-import { MongoClient } from "mongodb";
 import { jobIdSchema } from "../../config/schema.js";
 import { readEnv } from "../../config/env.js";
 import { BadInputError, isBadInput } from "../../shared/errors.js";
@@ -23,7 +22,9 @@ import { realTimer } from "../../jobs/lease.js";
 import { createTriggerHandOver, runTags } from "./trigger-handover.js";
 import { type StepName, timeStep } from "../../queries/step-stats.js";
 import { type ProgressReport, type ReportProgress, createProgressReporter } from "../../queries/progress.js";
-import { Store, databaseNameOf } from "../../store/store.js";
+import type { Store } from "../../store/store.js";
+import { type StoreClient, newStoreClient } from "../../store/connection.js";
+import { readJobFields } from "../../store/jobs.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
 import type { ServePayload, WatchPayload } from "../../steps/handover.js";
 import { buildStepDeps } from "../step-deps.js";
@@ -39,7 +40,7 @@ export interface RunContext {
 }
 
 interface WorkerState {
-  client: MongoClient;
+  client: StoreClient;
   store: Store;
   leaseMs: number;
 }
@@ -53,7 +54,7 @@ let state: Promise<WorkerState> | undefined;
  */
 export function workerState(env: Record<string, string | undefined> = process.env): Promise<WorkerState> {
   if (state) return state;
-  let opened: MongoClient | undefined;
+  let opened: StoreClient | undefined;
   const attempt: Promise<WorkerState> = (async () => {
     const { MONGODB_URI, CHUNKRELAY_PREFIX, CHUNKRELAY_LEASE_MS } = readEnv(env);
     if (!MONGODB_URI) {
@@ -62,14 +63,13 @@ export function workerState(env: Record<string, string | undefined> = process.en
       );
     }
     try {
-      opened = new MongoClient(MONGODB_URI, { maxPoolSize: 10 });
+      opened = newStoreClient(MONGODB_URI, { maxPoolSize: 10 });
     } catch (err) {
       throw new BadInputError(
         `environment variable MONGODB_URI is not a valid connection string: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    await opened.connect();
-    const s = new Store(opened.db(databaseNameOf(MONGODB_URI)), CHUNKRELAY_PREFIX);
+    const s = await opened.connect(CHUNKRELAY_PREFIX);
     await s.ensureIndexes();
     return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS };
   })().catch(async (err: unknown) => {
@@ -106,7 +106,7 @@ const configOfJob = new Map<string, string>();
 async function configOf(jobId: string): Promise<string | undefined> {
   const known = configOfJob.get(jobId);
   if (known !== undefined) return known;
-  const job = await (await workerStore()).jobs.findOne({ _id: jobId }, { projection: { config: 1 } });
+  const job = await readJobFields(await workerStore(), jobId, ["config"]);
   if (!job) return undefined;
   if (configOfJob.size >= 1000) configOfJob.clear();
   configOfJob.set(jobId, job.config);

@@ -5,18 +5,32 @@
  * the chunk back with backoff (same attempt, same key); a rejection sets its records aside as
  * exceptions. When no chunk is left, it finishes the job.
  */
-import { EJSON } from "bson";
-import type { Document } from "mongodb";
+import { type Document, EJSON } from "bson";
 import { z } from "zod";
-import { loadConfig, resolveHeaders, secretValues } from "../../config/load.js";
+import { resolveHeaders, secretValues } from "../../config/headers.js";
+import { readConfig } from "../../store/configs.js";
 import { redactAndCut } from "../../config/redact.js";
 import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../../config/schema.js";
 import { BadInputError } from "../../shared/errors.js";
 import { type StepDeps, keys } from "../handover.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
-import { nextChunkStatus } from "../../planning/chunk-state.js";
 import { backoffDelay } from "../../shared/retry.js";
 import type { ChunkDoc, JobDoc } from "../../store/store.js";
+import {
+  type ChunkHold,
+  claimNextChunk,
+  findFirstUndoneChunk,
+  listWaitingChunks,
+  markChunkSent,
+  postponeChunkDelivery,
+  renewChunkLease,
+  sumChunkTotals,
+} from "../../store/chunks.js";
+import { finishJobStatus, markJobSettled, readJob, readJobFields } from "../../store/jobs.js";
+import { releaseFullJobLock } from "../../store/lanes.js";
+import { listAttemptRecords, markRecordsSent, streamProcessedRecordIds } from "../../store/records.js";
+import { countSetAsideRecords, resolveProcessedRecords } from "../../store/set-aside-records.js";
+import { readSourceFields } from "../../store/source-collection.js";
 import { keyToPayload } from "../../planning/cuts.js";
 import { settleJobCompletion } from "../../lanes/watermark.js";
 import { completeFailedChunk, failChunk } from "../../jobs/set-aside-records.js";
@@ -32,63 +46,13 @@ export type ServeResult =
   | { outcome: "finished"; status: JobDoc["status"] };
 
 /**
- * The first chunk not done among the committed ones. Chunks at or past the job's
- * `planning.nextChunk` are not committed yet: the planner may still cut them again after a
- * crash, so no runner ever claims them.
- */
-async function firstUnfinishedChunk(
-  deps: StepDeps,
-  jobId: string,
-  committed: number,
-): Promise<Pick<ChunkDoc, "chunk" | "status" | "attempt" | "lastError"> | null> {
-  return deps.store.chunks.findOne(
-    { jobId, done: false, chunk: { $lt: committed } },
-    { sort: { chunk: 1 }, projection: { chunk: 1, status: 1, attempt: 1, lastError: 1 } },
-  );
-}
-
-/** Claims one chunk: due pending chunks, or dispatching ones whose lease expired (redelivery). */
-async function claimNextChunk(deps: StepDeps, jobId: string, low: number, high: number) {
-  const now = deps.now();
-  return deps.store.chunks.findOneAndUpdate(
-    {
-      jobId,
-      chunk: { $gte: low, $lt: high },
-      $or: [
-        { status: "pending", dueAt: { $lte: now } },
-        { status: "dispatching", "lease.expiresAt": { $lt: now } },
-      ],
-    },
-    {
-      $set: {
-        status: nextChunkStatus("pending", { type: "claim" }),
-        lease: {
-          owner: deps.owner,
-          expiresAt: new Date(now.getTime() + deps.leaseMs),
-        },
-      },
-    },
-    { sort: { chunk: 1 }, returnDocument: "after" },
-  );
-}
-
-/**
  * When nothing in the window can be claimed yet — a chunk held under another runner's lease, or
  * waiting out a delivery backoff — comes back when that ends. If the lease holder is alive it
  * will have renewed the lease by then and this simply looks again; if it died, this takes over.
  * Chunks that are `sent` need no wake-up: their watcher hands back.
  */
 async function scheduleWakeUp(deps: StepDeps, jobId: string, low: number, high: number): Promise<void> {
-  const waiting = await deps.store.chunks
-    .find(
-      {
-        jobId,
-        chunk: { $gte: low, $lt: high },
-        status: { $in: ["pending", "dispatching"] },
-      },
-      { projection: { status: 1, dueAt: 1, lease: 1 } },
-    )
-    .toArray();
+  const waiting = await listWaitingChunks(deps.store, jobId, low, high);
   const times = waiting
     .map((c) => (c.status === "dispatching" ? c.lease?.expiresAt : c.dueAt)?.getTime())
     .filter((t): t is number => t !== undefined);
@@ -116,29 +80,13 @@ async function markAndBuildBody(
   chunk: ChunkDoc,
 ): Promise<{ body: string; ids: unknown[] }> {
   const { jobId, attempt } = chunk;
-  await deps.store.details.updateMany(
-    { jobId, chunk: chunk.chunk, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
-    { $set: { status: "sent", sentAt: deps.now(), attempts: attempt }, $unset: { attempt: "", error: "" } },
-  );
-  // The attempt's records are the ones marked for it or for a later attempt: a later attempt
-  // re-marks a subset (the unprocessed ones), so a stale runner that builds this body late still
-  // sends the same records under this attempt's key.
-  const details = await deps.store.details
-    .find(
-      { jobId, chunk: chunk.chunk, attempts: { $gte: attempt } },
-      { projection: { recordId: 1, data: 1 } },
-    )
-    .toArray();
+  await markRecordsSent(deps.store, jobId, chunk.chunk, attempt, deps.now());
+  const details = await listAttemptRecords(deps.store, jobId, chunk.chunk, attempt);
   const ids = details.map((d) => d.recordId);
   const source = config.source;
   const byId = new Map<string, Document>();
   if (!isFileSource(source) && source.fields.length > 0 && ids.length > 0) {
-    const projection: Document = { _id: 1 };
-    for (const f of source.fields) projection[f] = 1;
-    const docs = await deps.store.db
-      .collection(source.collection)
-      .find({ _id: { $in: ids } } as Document, { projection })
-      .toArray();
+    const docs = await readSourceFields(deps.store, source.collection, ids, source.fields);
     for (const d of docs) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
   }
   const records = details.map(({ recordId: id, data }) => {
@@ -172,14 +120,9 @@ export function redactOutcome(outcome: DeliveryOutcome, secrets: readonly string
  * wakes, whatever reply it finally gets.
  */
 async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<void> {
-  const { store } = deps;
   const { jobId, attempt } = chunk;
-  const chunkNo = chunk.chunk;
-  const guard = { jobId, chunk: chunkNo, status: "dispatching" as const, attempt, "lease.owner": deps.owner };
-  const renew = () =>
-    store.chunks.updateOne(guard, {
-      $set: { "lease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) },
-    });
+  const guard = { jobId, chunk: chunk.chunk, attempt, status: "dispatching" as const, owner: deps.owner };
+  const renew = () => renewChunkLease(deps.store, guard, new Date(deps.now().getTime() + deps.leaseMs));
   await withLeaseRenewal(deps, "chunk", renew, () => deliverChunk(deps, config, chunk, guard));
 }
 
@@ -187,7 +130,7 @@ async function deliverChunk(
   deps: StepDeps,
   config: BatchConfig,
   chunk: ChunkDoc,
-  guard: Record<string, unknown>,
+  guard: ChunkHold & { status: "dispatching" },
 ): Promise<void> {
   const { store } = deps;
   const { jobId, attempt } = chunk;
@@ -196,11 +139,7 @@ async function deliverChunk(
   const { body, ids } = await markAndBuildBody(deps, config, chunk);
   if (ids.length === 0) {
     // Every record was processed already (e.g. the service finished before a crash): close it.
-    const res = await store.chunks.updateOne(guard, {
-      $set: { status: "sent", sentAt: deps.now() },
-      $unset: { lease: "" },
-    });
-    if (res.matchedCount > 0)
+    if (await markChunkSent(store, guard, deps.now()))
       await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
     return;
   }
@@ -219,17 +158,10 @@ async function deliverChunk(
     case "accepted": {
       // If we stop before this update, the lease expires and the same attempt is delivered
       // again under the same key, which the service recognizes.
-      const res = await store.chunks.updateOne(guard, {
-        $set: {
-          status: nextChunkStatus("dispatching", { type: "accepted" }),
-          sentAt: now,
-          deliveryTries: 0,
-          // The config this attempt went out under (it may differ from the one that planned it).
-          configHash: configHash(config),
-        },
-        $unset: { lease: "" },
-      });
-      if (res.matchedCount === 0) return; // another runner took the chunk over meanwhile
+      // The config this attempt went out under (it may differ from the one that planned it).
+      if (!(await markChunkSent(store, guard, now, { configHash: configHash(config) }))) {
+        return; // another runner took the chunk over meanwhile
+      }
       deps.log.info(`chunk ${chunkNo} sent`, { jobId, attempt, records: ids.length });
       await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
       return;
@@ -256,16 +188,12 @@ async function deliverChunk(
             random: deps.random,
           }),
       );
-      const res = await store.chunks.updateOne(guard, {
-        $set: {
-          status: nextChunkStatus("dispatching", { type: "deliveryFailed", triesLeft }),
-          deliveryTries: tries,
-          dueAt: new Date(now.getTime() + delay),
-          lastError: outcome.reason,
-        },
-        $unset: { lease: "" },
+      const postponed = await postponeChunkDelivery(store, guard, {
+        tries,
+        dueAt: new Date(now.getTime() + delay),
+        lastError: outcome.reason,
       });
-      if (res.matchedCount === 0) return;
+      if (!postponed) return;
       deps.log.warn(`chunk ${chunkNo} not delivered, retrying in ${delay} ms`, {
         jobId,
         reason: outcome.reason,
@@ -300,21 +228,15 @@ async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
   const chain: string[] = [];
   for (let from: string | undefined = job.fromJob; from && chain.length < 50;) {
     chain.push(from);
-    const up: Pick<JobDoc, "mode" | "fromJob"> | null = await store.jobs.findOne(
-      { _id: from },
-      { projection: { mode: 1, fromJob: 1 } },
-    );
+    const up: Pick<JobDoc, "mode" | "fromJob"> | null = await readJobFields(store, from, ["mode", "fromJob"]);
     from = up?.mode === "exceptions" ? up.fromJob : undefined;
   }
   const at = deps.now();
-  const cursor = store.details.find({ jobId: job._id, status: "processed" }, { projection: { recordId: 1 } });
+  const cursor = streamProcessedRecordIds(store, job._id);
   let ids: unknown[] = [];
   const flush = async () => {
     if (ids.length === 0) return;
-    await store.exceptions.updateMany(
-      { jobId: { $in: chain }, recordId: { $in: ids }, resolution: { $exists: false } },
-      { $set: { resolution: { note: `processed by job ${job._id}`, at, byJob: job._id } } },
-    );
+    await resolveProcessedRecords(store, chain, ids, job._id, at);
     ids = [];
   };
   for await (const d of cursor) {
@@ -371,43 +293,19 @@ export async function startNextIteration(
 export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["status"]> {
   const { store } = deps;
   const committed = job.planning.nextChunk;
-  const [agg] = await store.chunks
-    .aggregate<{ chunks: number; records: number; failedChunks: number; processed: number }>([
-      { $match: { jobId: job._id, chunk: { $lt: committed } } },
-      {
-        $group: {
-          _id: null,
-          chunks: { $sum: 1 },
-          records: { $sum: "$recordCount" },
-          failedChunks: { $sum: { $cond: [{ $eq: ["$status", "failed"] }, 1, 0] } },
-          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
-        },
-      },
-    ])
-    .toArray();
-  const exceptions = await store.exceptions.countDocuments({ jobId: job._id });
+  const agg = await sumChunkTotals(store, job._id, committed);
+  const exceptions = await countSetAsideRecords(store, job._id);
   const records = agg?.records ?? 0;
   const status: JobDoc["status"] = exceptions > 0 || (agg?.failedChunks ?? 0) > 0 ? "failed" : "succeeded";
   const now = deps.now();
-  await store.jobs.updateOne(
-    { _id: job._id, status: { $in: ["planning", "running"] }, "planning.done": true },
-    {
-      $set: {
-        status,
-        unsettled: true,
-        finishedAt: now,
-        updatedAt: now,
-        totals: {
-          records,
-          chunks: agg?.chunks ?? 0,
-          processed: agg?.processed ?? 0,
-          failed: exceptions,
-          exceptions,
-        },
-      },
-    },
+  await finishJobStatus(
+    store,
+    job._id,
+    status,
+    { records, chunks: agg?.chunks ?? 0, processed: agg?.processed ?? 0, failed: exceptions, exceptions },
+    now,
   );
-  const final = await store.jobs.findOne({ _id: job._id });
+  const final = await readJob(store, job._id);
   if (!final) throw new Error(`job ${job._id} vanished while it was finished`);
   await settleFinishedJob(deps, final);
   deps.log.info(`job ${job._id} ${final.status}`, { records, exceptions });
@@ -426,10 +324,10 @@ export async function settleFinishedJob(deps: StepDeps, job: JobDoc): Promise<vo
   if (job.unsettled) {
     await settleJobCompletion(deps, job._id);
     await resolveRequeued(deps, job);
-    await store.watermarks.updateOne({ _id: job.config, activeJob: job._id }, { $set: { activeJob: null } });
+    await releaseFullJobLock(store, job.config, job._id);
   }
   await startNextIteration(deps, job, job.status, job.totals?.records ?? 0);
-  if (job.unsettled) await store.jobs.updateOne({ _id: job._id }, { $unset: { unsettled: "" } });
+  if (job.unsettled) await markJobSettled(store, job._id);
 }
 
 export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<ServeResult> {
@@ -437,7 +335,7 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
   if (!parsed.success)
     throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
   const { jobId } = parsed.data;
-  const job = await deps.store.jobs.findOne({ _id: jobId });
+  const job = await readJob(deps.store, jobId);
   if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
   if (job.status === "succeeded" || job.status === "failed") {
     // A replayed or retried server step of a finished job: finish what a crash may have left
@@ -445,19 +343,19 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
     await settleFinishedJob(deps, job);
     return { outcome: "finished", status: job.status };
   }
-  const config = await loadConfig(deps.store, job.config);
+  const config = await readConfig(deps.store, job.config);
   const dispatched: number[] = [];
   // The planning state first, then the chunks: once planning is done no chunk is added, so
   // "done, and no chunk left" read in this order cannot miss a chunk committed in between. The
   // job read above is the first iteration's state; each further iteration reads it again.
-  for (let state: JobDoc | null = job; ; state = await deps.store.jobs.findOne({ _id: jobId })) {
+  for (let state: JobDoc | null = job; ; state = await readJob(deps.store, jobId)) {
     if (!state) throw new Error(`job ${jobId} vanished while it was served`);
     if (state.status === "succeeded" || state.status === "failed") {
       await settleFinishedJob(deps, state);
       return { outcome: "finished", status: state.status };
     }
     const committed = state.planning.nextChunk;
-    const first = await firstUnfinishedChunk(deps, jobId, committed);
+    const first = await findFirstUndoneChunk(deps.store, jobId, committed);
     if (!first) {
       if (!state.planning.done) {
         return dispatched.length > 0
@@ -473,7 +371,14 @@ export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<Ser
     }
     const low = first.chunk;
     const high = Math.min(low + config.maxInFlight, committed);
-    const chunk = await claimNextChunk(deps, jobId, low, high);
+    const chunk = await claimNextChunk(deps.store, {
+      jobId,
+      low,
+      high,
+      owner: deps.owner,
+      now: deps.now(),
+      leaseMs: deps.leaseMs,
+    });
     if (!chunk) {
       await scheduleWakeUp(deps, jobId, low, high);
       return dispatched.length > 0

@@ -5,7 +5,8 @@
  * chunks, and hands over to the server. Running it again with the same jobId resumes after the
  * last checkpoint and never duplicates a record.
  */
-import { loadConfig, resolveHeaders } from "../../config/load.js";
+import { resolveHeaders } from "../../config/headers.js";
+import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, configHash } from "../../config/schema.js";
 import { finishJob, settleFinishedJob } from "../dispatch/dispatch.js";
 import { BadInputError } from "../../shared/errors.js";
@@ -17,7 +18,16 @@ import { inSample, sampleComplete } from "../../planning/workload.js";
 import { openSource } from "../../sources/open-source.js";
 import type { SourceRecord } from "../../sources/source.js";
 import type { ChunkDoc, DetailDoc, JobDoc } from "../../store/store.js";
-import { acceptConfig, isDuplicateOnly, openJob } from "./open-job.js";
+import { acceptConfig, openJob } from "./open-job.js";
+import { deleteUncommittedChunks, insertPlannedChunks } from "../../store/chunks.js";
+import {
+  claimPlanning,
+  finishPlanning,
+  readJob,
+  renewPlanningLease,
+  savePlanningCheckpoint,
+} from "../../store/jobs.js";
+import { deleteUncommittedRecords, insertPlannedRecords } from "../../store/records.js";
 import { initializePayloadSchema } from "./payload.js";
 
 export interface InitializeResult {
@@ -37,15 +47,6 @@ const detailBatch = (deps: StepDeps) => deps.planningBatch ?? DETAIL_BATCH;
 /** Planning groups being written while the next is read (memory: this many groups). */
 const MAX_GROUPS_IN_FLIGHT = 3;
 
-/** Inserts, treating "already there" as success (a resumed or concurrent run wrote it first). */
-async function insertIdempotent(insert: () => Promise<unknown>): Promise<void> {
-  try {
-    await insert();
-  } catch (err) {
-    if (!isDuplicateOnly(err)) throw err;
-  }
-}
-
 export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promise<InitializeResult> {
   const parsed = initializePayloadSchema.safeParse(rawPayload);
   if (!parsed.success) {
@@ -55,7 +56,7 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   }
   const payload = parsed.data;
   const { store } = deps;
-  const config = await loadConfig(store, payload.config);
+  const config = await readConfig(store, payload.config);
   // A missing header secret would stop the job at its first chunk: refuse before writing anything.
   resolveHeaders(config, deps.env);
   const opened = await openJob(deps, config, payload);
@@ -66,7 +67,12 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   if (!job.planning.done) {
     // One initializer plans a job at a time: a second one (a replay, a second runner) leaves it
     // to the owner of the planning lease, unless that lease has expired (the owner died).
-    const claimed = await claimPlanning(deps, jobId);
+    const claimed = await claimPlanning(store, {
+      jobId,
+      owner: deps.owner,
+      now: deps.now(),
+      leaseMs: deps.leaseMs,
+    });
     if (!claimed) {
       deps.log.info(`job ${jobId} is being planned by another runner`, {});
       return {
@@ -79,24 +85,18 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
     }
     if (claimed.window.to !== null) {
       const renew = () =>
-        store.jobs.updateOne(
-          { _id: jobId, "planningLease.owner": deps.owner },
-          { $set: { "planningLease.expiresAt": new Date(deps.now().getTime() + deps.leaseMs) } },
-        );
+        renewPlanningLease(store, jobId, deps.owner, new Date(deps.now().getTime() + deps.leaseMs));
       await withLeaseRenewal(deps, "planning", renew, () => planJob(deps, config, claimed));
     }
   }
   const now = deps.now();
-  await store.jobs.updateOne(
-    { _id: jobId, status: "planning", "planningLease.owner": deps.owner },
-    { $set: { "planning.done": true, status: "running", updatedAt: now }, $unset: { planningLease: "" } },
-  );
-  let final = await store.jobs.findOne({ _id: jobId });
+  await finishPlanning(store, jobId, deps.owner, now);
+  let final = await readJob(store, jobId);
   if (!final) throw new Error(`job ${jobId} vanished`);
   if (final.status === "running" && final.planning.nextChunk === 1) {
     // Nothing to do (e.g. no new records): the job succeeds with zero records right here.
     await finishJob(deps, final);
-    final = (await store.jobs.findOne({ _id: jobId })) ?? final;
+    final = (await readJob(store, jobId)) ?? final;
   } else if (final.status === "planning" || final.status === "running") {
     await deps.handOver.serve({ jobId }, keys.serveAfterPlanning(jobId));
   } else if (resumed) {
@@ -117,27 +117,6 @@ export async function initializeJob(deps: StepDeps, rawPayload: unknown): Promis
   };
 }
 
-async function claimPlanning(deps: StepDeps, jobId: string): Promise<JobDoc | null> {
-  const now = deps.now();
-  return deps.store.jobs.findOneAndUpdate(
-    {
-      _id: jobId,
-      "planning.done": false,
-      $or: [
-        { planningLease: { $exists: false } },
-        { "planningLease.expiresAt": { $lt: now } },
-        { "planningLease.owner": deps.owner },
-      ],
-    },
-    {
-      $set: { planningLease: { owner: deps.owner, expiresAt: new Date(now.getTime() + deps.leaseMs) } },
-      // Each claim of the planning is a new epoch: what it writes carries it (see planJob).
-      $inc: { "planning.epoch": 1 },
-    },
-    { returnDocument: "after" },
-  );
-}
-
 async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promise<void> {
   const { store } = deps;
   const jobId = job._id;
@@ -149,9 +128,8 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   // gives the same chunks; a late write of a stale planner collides on unique keys and changes
   // nothing.
   const epoch = job.planning.epoch ?? 0;
-  const scratch = { jobId, chunk: { $gte: job.planning.nextChunk }, planEpoch: { $not: { $gte: epoch } } };
-  await store.details.deleteMany(scratch);
-  await store.chunks.deleteMany(scratch);
+  await deleteUncommittedRecords(store, jobId, job.planning.nextChunk, epoch);
+  await deleteUncommittedChunks(store, jobId, job.planning.nextChunk, epoch);
 
   const weightField = config.source.weightField;
   const source = openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined);
@@ -214,8 +192,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
       const writes: Array<Promise<void>> = [];
       const flushDetails = () => {
         const docs = details.splice(0);
-        if (docs.length > 0)
-          writes.push(insertIdempotent(() => store.details.insertMany(docs, { ordered: false })));
+        if (docs.length > 0) writes.push(insertPlannedRecords(store, docs));
       };
       for (const c of group) {
         for (const r of c.records) {
@@ -250,25 +227,23 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
         dueAt: now,
         createdAt: now,
       }));
-      writes.push(insertIdempotent(() => store.chunks.insertMany(chunkDocs, { ordered: false })));
+      writes.push(insertPlannedChunks(store, chunkDocs));
       await Promise.all(writes);
       await before;
       const firstNo = (group[0] as Planned).no;
-      const saved = await store.jobs.updateOne(
-        { _id: jobId, "planning.nextChunk": firstNo, "planningLease.owner": deps.owner },
-        {
-          $set: {
-            "planning.lastKey": lastRecord?.key ?? null,
-            "planning.lastId": lastRecord?.id,
-            "planning.scanned": lastRecord?.seq !== undefined ? lastRecord.seq + 1 : checkpoint.records,
-            "planning.nextChunk": last.no + 1,
-            "planning.records": checkpoint.records,
-            "planning.weight": checkpoint.weight,
-            updatedAt: now,
-          },
-        },
-      );
-      if (saved.matchedCount === 0) {
+      const saved = await savePlanningCheckpoint(store, {
+        jobId,
+        owner: deps.owner,
+        fromChunk: firstNo,
+        lastKey: lastRecord?.key ?? null,
+        lastId: lastRecord?.id,
+        scanned: lastRecord?.seq !== undefined ? lastRecord.seq + 1 : checkpoint.records,
+        nextChunk: last.no + 1,
+        records: checkpoint.records,
+        weight: checkpoint.weight,
+        now,
+      });
+      if (!saved) {
         throw new Error(`job ${jobId}: the planning lease was lost to another runner; stopping this one`);
       }
       // Start serving while planning goes on: the first chunk need not wait for the last.

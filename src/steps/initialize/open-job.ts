@@ -7,7 +7,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { EJSON, ObjectId } from "bson";
-import { MongoBulkWriteError, MongoServerError } from "mongodb";
 import { type BatchConfig, configHash, isFileSource, orderKeyOf } from "../../config/schema.js";
 import { BadInputError, isBadInput } from "../../shared/errors.js";
 import type { StepDeps } from "../handover.js";
@@ -15,6 +14,24 @@ import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../../planning/
 import { type Sample, type Workload, hasCaps } from "../../planning/workload.js";
 import { parseKeyArgument, readKeyType } from "../../sources/key-values.js";
 import { openSource } from "../../sources/open-source.js";
+import {
+  acceptJobConfigChange,
+  findRunningJobInLane,
+  insertJobUnlessExists,
+  jobExists,
+  readJob,
+  readJobFields,
+} from "../../store/jobs.js";
+import {
+  clearFullJobLock,
+  deleteLockOnlyLane,
+  ensureBackfillLane,
+  readFullJobLock,
+  readLane,
+  releaseFullJobLock,
+  startLanePass,
+  takeFullJobLock,
+} from "../../store/lanes.js";
 import type { JobDoc } from "../../store/store.js";
 import { claimWindow } from "../../lanes/claim-window.js";
 import type { InitializeRequest } from "./payload.js";
@@ -24,15 +41,6 @@ export function newJobId(configName: string, now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "");
   return `${configName}-${stamp}-${randomBytes(3).toString("hex")}`;
 }
-
-/** A write that failed only because its documents exist already. */
-export const isDuplicateOnly = (err: unknown): boolean => {
-  if (err instanceof MongoBulkWriteError) {
-    const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
-    return errors.length > 0 && errors.every((e: { code?: number }) => e.code === 11000);
-  }
-  return err instanceof MongoServerError && err.code === 11000;
-};
 
 /**
  * A full job covers every record of its config, so two at once would send records twice: the
@@ -44,39 +52,22 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
   // A lock whose job was never created (the initializer died between the two writes) is free
   // after a minute; a created job releases it when it finishes.
   const stale = new Date(deps.now().getTime() - 60_000);
-  const holder = await deps.store.watermarks.findOne(
-    { _id: config },
-    { projection: { activeJob: 1, activeSince: 1 } },
-  );
+  const { store } = deps;
+  const holder = await readFullJobLock(store, config);
   const orphan =
     holder?.activeJob && holder.activeJob !== jobId && (holder.activeSince ?? new Date(0)) < stale
-      ? (await deps.store.jobs.countDocuments({ _id: holder.activeJob })) === 0
-      : false;
-  const filter = {
-    _id: config,
-    $or: [
-      { activeJob: { $exists: false } },
-      { activeJob: null },
-      { activeJob: jobId },
-      ...(orphan && holder?.activeJob ? [{ activeJob: holder.activeJob }] : []),
-    ],
-  };
+      ? (await jobExists(store, holder.activeJob))
+        ? undefined
+        : holder.activeJob
+      : undefined;
   for (let tries = 0; tries < 3; tries++) {
-    try {
-      const res = await deps.store.watermarks.updateOne(
-        filter,
-        { $set: { activeJob: jobId, activeSince: deps.now() } },
-        { upsert: true },
-      );
-      if (res.matchedCount + res.upsertedCount > 0) return;
-    } catch (err) {
-      if (!isDuplicateOnly(err)) throw err;
-      // Another initializer created the document first: look at what it claimed.
-    }
-    const current = await deps.store.watermarks.findOne({ _id: config });
+    // False also when another initializer created the document first: look at what it claimed.
+    const lock = { config, jobId, now: deps.now(), ...(orphan !== undefined ? { orphan } : {}) };
+    if (await takeFullJobLock(store, lock)) return;
+    const current = await readLane(store, config);
     if (current?.activeJob && current.activeJob !== jobId) {
       const since = current.activeSince ?? new Date(0);
-      if ((await deps.store.jobs.countDocuments({ _id: current.activeJob }, { limit: 1 })) === 0) {
+      if (!(await jobExists(store, current.activeJob))) {
         // Claimed by a run that has not created its job: one starting right now, or one that
         // stopped in between (its claim lapses a minute after it was made).
         throw new BadInputError(
@@ -110,11 +101,7 @@ export async function acceptConfig(
     );
   }
   const change = { from: job.configHash, to: hash, at: deps.now() };
-  const updated = await deps.store.jobs.findOneAndUpdate(
-    { _id: job._id, configHash: job.configHash },
-    { $set: { configHash: hash, updatedAt: change.at }, $push: { configChanges: change } },
-    { returnDocument: "after" },
-  );
+  const updated = await acceptJobConfigChange(deps.store, job._id, change);
   deps.log.warn(`job ${job._id} continues under a changed config`, change);
   return updated ?? job;
 }
@@ -197,10 +184,10 @@ function newJobDoc(
 
 /** Inserts the job unless it exists: two initializers racing on one jobId create one job. */
 async function createJob(deps: StepDeps, job: JobDoc): Promise<{ job: JobDoc; resumed: boolean }> {
-  const res = await deps.store.jobs.updateOne({ _id: job._id }, { $setOnInsert: job }, { upsert: true });
-  const stored = await deps.store.jobs.findOne({ _id: job._id });
+  const created = await insertJobUnlessExists(deps.store, job);
+  const stored = await readJob(deps.store, job._id);
   if (!stored) throw new Error(`job ${job._id} vanished right after it was created`);
-  return { job: stored, resumed: res.upsertedCount === 0 };
+  return { job: stored, resumed: !created };
 }
 
 /**
@@ -244,44 +231,24 @@ async function backfillLane(
   }
   const base = `${config.name}:backfill:${EJSON.stringify({ from: lower?.key ?? null, to: upper?.key ?? null }, { relaxed: false })}`;
   const window = { ...(lower ? { from: lower } : {}), ...(upper ? { to: upper } : {}) };
-  await deps.store.watermarks
-    .updateOne(
-      { _id: base },
-      {
-        $setOnInsert: {
-          config: config.name,
-          kind: "backfill",
-          window,
-          generation: 1,
-          ...(lower ? { completedUpTo: lower } : {}),
-        },
-      },
-      { upsert: true },
-    )
-    .catch((err: unknown) => {
-      if (!isDuplicateOnly(err)) throw err;
-    });
-  let lane = await deps.store.watermarks.findOne({ _id: base });
+  await ensureBackfillLane(deps.store, {
+    id: base,
+    config: config.name,
+    window,
+    ...(lower ? { lower } : {}),
+  });
+  let lane = await readLane(deps.store, base);
   const laneIdOf = (generation: number) => (generation > 1 ? `${base}#${generation}` : base);
   if (payload.again && !payload.iteration) {
     const generation = lane?.generation ?? 1;
-    const running = await deps.store.jobs.findOne(
-      { "lane.id": laneIdOf(generation), status: { $in: ["planning", "running"] } },
-      { projection: { _id: 1 } },
-    );
+    const running = await findRunningJobInLane(deps.store, laneIdOf(generation));
     if (running) {
       throw new BadInputError(
         `backfill job '${running._id}' of this window is still running; let it finish (or resume it) before starting the window again`,
       );
     }
-    await deps.store.watermarks.updateOne(
-      { _id: base, generation },
-      {
-        $set: { generation: generation + 1, completedSeq: 0, ...(lower ? { completedUpTo: lower } : {}) },
-        $unset: { claimedSeq: "", claimedUpTo: "", claimedBy: "", ...(lower ? {} : { completedUpTo: "" }) },
-      },
-    );
-    lane = await deps.store.watermarks.findOne({ _id: base });
+    await startLanePass(deps.store, base, generation, lower);
+    lane = await readLane(deps.store, base);
   }
   return {
     laneId: laneIdOf(lane?.generation ?? 1),
@@ -325,7 +292,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
   const payload = request.mode === "backfill" ? await typeBounds(deps, config, request) : request;
   const now = deps.now();
   const jobId = payload.jobId ?? newJobId(config.name, now);
-  const existing = await store.jobs.findOne({ _id: jobId });
+  const existing = await readJob(store, jobId);
   if (existing) {
     if (existing.config !== config.name) {
       throw new BadInputError(
@@ -342,7 +309,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
   switch (payload.mode) {
     case "exceptions": {
       const fromJob = payload.fromJob as string;
-      const from = await store.jobs.findOne({ _id: fromJob }, { projection: { config: 1 } });
+      const from = await readJobFields(store, fromJob, ["config"]);
       if (!from) throw new BadInputError(`job '${fromJob}' not found; its exceptions cannot be requeued`);
       if (from.config !== config.name) {
         throw new BadInputError(`job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`);
@@ -372,10 +339,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
           // A replay that stalled before its claim woke after its job had run and released the
           // lock (found by the simulation, seed 7300): the claim it just made would hold the
           // config for good. A finished job holds no lock.
-          await store.watermarks.updateOne(
-            { _id: config.name, activeJob: jobId },
-            { $set: { activeJob: null } },
-          );
+          await releaseFullJobLock(store, config.name, jobId);
         }
         return opened;
       } catch (err) {
@@ -383,21 +347,10 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
         // has): the lock goes at once, or the next run would be told to resume a job that does
         // not exist. A refusal is the same for every run of this payload, so no replay of it can
         // be creating the job meanwhile.
-        if (isBadInput(err) && (await store.jobs.countDocuments({ _id: jobId }, { limit: 1 })) === 0) {
+        if (isBadInput(err) && !(await jobExists(store, jobId))) {
           // A lane document this claim created holds nothing but the lock: it goes too.
-          const created = await store.watermarks.deleteOne({
-            _id: config.name,
-            activeJob: jobId,
-            kind: { $exists: false },
-            claimedUpTo: { $exists: false },
-            completedUpTo: { $exists: false },
-            claimedSeq: { $exists: false },
-          });
-          if (created.deletedCount === 0) {
-            await store.watermarks.updateOne(
-              { _id: config.name, activeJob: jobId },
-              { $set: { activeJob: null }, $unset: { activeSince: "" } },
-            );
+          if (!(await deleteLockOnlyLane(store, config.name, jobId))) {
+            await clearFullJobLock(store, config.name, jobId);
           }
         }
         throw err;

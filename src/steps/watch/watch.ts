@@ -5,7 +5,7 @@
  * exceptions — and hands back to the server. Past the chunk timeout it starts a new attempt.
  */
 import { z } from "zod";
-import { loadConfig } from "../../config/load.js";
+import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, jobIdSchema } from "../../config/schema.js";
 import { failChunk } from "../../jobs/set-aside-records.js";
 import { BadInputError } from "../../shared/errors.js";
@@ -13,6 +13,9 @@ import { type StepDeps, keys } from "../handover.js";
 import { nextChunkStatus } from "../../planning/chunk-state.js";
 import type { ChunkCounts } from "../../queries/progress.js";
 import type { ChunkDoc } from "../../store/store.js";
+import { markChunkProcessed, readChunk, startNextAttempt } from "../../store/chunks.js";
+import { readJobFields } from "../../store/jobs.js";
+import { countAttemptStatuses } from "../../store/records.js";
 
 export const watchPayloadSchema = z
   .object({
@@ -41,39 +44,6 @@ export type CheckResult =
 /** A chunk's record statuses (the shape progress reports take them in). */
 export type StatusCounts = ChunkCounts;
 
-/**
- * The chunk's record statuses for the attempt being watched. A `failed` report that names an
- * older attempt than the record's (`attempt` < `attempts`) came in after the record went out
- * again: it says nothing about this attempt, so the record counts as still `sent`.
- */
-async function countStatuses(deps: StepDeps, jobId: string, chunk: number): Promise<StatusCounts> {
-  const rows = await deps.store.details
-    .aggregate<{ _id: keyof StatusCounts; n: number }>([
-      { $match: { jobId, chunk } },
-      {
-        $group: {
-          _id: {
-            $cond: [
-              {
-                $and: [
-                  { $eq: ["$status", "failed"] },
-                  { $lt: [{ $ifNull: ["$attempt", "$attempts"] }, "$attempts"] },
-                ],
-              },
-              "sent",
-              "$status",
-            ],
-          },
-          n: { $sum: 1 },
-        },
-      },
-    ])
-    .toArray();
-  const counts: StatusCounts = { pending: 0, sent: 0, processed: 0, failed: 0 };
-  for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
-  return counts;
-}
-
 /** Moves a `sent` chunk on; does nothing if someone else already did (replays, races). */
 async function closeChunk(
   deps: StepDeps,
@@ -90,11 +60,7 @@ async function closeChunk(
   let moved: boolean;
   if (why === "allTerminal" && counts.failed === 0) {
     to = nextChunkStatus("sent", { type: "allProcessed" });
-    const res = await deps.store.chunks.updateOne(guard, {
-      $set: { status: to, done: true, finishedAt: now, processedCount: counts.processed, failedCount: 0 },
-      $push: { history: { attempt, outcome: "processed", at: now } },
-    });
-    moved = res.matchedCount > 0;
+    moved = await markChunkProcessed(deps.store, guard, counts.processed, now);
   } else {
     const outcome = why === "timedOut" ? "timedOut" : "recordsFailed";
     to = nextChunkStatus("sent", { type: outcome, attemptsLeft });
@@ -104,11 +70,7 @@ async function closeChunk(
         : `${counts.failed} record(s) failed (attempt ${attempt})`;
     if (to === "pending") {
       // A new attempt: the unprocessed records go out again under a new idempotency key.
-      const res = await deps.store.chunks.updateOne(guard, {
-        $set: { status: to, attempt: attempt + 1, deliveryTries: 0, dueAt: now, lastError: reason },
-        $push: { history: { attempt, outcome, at: now } },
-      });
-      moved = res.matchedCount > 0;
+      moved = await startNextAttempt(deps.store, guard, { outcome, reason, now });
     } else {
       moved = await failChunk(
         deps,
@@ -139,12 +101,12 @@ export async function checkChunk(
   payload: { jobId: string; chunk: number; attempt: number },
 ): Promise<CheckResult> {
   const { jobId, chunk: chunkNo, attempt } = payload;
-  const chunk = await deps.store.chunks.findOne({ jobId, chunk: chunkNo });
+  const chunk = await readChunk(deps.store, jobId, chunkNo);
   if (!chunk) throw new BadInputError(`chunk ${chunkNo} of job '${jobId}' not found`);
   if (chunk.attempt !== attempt || chunk.status !== "sent") {
     return { decision: "stale", reason: `chunk is ${chunk.status} at attempt ${chunk.attempt}` };
   }
-  const counts = await countStatuses(deps, jobId, chunkNo);
+  const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
   if (counts.pending + counts.sent === 0) {
     return {
       decision: "closed",
@@ -189,9 +151,9 @@ export async function watchChunk(
     );
   }
   const payload = parsed.data;
-  const job = await deps.store.jobs.findOne({ _id: payload.jobId }, { projection: { config: 1 } });
+  const job = await readJobFields(deps.store, payload.jobId, ["config"]);
   if (!job) throw new BadInputError(`job '${payload.jobId}' not found`);
-  const config = await loadConfig(deps.store, job.config);
+  const config = await readConfig(deps.store, job.config);
   const started = deps.now().getTime();
   for (let polls = 1; ; polls++) {
     const result = await checkChunk(deps, config, payload);

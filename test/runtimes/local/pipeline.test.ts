@@ -4,12 +4,13 @@
  */
 import { ObjectId } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../../src/config/load.js";
+import { saveConfig } from "../../../src/store/configs.js";
 import { BadInputError } from "../../../src/shared/errors.js";
 import { initializeJob } from "../../../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../../../src/runtimes/local/local-runner.js";
 import { type BatchService, startBatchService } from "../../../src/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../../src/store/store.js";
+import { Store } from "../../../src/store/store.js";
+import { uriWithDatabase } from "../../../src/store/connection.js";
 import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../../support/pipeline.js";
 
 const { t, cleanups, store: currentStore } = usePipelineStore("pipeline");
@@ -39,7 +40,7 @@ describe("a job end to end", () => {
   it("delivers every record exactly once, in order, within the chunk and in-flight limits", async () => {
     const docs = await seed("e2e_src", 5000, (i) => ({ name: `n${i}`, size: i % 7 }));
     const service = await referenceService({ latencyMs: 5 });
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "e2e",
@@ -74,7 +75,7 @@ describe("a job end to end", () => {
 
   it("finishes a job with nothing to do at once, with zero records", async () => {
     await store.db.collection("empty_src").insertOne({ x: 1 });
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "empty",
@@ -93,7 +94,7 @@ describe("a job end to end", () => {
 describe("initializer", () => {
   it("resumes after a crash mid-planning without duplicating a record", async () => {
     await seed("resume_src", 2500);
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "resume",
@@ -170,7 +171,7 @@ describe("the batch-service contract", () => {
       return { status: 202, report: "processed" };
     });
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "contract",
@@ -203,7 +204,7 @@ describe("the batch-service contract", () => {
         : { status: 202, report: req.body.chunk === 1 ? "processed" : "failed" },
     );
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "retry",
@@ -234,7 +235,7 @@ describe("the batch-service contract", () => {
     await seed("stall_src", 10);
     const fake = await startFakeService(store, () => ({ status: 202, report: "none" }));
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "stall",
@@ -256,7 +257,7 @@ describe("the batch-service contract", () => {
     await seed("secret_src", 5);
     const fake = await startFakeService(store, () => ({ status: 202, report: "processed" }));
     cleanups.push(() => fake.stop());
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "secret",

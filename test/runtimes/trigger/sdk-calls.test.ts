@@ -13,9 +13,10 @@ import {
   startFakeTriggerApi,
 } from "../../support/trigger-platform.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyConfig } from "../../../src/config/load.js";
+import { saveConfig } from "../../../src/store/configs.js";
 import { type BatchService, startBatchService } from "../../../src/service/batch-service.js";
-import { Store, uriWithDatabase } from "../../../src/store/store.js";
+import { Store } from "../../../src/store/store.js";
+import { uriWithDatabase } from "../../../src/store/connection.js";
 import { runBatchDataInitializer } from "../../../src/tasks/batch-data-initializer.js";
 import { runBatchDataServer } from "../../../src/tasks/batch-data-server.js";
 import { runChunkProcessWatcher } from "../../../src/tasks/chunk-process-watcher.js";
@@ -81,7 +82,7 @@ beforeAll(async () => {
   await store.db
     .collection("sdk_orders")
     .insertMany(Array.from({ length: 25 }, (_, i) => ({ _id: i as never, total: i })));
-  await applyConfig(
+  await saveConfig(
     store,
     {
       name: "sdk-orders",
@@ -231,7 +232,7 @@ describe("a job started from the dashboard, through the real SDK", () => {
 
 describe("waits and schedules through the SDK", () => {
   it("a watcher polling every 6 s waits through wait.for, once per poll", async () => {
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "sdk-slow-polls",
@@ -280,7 +281,7 @@ describe("waits and schedules through the SDK", () => {
   });
 
   it("starts the scheduled jobs with one batch trigger keyed by the scheduled time; a replay starts none", async () => {
-    await applyConfig(
+    await saveConfig(
       store,
       {
         name: "sdk-nightly",

@@ -1,0 +1,66 @@
+/** Configs in `batch_config`, read and written only through the schema. */
+import { secretValues } from "../config/headers.js";
+import { type BatchConfig, parseConfig } from "../config/schema.js";
+import { BadInputError, isBadInput } from "../shared/errors.js";
+import type { ConfigDoc, Store } from "./store.js";
+
+/**
+ * The config named, parsed by the schema: a stored document is never used unchecked (it may
+ * have been written by hand, or by an older version). Missing is bad input, not a failure.
+ */
+export async function readConfig(store: Store, name: string): Promise<BatchConfig> {
+  const doc = await store.configs.findOne({ _id: name });
+  if (!doc) {
+    throw new BadInputError(
+      `config '${name}' not found in ${store.names.config}; add it with \`npx chunkrelay config apply <file>\``,
+    );
+  }
+  return parseConfig(doc);
+}
+
+/** Validates and upserts a config; nothing is written when it is invalid. */
+export async function saveConfig(store: Store, raw: unknown, now: Date): Promise<BatchConfig> {
+  const config = parseConfig(raw);
+  const { name, ...rest } = config;
+  await store.configs.replaceOne({ _id: name }, { _id: name, ...rest, updatedAt: now }, { upsert: true });
+  return config;
+}
+
+/**
+ * The secrets of a config by name, to redact text with; none when the config is gone or invalid.
+ * Any other failure (the database is away) is thrown: text is not let through unredacted for it.
+ */
+export async function readSecretValues(
+  store: Store,
+  name: string,
+  env: Record<string, string | undefined>,
+): Promise<string[]> {
+  return readConfig(store, name).then(
+    (config) => secretValues(config, env),
+    (err: unknown) => {
+      if (isBadInput(err)) return [];
+      throw err;
+    },
+  );
+}
+
+/** `readSecretValues` for each config named, once each. */
+export async function readSecretsByConfig(
+  store: Store,
+  names: Iterable<string>,
+  env: Record<string, string | undefined>,
+): Promise<Map<string, string[]>> {
+  const unique = [...new Set(names)];
+  const secrets = await Promise.all(unique.map((name) => readSecretValues(store, name, env)));
+  return new Map(unique.map((name, i) => [name, secrets[i] ?? []]));
+}
+
+/**
+ * The stored configs with a schedule (with `cronOnly`, only those naming a cron), unparsed and
+ * streamed in name order: the caller parses each and decides what an invalid one means.
+ */
+export function streamScheduledConfigDocs(store: Store, cronOnly = false): AsyncIterable<ConfigDoc> {
+  return store.configs
+    .find(cronOnly ? { "schedule.cron": { $exists: true } } : { schedule: { $exists: true } })
+    .sort({ _id: 1 });
+}

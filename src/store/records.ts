@@ -1,0 +1,155 @@
+/**
+ * Verbs on `batch_details`, one document per record of a job. The batch service writes a
+ * record's status after it was sent; chunkrelay only ever moves records it has not seen
+ * processed, so a service's report is never overwritten.
+ */
+import { isDuplicateKey } from "./errors.js";
+import type { DetailDoc, RecordStatus, Store } from "./store.js";
+
+/**
+ * Marks the records of chunk attempt `attempt` sent: everything in the chunk not yet processed
+ * and not marked for this attempt or a later one. Once per attempt (`attempts < attempt`), so a
+ * redelivery of the same attempt finds the same records and one idempotency key always carries
+ * the same records.
+ */
+export async function markRecordsSent(
+  store: Store,
+  jobId: string,
+  chunk: number,
+  attempt: number,
+  sentAt: Date,
+): Promise<void> {
+  await store.details.updateMany(
+    { jobId, chunk, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
+    { $set: { status: "sent", sentAt, attempts: attempt }, $unset: { attempt: "", error: "" } },
+  );
+}
+
+/**
+ * The records of chunk attempt `attempt`: those marked for it or a later attempt (a later
+ * attempt re-marks a subset), so a stale runner building the body late sends the same records.
+ */
+export async function listAttemptRecords(
+  store: Store,
+  jobId: string,
+  chunk: number,
+  attempt: number,
+): Promise<Array<Pick<DetailDoc, "recordId" | "data">>> {
+  return store.details
+    .find({ jobId, chunk, attempts: { $gte: attempt } }, { projection: { recordId: 1, data: 1 } })
+    .toArray();
+}
+
+/** The ids of a job's processed records, streamed (a job may hold millions). */
+export function streamProcessedRecordIds(
+  store: Store,
+  jobId: string,
+): AsyncIterable<Pick<DetailDoc, "recordId">> {
+  return store.details.find({ jobId, status: "processed" }, { projection: { recordId: 1 } });
+}
+
+/**
+ * Marks a failed chunk's unfinished records failed, so a late report of its attempt (which
+ * must match `status: "sent"`) can no longer land.
+ */
+export async function markChunkRecordsFailed(store: Store, jobId: string, chunk: number): Promise<void> {
+  await store.details.updateMany(
+    { jobId, chunk, status: { $in: ["pending", "sent"] } },
+    { $set: { status: "failed" } },
+  );
+}
+
+/** A chunk's records not processed, streamed: the ones a failed chunk sets aside. */
+export function streamUnprocessedRecords(
+  store: Store,
+  jobId: string,
+  chunk: number,
+): AsyncIterable<Pick<DetailDoc, "recordId" | "attempts" | "error">> {
+  return store.details.find(
+    { jobId, chunk, status: { $in: ["pending", "sent", "failed"] } },
+    { projection: { recordId: 1, attempts: 1, error: 1 } },
+  );
+}
+
+/** How many of a chunk's records are processed. */
+export async function countProcessedRecords(store: Store, jobId: string, chunk: number): Promise<number> {
+  return store.details.countDocuments({ jobId, chunk, status: "processed" });
+}
+
+/**
+ * A chunk's record statuses for its current attempt, in one indexed aggregation. A `failed`
+ * report naming an older attempt than the record's (`attempt` < `attempts`) came in after the
+ * record went out again: it says nothing about this attempt, so the record counts as `sent`.
+ */
+export async function countAttemptStatuses(
+  store: Store,
+  jobId: string,
+  chunk: number,
+): Promise<Record<RecordStatus, number>> {
+  const rows = await store.details
+    .aggregate<{ _id: RecordStatus; n: number }>([
+      { $match: { jobId, chunk } },
+      {
+        $group: {
+          _id: {
+            $cond: [
+              {
+                $and: [
+                  { $eq: ["$status", "failed"] },
+                  { $lt: [{ $ifNull: ["$attempt", "$attempts"] }, "$attempts"] },
+                ],
+              },
+              "sent",
+              "$status",
+            ],
+          },
+          n: { $sum: 1 },
+        },
+      },
+    ])
+    .toArray();
+  const counts: Record<RecordStatus, number> = { pending: 0, sent: 0, processed: 0, failed: 0 };
+  for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
+  return counts;
+}
+
+/**
+ * Inserts planned records; one already there (a resumed or concurrent planner wrote it first,
+ * unique per job and record) counts as inserted.
+ */
+export async function insertPlannedRecords(store: Store, docs: DetailDoc[]): Promise<void> {
+  try {
+    await store.details.insertMany(docs, { ordered: false });
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+  }
+}
+
+/**
+ * Deletes a job's uncommitted records (chunk ≥ `fromChunk`) that earlier planning epochs wrote:
+ * a planner that lost its lease cannot remove what a later planner (epoch ≥ `epoch`) wrote.
+ */
+export async function deleteUncommittedRecords(
+  store: Store,
+  jobId: string,
+  fromChunk: number,
+  epoch: number,
+): Promise<void> {
+  await store.details.deleteMany({ jobId, chunk: { $gte: fromChunk }, planEpoch: { $not: { $gte: epoch } } });
+}
+
+/** The fields stored with these records of a job (file sources keep them with the record). */
+export async function readStoredRecordData(
+  store: Store,
+  jobId: string,
+  recordIds: readonly unknown[],
+): Promise<Array<Pick<DetailDoc, "recordId" | "data">>> {
+  return store.details
+    .find({ jobId, recordId: { $in: [...recordIds] } }, { projection: { recordId: 1, data: 1 } })
+    .toArray();
+}
+
+/** Every job's record document for `recordId` (lineage: which jobs included the record). */
+export async function listRecordLineage(store: Store, recordId: unknown): Promise<DetailDoc[]> {
+  return store.details.find({ recordId }).toArray();
+}
