@@ -75,7 +75,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    includeOnly: { path: "^(src|packages/[^/]+/src|node_modules/mongodb/)" },
+    includeOnly: { path: "^(src|test|bench|packages/[^/]+/src|node_modules/mongodb/)" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
     enhancedResolveOptions: {

@@ -15,7 +15,7 @@ import { type Cut, cutAfter, laterCut } from "../planning/cuts.js";
 import { type Workload, WorkloadMeter, hasCaps } from "../planning/workload.js";
 import type { Source } from "../sources/source.js";
 import type { JobDoc, Store } from "../store/store.js";
-import { laneDocId } from "./watermark.js";
+import { laneDocId } from "../planning/lane-ids.js";
 
 const BATCH = 1000;
 

@@ -12,12 +12,7 @@ import { countUnresolvedRecords } from "../store/set-aside-records.js";
 import type { Logger } from "../steps/handover.js";
 import { type Cut, laterCut } from "../planning/cuts.js";
 import type { Store } from "../store/store.js";
-
-/** A lane's document id (without the pass number), from a job's lane id. */
-export const laneDocId = (laneId: string): string => laneId.replace(/#\d+$/, "");
-
-/** The pass of a backfill window a lane id names (`…#2`); the first pass carries no number. */
-export const lanePass = (laneId: string): number => Number(/#(\d+)$/.exec(laneId)?.[1] ?? 1);
+import { laneDocId, lanePass } from "../planning/lane-ids.js";
 
 interface WatermarkDeps {
   store: Store;

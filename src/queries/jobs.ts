@@ -11,7 +11,7 @@ import { configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
 import { partitioningName } from "../planning/workload.js";
 import { openSource } from "../sources/open-source.js";
-import { laneDocId, lanePass } from "../lanes/watermark.js";
+import { lanePass } from "../planning/lane-ids.js";
 import { BadInputError } from "../shared/errors.js";
 import { type JobProgress, readJobProgress } from "./progress.js";
 import type { ChunkDoc, JobDoc, Store } from "../store/store.js";
@@ -204,60 +204,4 @@ export function describeJobWindow(job: JobDoc): string[] {
     );
   }
   return lines;
-}
-
-export interface DeletePlan {
-  jobId: string;
-  details: number;
-  chunks: number;
-  exceptions: number;
-  taskStats: number;
-  job: number;
-}
-
-/**
- * Deletes every document of one job from every chunkrelay collection. Without `confirm` it only
- * counts what it would delete. A job still planning or running is refused: stop it first.
- */
-export async function deleteJob(
-  store: Store,
-  jobId: string,
-  confirm: boolean,
-): Promise<DeletePlan & { deleted: boolean }> {
-  const job = await store.jobs.findOne({ _id: jobId });
-  if (!job) throw new BadInputError(`job '${jobId}' not found`);
-  const plan: DeletePlan = {
-    jobId,
-    details: await store.details.countDocuments({ jobId }),
-    chunks: await store.chunks.countDocuments({ jobId }),
-    exceptions: await store.exceptions.countDocuments({ jobId }),
-    taskStats: await store.taskStats.countDocuments({ jobId }),
-    job: 1,
-  };
-  if (!confirm) return { ...plan, deleted: false };
-  if (job.status === "planning" || job.status === "running") {
-    throw new BadInputError(
-      `job '${jobId}' is ${job.status}; it cannot be deleted while it runs (stop its runner, let it finish, or resume it first)`,
-    );
-  }
-  if (job.lane) {
-    // The watermark walks a lane's jobs in order; a job it has not passed yet cannot go, or the
-    // walk would stop at the hole for good.
-    const lane = await store.watermarks.findOne(
-      { _id: laneDocId(job.lane.id) },
-      { projection: { completedSeq: 1 } },
-    );
-    if ((lane?.completedSeq ?? 0) < job.lane.seq) {
-      throw new BadInputError(
-        `job '${jobId}' is in lane ${job.lane.id} (seq ${job.lane.seq}) and the watermark has not passed it yet; resolve or requeue its exceptions first (\`npx chunkrelay exceptions list --job ${jobId}\`)`,
-      );
-    }
-  }
-  await store.details.deleteMany({ jobId });
-  await store.chunks.deleteMany({ jobId });
-  await store.exceptions.deleteMany({ jobId });
-  await store.taskStats.deleteMany({ jobId });
-  await store.watermarks.updateOne({ _id: job.config, activeJob: jobId }, { $set: { activeJob: null } });
-  await store.jobs.deleteOne({ _id: jobId });
-  return { ...plan, deleted: true };
 }

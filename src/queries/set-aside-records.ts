@@ -1,16 +1,8 @@
-/** Records set aside for a human: listing them, and resolving one with a note. */
-import { jobExists } from "../store/jobs.js";
-import {
-  listSetAsideRecords,
-  readSetAsideRecord,
-  resolveAllSetAsideRecords,
-  resolveSetAsideRecord,
-} from "../store/set-aside-records.js";
+/** Records set aside for a human: listing them and showing one (resolving is in src/admin). */
+import { listSetAsideRecords, readSetAsideRecord } from "../store/set-aside-records.js";
 import { readSecretsByConfig } from "../store/configs.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { BadInputError } from "../shared/errors.js";
-import { silentLogger } from "../steps/handover.js";
-import { settleJobCompletion } from "../lanes/watermark.js";
 import type { ExceptionDoc, Store } from "../store/store.js";
 
 /**
@@ -53,33 +45,4 @@ export async function showException(
   if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
   const [redacted] = await redactReasons(store, [doc], env);
   return redacted ?? doc;
-}
-
-export async function resolveException(
-  store: Store,
-  jobId: string,
-  recordId: unknown,
-  note: string,
-  now: Date,
-): Promise<ExceptionDoc> {
-  if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
-  const doc = await resolveSetAsideRecord(store, jobId, recordId, { note, at: now });
-  if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
-  // The last resolved exception makes its job complete: the watermark may move over it now.
-  await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
-  return doc;
-}
-
-/** Resolves every unresolved exception of a job with one note (a human gives up on them, or fixed them elsewhere). */
-export async function resolveExceptions(
-  store: Store,
-  jobId: string,
-  note: string,
-  now: Date,
-): Promise<number> {
-  if (note.trim() === "") throw new BadInputError("a resolution needs a note saying what was done (--note)");
-  if (!(await jobExists(store, jobId))) throw new BadInputError(`job '${jobId}' not found`);
-  const resolved = await resolveAllSetAsideRecords(store, jobId, { note, at: now });
-  await settleJobCompletion({ store, now: () => now, log: silentLogger }, jobId);
-  return resolved;
 }

@@ -3,13 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
 import { BadInputError } from "../../src/shared/errors.js";
 import { readBacklog } from "../../src/queries/backlog.js";
-import {
-  listExceptions,
-  resolveException,
-  resolveExceptions,
-  showException,
-} from "../../src/queries/set-aside-records.js";
-import { deleteJob, jobReport, listJobs } from "../../src/queries/jobs.js";
+import { listExceptions, showException } from "../../src/queries/set-aside-records.js";
+import { resolveException, resolveExceptions } from "../../src/admin/set-aside-records.js";
+import { deleteJob } from "../../src/admin/delete-job.js";
+import { jobReport, listJobs } from "../../src/queries/jobs.js";
 import { parseRecordId, whereIsRecord } from "../../src/queries/lineage.js";
 import { stepStats } from "../../src/queries/step-stats.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";

@@ -5,7 +5,7 @@
 import { EJSON } from "bson";
 import { compareCuts, isInside } from "../../src/planning/cuts.js";
 import type { DetailDoc, JobDoc, Store } from "../../src/store/store.js";
-import { laneDocId, lanePass } from "../../src/lanes/watermark.js";
+import { laneDocId, lanePass } from "../../src/planning/lane-ids.js";
 import type { SimService } from "./service.js";
 import type { Scenario } from "./world.js";
 

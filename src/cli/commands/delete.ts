@@ -1,4 +1,4 @@
-import { deleteJob } from "../../queries/jobs.js";
+import { deleteJob } from "../../admin/delete-job.js";
 import type { CommandContext } from "../context.js";
 import { withCommandStore } from "../open-store.js";
 

@@ -1,5 +1,5 @@
 import { parseRecordId } from "../../queries/lineage.js";
-import { resolveException, resolveExceptions } from "../../queries/set-aside-records.js";
+import { resolveException, resolveExceptions } from "../../admin/set-aside-records.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../exit.js";
 import { withCommandStore } from "../open-store.js";
