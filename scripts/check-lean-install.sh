@@ -16,11 +16,9 @@ fail() {
   exit 1
 }
 
-# mongodb-memory-server keeps its binaries here unless told otherwise; a trap directory catches a
-# download pointed elsewhere by the environment.
-cache="${HOME}/.cache/mongodb-binaries"
-snapshot() { if [ -d "$cache" ]; then find "$cache" -printf '%p %s %T@\n' | sort; fi; }
-before=$(snapshot)
+# mongodb-memory-server would download into this trap directory (it takes MONGOMS_DOWNLOAD_DIR
+# over its default ~/.cache/mongodb-binaries). The shared cache itself is not compared: another
+# test run on the machine may write there meanwhile, which says nothing about this install.
 export MONGOMS_DOWNLOAD_DIR="$work/mongoms-download"
 unset MONGODB_URI CHUNKRELAY_TEST_MONGO
 
@@ -50,7 +48,6 @@ grep -q "MongoDB: embedded engine .*mongodb-memory-server is not installed" "$wo
 grep -q " succeeded: " "$work/start.txt" || fail "npm start's job did not succeed"
 
 [ ! -e "$MONGOMS_DOWNLOAD_DIR" ] || fail "a MongoDB binary download was started ($MONGOMS_DOWNLOAD_DIR)"
-[ "$before" = "$(snapshot)" ] || fail "$cache changed: a MongoDB binary was downloaded"
 found=$(find "$app" -type f -name 'mongod*' -perm -u+x | head -1)
 [ -z "$found" ] || fail "a mongod binary is in the install: $found"
 

@@ -8,7 +8,7 @@ import type { PostChunk } from "./dispatch/post-chunk.js";
 import type { ReportProgress } from "../queries/progress.js";
 import type { Store } from "../store/store.js";
 
-export interface ServePayload {
+export interface DispatchPayload {
   jobId: string;
 }
 
@@ -24,7 +24,7 @@ export interface HandOver {
   /** Runs the initializer (the next job of an iteration). Deduplicated by `key`. */
   initialize(payload: Record<string, unknown>, key: string): Promise<void>;
   /** Runs the server step for a job, after `delayMs` if given. Deduplicated by `key`. */
-  serve(payload: ServePayload, key: string, delayMs?: number): Promise<void>;
+  serve(payload: DispatchPayload, key: string, delayMs?: number): Promise<void>;
   /** Runs the watcher for one chunk attempt. Deduplicated by `key`. */
   watch(payload: WatchPayload, key: string): Promise<void>;
 }

@@ -1,12 +1,12 @@
 /** `batchDataServer`: dispatches the job's next due chunk(s) and hands over to the watcher. */
 import { schemaTask } from "@trigger.dev/sdk";
-import { serveJob, servePayloadSchema } from "../steps/dispatch/dispatch.js";
+import { dispatchJob, dispatchPayloadSchema } from "../steps/dispatch/dispatch.js";
 import { type RunContext, runTaskStep } from "../runtimes/trigger/worker.js";
 
 export const batchDataServer = schemaTask({
   id: "batch-data-server",
   description: "Send the next chunk of a chunkrelay job to the batch service.",
-  schema: servePayloadSchema,
+  schema: dispatchPayloadSchema,
   // One server run per job at a time: hand-overs trigger it with the job id as concurrency key,
   // and each key gets its own copy of this queue. Jobs still run side by side.
   queue: { concurrencyLimit: 1 },
@@ -20,7 +20,7 @@ export function runBatchDataServer(payload: unknown, ctx: RunContext) {
     ctx,
     "batchDataServer",
     payload,
-    (deps) => serveJob(deps, payload),
+    (deps) => dispatchJob(deps, payload),
     (r) => ({
       outcome: r.outcome,
     }),

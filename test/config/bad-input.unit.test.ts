@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { parseConfigText } from "../../src/config/config-file.js";
 import { ConfigError, parseConfig } from "../../src/config/schema.js";
 import { BadInputError } from "../../src/shared/errors.js";
-import { servePayloadSchema } from "../../src/steps/dispatch/dispatch.js";
+import { dispatchPayloadSchema } from "../../src/steps/dispatch/dispatch.js";
 import { initializePayloadSchema } from "../../src/steps/initialize/payload.js";
 import { watchPayloadSchema } from "../../src/steps/watch/watch.js";
 import { seededRandom } from "../support/random.js";
@@ -176,7 +176,7 @@ describe("bad task payloads", () => {
     ];
     const schemas = [
       { schema: initializePayloadSchema, good: { config: "c", jobId: "j-1" } },
-      { schema: servePayloadSchema, good: { jobId: "j" } },
+      { schema: dispatchPayloadSchema, good: { jobId: "j" } },
       { schema: watchPayloadSchema, good: { jobId: "j", chunk: 1, attempt: 1 } },
     ];
     let refused = 0;

@@ -1,7 +1,7 @@
 /** The stalled-job healer: kicks broken chains, and leaves moving jobs alone. */
 import { beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
-import { serveJob } from "../../src/steps/dispatch/dispatch.js";
+import { dispatchJob } from "../../src/steps/dispatch/dispatch.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import type { Store } from "../../src/store/store.js";
@@ -32,7 +32,7 @@ describe("healStalledJobs", () => {
     // Job A: chunk 1 sent (its watcher never ran).
     const deps = stepDeps(store, { leaseMs: 1000 });
     await initializeJob(deps, { config: "heal-a", jobId: "heal-a-job" });
-    await serveJob(deps, { jobId: "heal-a-job" });
+    await dispatchJob(deps, { jobId: "heal-a-job" });
     // Job B: its server died mid-POST, leaving chunk 1 dispatching under a lease.
     await initializeJob(deps, { config: "heal-b", jobId: "heal-b-job" });
     const dying = stepDeps(store, {
@@ -40,7 +40,7 @@ describe("healStalledJobs", () => {
       leaseMs: 1000,
       post: () => Promise.reject(new Error("killed")),
     });
-    await expect(serveJob(dying, { jobId: "heal-b-job" })).rejects.toThrow("killed");
+    await expect(dispatchJob(dying, { jobId: "heal-b-job" })).rejects.toThrow("killed");
     // Job C: planning whose owner died.
     await store.jobs.insertOne({
       _id: "heal-c-job",
@@ -84,7 +84,7 @@ describe("healStalledJobs", () => {
     ]);
     expect(later.calls.map((c) => c.kind).sort()).toEqual(["initialize", "serve", "watch"]);
     // Healing the dead server's job redelivers its chunk under the same key.
-    await serveJob(stepDeps(store, { now: () => new Date(Date.now() + 20 * MINUTE) }), {
+    await dispatchJob(stepDeps(store, { now: () => new Date(Date.now() + 20 * MINUTE) }), {
       jobId: "heal-b-job",
     });
     const keysB = fake.requests.filter((r) => r.body.jobId === "heal-b-job").map((r) => r.key);
@@ -120,7 +120,7 @@ describe("healStalledJobs", () => {
     expect(actions).toContainEqual({ jobId: "heal-it", action: "serve" });
     // The server of a finished job hands over to the next iteration, keyed by its id.
     const next = recordingHandOver();
-    await serveJob(stepDeps(store, { handOver: next }), { jobId: "heal-it" });
+    await dispatchJob(stepDeps(store, { handOver: next }), { jobId: "heal-it" });
     expect(next.calls).toEqual([
       {
         kind: "initialize",

@@ -7,7 +7,7 @@
  * ledger.
  */
 import { saveConfig } from "../../src/store/configs.js";
-import { serveJob } from "../../src/steps/dispatch/dispatch.js";
+import { dispatchJob } from "../../src/steps/dispatch/dispatch.js";
 import { isBadInput } from "../../src/shared/errors.js";
 import type { HandOver, StepDeps, WatchPayload } from "../../src/steps/handover.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
@@ -427,7 +427,7 @@ class World {
           case "init":
             return initializeJob(deps, payload);
           case "serve":
-            return serveJob(deps, payload);
+            return dispatchJob(deps, payload);
           case "watch":
             return watchChunk(deps, payload, watchLimits);
           default: {
@@ -493,7 +493,7 @@ class World {
         return Promise.resolve();
       },
       serve: (payload, key, delayMs) => {
-        run(key, delayMs ?? 0, () => serveJob(deps, payload));
+        run(key, delayMs ?? 0, () => dispatchJob(deps, payload));
         return Promise.resolve();
       },
       watch: (payload: WatchPayload, key) => {
@@ -547,7 +547,7 @@ class World {
           }
           for (const id of open) {
             await resumeJob(deps, id);
-            run(`serve:${id}:settle-check${checks}`, 0, () => serveJob(deps, { jobId: id }));
+            run(`serve:${id}:settle-check${checks}`, 0, () => dispatchJob(deps, { jobId: id }));
           }
           await sched.sleep(50, actor);
         }

@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
-import { serveJob } from "../../src/steps/dispatch/dispatch.js";
+import { dispatchJob } from "../../src/steps/dispatch/dispatch.js";
 import type { StepDeps } from "../../src/steps/handover.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
@@ -37,7 +37,7 @@ async function drive(deps: StepDeps & { handOver: Recording }): Promise<void> {
     if (!call) return;
     switch (call.kind) {
       case "serve":
-        await serveJob(deps, call.payload);
+        await dispatchJob(deps, call.payload);
         break;
       case "watch":
         await watchChunk(deps, call.payload, { maxPolls: 1_000, maxRunMs: 20_000 });
@@ -122,7 +122,7 @@ describe("written-out interleavings", () => {
       await plannerAtLastGroup.reached;
       // Chunks 1 and 2 are committed: serve and watch them to the end.
       const helper = deps(store, { owner: "helper" });
-      await serveJob(helper, { jobId });
+      await dispatchJob(helper, { jobId });
       await drive(helper);
       expect(await store.chunks.countDocuments({ jobId, done: true })).toBe(2);
 
@@ -130,7 +130,7 @@ describe("written-out interleavings", () => {
       const server = deps(il.storeFor("server"), { owner: "server" });
       let calls = 0;
       const serverAtPoint = il.pauseAt((c) => c.actor === "server" && ++calls === point);
-      const serving = serveJob(server, { jobId });
+      const serving = dispatchJob(server, { jobId });
       const paused = await Promise.race([serverAtPoint.reached.then(() => true), serving.then(() => false)]);
       if (paused) {
         plannerAtLastGroup.release();
@@ -187,7 +187,7 @@ describe("written-out interleavings", () => {
 
     // Serving goes on: chunks 1 and 2 only.
     const server = deps(store, { owner: "server" });
-    await serveJob(server, { jobId });
+    await dispatchJob(server, { jobId });
     await drive(server);
     expect(await store.chunks.findOne({ jobId, chunk: 3 })).toMatchObject({ status: "pending" });
     expect(service.requests.map((r) => r.body.chunk)).toEqual([1, 2]);
@@ -262,7 +262,7 @@ describe("written-out interleavings", () => {
 
       const next = deps(store, { owner: "next" });
       if (recovery === "replay") {
-        await serveJob(next, { jobId });
+        await dispatchJob(next, { jobId });
       } else {
         const healer = recordingHandOver();
         await healStalledJobs(
@@ -330,7 +330,7 @@ describe("written-out interleavings", () => {
     const stalled = (_ms: number, signal?: AbortSignal) =>
       new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(new Error("stopped"))));
     const a = deps(store, { owner: "A", timer: stalled });
-    const serving = serveJob(a, { jobId });
+    const serving = dispatchJob(a, { jobId });
     await aAtService;
     // B's clock is past A's lease: it takes the chunk over, under the same key, and is accepted.
     // A's late 400 lands just before B records the chunk as sent.
@@ -339,7 +339,7 @@ describe("written-out interleavings", () => {
     const bMarksSent = il.pauseAt(
       (c) => callOf("B", "chunks", "updateOne")(c) && JSON.stringify(c.args[1]).includes('"status":"sent"'),
     );
-    const bServing = serveJob(b, { jobId });
+    const bServing = dispatchJob(b, { jobId });
     await bMarksSent.reached;
     answerA();
     await serving;
@@ -371,11 +371,11 @@ describe("written-out interleavings", () => {
       new Promise<void>((_, reject) => signal?.addEventListener("abort", () => reject(new Error("stopped"))));
     const a = deps(il.storeFor("A"), { owner: "A", timer: stalled });
     const building = il.pauseAt(callOf("A", "details", "find"));
-    const serving = serveJob(a, { jobId });
+    const serving = dispatchJob(a, { jobId });
     await building.reached;
     // B takes over (A's lease lapsed), attempt 1 goes out; three records fail, seven are processed.
     const later = deps(store, { owner: "B", now: () => new Date(Date.now() + 3_600_000) });
-    await serveJob(later, { jobId });
+    await dispatchJob(later, { jobId });
     const ids = service.requests[0]?.body.records.map((r) => r.id) ?? [];
     expect(ids).toHaveLength(10);
     await store.details.updateMany(
@@ -387,7 +387,7 @@ describe("written-out interleavings", () => {
       { $set: { status: "processed", attempt: 1 } },
     );
     await watchChunk(later, { jobId, chunk: 1, attempt: 1 }, { maxPolls: 1, maxRunMs: 10_000 });
-    await serveJob(later, { jobId });
+    await dispatchJob(later, { jobId });
     expect(service.requests.map((r) => [r.key, r.body.records.length])).toEqual([
       [`${jobId}:1:1`, 10],
       [`${jobId}:1:2`, 3],
@@ -424,7 +424,7 @@ describe("written-out interleavings", () => {
     });
     // A stops while marking the chunk's records (before its POST).
     const marking = il.pauseAt(callOf("A", "details"));
-    const serving = serveJob(a, { jobId });
+    const serving = dispatchJob(a, { jobId });
     await marking.reached;
     const claimed = await store.chunks.findOne({ jobId, chunk: 1 });
     expect(claimed?.lease?.owner).toBe("A");
@@ -440,7 +440,7 @@ describe("written-out interleavings", () => {
     }
     // Past the first lease, another runner finds the chunk taken.
     const b = deps(store, { owner: "B", now: () => new Date(t0 + 12_000) });
-    await expect(serveJob(b, { jobId })).resolves.toMatchObject({ outcome: "idle" });
+    await expect(dispatchJob(b, { jobId })).resolves.toMatchObject({ outcome: "idle" });
     marking.release();
     await serving;
     await drive(a);
@@ -458,11 +458,11 @@ describe("written-out interleavings", () => {
     const jobId = "fence";
     await initializeJob(deps(store), { config: "fence_src", jobId });
     const runner = deps(store);
-    await serveJob(runner, { jobId });
+    await dispatchJob(runner, { jobId });
     // Attempt 1 is accepted but never reported: past the timeout it goes out again as attempt 2.
     const later = deps(store, { now: () => new Date(Date.now() + 60_000) });
     await watchChunk(later, { jobId, chunk: 1, attempt: 1 }, { maxPolls: 1, maxRunMs: 10_000 });
-    await serveJob(later, { jobId });
+    await dispatchJob(later, { jobId });
     expect(service.requests.map((r) => r.key)).toEqual([`${jobId}:1:1`, `${jobId}:1:2`]);
     const ids = service.requests[1]?.body.records.map((r) => r.id) ?? [];
     // The service's late report of attempt 1: three records failed (it names its attempt).

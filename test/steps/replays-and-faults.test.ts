@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
-import { serveJob } from "../../src/steps/dispatch/dispatch.js";
+import { dispatchJob } from "../../src/steps/dispatch/dispatch.js";
 import { startEmbeddedMongo } from "@chunkrelay/embedded-mongo";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
@@ -55,7 +55,7 @@ describe("replaying task runs", () => {
     for (let i = 0; i < 3; i++) await initializeJob(deps, payload);
     expect(await store.details.countDocuments({ jobId: "replay-job" })).toBe(30);
     // The server, replayed: chunk 1 goes out once; the window (maxInFlight 1) holds the rest.
-    for (let i = 0; i < 4; i++) await serveJob(deps, { jobId: "replay-job" });
+    for (let i = 0; i < 4; i++) await dispatchJob(deps, { jobId: "replay-job" });
     expect(fake.requests.map((r) => r.key)).toEqual(["replay-job:1:1"]);
     // Watchers replayed before, during and after the chunk closes, plus a stale one.
     await fake.reportsWritten();
@@ -64,7 +64,7 @@ describe("replaying task runs", () => {
     const stale = await watchChunk(deps, { jobId: "replay-job", chunk: 2, attempt: 1 }, watchOnce);
     expect(stale.outcome).toBe("stale");
     for (let round = 0; round < 4; round++) {
-      for (let i = 0; i < 2; i++) await serveJob(deps, { jobId: "replay-job" });
+      for (let i = 0; i < 2; i++) await dispatchJob(deps, { jobId: "replay-job" });
       await fake.reportsWritten();
       for (let c = 1; c <= 3; c++)
         await watchChunk(deps, { jobId: "replay-job", chunk: c, attempt: 1 }, watchOnce);
@@ -105,11 +105,11 @@ describe("replaying task runs", () => {
         throw new Error("worker killed");
       },
     });
-    await expect(serveJob(dying, { jobId: "crash-job" })).rejects.toThrow("worker killed");
+    await expect(dispatchJob(dying, { jobId: "crash-job" })).rejects.toThrow("worker killed");
     // A replay right away finds the chunk leased; after the lease it takes over.
-    expect(await serveJob(deps, { jobId: "crash-job" })).toMatchObject({ outcome: "idle" });
+    expect(await dispatchJob(deps, { jobId: "crash-job" })).toMatchObject({ outcome: "idle" });
     await new Promise((r) => setTimeout(r, 250));
-    expect(await serveJob(deps, { jobId: "crash-job" })).toMatchObject({
+    expect(await dispatchJob(deps, { jobId: "crash-job" })).toMatchObject({
       outcome: "dispatched",
       chunks: [1],
     });

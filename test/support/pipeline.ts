@@ -1,7 +1,7 @@
 /** Helpers for pipeline tests: step dependencies with a recording hand-over, and fake services. */
 import { type IncomingMessage, type Server, createServer } from "node:http";
 import { EJSON } from "bson";
-import type { HandOver, ServePayload, StepDeps, WatchPayload } from "../../src/steps/handover.js";
+import type { HandOver, DispatchPayload, StepDeps, WatchPayload } from "../../src/steps/handover.js";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { Store } from "../../src/store/store.js";
 import { useTestDatabase } from "./db.js";
@@ -9,7 +9,7 @@ import { buildStepDeps } from "../../src/runtimes/step-deps.js";
 
 export type HandOverCall =
   | { kind: "initialize"; payload: Record<string, unknown>; key: string }
-  | { kind: "serve"; payload: ServePayload; key: string; delayMs?: number }
+  | { kind: "serve"; payload: DispatchPayload; key: string; delayMs?: number }
   | { kind: "watch"; payload: WatchPayload; key: string };
 
 /** A hand-over that only records what it was asked to do. */

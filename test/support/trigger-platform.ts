@@ -59,6 +59,8 @@ export interface ApiRequest {
   /** The run the request was made from (the task context's run), if any. */
   fromRun: string | undefined;
   body: Json | Json[] | undefined;
+  /** When the stand-in received it (ms since the epoch). */
+  receivedAt: number;
 }
 
 export interface PlatformRun {
@@ -148,7 +150,7 @@ export async function startFakeTriggerApi(): Promise<FakeTriggerApi> {
               .split("\n")
               .map((l) => JSON.parse(l) as Json)
           : (JSON.parse(raw) as Json);
-    requests.push({ method: req.method ?? "", path, fromRun: currentRunId, body });
+    requests.push({ method: req.method ?? "", path, fromRun: currentRunId, body, receivedAt: Date.now() });
     const reply = (status: number, json: unknown) => {
       res.writeHead(status, { "content-type": "application/json", "x-should-retry": "false" });
       res.end(JSON.stringify(json));

@@ -9,7 +9,7 @@ import { AbortTaskRunError, metadata } from "@trigger.dev/sdk";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { saveConfig } from "../../src/store/configs.js";
-import { servePayloadSchema } from "../../src/steps/dispatch/dispatch.js";
+import { dispatchPayloadSchema } from "../../src/steps/dispatch/dispatch.js";
 import { keys } from "../../src/steps/handover.js";
 import { type TriggerOptions, createTriggerHandOver } from "../../src/runtimes/trigger/trigger-handover.js";
 import { dashboardPayloadSchema, initializePayloadSchema } from "../../src/steps/initialize/payload.js";
@@ -75,7 +75,7 @@ describe("task declarations", () => {
     ]);
     expect(init.required).toEqual(["config"]);
     expect(initializePayloadSchema.safeParse({ config: "a", extra: 1 }).success).toBe(false);
-    expect(servePayloadSchema.safeParse({ jobId: "" }).success).toBe(false);
+    expect(dispatchPayloadSchema.safeParse({ jobId: "" }).success).toBe(false);
     expect(watchPayloadSchema.safeParse({ jobId: "j", chunk: 0, attempt: 1 }).success).toBe(false);
     expect(watchPayloadSchema.parse({ jobId: "j", chunk: 1, attempt: 1 })).toEqual({
       jobId: "j",

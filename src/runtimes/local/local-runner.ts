@@ -11,7 +11,7 @@ import { readJob } from "../../store/jobs.js";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { postChunk, type PostChunk } from "../../steps/dispatch/post-chunk.js";
-import { type ServeResult, serveJob } from "../../steps/dispatch/dispatch.js";
+import { type DispatchResult, dispatchJob } from "../../steps/dispatch/dispatch.js";
 import {
   type WatchPayload,
   type HandOver,
@@ -50,7 +50,7 @@ class LocalScheduler implements HandOver {
   constructor(
     private readonly steps: {
       initialize: (payload: Record<string, unknown>) => Promise<unknown>;
-      serve: (jobId: string) => Promise<ServeResult>;
+      serve: (jobId: string) => Promise<DispatchResult>;
       watch: (p: WatchPayload) => Promise<unknown>;
     },
     private readonly signal: AbortSignal,
@@ -327,7 +327,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
         const result = await timeStep(
           options.store,
           { task: "batchDataServer", jobId },
-          () => serveJob(deps, { jobId }),
+          () => dispatchJob(deps, { jobId }),
           (r) => ({ outcome: r.outcome }),
         );
         if (result.outcome === "finished") scheduler.cancelPending(jobId);

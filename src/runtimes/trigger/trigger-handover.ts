@@ -4,7 +4,7 @@
  * step (a new run id) hands over under the same key instead of starting a second chain. The
  * trigger functions are passed in, so this wiring is testable without the platform.
  */
-import type { HandOver, ServePayload, WatchPayload } from "../../steps/handover.js";
+import type { HandOver, DispatchPayload, WatchPayload } from "../../steps/handover.js";
 
 /** Idempotency keys live this long (Trigger.dev's default is 30 days; we say it explicitly). */
 export const IDEMPOTENCY_TTL = "30d";
@@ -25,7 +25,7 @@ export interface TriggerFunctions {
   /** `idempotencyKeys.create(key, { scope: "global" })`. */
   globalKey(key: string): Promise<string>;
   triggerInitializer(payload: Record<string, unknown>, options: TriggerOptions): Promise<unknown>;
-  triggerServer(payload: ServePayload, options: TriggerOptions): Promise<unknown>;
+  triggerServer(payload: DispatchPayload, options: TriggerOptions): Promise<unknown>;
   triggerWatcher(payload: WatchPayload, options: TriggerOptions): Promise<unknown>;
   /** The config a job belongs to, for the `config:` tag (undefined: the job is unknown). */
   configOf(jobId: string): Promise<string | undefined>;

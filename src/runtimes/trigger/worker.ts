@@ -26,7 +26,7 @@ import type { Store } from "../../store/store.js";
 import { type StoreClient, newStoreClient } from "../../store/connection.js";
 import { readJobFields } from "../../store/jobs.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
-import type { ServePayload, WatchPayload } from "../../steps/handover.js";
+import type { DispatchPayload, WatchPayload } from "../../steps/handover.js";
 import { buildStepDeps } from "../step-deps.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
@@ -116,7 +116,7 @@ async function configOf(jobId: string): Promise<string | undefined> {
 // The tasks as the hand-over triggers them: id and payload. Named here rather than imported from
 // src/tasks, which import this module (no cycle); task-wiring tests check the ids match.
 type InitializerTask = Task<"batch-data-initializer", InitializePayload>;
-type ServerTask = Task<"batch-data-server", ServePayload>;
+type ServerTask = Task<"batch-data-server", DispatchPayload>;
 type WatcherTask = Task<"chunk-process-watcher", WatchPayload>;
 
 export const triggerHandOver = createTriggerHandOver({

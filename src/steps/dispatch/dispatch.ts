@@ -36,11 +36,11 @@ import { settleJobCompletion } from "../../lanes/watermark.js";
 import { completeFailedChunk, failChunk } from "../../jobs/set-aside-records.js";
 import { type DeliveryOutcome, STORED_REASON_CHARS } from "./post-chunk.js";
 
-export const servePayloadSchema = z
+export const dispatchPayloadSchema = z
   .object({ jobId: jobIdSchema.describe("The job to serve (from the initializer).") })
   .strict();
 
-export type ServeResult =
+export type DispatchResult =
   | { outcome: "dispatched"; chunks: number[] }
   | { outcome: "idle"; reason: string }
   | { outcome: "finished"; status: JobDoc["status"] };
@@ -330,8 +330,8 @@ export async function settleFinishedJob(deps: StepDeps, job: JobDoc): Promise<vo
   if (job.unsettled) await markJobSettled(store, job._id);
 }
 
-export async function serveJob(deps: StepDeps, rawPayload: unknown): Promise<ServeResult> {
-  const parsed = servePayloadSchema.safeParse(rawPayload);
+export async function dispatchJob(deps: StepDeps, rawPayload: unknown): Promise<DispatchResult> {
+  const parsed = dispatchPayloadSchema.safeParse(rawPayload);
   if (!parsed.success)
     throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
   const { jobId } = parsed.data;

@@ -232,12 +232,19 @@ describe("a job started from the dashboard, through the real SDK", () => {
 
 describe("waits and schedules through the SDK", () => {
   it("a watcher polling every 6 s waits through wait.for, once per poll", async () => {
+    // A service that reports 3 s after accepting: the watcher's first poll finds the chunk still
+    // sent even on a loaded machine, so it must wait (the shared service's 150 ms could be over
+    // before the watcher run starts).
+    const slow = await startBatchService({
+      mongoUri: uriWithDatabase(t.uri, t.db().databaseName),
+      latencyMs: 3_000,
+    });
     await saveConfig(
       store,
       {
         name: "sdk-slow-polls",
         source: { collection: "sdk_orders", filter: { total: { $lt: 5 } } },
-        target: { url: service.url },
+        target: { url: slow.url },
         watch: { pollIntervalMs: 6000 },
       },
       new Date(),
@@ -247,7 +254,7 @@ describe("waits and schedules through the SDK", () => {
       config: "sdk-slow-polls",
       jobId: "sdk-slow-polls-1",
     });
-    const chain = await drain();
+    const chain = await drain().finally(() => slow.stop());
     expect(await store.jobs.findOne({ _id: "sdk-slow-polls-1" })).toMatchObject({ status: "succeeded" });
     const watchers = new Set(chain.filter((r) => r.taskId === "chunk-process-watcher").map((r) => r.id));
     const waits = api.requests.slice(before).filter((r) => r.path.endsWith("/wait/duration"));
@@ -256,7 +263,7 @@ describe("waits and schedules through the SDK", () => {
     expect(waits.length).toBeGreaterThan(0);
     for (const w of waits) {
       expect(watchers.has(w.fromRun ?? "")).toBe(true);
-      const asked = new Date((w.body as { date: string }).date).getTime() - Date.now();
+      const asked = new Date((w.body as { date: string }).date).getTime() - w.receivedAt;
       expect(asked).toBeGreaterThan(4_000);
       expect(asked).toBeLessThanOrEqual(6_000);
     }
