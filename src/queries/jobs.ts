@@ -5,6 +5,9 @@
  */
 import { secretValues } from "../config/headers.js";
 import { readConfig } from "../store/configs.js";
+import { listJobChunks } from "../store/chunks.js";
+import { listRecentJobs, readJob } from "../store/jobs.js";
+import { countSetAsideRecords } from "../store/set-aside-records.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { EJSON, type ObjectId } from "bson";
 import { configHash, orderKeyOf } from "../config/schema.js";
@@ -37,11 +40,7 @@ export async function listJobs(
   store: Store,
   options: { config?: string; limit?: number } = {},
 ): Promise<JobListing[]> {
-  const jobs = await store.jobs
-    .find(options.config ? { config: options.config } : {})
-    .sort({ createdAt: -1 })
-    .limit(options.limit ?? 50)
-    .toArray();
+  const jobs = await listRecentJobs(store, { config: options.config, limit: options.limit ?? 50 });
   return jobs.map((j) => ({
     jobId: j._id,
     config: j.config,
@@ -85,15 +84,12 @@ export async function jobReport(
   jobId: string,
   env: Record<string, string | undefined> = process.env,
 ): Promise<JobReport> {
-  const found = await store.jobs.findOne({ _id: jobId });
+  const found = await readJob(store, jobId);
   if (!found) throw new BadInputError(`job '${jobId}' not found; list jobs with \`npx chunkrelay jobs\``);
   const [progress, storedChunks, exceptions, steps] = await Promise.all([
     readJobProgress(store, jobId),
-    store.chunks
-      .find({ jobId }, { projection: { _id: 0, lease: 0 } })
-      .sort({ chunk: 1 })
-      .toArray(),
-    store.exceptions.countDocuments({ jobId }),
+    listJobChunks(store, jobId),
+    countSetAsideRecords(store, jobId),
     stepStats(store, { jobId }),
   ]);
   let currentConfigHash: string | undefined;

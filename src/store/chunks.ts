@@ -415,3 +415,11 @@ export async function listChunkConfigHashes(
     )
     .toArray();
 }
+
+/** Every chunk of a job in chunk order, without leases (who holds one is not a job's report). */
+export async function listJobChunks(store: Store, jobId: string): Promise<Omit<ChunkDoc, "lease">[]> {
+  return store.chunks
+    .find({ jobId }, { projection: { _id: 0, lease: 0 } })
+    .sort({ chunk: 1 })
+    .toArray();
+}
