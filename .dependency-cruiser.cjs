@@ -3,7 +3,7 @@
 // higher one; nothing may form a cycle; only the store talks to MongoDB through the driver.
 /** Lowest first. Each entry: the folders of one layer. */
 const LAYERS = [
-  ["shared", "planning"],
+  ["common", "planning"],
   ["config"],
   ["store"],
   // Where records come from, and read-only views (steps report progress through them).
@@ -54,7 +54,7 @@ module.exports = {
         "The reference batch service is a separate program: it may use shared code and the store, nothing of the pipeline.",
       severity: "error",
       from: { path: "^src/service/" },
-      to: { path: "^src/", pathNot: "^src/(service|shared|store|config)/" },
+      to: { path: "^src/", pathNot: "^src/(service|common|store|config)/" },
     },
     {
       name: "product-uses-the-engine-entry-only",

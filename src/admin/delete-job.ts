@@ -1,6 +1,6 @@
 /** Deleting one job's documents, when nothing depends on them any more. */
 import { laneDocId } from "../planning/lane-ids.js";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import { countJobDocuments, deleteJobDocuments } from "../store/job-documents.js";
 import { readJob } from "../store/jobs.js";
 import { readLane } from "../store/lanes.js";

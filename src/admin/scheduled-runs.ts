@@ -11,7 +11,7 @@
  * still scheduled. Callers learn of each skip through `onSkip` (by default a console warning).
  */
 import { EJSON } from "bson";
-import { forTerminal } from "../shared/terminal-text.js";
+import { forTerminal } from "../common/terminal-text.js";
 import { readConfig, streamScheduledConfigDocs } from "../store/configs.js";
 import {
   type BatchConfig,
@@ -21,7 +21,7 @@ import {
   platformScheduleProblem,
   timeZoneProblem,
 } from "../config/schema.js";
-import { BadInputError, isBadInput } from "../shared/errors.js";
+import { BadInputError, isBadInput } from "../common/errors.js";
 import type { InitializePayload } from "../steps/initialize/payload.js";
 import type { Store } from "../store/store.js";
 

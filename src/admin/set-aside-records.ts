@@ -2,7 +2,7 @@
  * Resolving set-aside records: a human says what was done about them, with a note. The last one
  * resolved makes its job complete, so the watermark may move over it.
  */
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import { settleJobCompletion } from "../lanes/watermark.js";
 import { silentLogger } from "../steps/handover.js";
 import { jobExists } from "../store/jobs.js";

@@ -1,6 +1,6 @@
 import { jobIdSchema } from "../config/schema.js";
 import { CliError, EXIT } from "./exit.js";
-import { forTerminal } from "../shared/terminal-text.js";
+import { forTerminal } from "../common/terminal-text.js";
 
 /**
  * A `--job-id` flag, checked before the command does anything: an empty or malformed id is never

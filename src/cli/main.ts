@@ -6,7 +6,7 @@
  * command failed, 2 bad usage or bad config, 3 interrupted (the message says how to resume).
  */
 import { Command, CommanderError } from "commander";
-import { isBadInput } from "../shared/errors.js";
+import { isBadInput } from "../common/errors.js";
 import type { BacklogFlags } from "./commands/backlog.js";
 import type { BatchServiceFlags } from "./commands/batch-service.js";
 import type { ConfigApplyFlags } from "./commands/config-apply.js";
@@ -36,7 +36,7 @@ import {
   positiveNumberArg,
   rateArg,
 } from "./options.js";
-import { forTerminal, hideUriPasswords as hideGivenUriPasswords } from "../shared/terminal-text.js";
+import { forTerminal, hideUriPasswords as hideGivenUriPasswords } from "../common/terminal-text.js";
 
 export { EXIT } from "./exit.js";
 

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
 import { CliError, EXIT } from "./exit.js";
-import { forTerminal, hideUriPasswords } from "../shared/terminal-text.js";
+import { forTerminal, hideUriPasswords } from "../common/terminal-text.js";
 
 function numberArg(schema: z.ZodType<number>, what: string) {
   return (value: string): number => {

@@ -1,5 +1,5 @@
 import { EJSON } from "bson";
-import { forTerminal, jsonForTerminal } from "../shared/terminal-text.js";
+import { forTerminal, jsonForTerminal } from "../common/terminal-text.js";
 
 /**
  * Human-readable output, with whatever came from outside in it (ids, keys, descriptions, a

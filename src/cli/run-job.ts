@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { readConfig } from "../store/configs.js";
 import { readEnv } from "../config/env.js";
-import { isBadInput } from "../shared/errors.js";
+import { isBadInput } from "../common/errors.js";
 import { initializePayloadSchema } from "../steps/initialize/payload.js";
 import { parseKeyArgument } from "../sources/key-values.js";
 import { isJobCreated, readJobConfigName, readJobMode } from "../queries/job-lookup.js";
@@ -23,7 +23,7 @@ import type { CommandContext } from "./context.js";
 import { CliError, EXIT } from "./exit.js";
 import { stderrLogger } from "./output.js";
 import { onSignal } from "./signals.js";
-import { forTerminal, jsonForTerminal } from "../shared/terminal-text.js";
+import { forTerminal, jsonForTerminal } from "../common/terminal-text.js";
 
 export interface RunRequestFlags {
   mode?: string;

@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { EJSON } from "bson";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import { extendedJsonProblem } from "./extended-json-check.js";
 import { MAX_FILTER_DEPTH } from "./filter-check.js";
 

@@ -1,6 +1,6 @@
 /** Environment variables chunkrelay reads, parsed once with zod. */
 import { z } from "zod";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 
 export const envSchema = z.object({
   /** MongoDB connection string; its path names the database (default `chunkrelay`). */

@@ -3,7 +3,7 @@
  * any text that is stored, logged or printed). Reading and saving configs is the store's
  * (`src/store/configs.ts`).
  */
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import { type BatchConfig, hasControlCharacter } from "./schema.js";
 
 /** The secret values a config's headers take from the environment (to keep them out of text). */

@@ -6,7 +6,7 @@
  * compare in BSON order (the order MongoDB sorts in), and the query builders only build filters.
  */
 import { type Document, EJSON } from "bson";
-import { compareBson } from "../shared/bson-order.js";
+import { compareBson } from "../common/bson-order.js";
 
 /**
  * - `{ key, id }`: right after the record (key, id).

@@ -15,7 +15,7 @@ import type { Cut } from "../planning/cuts.js";
 import { partitioningName } from "../planning/workload.js";
 import { openSource } from "../sources/open-source.js";
 import { lanePass } from "../planning/lane-ids.js";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import { type JobProgress, readJobProgress } from "./progress.js";
 import type { ChunkDoc, JobDoc, Store } from "../store/store.js";
 import { type StepSummary, stepStats } from "./step-stats.js";

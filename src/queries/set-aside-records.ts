@@ -2,7 +2,7 @@
 import { listSetAsideRecords, readSetAsideRecord } from "../store/set-aside-records.js";
 import { readSecretsByConfig } from "../store/configs.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import type { ExceptionDoc, Store } from "../store/store.js";
 
 /**

@@ -4,7 +4,7 @@
  * them per task (count, successes, failures, p50/p95/max duration), per job or overall.
  */
 import { collectStepDurations, insertStepStat } from "../store/step-stats.js";
-import { isBadInput } from "../shared/errors.js";
+import { isBadInput } from "../common/errors.js";
 import type { Store, TaskStatDoc } from "../store/store.js";
 
 export type StepName =

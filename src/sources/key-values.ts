@@ -7,8 +7,8 @@
 import { findSourceRecordAt } from "../store/source-collection.js";
 import { type Document, ObjectId } from "bson";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
-import { readPath } from "../shared/bson-order.js";
-import { BadInputError } from "../shared/errors.js";
+import { readPath } from "../common/bson-order.js";
+import { BadInputError } from "../common/errors.js";
 import { refusedAsBadInput } from "./mongo-source.js";
 import type { Store } from "../store/store.js";
 

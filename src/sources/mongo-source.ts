@@ -7,9 +7,9 @@ import {
   openSourceCursor,
   sumSourceWeight,
 } from "../store/source-collection.js";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import type { MongoSourceConfig } from "../config/schema.js";
-import { readPath } from "../shared/bson-order.js";
+import { readPath } from "../common/bson-order.js";
 import { aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import { weightOf } from "../planning/chunking.js";
 import type { Store } from "../store/store.js";

@@ -8,7 +8,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { EJSON } from "bson";
-import { isBadInput } from "../shared/errors.js";
+import { isBadInput } from "../common/errors.js";
 import { readBacklog } from "../queries/backlog.js";
 import { listExceptions } from "../queries/set-aside-records.js";
 import { jobReport, listJobs } from "../queries/jobs.js";

@@ -1,7 +1,7 @@
 /** Configs in `batch_config`, read and written only through the schema. */
 import { secretValues } from "../config/headers.js";
 import { type BatchConfig, parseConfig } from "../config/schema.js";
-import { BadInputError, isBadInput } from "../shared/errors.js";
+import { BadInputError, isBadInput } from "../common/errors.js";
 import type { ConfigDoc, Store } from "./store.js";
 
 /**

@@ -3,7 +3,7 @@
  * helpers (which database a URI names, the URI without its password, another database).
  */
 import { MongoClient } from "mongodb";
-import { BadInputError } from "../shared/errors.js";
+import { BadInputError } from "../common/errors.js";
 import { Store } from "./store.js";
 
 /** The database named in the URI's path, or `chunkrelay`. */

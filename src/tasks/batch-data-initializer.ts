@@ -2,7 +2,7 @@
 import { schemaTask, tags } from "@trigger.dev/sdk";
 import { initializeJob } from "../steps/initialize/initialize.js";
 import { readConfig } from "../store/configs.js";
-import { BadInputError, isBadInput } from "../shared/errors.js";
+import { BadInputError, isBadInput } from "../common/errors.js";
 import { dashboardPayloadSchema, initializePayloadSchema } from "../steps/initialize/payload.js";
 import { chooseRunJobId } from "../steps/initialize/run-job-id.js";
 import { type RunContext, runTaskStep } from "../runtimes/trigger/worker.js";

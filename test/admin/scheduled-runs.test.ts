@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
-import { BadInputError, isBadInput } from "../../src/shared/errors.js";
+import { BadInputError, isBadInput } from "../../src/common/errors.js";
 import type { InitializePayload } from "../../src/steps/initialize/payload.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
 import {

@@ -7,7 +7,7 @@ import { BSONRegExp, ObjectId } from "bson";
 import { describe, expect, it } from "vitest";
 import { parseConfigText } from "../../src/config/config-file.js";
 import { ConfigError, parseConfig } from "../../src/config/schema.js";
-import { BadInputError } from "../../src/shared/errors.js";
+import { BadInputError } from "../../src/common/errors.js";
 import { dispatchPayloadSchema } from "../../src/steps/dispatch/dispatch.js";
 import { initializePayloadSchema } from "../../src/steps/initialize/payload.js";
 import { watchPayloadSchema } from "../../src/steps/watch/watch.js";

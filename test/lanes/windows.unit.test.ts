@@ -13,7 +13,7 @@ import {
 } from "../../src/planning/cuts.js";
 import { WorkloadMeter, inSample, partitioningName, sampleComplete } from "../../src/planning/workload.js";
 import { parseKeyAs, keyTypeOf } from "../../src/sources/key-values.js";
-import { BadInputError } from "../../src/shared/errors.js";
+import { BadInputError } from "../../src/common/errors.js";
 import { seededRandom } from "../support/random.js";
 
 describe("cuts", () => {

@@ -1,7 +1,7 @@
 /** Seeing what jobs did: listings, reports, step statistics, lineage, exceptions, drift, delete. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
-import { BadInputError } from "../../src/shared/errors.js";
+import { BadInputError } from "../../src/common/errors.js";
 import { readBacklog } from "../../src/queries/backlog.js";
 import { listExceptions, showException } from "../../src/queries/set-aside-records.js";
 import { resolveException, resolveExceptions } from "../../src/admin/set-aside-records.js";

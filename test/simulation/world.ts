@@ -8,7 +8,7 @@
  */
 import { saveConfig } from "../../src/store/configs.js";
 import { dispatchJob } from "../../src/steps/dispatch/dispatch.js";
-import { isBadInput } from "../../src/shared/errors.js";
+import { isBadInput } from "../../src/common/errors.js";
 import type { HandOver, StepDeps, WatchPayload } from "../../src/steps/handover.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
 import { releaseLeases } from "../../src/jobs/lease.js";

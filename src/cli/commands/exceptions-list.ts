@@ -3,7 +3,7 @@ import { listExceptions } from "../../queries/set-aside-records.js";
 import type { CommandContext } from "../context.js";
 import { withCommandStore } from "../open-store.js";
 import { printJson, writeForTerminal } from "../output.js";
-import { forTerminal } from "../../shared/terminal-text.js";
+import { forTerminal } from "../../common/terminal-text.js";
 
 export interface ExceptionsListFlags {
   job?: string;

@@ -3,7 +3,7 @@ import { parseRecordId } from "../../queries/lineage.js";
 import { showException } from "../../queries/set-aside-records.js";
 import type { CommandContext } from "../context.js";
 import { withCommandStore } from "../open-store.js";
-import { jsonForTerminal } from "../../shared/terminal-text.js";
+import { jsonForTerminal } from "../../common/terminal-text.js";
 
 export interface ExceptionsShowFlags {
   type?: "string" | "number" | "objectId";

@@ -4,7 +4,7 @@ import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../exit.js";
 import { withCommandStore } from "../open-store.js";
 import { printJson, writeForTerminal } from "../output.js";
-import { forTerminal } from "../../shared/terminal-text.js";
+import { forTerminal } from "../../common/terminal-text.js";
 
 export interface WhereFlags {
   type?: string;

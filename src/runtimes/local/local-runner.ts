@@ -5,7 +5,7 @@
  * pipeline. SIGINT/SIGTERM (an AbortSignal here) stop new steps, let running ones settle and
  * report the job as interrupted; running it again with the same job id resumes it.
  */
-import { backoffDelay, retryWithBackoff } from "../../shared/retry.js";
+import { backoffDelay, retryWithBackoff } from "../../common/retry.js";
 import { listSentChunks } from "../../store/chunks.js";
 import { readJob } from "../../store/jobs.js";
 import { randomBytes } from "node:crypto";
@@ -20,7 +20,7 @@ import {
   keys,
   silentLogger,
 } from "../../steps/handover.js";
-import { isBadInput } from "../../shared/errors.js";
+import { isBadInput } from "../../common/errors.js";
 import { timeStep } from "../../queries/step-stats.js";
 import { releaseLeases } from "../../jobs/lease.js";
 import { initializeJob } from "../../steps/initialize/initialize.js";

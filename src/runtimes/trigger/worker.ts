@@ -16,7 +16,7 @@ import {
 } from "@trigger.dev/sdk";
 import { jobIdSchema } from "../../config/schema.js";
 import { readEnv } from "../../config/env.js";
-import { BadInputError, isBadInput } from "../../shared/errors.js";
+import { BadInputError, isBadInput } from "../../common/errors.js";
 import type { Logger, StepDeps } from "../../steps/handover.js";
 import { realTimer } from "../../jobs/lease.js";
 import { createTriggerHandOver, runTags } from "./trigger-handover.js";

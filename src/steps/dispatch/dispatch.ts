@@ -11,10 +11,10 @@ import { resolveHeaders, secretValues } from "../../config/headers.js";
 import { readConfig } from "../../store/configs.js";
 import { redactAndCut } from "../../config/redact.js";
 import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../../config/schema.js";
-import { BadInputError } from "../../shared/errors.js";
+import { BadInputError } from "../../common/errors.js";
 import { type StepDeps, keys } from "../handover.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
-import { backoffDelay } from "../../shared/retry.js";
+import { backoffDelay } from "../../common/retry.js";
 import type { ChunkDoc, JobDoc } from "../../store/store.js";
 import {
   type ChunkHold,

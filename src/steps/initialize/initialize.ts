@@ -9,7 +9,7 @@ import { resolveHeaders } from "../../config/headers.js";
 import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, configHash } from "../../config/schema.js";
 import { finishJob, settleFinishedJob } from "../dispatch/dispatch.js";
-import { BadInputError } from "../../shared/errors.js";
+import { BadInputError } from "../../common/errors.js";
 import { type StepDeps, keys } from "../handover.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
 import { planChunksFrom } from "../../planning/chunking.js";

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { EJSON, ObjectId } from "bson";
 import { type BatchConfig, configHash, isFileSource, orderKeyOf } from "../../config/schema.js";
-import { BadInputError, isBadInput } from "../../shared/errors.js";
+import { BadInputError, isBadInput } from "../../common/errors.js";
 import type { StepDeps } from "../handover.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../../planning/cuts.js";
 import { type Sample, type Workload, hasCaps } from "../../planning/workload.js";

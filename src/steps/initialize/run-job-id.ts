@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { configNameSchema, jobIdSchema } from "../../config/schema.js";
-import { BadInputError } from "../../shared/errors.js";
+import { BadInputError } from "../../common/errors.js";
 
 /** Trigger.dev's limits: at most 10 tags on a run, each at most 128 characters. */
 export const MAX_RUN_TAGS = 10;

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, jobIdSchema } from "../../config/schema.js";
 import { failChunk } from "../../jobs/set-aside-records.js";
-import { BadInputError } from "../../shared/errors.js";
+import { BadInputError } from "../../common/errors.js";
 import { type StepDeps, keys } from "../handover.js";
 import { nextChunkStatus } from "../../planning/chunk-state.js";
 import type { ChunkCounts } from "../../queries/progress.js";

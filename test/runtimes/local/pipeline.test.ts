@@ -5,7 +5,7 @@
 import { ObjectId } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../../src/store/configs.js";
-import { BadInputError } from "../../../src/shared/errors.js";
+import { BadInputError } from "../../../src/common/errors.js";
 import { initializeJob } from "../../../src/steps/initialize/initialize.js";
 import { runJobLocally } from "../../../src/runtimes/local/local-runner.js";
 import { type BatchService, startBatchService } from "../../../src/service/batch-service.js";

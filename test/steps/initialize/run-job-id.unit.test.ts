@@ -1,7 +1,7 @@
 /** Which job an initializer run without a `jobId` works on: its tag, or its run id — never random. */
 import { describe, expect, it } from "vitest";
 import { jobIdSchema } from "../../../src/config/schema.js";
-import { BadInputError } from "../../../src/shared/errors.js";
+import { BadInputError } from "../../../src/common/errors.js";
 import { MAX_TAG_LENGTH, chooseRunJobId } from "../../../src/steps/initialize/run-job-id.js";
 
 const createdAt = new Date("2026-12-04T15:04:05.678Z");

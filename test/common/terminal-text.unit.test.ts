@@ -4,7 +4,7 @@ import {
   hideUriPasswords,
   jsonForTerminal,
   uriCredentialOf,
-} from "../../src/shared/terminal-text.js";
+} from "../../src/common/terminal-text.js";
 
 /** Any character a terminal acts on instead of showing: C0, DEL, C1, bidi overrides/isolates. */
 function isActive(c: number): boolean {

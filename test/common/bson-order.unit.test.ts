@@ -21,7 +21,7 @@ import {
 } from "bson";
 import { Engine } from "@chunkrelay/embedded-mongo";
 import { describe, expect, it } from "vitest";
-import { compareBson, readPath } from "../../src/shared/bson-order.js";
+import { compareBson, readPath } from "../../src/common/bson-order.js";
 import { seededRandom } from "../support/random.js";
 
 const sign = (n: number) => Math.sign(n) || 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, retryWithBackoff } from "../../src/shared/retry.js";
+import { backoffDelay, retryWithBackoff } from "../../src/common/retry.js";
 
 describe("backoffDelay", () => {
   it("doubles per try, is capped, and jitters within [exp/2, exp]", () => {
