@@ -364,10 +364,88 @@ const csvSourceSchema = z
   })
   .strict();
 
-const sourceSchema = z
-  .discriminatedUnion("type", [mongoSourceSchema, ndjsonSourceSchema, csvSourceSchema])
+const brokerList = z
+  .array(
+    z.string().regex(/^[A-Za-z0-9._-]+:\d{1,5}$/, "a broker address host:port, e.g. kafka-1.internal:9092"),
+  )
+  .min(1)
+  .max(50);
+
+/** Kafka topic names: at most 249 characters of letters, digits, '.', '_' and '-' (Kafka's rule). */
+export const kafkaTopicName = z
+  .string()
+  .min(1)
+  .max(249)
+  .regex(/^[A-Za-z0-9._-]+$/, "a Kafka topic name: letters, digits, '.', '_' and '-'")
+  .refine((t) => t !== "." && t !== "..", "a Kafka topic name other than '.' or '..'");
+
+const kafkaSourceSchema = z
+  .object({
+    type: z
+      .literal("kafka")
+      .describe(
+        "Messages of a Kafka topic. A record is one message, identified by topic/partition/offset; its JSON value gives the fields. Records are copied into batch_details when a job is planned, so re-sends never depend on topic retention.",
+      ),
+    brokers: brokerList.describe('Bootstrap brokers, e.g. ["kafka:9092"]. Required.'),
+    topic: kafkaTopicName.describe("The topic the records are read from. Required."),
+    groupId: z
+      .string()
+      .min(1)
+      .max(249)
+      .regex(/^[A-Za-z0-9._:-]+$/, "a consumer group id: letters, digits and . _ : -")
+      .optional()
+      .describe(
+        "Consumer group whose committed offsets mirror the watermark: offsets are committed only as far as every record before them was processed, so another consumer of the group sees exactly what chunkrelay finished. Its committed offsets are also where a config's first incremental job starts. Default: chunkrelay.<config name>.",
+      ),
+    clientId: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9._-]+$/, "letters, digits, '.', '_' and '-'")
+      .default("chunkrelay")
+      .describe('Client id sent to the brokers (quotas, logs). Default: "chunkrelay".'),
+    startFrom: z
+      .enum(["earliest", "latest"])
+      .default("earliest")
+      .describe(
+        'Where the first incremental job of a config starts when the group has no committed offsets: "earliest" (every retained message) or "latest" (only messages produced from then on). Default: "earliest".',
+      ),
+    fields: z
+      .array(fieldPath)
+      .max(200)
+      .default([])
+      .describe("Fields of each message's JSON value sent to the service. Default: [] (every field)."),
+    weightField: weightFieldSchema,
+    invalidMessages: z
+      .enum(["fail", "skip"])
+      .default("fail")
+      .describe(
+        'A message whose value is not a JSON object: "fail" stops the job planning it with an error naming its topic/partition/offset (nothing is committed past it); "skip" leaves it out of the job and produces it to `errorTopic` (required then), as Kafka Connect\'s errors.tolerance=all with a dead-letter topic does. Default: "fail".',
+      ),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(600_000)
+      .default(10_000)
+      .describe("Timeout of one request to a broker (connecting included), in ms. Default: 10000."),
+    maxBytesPerPartition: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe("Most bytes one fetch reads of one partition (memory per partition). Default: 1048576."),
+  })
+  .strict()
   .describe(
-    "Where the records come from: a MongoDB collection (default), or an NDJSON / CSV file whose records are copied into batch_details when a job is planned.",
+    "Records from a Kafka topic, in per-partition offset windows; the watermark is committed to the consumer group.",
+  );
+
+const sourceSchema = z
+  .discriminatedUnion("type", [mongoSourceSchema, ndjsonSourceSchema, csvSourceSchema, kafkaSourceSchema])
+  .describe(
+    "Where the records come from: a MongoDB collection (default), an NDJSON / CSV file, or a Kafka topic; the records of a file or topic are copied into batch_details when a job is planned.",
   );
 
 const capSchema = (what: string) =>
@@ -494,6 +572,20 @@ export const configSchema = z
       })
       .strict(),
     workload: workloadSchema,
+    errorTopic: z
+      .object({
+        topic: kafkaTopicName.describe("The topic set-aside records are produced to. Required."),
+        brokers: brokerList
+          .optional()
+          .describe(
+            "Bootstrap brokers of that topic. Default: source.brokers of a Kafka source (else required).",
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "Also produce every set-aside record (and, with source.invalidMessages 'skip', every skipped message) to a Kafka topic, keyed by job and record id, as the worker system's `error` queue did; batch_exceptions keeps them too. At least once: a crash between the two may produce one again, with the same key. Default: none.",
+      ),
     schedule: scheduleSchema.optional(),
     maxInFlight: z
       .number()
@@ -570,6 +662,21 @@ export const configSchema = z
         });
       }
     }
+    if (c.errorTopic && !c.errorTopic.brokers && c.source.type !== "kafka") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["errorTopic", "brokers"],
+        message: "errorTopic.brokers is required when the source is not a Kafka topic",
+      });
+    }
+    if (c.source.type === "kafka" && c.source.invalidMessages === "skip" && !c.errorTopic) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["source", "invalidMessages"],
+        message:
+          'source.invalidMessages "skip" needs errorTopic (skipped messages go there, so none is lost); add errorTopic: {topic: "…"} or use "fail"',
+      });
+    }
     if (c.retry.maxBackoffMs < c.retry.backoffMs) {
       ctx.addIssue({
         code: "custom",
@@ -589,9 +696,25 @@ export const isFileSource = (
 ): source is Extract<SourceConfig, { type: "ndjson" | "csv" }> =>
   source.type === "ndjson" || source.type === "csv";
 
-/** The source's order key as shown to users (files are ordered by record number). */
+export type KafkaSourceConfig = z.infer<typeof kafkaSourceSchema>;
+export const isKafkaSource = (source: SourceConfig): source is KafkaSourceConfig => source.type === "kafka";
+
+/**
+ * A source whose records carry their fields (`SourceRecord.data`), copied into batch_details when a
+ * job is planned: files and Kafka topics. A collection's records are read when their chunk is sent.
+ */
+export const carriesData = (
+  source: SourceConfig,
+): source is Extract<SourceConfig, { type: "ndjson" | "csv" | "kafka" }> =>
+  isFileSource(source) || isKafkaSource(source);
+
+/** The consumer group a Kafka source commits its watermark to. */
+export const kafkaGroupOf = (config: { name: string; source: KafkaSourceConfig }): string =>
+  config.source.groupId ?? `chunkrelay.${config.name}`;
+
+/** The source's order key as shown to users (files by record number, topics by partition offsets). */
 export const orderKeyOf = (source: SourceConfig): string =>
-  isFileSource(source) ? "(record number)" : source.orderBy;
+  isFileSource(source) ? "(record number)" : isKafkaSource(source) ? "(partition offsets)" : source.orderBy;
 export type BatchConfigInput = z.input<typeof configSchema>;
 
 /** A config that failed validation: the message names every bad field and how to fix it. */
@@ -609,7 +732,7 @@ export function formatIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
     const path = issue.path.length > 0 ? issue.path.join(".") : "(config)";
     if (issue.code === "invalid_union" && path === "source.type") {
-      return `source.type: must be "mongodb" (or absent), "ndjson" or "csv"`;
+      return `source.type: must be "mongodb" (or absent), "ndjson", "csv" or "kafka"`;
     }
     if (issue.code === "unrecognized_keys") {
       return `${path === "(config)" ? "" : `${path}: `}unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(", ")}; remove them or check the spelling (see \`npx chunkrelay config schema\`)`;

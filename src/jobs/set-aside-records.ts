@@ -1,5 +1,6 @@
 /** Records that could not be processed are set aside in `batch_exceptions` for a human. */
-import { readSecretValues } from "../store/configs.js";
+import { readConfig, readSecretValues } from "../store/configs.js";
+import { openErrorTopic } from "./error-topic.js";
 import { redactAndCut } from "../config/redact.js";
 
 /** The most of a service's record error kept in an exception's reason. */
@@ -37,27 +38,35 @@ export async function setAsideRecords(
     }
     return out;
   };
+  const errorTopic = openErrorTopic(await readConfig(store, config));
   const cursor = streamUnprocessedRecords(store, chunk.jobId, chunk.chunk);
   let batch: ExceptionDoc[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     await insertSetAsideRecords(store, batch);
+    // After batch_exceptions (the record of truth): a failure here fails the step, which runs
+    // again and produces them again — at least once, never lost.
+    await errorTopic?.send(batch.map((e) => ({ kind: "set-aside" as const, ...e, at: e.createdAt })));
     count += batch.length;
     batch = [];
   };
-  for await (const d of cursor) {
-    batch.push({
-      jobId: chunk.jobId,
-      config,
-      recordId: d.recordId,
-      chunk: chunk.chunk,
-      attempts: Math.max(d.attempts, chunk.attempt),
-      reason: d.error ? `${reason} (service said: ${redactedError(String(d.error))})` : reason,
-      createdAt: now,
-    });
-    if (batch.length >= 1000) await flush();
+  try {
+    for await (const d of cursor) {
+      batch.push({
+        jobId: chunk.jobId,
+        config,
+        recordId: d.recordId,
+        chunk: chunk.chunk,
+        attempts: Math.max(d.attempts, chunk.attempt),
+        reason: d.error ? `${reason} (service said: ${redactedError(String(d.error))})` : reason,
+        createdAt: now,
+      });
+      if (batch.length >= 1000) await flush();
+    }
+    await flush();
+  } finally {
+    await errorTopic?.close();
   }
-  await flush();
   return count;
 }
 

@@ -102,7 +102,10 @@ export async function claimWindow(
   for (let tries = 0; tries < 50; tries++) {
     const previous = await readLastLaneJob(store, claim.laneId);
     const seq = (previous?.lane?.seq ?? 0) + 1;
-    const claimedEnd = previous?.lane?.end ?? claim.lower;
+    // A lane's first job starts where the source says (a Kafka group's committed offsets), pinned
+    // in its window so that planning it again reads the same records.
+    const claimedEnd =
+      previous?.lane?.end ?? claim.lower ?? (previous ? undefined : await source.startCut?.());
     const from = claim.full ? undefined : claimedEnd;
     const to = await findWindowEnd(source, from, claim.upper, claim.full ? {} : claim.caps, claim.chunking);
     const window: JobDoc["window"] = { ...(from ? { from } : {}), to: to ?? null };

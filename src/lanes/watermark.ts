@@ -13,6 +13,7 @@ import type { Logger } from "../steps/handover.js";
 import { type Cut, laterCut } from "../planning/cuts.js";
 import type { Store } from "../store/store.js";
 import { laneDocId, lanePass } from "../planning/lane-ids.js";
+import { commitWatermark } from "./commit-watermark.js";
 
 interface WatermarkDeps {
   store: Store;
@@ -44,7 +45,10 @@ export async function settleJobCompletion(deps: WatermarkDeps, jobId: string): P
         : (job.window.from ?? undefined);
   }
   await saveJobCompletion(store, jobId, completedTo, complete);
-  if (job.lane) await advanceWatermark(deps, job.lane.id, job.config);
+  if (job.lane) {
+    await advanceWatermark(deps, job.lane.id, job.config);
+    await commitWatermark(deps, job.config, job.lane.id);
+  }
 }
 
 /**

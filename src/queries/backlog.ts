@@ -8,6 +8,7 @@ import { listBackfillLanes, readLane } from "../store/lanes.js";
 import { readConfig } from "../store/configs.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/open-source.js";
+import { withSource } from "../sources/source.js";
 import type { Store } from "../store/store.js";
 
 export interface Backlog {
@@ -33,7 +34,11 @@ export interface Backlog {
 export async function readBacklog(store: Store, configName: string): Promise<Backlog> {
   const config = await readConfig(store, configName);
   const mark = await readLane(store, configName);
-  const counted = await openSource(store, config).count(mark?.completedUpTo);
+  // Before the first job, a source with a start of its own (a Kafka group's committed offsets)
+  // counts from there: the backlog is the consumer lag.
+  const counted = await withSource(openSource(store, config), async (source) =>
+    source.count(mark?.completedUpTo ?? (await source.startCut?.())),
+  );
   const lanes = await listBackfillLanes(store, configName);
   return {
     config: configName,

@@ -1,9 +1,9 @@
 /**
  * The unresolved exceptions of an earlier job, in record-id order: set-aside records sent again
  * after a fix. Records of a collection are read from it when their chunk is sent (so they go out
- * with their fixed fields); records of a file take the fields stored with the earlier job.
+ * with their fixed fields); records of a file or topic take the fields stored with the earlier job.
  */
-import { type BatchConfig, isFileSource } from "../config/schema.js";
+import { type BatchConfig, carriesData } from "../config/schema.js";
 import { EJSON } from "bson";
 import { readStoredRecordData } from "../store/records.js";
 import {
@@ -15,7 +15,7 @@ import type { Store } from "../store/store.js";
 import { type Source, type SourceRecord, generatorBatches } from "./source.js";
 
 export function exceptionsSource(store: Store, config: BatchConfig, fromJob: string): Source {
-  const fromFile = isFileSource(config.source);
+  const fromFile = carriesData(config.source);
   return {
     description: `exceptions of job ${fromJob}`,
     async lastRecord(window) {
@@ -49,5 +49,6 @@ export function exceptionsSource(store: Store, config: BatchConfig, fromJob: str
     async count(from) {
       return { records: await countUnresolvedInWindow(store, fromJob, from ? { from } : {}) };
     },
+    close: () => Promise.resolve(),
   };
 }

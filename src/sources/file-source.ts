@@ -118,5 +118,6 @@ export function fileSource(source: FileSourceConfig): Source {
       }
       return source.weightField ? { records, weight } : { records };
     },
+    close: () => Promise.resolve(),
   };
 }

@@ -7,6 +7,7 @@
 import { findSourceRecordAt } from "../store/source-collection.js";
 import { type Document, ObjectId } from "bson";
 import { type BatchConfig, isFileSource } from "../config/schema.js";
+import { parseKafkaBound } from "./kafka-source.js";
 import { readPath } from "../common/bson-order.js";
 import { BadInputError } from "../common/errors.js";
 import { refusedAsBadInput } from "./mongo-source.js";
@@ -75,6 +76,7 @@ export function parseKeyAs(type: KeyType, text: string, what: string): unknown {
 export async function readKeyType(store: Store, config: BatchConfig): Promise<KeyType | undefined> {
   const source = config.source;
   if (isFileSource(source)) return "number";
+  if (source.type === "kafka") return undefined; // positions are offset vectors (parseKafkaBound)
   // A filter the server refuses is bad input here too (exit 2, never retried).
   const doc = await refusedAsBadInput(source.collection, () =>
     findSourceRecordAt(store, source.collection, source.filter as Document, source.orderBy, "last"),
@@ -91,7 +93,10 @@ export async function parseKeyArgument(
   config: BatchConfig,
   text: string,
   what: string,
+  side: "from" | "to" = /to$/.test(what) ? "to" : "from",
 ): Promise<unknown> {
+  const source = config.source;
+  if (source.type === "kafka") return parseKafkaBound({ name: config.name, source }, text, side, what);
   const type = await readKeyType(store, config);
   if (type) return parseKeyAs(type, text, what);
   if (/^[0-9a-fA-F]{24}$/.test(text)) return new ObjectId(text);

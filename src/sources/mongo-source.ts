@@ -116,5 +116,6 @@ export function mongoSource(store: Store, source: MongoSourceConfig): Source {
       const weight = await query(() => sumSourceWeight(store, collection, filter, weightField));
       return { records, weight };
     },
+    close: () => Promise.resolve(),
   };
 }

@@ -2,7 +2,7 @@
  * Where a job's records come from. A Source reads the records of a window in (order key, id)
  * order, in batches (bounded memory), finds the last record of a window (to fix a job's upper
  * bound) and counts a backlog. Implementations: a MongoDB collection (the default), an NDJSON or
- * CSV file, and the unresolved exceptions of an earlier job. Records of a collection are sent with
+ * CSV file, a Kafka topic, and the unresolved exceptions of an earlier job. Records of a collection are sent with
  * their current fields, read when a chunk goes out; records of a file carry their fields (`data`),
  * which the initializer stores in batch_details so a chunk can be sent without the file.
  */
@@ -43,6 +43,24 @@ export interface Source {
   read(window: Window, batchSize: number): RecordBatches;
   /** Records (and their total weight, with a weight field) above a cut: the backlog. */
   count(from: Cut | undefined): Promise<{ records: number; weight?: number }>;
+  /**
+   * Where a lane with no job yet starts, when that is not simply "the first record": a Kafka
+   * topic starts at its consumer group's committed offsets (or its `startFrom`). Pinned in the
+   * first job's window, so the job reads the same records however often it is planned again.
+   * Absent: from the first record.
+   */
+  startCut?(): Promise<Cut | undefined>;
+  /** Releases what the source opened (a Kafka connection); the source is not used after it. */
+  close(): Promise<void>;
+}
+
+/** Runs `use` with a source and closes it, however `use` ends. */
+export async function withSource<T>(source: Source, use: (source: Source) => Promise<T>): Promise<T> {
+  try {
+    return await use(source);
+  } finally {
+    await source.close();
+  }
 }
 
 /** Turns an async batch generator into RecordBatches with a close that ends it early. */

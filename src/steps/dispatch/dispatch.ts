@@ -10,7 +10,7 @@ import { z } from "zod";
 import { resolveHeaders, secretValues } from "../../config/headers.js";
 import { readConfig } from "../../store/configs.js";
 import { redactAndCut } from "../../config/redact.js";
-import { type BatchConfig, configHash, isFileSource, jobIdSchema } from "../../config/schema.js";
+import { type BatchConfig, carriesData, configHash, jobIdSchema } from "../../config/schema.js";
 import { BadInputError } from "../../common/errors.js";
 import { type StepDeps, keys } from "../handover.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
@@ -72,7 +72,7 @@ async function scheduleWakeUp(deps: StepDeps, jobId: string, low: number, high: 
  * records by `attempts`, so one idempotency key always carries the same records. Records are
  * marked before the request because a fast service may report on them before the reply reaches
  * us, and what it writes must never be overwritten. Fields are stored with the record for file
- * sources, read from the collection now for MongoDB sources (one `$in` query on _id per chunk).
+ * and Kafka sources, read from the collection now for MongoDB sources (one `$in` query on _id per chunk).
  */
 async function markAndBuildBody(
   deps: StepDeps,
@@ -85,7 +85,7 @@ async function markAndBuildBody(
   const ids = details.map((d) => d.recordId);
   const source = config.source;
   const byId = new Map<string, Document>();
-  if (!isFileSource(source) && source.fields.length > 0 && ids.length > 0) {
+  if (!carriesData(source) && source.fields.length > 0 && ids.length > 0) {
     const docs = await readSourceFields(deps.store, source.collection, ids, source.fields);
     for (const d of docs) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
   }

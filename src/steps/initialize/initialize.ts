@@ -16,6 +16,7 @@ import { planChunksFrom } from "../../planning/chunking.js";
 import type { Cut } from "../../planning/cuts.js";
 import { inSample, sampleComplete } from "../../planning/workload.js";
 import { openSource } from "../../sources/open-source.js";
+import { openErrorTopic } from "../../jobs/error-topic.js";
 import type { SourceRecord } from "../../sources/source.js";
 import type { ChunkDoc, DetailDoc, JobDoc } from "../../store/store.js";
 import { acceptConfig, openJob } from "./open-job.js";
@@ -132,7 +133,26 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   await deleteUncommittedChunks(store, jobId, job.planning.nextChunk, epoch);
 
   const weightField = config.source.weightField;
-  const source = openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined);
+  // Messages a Kafka source skips (`invalidMessages: "skip"`) go to the error topic as they are
+  // read; a resumed planning reads them again and produces them again (keyed, at least once).
+  const errorTopic = job.mode === "exceptions" ? undefined : openErrorTopic(config);
+  const source = openSource(store, config, job.mode === "exceptions" ? job.fromJob : undefined, {
+    warn: (message) => deps.log.warn(message, { jobId }),
+    onSkipped: async (m) => {
+      deps.log.warn(`job ${jobId}: Kafka message ${m.id} skipped: ${m.reason}`, { jobId });
+      await errorTopic?.send([
+        {
+          kind: "skipped",
+          jobId,
+          config: config.name,
+          recordId: m.id,
+          reason: m.reason,
+          value: m.value,
+          at: deps.now(),
+        },
+      ]);
+    },
+  });
   const checkpoint: Cut | undefined =
     job.planning.lastKey !== undefined
       ? { key: job.planning.lastKey, id: job.planning.lastId }
@@ -277,5 +297,7 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
   } finally {
     await Promise.allSettled(outstanding);
     await reading.close();
+    await source.close();
+    await errorTopic?.close();
   }
 }

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { EJSON, ObjectId } from "bson";
-import { type BatchConfig, configHash, isFileSource, orderKeyOf } from "../../config/schema.js";
+import { type BatchConfig, carriesData, configHash, orderKeyOf } from "../../config/schema.js";
 import { BadInputError, isBadInput } from "../../common/errors.js";
 import type { StepDeps } from "../handover.js";
 import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../../planning/cuts.js";
@@ -224,7 +224,9 @@ async function backfillLane(
     payload.from !== undefined ? { key: keyFromPayload(payload.from), keyIncluded: false } : undefined;
   const upper: Cut | undefined =
     payload.to !== undefined ? { key: keyFromPayload(payload.to), keyIncluded: true } : undefined;
-  if (lower && upper && compareCuts(lower, upper) > 0) {
+  // Offset vectors of a Kafka topic are bounds per partition, not points in one order: an empty
+  // range of one partition is no error (the job takes the others').
+  if (lower && upper && config.source.type !== "kafka" && compareCuts(lower, upper) > 0) {
     throw new BadInputError(
       `backfill window is empty: from ${EJSON.stringify(lower.key)} is after to ${EJSON.stringify(upper.key)}`,
     );
@@ -264,7 +266,7 @@ async function backfillLane(
  */
 async function settleBound(deps: StepDeps, config: BatchConfig, now: Date): Promise<Cut | undefined> {
   const source = config.source;
-  if (isFileSource(source) || source.settleMs === 0) return undefined;
+  if (carriesData(source) || source.settleMs === 0) return undefined;
   const at = new Date(now.getTime() - source.settleMs);
   const type = await readKeyType(deps.store, config);
   switch (type) {
@@ -306,83 +308,89 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
   const chunking = config.chunking;
   const make = (window: JobDoc["window"], lane?: JobDoc["lane"]) =>
     newJobDoc(deps, config, payload, now, { jobId, description, window, ...(lane ? { lane } : {}) });
-  switch (payload.mode) {
-    case "exceptions": {
-      const fromJob = payload.fromJob as string;
-      const from = await readJobFields(store, fromJob, ["config"]);
-      if (!from) throw new BadInputError(`job '${fromJob}' not found; its exceptions cannot be requeued`);
-      if (from.config !== config.name) {
-        throw new BadInputError(`job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`);
+  try {
+    switch (payload.mode) {
+      case "exceptions": {
+        const fromJob = payload.fromJob as string;
+        const from = await readJobFields(store, fromJob, ["config"]);
+        if (!from) throw new BadInputError(`job '${fromJob}' not found; its exceptions cannot be requeued`);
+        if (from.config !== config.name) {
+          throw new BadInputError(
+            `job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`,
+          );
+        }
+        // The exceptions still unresolved when the job starts; ones resolved meanwhile are skipped.
+        const last = await source.lastRecord({});
+        return createJob(deps, {
+          ...make(last ? { to: cutAfter(last) } : { to: null }),
+          description: payload.description ?? `exceptions of ${fromJob}`,
+        });
       }
-      // The exceptions still unresolved when the job starts; ones resolved meanwhile are skipped.
-      const last = await source.lastRecord({});
-      return createJob(deps, {
-        ...make(last ? { to: cutAfter(last) } : { to: null }),
-        description: payload.description ?? `exceptions of ${fromJob}`,
-      });
-    }
-    case "sample": {
-      // A sample is a trial: no claim, no watermark; its window is fixed at the newest record now.
-      const last = await source.lastRecord({});
-      return createJob(deps, make(last ? { to: cutAfter(last) } : { to: null }));
-    }
-    case "full": {
-      await claimConfig(deps, config.name, jobId);
-      try {
-        const opened = await claimWindow(
+      case "sample": {
+        // A sample is a trial: no claim, no watermark; its window is fixed at the newest record now.
+        const last = await source.lastRecord({});
+        return createJob(deps, make(last ? { to: cutAfter(last) } : { to: null }));
+      }
+      case "full": {
+        await claimConfig(deps, config.name, jobId);
+        try {
+          const opened = await claimWindow(
+            store,
+            source,
+            { laneId: config.name, full: true, caps: {}, chunking },
+            make,
+          );
+          if (opened.job.status === "succeeded" || opened.job.status === "failed") {
+            // A replay that stalled before its claim woke after its job had run and released the
+            // lock (found by the simulation, seed 7300): the claim it just made would hold the
+            // config for good. A finished job holds no lock.
+            await releaseFullJobLock(store, config.name, jobId);
+          }
+          return opened;
+        } catch (err) {
+          // Refused before its job existed (a filter the server refuses, an order key no record
+          // has): the lock goes at once, or the next run would be told to resume a job that does
+          // not exist. A refusal is the same for every run of this payload, so no replay of it can
+          // be creating the job meanwhile.
+          if (isBadInput(err) && !(await jobExists(store, jobId))) {
+            // A lane document this claim created holds nothing but the lock: it goes too.
+            if (!(await deleteLockOnlyLane(store, config.name, jobId))) {
+              await clearFullJobLock(store, config.name, jobId);
+            }
+          }
+          throw err;
+        }
+      }
+      case "incremental": {
+        const upper = await settleBound(deps, config, now);
+        return claimWindow(
           store,
           source,
-          { laneId: config.name, full: true, caps: {}, chunking },
+          {
+            laneId: config.name,
+            full: false,
+            caps: workloadOf(config, payload),
+            chunking,
+            ...(upper ? { upper } : {}),
+          },
           make,
         );
-        if (opened.job.status === "succeeded" || opened.job.status === "failed") {
-          // A replay that stalled before its claim woke after its job had run and released the
-          // lock (found by the simulation, seed 7300): the claim it just made would hold the
-          // config for good. A finished job holds no lock.
-          await releaseFullJobLock(store, config.name, jobId);
-        }
-        return opened;
-      } catch (err) {
-        // Refused before its job existed (a filter the server refuses, an order key no record
-        // has): the lock goes at once, or the next run would be told to resume a job that does
-        // not exist. A refusal is the same for every run of this payload, so no replay of it can
-        // be creating the job meanwhile.
-        if (isBadInput(err) && !(await jobExists(store, jobId))) {
-          // A lane document this claim created holds nothing but the lock: it goes too.
-          if (!(await deleteLockOnlyLane(store, config.name, jobId))) {
-            await clearFullJobLock(store, config.name, jobId);
-          }
-        }
-        throw err;
+      }
+      case "backfill": {
+        const lane = await backfillLane(deps, config, payload);
+        return claimWindow(
+          store,
+          source,
+          { ...lane, full: false, caps: workloadOf(config, payload), chunking },
+          make,
+        );
+      }
+      default: {
+        const never: never = payload.mode;
+        throw new Error(`unknown mode ${String(never)}`);
       }
     }
-    case "incremental": {
-      const upper = await settleBound(deps, config, now);
-      return claimWindow(
-        store,
-        source,
-        {
-          laneId: config.name,
-          full: false,
-          caps: workloadOf(config, payload),
-          chunking,
-          ...(upper ? { upper } : {}),
-        },
-        make,
-      );
-    }
-    case "backfill": {
-      const lane = await backfillLane(deps, config, payload);
-      return claimWindow(
-        store,
-        source,
-        { ...lane, full: false, caps: workloadOf(config, payload), chunking },
-        make,
-      );
-    }
-    default: {
-      const never: never = payload.mode;
-      throw new Error(`unknown mode ${String(never)}`);
-    }
+  } finally {
+    await source.close();
   }
 }
