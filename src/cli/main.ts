@@ -17,6 +17,7 @@ import type { ExceptionsRequeueFlags } from "./commands/exceptions-requeue.js";
 import type { ExceptionsResolveFlags } from "./commands/exceptions-resolve.js";
 import type { ExceptionsShowFlags } from "./commands/exceptions-show.js";
 import type { JobsFlags } from "./commands/jobs.js";
+import type { ListenFlags } from "./commands/listen.js";
 import type { MongoFlags } from "./commands/mongo.js";
 import type { ResumeFlags } from "./commands/resume.js";
 import type { RunFlags } from "./commands/run.js";
@@ -137,6 +138,23 @@ export function buildProgram(
     .action(async (jobId: string, opts: StatusFlags) => {
       const { showJobStatus } = await import("./commands/status.js");
       await showJobStatus(ctx, jobId, opts);
+    });
+
+  program
+    .command("listen")
+    .description(
+      'Run a job for every message of a Kafka jobs topic ({"config": …, "mode": …}), each once (keyed by topic/partition/offset), committing after the job is opened.',
+    )
+    .requiredOption("--topic <topic>", "the jobs topic")
+    .option("--brokers <list>", "bootstrap brokers host:port[,host:port] (default: KAFKA_BROKERS)")
+    .option("--group <id>", "consumer group of the listeners", "chunkrelay-listen")
+    .option("--dead-letter-topic <topic>", "where messages that can never start a job are produced")
+    .option("--max-messages <n>", "stop after n messages (default: run until Ctrl-C)", positiveIntArg)
+    .option("--timeout-ms <ms>", "timeout of one request to a broker", positiveIntArg, 10_000)
+    .addOption(mongoOption())
+    .action(async (opts: ListenFlags) => {
+      const { listenForJobMessages } = await import("./commands/listen.js");
+      await listenForJobMessages(ctx, opts);
     });
 
   program

@@ -165,6 +165,11 @@ export interface LocalRunOptions {
   signal?: AbortSignal;
   /** Called once with the first job's id, before it is opened (a new job's id is chosen here). */
   onJobId?: (jobId: string) => void;
+  /**
+   * Awaited once the first job exists — its window claimed and its records planned — before the
+   * run goes on (`listen` commits the message's offset here). Default: nothing.
+   */
+  onJobOpened?: (jobId: string) => Promise<void>;
   /** Called with the job's progress while it runs (every `progressEveryMs`, default 250). */
   onProgress?: (p: JobProgress) => void;
   progressEveryMs?: number;
@@ -385,6 +390,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
       init = await initialize(init.jobId);
     }
     jobId = init.jobId;
+    await options.onJobOpened?.(init.jobId);
     chain.push(init.jobId);
     if (init.resumed) await resumeJob(deps, init.jobId);
     if (options.onProgress) {
