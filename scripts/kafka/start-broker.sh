@@ -63,8 +63,12 @@ if [ "$(cat "$marker" 2>/dev/null || true)" != "$version" ] || [ ! -f "$lib/kafk
   t0=$(now_ms)
   rm -rf "$lib"
   mkdir -p "$lib"
-  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -Dkafka.lib.dir="$lib" >&2 ||
-    die "mvn dependency:copy-dependencies failed (see above)"
+  mvn_log="$kafka_dir/maven.log"
+  if ! mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -Dkafka.lib.dir="$lib" \
+    >"$mvn_log" 2>&1; then
+    tail -n 40 "$mvn_log" >&2
+    die "mvn dependency:copy-dependencies failed (log: $mvn_log)"
+  fi
   echo "$version" >"$marker"
   ms=$(($(now_ms) - t0))
   say "fetched $(find "$lib" -name '*.jar' | wc -l) jars in $((ms / 1000)).$((ms % 1000 / 100)) s"
