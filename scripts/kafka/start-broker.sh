@@ -36,6 +36,10 @@ version="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$here/pom.
 command -v java >/dev/null 2>&1 ||
   die "Java not found on PATH. The Kafka lane runs Apache Kafka $version with the machine's Java: install Java 17+ (e.g. apt-get install openjdk-17-jre-headless)."
 
+java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)[."].*/\1/p' | head -n 1)"
+[ "${java_major:-0}" -ge 17 ] 2>/dev/null ||
+  die "Java ${java_major:-of unknown version} found; Apache Kafka $version brokers need Java 17+ ($(command -v java))."
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 is_our_broker() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'kafka\.Kafka'; }
 
