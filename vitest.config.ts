@@ -6,8 +6,9 @@ export default defineConfig({
   plugins: [sourceCondition()],
   test: {
     include: ["test/**/*.test.ts", "packages/*/test/**/*.test.ts"],
-    // Browser tests need chromium; they run with `npm run test:browser`.
-    exclude: ["**/*.browser.test.ts", "**/node_modules/**"],
+    // Browser tests need chromium; they run with `npm run test:browser`. Kafka tests need a
+    // broker (and Java); they run with `npm run test:kafka` (vitest.kafka.config.ts).
+    exclude: ["**/*.browser.test.ts", "**/*.kafka.test.ts", "**/node_modules/**"],
     // One MongoDB server for the whole run (MONGODB_URI, mongodb-memory-server or the embedded
     // engine — printed at start); every test file then works in a database of its own.
     globalSetup: ["test/support/global-setup.ts"],
