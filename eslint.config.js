@@ -13,6 +13,9 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/no-misused-promises": "error",
+      // `return promise` inside try/finally runs the finally before the promise settles (a source
+      // closed while its job is still being claimed, found by the Kafka lane's leak guard).
+      "@typescript-eslint/return-await": ["error", "in-try-catch"],
       // A switch over a union names every member (or says why not with a default): adding a
       // status or an event then fails the lint where it is not handled.
       "@typescript-eslint/switch-exhaustiveness-check": [

@@ -321,7 +321,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
         }
         // The exceptions still unresolved when the job starts; ones resolved meanwhile are skipped.
         const last = await source.lastRecord({});
-        return createJob(deps, {
+        return await createJob(deps, {
           ...make(last ? { to: cutAfter(last) } : { to: null }),
           description: payload.description ?? `exceptions of ${fromJob}`,
         });
@@ -329,7 +329,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
       case "sample": {
         // A sample is a trial: no claim, no watermark; its window is fixed at the newest record now.
         const last = await source.lastRecord({});
-        return createJob(deps, make(last ? { to: cutAfter(last) } : { to: null }));
+        return await createJob(deps, make(last ? { to: cutAfter(last) } : { to: null }));
       }
       case "full": {
         await claimConfig(deps, config.name, jobId);
@@ -363,7 +363,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
       }
       case "incremental": {
         const upper = await settleBound(deps, config, now);
-        return claimWindow(
+        return await claimWindow(
           store,
           source,
           {
@@ -378,7 +378,7 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
       }
       case "backfill": {
         const lane = await backfillLane(deps, config, payload);
-        return claimWindow(
+        return await claimWindow(
           store,
           source,
           { ...lane, full: false, caps: workloadOf(config, payload), chunking },
