@@ -150,6 +150,10 @@ export function buildProgram(
     .option("--group <id>", "consumer group of the listeners", "chunkrelay-listen")
     .option("--dead-letter-topic <topic>", "where messages that can never start a job are produced")
     .option("--max-messages <n>", "stop after n messages (default: run until Ctrl-C)", positiveIntArg)
+    .option(
+      "--instance-id <id>",
+      "static group membership: restarted under the same id, the listener takes its partitions back at once (default: none)",
+    )
     .option("--timeout-ms <ms>", "timeout of one request to a broker", positiveIntArg, 10_000)
     .addOption(mongoOption())
     .action(async (opts: ListenFlags) => {

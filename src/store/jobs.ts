@@ -216,6 +216,21 @@ export async function listOpenJobs(
     .toArray();
 }
 
+/**
+ * Ids of the jobs still planning or running whose id starts with `prefix` (an anchored prefix
+ * query, which the `_id` index serves): the jobs a `listen` for one topic opened.
+ */
+export async function listOpenJobIdsWithPrefix(store: Store, prefix: string): Promise<string[]> {
+  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const docs = await store.jobs
+    .find(
+      { _id: { $regex: `^${escaped}` }, status: { $in: ["planning", "running"] } },
+      { projection: { _id: 1 } },
+    )
+    .toArray();
+  return docs.map((d) => d._id);
+}
+
 /** Finished jobs still `unsettled` since at or before `finishedBefore` (settling was cut short). */
 export async function listUnsettledJobs(
   store: Store,

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { kafkaTopicName } from "../../config/schema.js";
 import { listenForJobs } from "../../runtimes/local/job-listener.js";
 import { runJobLocally } from "../../runtimes/local/local-runner.js";
+import { readJobConfigName } from "../../queries/job-lookup.js";
+import { listOpenJobIdsWithPrefix } from "../../store/jobs.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../exit.js";
 import { withCommandStore } from "../open-store.js";
@@ -15,6 +17,7 @@ export interface ListenFlags {
   group: string;
   deadLetterTopic?: string;
   maxMessages?: number;
+  instanceId?: string;
   timeoutMs: number;
   mongo?: string;
 }
@@ -31,6 +34,12 @@ const flagsSchema = z.object({
     .max(249)
     .regex(/^[A-Za-z0-9._:-]+$/, "letters, digits and . _ : -"),
   deadLetterTopic: kafkaTopicName.optional(),
+  instanceId: z
+    .string()
+    .min(1)
+    .max(249)
+    .regex(/^[A-Za-z0-9._:-]+$/, "letters, digits and . _ : -")
+    .optional(),
 });
 
 /**
@@ -61,9 +70,7 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
   try {
     await withCommandStore(opts.mongo, ctx.env, async (store) => {
       process.stderr.write(
-        forTerminal(
-          `listening on Kafka topic ${flags.topic} (${flags.brokers.join(",")}), group ${flags.group}\n`,
-        ) + "\n",
+        `${forTerminal(`listening on Kafka topic ${flags.topic} (${flags.brokers.join(",")}), group ${flags.group}`)}\n`,
       );
       const handled = await listenForJobs({
         brokers: flags.brokers,
@@ -72,6 +79,7 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
         clientId: "chunkrelay-listen",
         timeoutMs: opts.timeoutMs,
         ...(flags.deadLetterTopic ? { deadLetterTopic: flags.deadLetterTopic } : {}),
+        ...(flags.instanceId ? { instanceId: flags.instanceId } : {}),
         ...(opts.maxMessages !== undefined ? { maxMessages: opts.maxMessages } : {}),
         signal: controller.signal,
         log: stderrLogger,
@@ -89,6 +97,20 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
             log: stderrLogger,
             signal: controller.signal,
             onJobOpened: () => onOpened(),
+          });
+          return { status: summary.status };
+        },
+        listOpenJobs: (prefix) => listOpenJobIdsWithPrefix(store, prefix),
+        resumeJob: async (jobId) => {
+          const config = await readJobConfigName(store, jobId);
+          if (!config) return { status: "missing" };
+          const summary = await runJobLocally({
+            store,
+            config,
+            jobId,
+            env: ctx.env,
+            log: stderrLogger,
+            signal: controller.signal,
           });
           return { status: summary.status };
         },

@@ -14,7 +14,6 @@
 import { createHash } from "node:crypto";
 import { Consumer, type Message } from "@platformatic/kafka";
 import { isBadInput } from "../../common/errors.js";
-import { jobIdSchema } from "../../config/schema.js";
 import { initializePayloadSchema } from "../../steps/initialize/payload.js";
 import type { Logger } from "../../steps/handover.js";
 import { KafkaProducer, explainKafkaError } from "../../sources/kafka-client.js";
@@ -28,6 +27,12 @@ export interface ListenOptions {
   timeoutMs: number;
   /** Where refused messages go (besides the log). Default: nowhere. */
   deadLetterTopic?: string;
+  /**
+   * Static group membership (Kafka's group.instance.id): a listener restarted under the same id
+   * takes its partitions back at once instead of after the dead one's session times out. Give each
+   * listener its own. Default: none (dynamic membership).
+   */
+  instanceId?: string;
   /** Stop after this many messages were handled (jobs run or messages refused). Default: never. */
   maxMessages?: number;
   signal: AbortSignal;
@@ -37,6 +42,13 @@ export interface ListenOptions {
    * sends anything more. Rejects with a BadInputError when the job can never run.
    */
   runJob(payload: RunPayload, onOpened: () => Promise<void>): Promise<{ status: string }>;
+  /**
+   * Jobs a message of this topic opened that are not finished yet (a listener died running them
+   * after their offsets were committed), by job id prefix.
+   */
+  listOpenJobs(prefix: string): Promise<string[]>;
+  /** Runs an open job (and the rest of its chain) to its end. */
+  resumeJob(jobId: string): Promise<{ status: string }>;
   /** Told after each message. */
   onMessage?: (outcome: ListenOutcome) => void;
 }
@@ -51,12 +63,21 @@ export interface ListenOutcome {
   reason?: string;
 }
 
-/** The job id a message starts: `<topic>:<partition>:<offset>`, hashed when it would be too long. */
-export function jobIdForMessage(topic: string, partition: number, offset: bigint): string {
-  const plain = `${topic}:${partition}:${offset}`;
-  if (jobIdSchema.safeParse(plain).success) return plain;
-  return `msg-${createHash("sha256").update(topic).digest("hex").slice(0, 16)}:${partition}:${offset}`;
+/** What the job ids of a topic's messages start with: the topic, or its hash when too long. */
+export function jobIdPrefixForTopic(topic: string): string {
+  // 40 characters leave room for the partition, the offset and a chain's `.n` within 200.
+  return topic.length <= 160
+    ? `${topic}:`
+    : `msg-${createHash("sha256").update(topic).digest("hex").slice(0, 16)}:`;
 }
+
+/** The job id a message starts: `<topic>:<partition>:<offset>`. */
+export function jobIdForMessage(topic: string, partition: number, offset: bigint): string {
+  return `${jobIdPrefixForTopic(topic)}${partition}:${offset}`;
+}
+
+/** The first job of the chain a job id belongs to (`t:0:5.3` → `t:0:5`). */
+const chainRoot = (jobId: string): string => jobId.replace(/\.\d+$/, "");
 
 /** A message as a payload with its job id, or why it is refused. */
 export function payloadOfMessage(
@@ -98,10 +119,26 @@ export async function listenForJobs(options: ListenOptions): Promise<number> {
     // (the consumer heartbeats in the background; the session only ends when the process does).
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
+    ...(options.instanceId ? { groupInstanceId: options.instanceId } : {}),
   });
   const deadLetters = options.deadLetterTopic ? new KafkaProducer(endpoint) : undefined;
   let handled = 0;
   try {
+    // A message's offset is committed once its job is opened: a listener that died after that
+    // left the job to whoever listens next. Finish those first (their leases expired, or expire
+    // while this waits: a job another listener still runs is shared safely under the leases).
+    const open = [
+      ...new Set((await options.listOpenJobs(jobIdPrefixForTopic(options.topic))).map(chainRoot)),
+    ];
+    for (const jobId of open) {
+      if (options.signal.aborted) break;
+      options.log.warn(
+        `resuming job ${jobId}, opened by an earlier listener that stopped before it finished`,
+        {},
+      );
+      const result = await options.resumeJob(jobId);
+      options.onMessage?.({ message: "(resumed)", jobId, status: "ran", jobStatus: result.status });
+    }
     let stream: Awaited<ReturnType<typeof consumer.consume>>;
     try {
       stream = await consumer.consume({
