@@ -61,8 +61,16 @@ export interface StartWorkerOptions {
   pid?: number | undefined;
   /** Default: `<host>:<pid>:<6 random hex>`. */
   id?: string | undefined;
-  /** Upper bound on how long `stop()` waits for its last writes. Default: 2000 ms. */
+  /**
+   * Upper bound on how long `stop()` waits for its last writes; `Infinity` waits as long as they
+   * take (a harness on a simulated clock, where a real timer would race it). Default: 2000 ms.
+   */
   stopWaitMs?: number | undefined;
+  /**
+   * Heartbeat on a real interval timer. Default: true. A harness that drives time itself (the
+   * simulation) turns it off; its tallies still flush (and heartbeat) as they come.
+   */
+  heartbeatTimer?: boolean | undefined;
 }
 
 export interface WorkerHandle {
@@ -149,9 +157,10 @@ export function startWorker(store: Store, options: StartWorkerOptions): WorkerHa
   };
 
   void enqueue(attempt("register the worker", () => registerWorker(store, identity, now())));
-  const timer = setInterval(() => void flush(), identity.heartbeatMs);
+  const timer =
+    options.heartbeatTimer === false ? undefined : setInterval(() => void flush(), identity.heartbeatMs);
   // The heartbeat never keeps a process alive by itself.
-  timer.unref();
+  timer?.unref();
 
   return {
     id: identity.id,
@@ -173,19 +182,21 @@ export function startWorker(store: Store, options: StartWorkerOptions): WorkerHa
     async stop() {
       if (stopped) return;
       stopped = true;
-      clearInterval(timer);
+      if (timer) clearInterval(timer);
       const hasTally = Object.values(buffer).some((n) => n !== 0);
       if (hasTally) void flush();
       const done = enqueue(
         attempt("mark the worker stopped", () => markWorkerStopped(store, identity.id, now())),
       );
+      const waitMs = options.stopWaitMs ?? DEFAULT_STOP_WAIT_MS;
+      if (!Number.isFinite(waitMs)) return done;
       // Bounded: a database that stopped answering must not hold a process's exit. The worker
       // then shows as stale, and ages out.
       let bound: NodeJS.Timeout | undefined;
       await Promise.race([
         done,
         new Promise<void>((resolve) => {
-          bound = setTimeout(resolve, options.stopWaitMs ?? DEFAULT_STOP_WAIT_MS);
+          bound = setTimeout(resolve, waitMs);
           bound.unref();
         }),
       ]);
