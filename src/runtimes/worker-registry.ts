@@ -7,7 +7,7 @@
  * Nothing here ever fails a step: every store command is caught and logged as a warning — a
  * worker nobody can see is a smaller harm than a chunk that is not sent.
  *
- * Store commands: one to register; then one per heartbeat; a tally is buffered and flushed at once
+ * Store commands: two to register (the first prunes aged-out workers); then one per heartbeat; a tally is buffered and flushed at once
  * (so at most one command per step), coalesced with any tallies that arrive while a flush is on
  * its way, and a flush counts as a heartbeat. Commands of one worker run one after another, so the
  * stop is always its last write.
