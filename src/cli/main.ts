@@ -174,6 +174,22 @@ export function buildProgram(
     });
 
   program
+    .command("workers")
+    .description(
+      "List the processes that run pipeline steps: name, kind, host, pid, heartbeat, chunks and records handled, state.",
+    )
+    .option(
+      "--all",
+      "also stale and stopped workers (until they age out, 10 minutes after their last heartbeat)",
+    )
+    .option("--json", "print the list as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (opts: import("./commands/workers.js").WorkersFlags) => {
+      const { printWorkers } = await import("./commands/workers.js");
+      await printWorkers(ctx, opts);
+    });
+
+  program
     .command("stats")
     .description(
       "Per-step statistics (runs, successes, failures, p50/p95/max), for a job or a config or overall.",

@@ -13,6 +13,7 @@ import { type PickedServer, pickMongoServer } from "../store/mongo-server.js";
 import { Store } from "../store/store.js";
 import { withMongo } from "../store/connection.js";
 import { type JobSummary, runJobLocally } from "../runtimes/local/local-runner.js";
+import { type WorkerHandle, startWorker } from "../runtimes/worker-registry.js";
 import type { JobProgress } from "../queries/progress.js";
 
 export interface DemoOptions {
@@ -88,36 +89,52 @@ export async function runDemo(
         },
         new Date(),
       );
-      const summary = await runJobLocally({
-        store,
-        config: DEMO_CONFIG,
-        description: "demo run",
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        env: options.env,
-      });
-      if (summary.status !== "succeeded" || options.signal?.aborted) return { ...summary, mongo: mongoKind };
-      // Then the incremental way: records added since are taken by an incremental job, which
-      // starts after the watermark the full job left — nothing is sent twice.
-      const added = Math.max(1, Math.floor(options.records / 10));
-      options.say(`adding ${added} new records, then an incremental job takes only those…`);
-      await seedDemoRecords(store, added, options.records);
-      const incremental = await runJobLocally({
-        store,
-        config: DEMO_CONFIG,
-        description: "demo incremental run",
-        request: { mode: "incremental" },
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        env: options.env,
-      });
-      options.say(
-        `incremental job ${incremental.jobId} ${incremental.status}: ${incremental.records} records (of ${options.records + added} in the collection)`,
-      );
-      return { ...summary, mongo: mongoKind, incremental };
+      // One worker for both jobs: the demo is one process (`npx chunkrelay workers --all` shows it).
+      const worker = startWorker(store, { kind: "local", env: options.env });
+      try {
+        return await runDemoJobs(store, worker, mongoKind);
+      } finally {
+        await worker.stop();
+      }
     });
   } finally {
     await service?.stop();
     await server?.stop();
+  }
+
+  async function runDemoJobs(
+    store: Store,
+    worker: WorkerHandle,
+    mongoKind: PickedServer["kind"],
+  ): Promise<JobSummary & { mongo: string; incremental?: JobSummary }> {
+    const summary = await runJobLocally({
+      store,
+      worker,
+      config: DEMO_CONFIG,
+      description: "demo run",
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      env: options.env,
+    });
+    if (summary.status !== "succeeded" || options.signal?.aborted) return { ...summary, mongo: mongoKind };
+    // Then the incremental way: records added since are taken by an incremental job, which
+    // starts after the watermark the full job left — nothing is sent twice.
+    const added = Math.max(1, Math.floor(options.records / 10));
+    options.say(`adding ${added} new records, then an incremental job takes only those…`);
+    await seedDemoRecords(store, added, options.records);
+    const incremental = await runJobLocally({
+      store,
+      config: DEMO_CONFIG,
+      description: "demo incremental run",
+      request: { mode: "incremental" },
+      worker,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      env: options.env,
+    });
+    options.say(
+      `incremental job ${incremental.jobId} ${incremental.status}: ${incremental.records} records (of ${options.records + added} in the collection)`,
+    );
+    return { ...summary, mongo: mongoKind, incremental };
   }
 }

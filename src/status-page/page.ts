@@ -1,7 +1,7 @@
 /**
  * The status page: one self-contained HTML document (no build step, no external assets) that
  * polls the JSON API every second and draws jobs with progress bars, the selected job's chunk
- * timeline, its failures and its exceptions.
+ * timeline, its failures and its exceptions, and the workers (processes running steps).
  */
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en">
@@ -17,7 +17,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   tr.job { cursor: pointer; } tr.job:hover, tr.selected { background: #eef4ff; }
   .bar { width: 200px; height: 12px; background: #e4e7eb; border-radius: 6px; overflow: hidden; display: inline-block; vertical-align: middle; }
   .fill { display: block; height: 100%; background: #2f80ed; }
-  .status-succeeded { color: #1e8e3e; } .status-failed { color: #d93025; } .status-running, .status-planning { color: #2f80ed; }
+  .status-succeeded, .status-live { color: #1e8e3e; } .status-failed, .status-stale { color: #d93025; } .status-running, .status-planning { color: #2f80ed; } .status-stopped { color: #6b7280; }
   .timeline { display: flex; flex-wrap: wrap; gap: 2px; background: #fff; padding: 8px; }
   .chunk { width: 14px; height: 14px; border-radius: 2px; }
   .c-pending { background: #d0d5dd; } .c-dispatching { background: #f2c94c; } .c-sent { background: #56ccf2; }
@@ -28,6 +28,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <body>
 <h1>chunkrelay <span class="muted" id="updated"></span></h1>
 <table id="jobs"><thead><tr><th>job</th><th>config</th><th>mode</th><th>status</th><th>progress</th><th>records</th><th>exceptions</th><th>created</th></tr></thead><tbody></tbody></table>
+<h2>workers</h2>
+<table id="workers"><thead><tr><th>name</th><th>kind</th><th>host</th><th>pid</th><th>started</th><th>heartbeat</th><th>chunks</th><th>records</th><th>succeeded</th><th>failed</th><th>state</th></tr></thead><tbody></tbody></table>
 <div id="detail"></div>
 <script>
 const token = new URLSearchParams(location.search).get("token");
@@ -59,11 +61,20 @@ async function refresh() {
     }));
     document.querySelector("#jobs tbody").innerHTML = rows.join("");
     document.querySelectorAll("tr.job").forEach((tr) => tr.addEventListener("click", () => { selected = tr.dataset.job; refresh(); }));
+    await renderWorkers();
     if (selected) await renderJob(selected);
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
     document.getElementById("updated").innerHTML = '<span class="error">' + esc(err.message) + "</span>";
   }
+}
+async function renderWorkers() {
+  const workers = await api("api/workers?all=true");
+  document.querySelector("#workers tbody").innerHTML = workers.length
+    ? workers.map((w) => '<tr class="worker state-' + esc(w.state) + '"><td>' + esc(w.name) + "</td><td>" + esc(w.kind) + "</td><td>" + esc(w.host) +
+      "</td><td>" + esc(w.pid) + "</td><td>" + date(w.startedAt) + "</td><td>" + esc(Math.round(w.heartbeatAgeMs / 1000)) + " s ago</td><td>" +
+      esc(w.chunks) + "</td><td>" + esc(w.records) + "</td><td>" + esc(w.succeeded) + "</td><td>" + esc(w.failed) + '</td><td class="status-' + esc(w.state) + '">' + esc(w.state) + "</td></tr>").join("")
+    : '<tr><td colspan="11" class="muted">no workers in the last 10 minutes</td></tr>';
 }
 async function renderJob(id) {
   const r = await api("api/jobs/" + encodeURIComponent(id));

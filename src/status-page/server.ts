@@ -1,6 +1,6 @@
 /**
  * The status page and its JSON API (`npx chunkrelay serve`): jobs with live progress, one job's
- * report with its chunk timeline, step statistics, a config's backlog, exceptions. Read-only;
+ * report with its chunk timeline, step statistics, a config's backlog, exceptions, workers. Read-only;
  * bound to 127.0.0.1 unless told otherwise; with a token, every request must carry it
  * (`Authorization: Bearer …`, or `?token=` for the page). Built on node:http — a handful of GET
  * routes need no framework.
@@ -14,6 +14,8 @@ import { listExceptions } from "../queries/set-aside-records.js";
 import { jobReport, listJobs } from "../queries/jobs.js";
 import { stepStats } from "../queries/step-stats.js";
 import type { Store } from "../store/store.js";
+import { listWorkers, readWorker } from "../store/workers.js";
+import { z } from "zod";
 import { STATUS_PAGE_HTML } from "./page.js";
 
 export interface StatusServerOptions {
@@ -35,6 +37,18 @@ export interface StatusServer {
   url: string;
   stop(): Promise<void>;
 }
+
+/** `/api/workers/<id>`: a worker id (`<host>:<pid>:<hex>`), printable, of a sane length. */
+const workerIdSchema = z
+  .string()
+  .min(1)
+  .max(300, "longer than 300 characters")
+  .refine((id) => !/\p{Cc}/u.test(id), "holds a control character");
+
+/** `?all=`: also stale and stopped workers. Default: false (live ones only, as `chunkrelay workers`). */
+const workersQuerySchema = z.object({
+  all: z.enum(["true", "false", "1", "0"]).optional(),
+});
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = EJSON.stringify(body, { relaxed: true });
@@ -62,7 +76,13 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     const url = new URL(req.url ?? "/", "http://status.local");
     if (req.method !== "GET") return send(res, 405, { error: "read-only: GET only" });
     if (!authorized(req, url, options.token)) return send(res, 401, { error: "a bearer token is required" });
-    const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    } catch {
+      // A malformed %-escape is the client's mistake, not a server error.
+      return send(res, 400, { error: "malformed %-encoding in the path" });
+    }
     if (parts.length === 0) {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
       res.end(STATUS_PAGE_HTML);
@@ -89,6 +109,21 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
           200,
           await listExceptions(store, { ...(job ? { jobId: job } : {}), ...(config ? { config } : {}) }, env),
         );
+      }
+      case "workers": {
+        const now = new Date();
+        if (parts[2] === undefined) {
+          const query = workersQuerySchema.safeParse({ all: url.searchParams.get("all") ?? undefined });
+          if (!query.success) return send(res, 400, { error: "all must be true or false" });
+          const all = query.data.all === "true" || query.data.all === "1";
+          return send(res, 200, await listWorkers(store, { now, all }));
+        }
+        if (parts.length > 3) return send(res, 404, { error: "not found" });
+        const id = workerIdSchema.safeParse(parts[2]);
+        if (!id.success) return send(res, 400, { error: `bad worker id: ${id.error.issues[0]?.message}` });
+        const worker = await readWorker(store, id.data, now);
+        if (!worker) return send(res, 404, { error: "no such worker (or it aged out)" });
+        return send(res, 200, worker);
       }
       default:
         return send(res, 404, { error: "not found" });

@@ -214,6 +214,39 @@ export interface TaskStatDoc {
   outcome: string;
 }
 
+/** What kind of process a worker is: `chunkrelay run`/`resume`/demo, a Trigger.dev worker, `listen`. */
+export type WorkerKind = "local" | "trigger" | "listen";
+
+/**
+ * One process that runs pipeline steps (`src/store/workers.ts`). Written by the process itself;
+ * ages out `WORKER_TTL_MS` after its last heartbeat (the `expires` TTL index, and the read verbs,
+ * which never show an expired one).
+ */
+export interface WorkerDoc {
+  /** `<host>:<pid>:<6 hex>`, chosen once per process (per worker handle). */
+  _id: string;
+  name: string;
+  kind: WorkerKind;
+  host: string;
+  pid: number;
+  startedAt: Date;
+  /** The heartbeat interval the worker promised: a reader calls it stale after 3 of them. */
+  heartbeatMs: number;
+  lastHeartbeat: Date;
+  /** `lastHeartbeat` (or `stoppedAt`) + `WORKER_TTL_MS`: when the document may be deleted. */
+  expiresAt: Date;
+  /** Set by a clean stop; a crashed worker never sets it and shows as stale instead. */
+  stoppedAt?: Date;
+  /** Chunks this worker finished (closed as processed or failed). */
+  chunks: number;
+  /** The records of those chunks. */
+  records: number;
+  /** Of those records, processed by the service. */
+  succeeded: number;
+  /** Of those records, failed and set aside. */
+  failed: number;
+}
+
 export interface CollectionNames {
   config: string;
   details: string;
@@ -222,6 +255,7 @@ export interface CollectionNames {
   watermarks: string;
   exceptions: string;
   taskStats: string;
+  workers: string;
 }
 
 export const DEFAULT_PREFIX = "batch_";
@@ -235,6 +269,7 @@ export function collectionNames(prefix = DEFAULT_PREFIX): CollectionNames {
     watermarks: `${prefix}watermarks`,
     exceptions: `${prefix}exceptions`,
     taskStats: `${prefix}task_stats`,
+    workers: `${prefix}workers`,
   };
 }
 
@@ -247,6 +282,7 @@ export class Store {
   readonly exceptions: Collection<ExceptionDoc>;
   readonly watermarks: Collection<WatermarkDoc>;
   readonly taskStats: Collection<TaskStatDoc>;
+  readonly workers: Collection<WorkerDoc>;
 
   constructor(
     readonly db: Db,
@@ -260,6 +296,7 @@ export class Store {
     this.exceptions = db.collection(this.names.exceptions);
     this.watermarks = db.collection(this.names.watermarks);
     this.taskStats = db.collection(this.names.taskStats);
+    this.workers = db.collection(this.names.workers);
   }
 
   /** Creates every index chunkrelay relies on; a no-op when they exist. */
@@ -294,6 +331,12 @@ export class Store {
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
       ]),
       this.taskStats.createIndexes([{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
+      this.workers.createIndexes([
+        // MongoDB's TTL monitor deletes a worker once `expiresAt` has passed (about once a
+        // minute). The embedded engine keeps the option but deletes nothing: the read verbs
+        // filter on `expiresAt` themselves, and `registerWorker` prunes what has expired.
+        { key: { expiresAt: 1 }, name: "expires", expireAfterSeconds: 0 },
+      ]),
     ]);
   }
 }

@@ -38,7 +38,7 @@ for (let seed = from; seed < from + count; seed++) {
     process.stdout.write(`${describeViolation(r)}\n\n`);
   } else if (single !== undefined || values.verbose) {
     process.stdout.write(
-      `seed ${seed}: ${r.scenario.kind}/${r.scenario.runner}, ${r.jobs} job(s), ${r.records} record(s), ${r.steps} steps, ${r.crashes} crash(es), ${r.stalls} stall(s): ok\n`,
+      `seed ${seed}: ${r.scenario.kind}/${r.scenario.runner}, ${r.jobs} job(s), ${r.records} record(s), ${r.workers} worker(s), ${r.steps} steps, ${r.crashes} crash(es), ${r.stalls} stall(s): ok\n`,
     );
     if (single !== undefined) process.stdout.write(`${r.trace.join("\n")}\n`);
   }

@@ -233,5 +233,32 @@ export async function checkInvariants(
       }
     }
   }
+  out.push(...(await checkWorkers(store, chunks, details)));
+  return out;
+}
+
+/**
+ * The workers (local runners register one): each counts only what it finished, once. A crash can
+ * lose a tally not yet written, never add one, so the sums are bounds, not equalities.
+ */
+async function checkWorkers(
+  store: Store,
+  chunks: Array<{ done: boolean }>,
+  details: DetailDoc[],
+): Promise<string[]> {
+  const out: string[] = [];
+  const workers = await store.workers.find({}).toArray();
+  for (const w of workers) {
+    if (w.records !== w.succeeded + w.failed)
+      out.push(`worker ${w._id}: ${w.records} records ≠ ${w.succeeded} succeeded + ${w.failed} failed`);
+    if (w.chunks > w.records) out.push(`worker ${w._id}: ${w.chunks} chunks but only ${w.records} records`);
+  }
+  const sum = (f: (w: (typeof workers)[number]) => number) => workers.reduce((n, w) => n + f(w), 0);
+  const doneChunks = chunks.filter((c) => c.done).length;
+  if (sum((w) => w.chunks) > doneChunks)
+    out.push(`workers counted ${sum((w) => w.chunks)} finished chunks; only ${doneChunks} are done`);
+  const processed = details.filter((d) => d.status === "processed").length;
+  if (sum((w) => w.succeeded) > processed)
+    out.push(`workers counted ${sum((w) => w.succeeded)} succeeded records; only ${processed} are processed`);
   return out;
 }

@@ -21,6 +21,7 @@ import { REFUSED_CONFIG, checkInvariants } from "./invariants.js";
 import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
 import { type ServiceFaults, SimService } from "./service.js";
 import { buildStepDeps } from "../../src/runtimes/step-deps.js";
+import { startWorker, tallyOfWatch } from "../../src/runtimes/worker-registry.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
 
@@ -170,6 +171,8 @@ export interface SeedResult {
   jobs: number;
   records: number;
   commands: number;
+  /** Worker documents the history left (local runners register one per process). */
+  workers: number;
 }
 
 /** Runs one seed's history and checks it. */
@@ -217,6 +220,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
     jobs: await direct.jobs.countDocuments({}),
     records: await direct.details.countDocuments({}),
     commands: database.commands,
+    workers: await direct.workers.countDocuments({}),
   };
 }
 
@@ -497,13 +501,32 @@ class World {
         return Promise.resolve();
       },
       watch: (payload: WatchPayload, key) => {
-        run(key, 0, () =>
-          watchChunk(deps, payload, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
-        );
+        run(key, 0, async () => {
+          const result = await watchChunk(deps, payload, {
+            maxPolls: Number.MAX_SAFE_INTEGER,
+            maxRunMs: Number.MAX_SAFE_INTEGER,
+          });
+          // As runJobLocally: the process's worker counts what its watchers finished.
+          const tally = tallyOfWatch(result);
+          if (tally) worker.tally(tally);
+        });
         return Promise.resolve();
       },
     };
     const deps = this.deps(actor, handOver);
+    // The process registers as a worker; its writes are steps of it like any other store call
+    // (a crash can cut them). Simulated time only: no heartbeat timer, no bound on the stop.
+    const worker = startWorker(deps.store, {
+      kind: "local",
+      id: `sim:${actor.id}:${actor.name}`,
+      host: "sim",
+      pid: actor.id,
+      env: {},
+      now: deps.now,
+      heartbeatMs: 1_000,
+      heartbeatTimer: false,
+      stopWaitMs: Number.POSITIVE_INFINITY,
+    });
     actor.onCrash = () => {
       if (request.config === REFUSED_CONFIG) this.crashedRefusal = true;
       // Half the time the stop was a Ctrl-C: once its steps stopped, the runner gives up its
@@ -539,7 +562,7 @@ class World {
           if (failure !== undefined)
             throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
           const open = await this.openJobsOf(jobId);
-          if (open.length === 0) return;
+          if (open.length === 0) return await worker.stop();
           if (checks >= 3) {
             // runJobLocally would stop here ("stopped making progress"); the user resumes.
             actor.onCrash?.();

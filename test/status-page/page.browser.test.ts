@@ -13,6 +13,7 @@ import { type BatchService, startBatchService } from "../../src/service/batch-se
 import { type StatusServer, startStatusServer } from "../../src/status-page/server.js";
 import { type Store } from "../../src/store/store.js";
 import { uriWithDatabase } from "../../src/store/connection.js";
+import { registerWorker } from "../../src/store/workers.js";
 import { usePipelineStore } from "../support/pipeline.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -80,6 +81,8 @@ describe("status page", () => {
       later = await readPct();
     }
     expect(later).toBeGreaterThan(first);
+    // The run's own worker, live while it runs.
+    await page.locator("#workers tr.worker.state-live").first().waitFor({ timeout: 10_000 });
     expect(await page.locator(".timeline .chunk").count()).toBe(30);
     // The job's window and partitioning, in words.
     const window = await page.locator("#window").innerText();
@@ -94,4 +97,21 @@ describe("status page", () => {
     expect(await readPct()).toBe(100);
     await page.close();
   }, 120_000);
+
+  it("shows a worker's name as text, never as markup", async () => {
+    const now = new Date();
+    const name = '<img src=x onerror="document.title=1">';
+    await registerWorker(
+      store,
+      { id: "web:1:aaaaaa", name, kind: "listen", host: "web", pid: 1, startedAt: now, heartbeatMs: 15_000 },
+      now,
+    );
+    const page = await browser.newPage();
+    await page.goto(`${status.url}?token=page-token`);
+    const cell = page.locator("#workers tr.worker td", { hasText: "onerror" }).first();
+    await cell.waitFor({ timeout: 10_000 });
+    expect(await cell.innerText()).toBe(name);
+    expect(await page.locator("#workers img").count()).toBe(0);
+    await page.close();
+  }, 60_000);
 });

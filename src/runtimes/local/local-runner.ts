@@ -30,6 +30,7 @@ import type { JobDoc, Store } from "../../store/store.js";
 import { watchChunk } from "../../steps/watch/watch.js";
 import { type JobProgress, readJobProgress } from "../../queries/progress.js";
 import { buildStepDeps } from "../step-deps.js";
+import { type WorkerHandle, startWorker, tallyOfWatch } from "../worker-registry.js";
 
 export class Interrupted extends Error {
   constructor() {
@@ -179,6 +180,12 @@ export interface LocalRunOptions {
   stepTries?: number;
   /** First wait before re-running a failed step, doubled per try up to 30 s. Default: 500 ms. */
   stepRetryMs?: number;
+  /**
+   * The worker this run counts its steps under (`batch_workers`); the caller stops it. Default: a
+   * worker of kind `local` started for this run and stopped when it ends (a process running
+   * many jobs, like `listen`, passes its own).
+   */
+  worker?: WorkerHandle;
 }
 
 export interface JobSummary {
@@ -339,17 +346,26 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
         return result;
       },
       // Locally a watcher run may poll for as long as it takes.
-      watch: (p) =>
-        timeStep(
+      watch: async (p) => {
+        const result = await timeStep(
           options.store,
           { task: "chunkProcessWatcher", jobId: p.jobId, chunk: p.chunk },
           () => watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
           (r) => ({ outcome: r.outcome }),
-        ),
+        );
+        // Counted from the step's result; the tally is buffered, never failing the step.
+        const tally = tallyOfWatch(result);
+        if (tally) worker.tally(tally);
+        return result;
+      },
     },
     signal,
     { tries: retryPolicy.tries, baseMs: retryPolicy.baseMs, maxMs: 30_000, log: options.log ?? silentLogger },
   );
+  // The worker id doubles as the lease owner: a chunk's lease then names the worker holding it.
+  const worker =
+    options.worker ??
+    startWorker(options.store, { kind: "local", log: options.log ?? silentLogger, env: options.env });
   const deps = buildStepDeps({
     store: options.store,
     post: options.post ?? ((req) => postChunk(req, signal)),
@@ -357,7 +373,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     sleep: abortableSleep(signal),
     ...(options.env ? { env: options.env } : {}),
     // One owner per run: two runs in one process must not mistake each other's leases for their own.
-    owner: `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`,
+    owner: options.worker ? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}` : worker.id,
     ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
     ...(options.log ? { log: options.log } : {}),
     signal,
@@ -436,5 +452,6 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     throw err;
   } finally {
     if (progressTimer) clearInterval(progressTimer);
+    if (!options.worker) await worker.stop();
   }
 }

@@ -28,6 +28,8 @@ import { readJobFields } from "../../store/jobs.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
 import type { DispatchPayload, WatchPayload } from "../../steps/handover.js";
 import { buildStepDeps } from "../step-deps.js";
+import { type WorkerHandle, startWorker, tallyOfWatch } from "../worker-registry.js";
+import type { WatchResult } from "../../steps/watch/watch.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
 export interface RunContext {
@@ -43,9 +45,16 @@ interface WorkerState {
   client: StoreClient;
   store: Store;
   leaseMs: number;
+  /** This process in `batch_workers`: registered with the client, stopped when it is closed. */
+  worker: WorkerHandle;
 }
 
 let state: Promise<WorkerState> | undefined;
+
+const taskLogger: Logger = {
+  info: (message, fields) => logger.info(message, fields),
+  warn: (message, fields) => logger.warn(message, fields),
+};
 
 /**
  * The worker's store: one client per worker process, indexes ensured once. The environment is
@@ -71,7 +80,9 @@ export function workerState(env: Record<string, string | undefined> = process.en
     }
     const s = await opened.connect(CHUNKRELAY_PREFIX);
     await s.ensureIndexes();
-    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS };
+    // One worker per process, like the client: warm runs of this process count under it.
+    const worker = startWorker(s, { kind: "trigger", env, log: taskLogger });
+    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS, worker };
   })().catch(async (err: unknown) => {
     // Only this attempt's client is closed, and only this attempt is forgotten: a newer one
     // (after closeWorkerStore) is left alone.
@@ -93,13 +104,9 @@ export async function closeWorkerStore(): Promise<void> {
   const pending = state;
   state = undefined;
   const opened = await pending?.catch(() => undefined);
+  await opened?.worker.stop();
   await opened?.client.close();
 }
-
-const taskLogger: Logger = {
-  info: (message, fields) => logger.info(message, fields),
-  warn: (message, fields) => logger.warn(message, fields),
-};
 
 /** A job's config never changes: remembered per process for the `config:` tag of hand-overs. */
 const configOfJob = new Map<string, string>();
@@ -219,7 +226,7 @@ export async function runTaskStep<T>(
   sleep: (ms: number) => Promise<void> = realTimer,
 ): Promise<T> {
   try {
-    const { store } = await workerState();
+    const { store, worker } = await workerState();
     const report = createProgressReporter({
       store,
       now: () => new Date(),
@@ -241,6 +248,9 @@ export async function runTaskStep<T>(
         return seen;
       },
     );
+    // Counted from the watcher's result (buffered; a registry failure never fails the step).
+    const tally = task === "chunkProcessWatcher" ? tallyOfWatch(result as WatchResult) : undefined;
+    if (tally) worker.tally(tally);
     if (seenJobId) {
       // Again after the step: a job it created now has a config to tag (tagRun adds only what is missing).
       await tagRun(ctx, seenJobId, await configOf(seenJobId).catch(() => undefined));

@@ -38,7 +38,13 @@ export type WatchInput = z.input<typeof watchPayloadSchema>;
 
 export type CheckResult =
   | { decision: "wait"; delayMs: number; counts: StatusCounts }
-  | { decision: "closed"; status: ChunkDoc["status"]; counts: StatusCounts }
+  | {
+      decision: "closed";
+      status: ChunkDoc["status"];
+      counts: StatusCounts;
+      /** False when another watcher (or a replay) had closed the attempt first. */
+      closedHere: boolean;
+    }
   | { decision: "stale"; reason: string };
 
 /** A chunk's record statuses (the shape progress reports take them in). */
@@ -51,7 +57,7 @@ async function closeChunk(
   chunk: ChunkDoc,
   counts: StatusCounts,
   why: "allTerminal" | "timedOut",
-): Promise<ChunkDoc["status"]> {
+): Promise<{ status: ChunkDoc["status"]; moved: boolean }> {
   const { jobId, attempt } = chunk;
   const attemptsLeft = attempt < config.retry.maxAttempts;
   const guard = { jobId, chunk: chunk.chunk, status: "sent" as const, attempt };
@@ -91,7 +97,7 @@ async function closeChunk(
   // Hand back to the server even when another watcher moved the chunk first: its hand-over
   // carries the same key, so this one is a no-op then.
   await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
-  return to;
+  return { status: to, moved };
 }
 
 /** One poll: look at the chunk once and act on what is there. */
@@ -108,16 +114,14 @@ export async function checkChunk(
   }
   const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
   if (counts.pending + counts.sent === 0) {
-    return {
-      decision: "closed",
-      status: await closeChunk(deps, config, chunk, counts, "allTerminal"),
-      counts,
-    };
+    const closed = await closeChunk(deps, config, chunk, counts, "allTerminal");
+    return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
   const sentAt = chunk.sentAt?.getTime() ?? deps.now().getTime();
   const elapsed = deps.now().getTime() - sentAt;
   if (elapsed > config.watch.chunkTimeoutMs) {
-    return { decision: "closed", status: await closeChunk(deps, config, chunk, counts, "timedOut"), counts };
+    const closed = await closeChunk(deps, config, chunk, counts, "timedOut");
+    return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
   const delayMs = Math.min(
     config.watch.pollIntervalMs,
@@ -134,7 +138,15 @@ export interface WatchLimits {
 }
 
 export type WatchResult =
-  | { outcome: "closed"; status: ChunkDoc["status"]; polls: number }
+  | {
+      outcome: "closed";
+      status: ChunkDoc["status"];
+      polls: number;
+      /** The chunk's record statuses when it closed (what a runtime counts as work done). */
+      counts: StatusCounts;
+      /** False when another watcher (or a replay) had closed the attempt first. */
+      closedHere: boolean;
+    }
   | { outcome: "stale"; reason: string; polls: number }
   | { outcome: "continued"; round: number; polls: number };
 
@@ -159,7 +171,13 @@ export async function watchChunk(
     const result = await checkChunk(deps, config, payload);
     switch (result.decision) {
       case "closed":
-        return { outcome: "closed", status: result.status, polls };
+        return {
+          outcome: "closed",
+          status: result.status,
+          polls,
+          counts: result.counts,
+          closedHere: result.closedHere,
+        };
       case "stale":
         return { outcome: "stale", reason: result.reason, polls };
       case "wait":

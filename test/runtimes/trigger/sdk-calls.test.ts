@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../../src/store/configs.js";
 import { type BatchService, startBatchService } from "../../../src/service/batch-service.js";
 import { Store } from "../../../src/store/store.js";
+import { type WorkerView, listWorkers } from "../../../src/store/workers.js";
 import { uriWithDatabase } from "../../../src/store/connection.js";
 import { runBatchDataInitializer } from "../../../src/tasks/batch-data-initializer.js";
 import { runBatchDataServer } from "../../../src/tasks/batch-data-server.js";
@@ -23,6 +24,7 @@ import { runChunkProcessWatcher } from "../../../src/tasks/chunk-process-watcher
 import { runNightlyIncremental } from "../../../src/tasks/nightly-incremental.js";
 import { platformSleep } from "../../../src/runtimes/trigger/worker.js";
 import { useTestDatabase, useWorkerDatabase } from "../../support/db.js";
+import { waitUntil } from "../../support/wait.js";
 
 const t = useTestDatabase("sdk_calls");
 useWorkerDatabase(t);
@@ -119,6 +121,26 @@ describe("a job started from the dashboard, through the real SDK", () => {
     const accepted = service.ledger.filter((d) => !d.duplicate);
     expect(accepted.flatMap((d) => d.recordIds)).toHaveLength(25);
     expect(chain[0]).toBe(root);
+  });
+
+  it("counts the chunks its watchers finished under one worker of this process, of kind trigger", async () => {
+    let workers: WorkerView[] = [];
+    await waitUntil(
+      async () => {
+        workers = await listWorkers(store, { now: new Date() });
+        return workers.length === 1 && workers[0]?.chunks === 3;
+      },
+      { what: "the worker's tallies written", deadlineMs: 10_000, context: () => JSON.stringify(workers) },
+    );
+    expect(workers[0]).toMatchObject({
+      kind: "trigger",
+      pid: process.pid,
+      state: "live",
+      chunks: 3,
+      records: 25,
+      succeeded: 25,
+      failed: 0,
+    });
   });
 
   it("tags the dashboard's run with its job before the job exists, and every run of the chain with job and config", () => {
