@@ -562,7 +562,7 @@ class World {
           if (failure !== undefined)
             throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
           const open = await this.openJobsOf(jobId);
-          if (open.length === 0) return await worker.stop();
+          if (open.length === 0) return worker.stop();
           if (checks >= 3) {
             // runJobLocally would stop here ("stopped making progress"); the user resumes.
             actor.onCrash?.();

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { kafkaTopicName } from "../../config/schema.js";
 import { listenForJobs } from "../../runtimes/local/job-listener.js";
 import { runJobLocally } from "../../runtimes/local/local-runner.js";
+import { startWorker } from "../../runtimes/worker-registry.js";
 import { readJobConfigName } from "../../queries/job-lookup.js";
 import { listOpenJobIdsWithPrefix } from "../../store/jobs.js";
 import type { CommandContext } from "../context.js";
@@ -69,61 +70,69 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
   });
   try {
     await withCommandStore(opts.mongo, ctx.env, async (store) => {
-      process.stderr.write(
-        `${forTerminal(`listening on Kafka topic ${flags.topic} (${flags.brokers.join(",")}), group ${flags.group}`)}\n`,
-      );
-      const handled = await listenForJobs({
-        brokers: flags.brokers,
-        topic: flags.topic,
-        groupId: flags.group,
-        clientId: "chunkrelay-listen",
-        timeoutMs: opts.timeoutMs,
-        ...(flags.deadLetterTopic ? { deadLetterTopic: flags.deadLetterTopic } : {}),
-        ...(flags.instanceId ? { instanceId: flags.instanceId } : {}),
-        ...(opts.maxMessages !== undefined ? { maxMessages: opts.maxMessages } : {}),
-        signal: controller.signal,
-        log: stderrLogger,
-        runJob: async (payload, onOpened) => {
-          const { config, jobId, description, acceptConfigChange, fromJob, ...request } = payload;
-          const summary = await runJobLocally({
-            store,
-            config,
-            jobId,
-            ...(typeof description === "string" ? { description } : {}),
-            ...(acceptConfigChange === true ? { acceptConfigChange: true } : {}),
-            ...(typeof fromJob === "string" ? { fromJob } : {}),
-            request: request,
-            env: ctx.env,
-            log: stderrLogger,
-            signal: controller.signal,
-            onJobOpened: () => onOpened(),
-          });
-          return { status: summary.status };
-        },
-        listOpenJobs: (prefix) => listOpenJobIdsWithPrefix(store, prefix),
-        resumeJob: async (jobId) => {
-          const config = await readJobConfigName(store, jobId);
-          if (!config) return { status: "missing" };
-          const summary = await runJobLocally({
-            store,
-            config,
-            jobId,
-            env: ctx.env,
-            log: stderrLogger,
-            signal: controller.signal,
-          });
-          return { status: summary.status };
-        },
-        onMessage: (o) =>
-          process.stderr.write(
-            forTerminal(
-              o.status === "ran"
-                ? `${o.message}: job ${o.jobId ?? "?"} ${o.jobStatus ?? ""}`
-                : `${o.message}: refused (${o.reason ?? ""})`,
-            ) + "\n",
-          ),
-      });
-      process.stderr.write(`handled ${handled} message(s)\n`);
+      // One worker for the whole listener: every job it runs counts under it (`chunkrelay workers`).
+      const worker = startWorker(store, { kind: "listen", env: ctx.env, log: stderrLogger });
+      try {
+        process.stderr.write(
+          `${forTerminal(`listening on Kafka topic ${flags.topic} (${flags.brokers.join(",")}), group ${flags.group}`)}\n`,
+        );
+        const handled = await listenForJobs({
+          brokers: flags.brokers,
+          topic: flags.topic,
+          groupId: flags.group,
+          clientId: "chunkrelay-listen",
+          timeoutMs: opts.timeoutMs,
+          ...(flags.deadLetterTopic ? { deadLetterTopic: flags.deadLetterTopic } : {}),
+          ...(flags.instanceId ? { instanceId: flags.instanceId } : {}),
+          ...(opts.maxMessages !== undefined ? { maxMessages: opts.maxMessages } : {}),
+          signal: controller.signal,
+          log: stderrLogger,
+          runJob: async (payload, onOpened) => {
+            const { config, jobId, description, acceptConfigChange, fromJob, ...request } = payload;
+            const summary = await runJobLocally({
+              store,
+              config,
+              jobId,
+              ...(typeof description === "string" ? { description } : {}),
+              ...(acceptConfigChange === true ? { acceptConfigChange: true } : {}),
+              ...(typeof fromJob === "string" ? { fromJob } : {}),
+              request: request,
+              env: ctx.env,
+              log: stderrLogger,
+              signal: controller.signal,
+              worker,
+              onJobOpened: () => onOpened(),
+            });
+            return { status: summary.status };
+          },
+          listOpenJobs: (prefix) => listOpenJobIdsWithPrefix(store, prefix),
+          resumeJob: async (jobId) => {
+            const config = await readJobConfigName(store, jobId);
+            if (!config) return { status: "missing" };
+            const summary = await runJobLocally({
+              store,
+              config,
+              jobId,
+              env: ctx.env,
+              log: stderrLogger,
+              signal: controller.signal,
+              worker,
+            });
+            return { status: summary.status };
+          },
+          onMessage: (o) =>
+            process.stderr.write(
+              forTerminal(
+                o.status === "ran"
+                  ? `${o.message}: job ${o.jobId ?? "?"} ${o.jobStatus ?? ""}`
+                  : `${o.message}: refused (${o.reason ?? ""})`,
+              ) + "\n",
+            ),
+        });
+        process.stderr.write(`handled ${handled} message(s)\n`);
+      } finally {
+        await worker.stop();
+      }
     });
   } finally {
     dispose();
