@@ -25,6 +25,29 @@ export default defineConfig({
   processKeepAlive: { enabled: true, maxExecutionsPerProcess: 200 },
   // The longest a run may take; the watcher hands over to a fresh run well before this.
   maxDuration: 3600,
+  build: {
+    extensions: [
+      {
+        // The Kafka client's WebAssembly helpers (CRC32C, compression) read `native.wasm` next to
+        // their module at import time, a file the worker bundle does not carry: the package's
+        // `bundled` entry inlines the same module. Without this, indexing the worker fails.
+        name: "kafka-wasm-inlined",
+        onBuildStart(context) {
+          context.registerPlugin({
+            name: "kafka-wasm-inlined",
+            setup(build) {
+              build.onResolve({ filter: /^@platformatic\/wasm-utils$/ }, (args) =>
+                build.resolve("@platformatic/wasm-utils/bundled", {
+                  kind: args.kind,
+                  resolveDir: args.resolveDir,
+                }),
+              );
+            },
+          });
+        },
+      },
+    ],
+  },
   retries: {
     enabledInDev: true,
     // Transient failures (the database away, a crash) retry with backoff; bad input never does

@@ -79,7 +79,7 @@ describe("config schema", () => {
     expect(parseConfig(minimal).workload).toEqual({});
     expect(parseConfig(minimal).schedule).toBeUndefined();
     expect(issuesOf({ ...minimal, source: { type: "parquet", path: "x" } })).toEqual([
-      'source.type: must be "mongodb" (or absent), "ndjson" or "csv"',
+      'source.type: must be "mongodb" (or absent), "ndjson", "csv" or "kafka"',
     ]);
     expect(issuesOf({ ...minimal, source: { type: "ndjson" } })[0]).toContain("source.path");
     expect(issuesOf({ ...minimal, source: { type: "ndjson", path: "x", collection: "y" } })[0]).toContain(
