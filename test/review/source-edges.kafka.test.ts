@@ -167,6 +167,41 @@ describe("Kafka source edges (review)", () => {
     });
   });
 
+  // Retention (here: DeleteRecords) moved the log start past the lane's position. The source means
+  // to warn and read on from the log start (kafka-client fetch: `lost`), but the broker's
+  // OFFSET_OUT_OF_RANGE reaches it as a thrown ResponseError whose texts never contain the string
+  // "OFFSET_OUT_OF_RANGE" (the client says "The requested offset is not within the range of
+  // offsets maintained by the server", code PLT_KFK_RESPONSE), so the planning step fails and is
+  // retried as an outage for ever: the lane never moves again.
+  it("reads on past offsets deleted by retention", async () => {
+    const topic = await kafka.createTopic(1);
+    await kafka.produce(
+      topic,
+      Array.from({ length: 5 }, (_, n) => ({ partition: 0, value: { n } })),
+    );
+    const s = await service();
+    await kafkaConfig("r-ret", topic, s.url);
+    await runJobLocally({ store, config: "r-ret", jobId: "r-ret-1", request: { mode: "incremental" } });
+    await kafka.produce(
+      topic,
+      Array.from({ length: 10 }, (_, n) => ({ partition: 0, value: { n: 5 + n } })),
+    );
+    await theAdmin().deleteRecords({ topics: [{ name: topic, partitions: [{ partition: 0, offset: 8n }] }] });
+    const warnings: string[] = [];
+    const run = await runJobLocally({
+      store,
+      config: "r-ret",
+      jobId: "r-ret-2",
+      request: { mode: "incremental" },
+      stepTries: 2,
+      stepRetryMs: 100,
+      log: { info: () => undefined, warn: (m: string) => void warnings.push(m) },
+    }).catch((e: unknown) => e);
+    expect(run instanceof Error ? run.message : "ok").toBe("ok");
+    expect(sentIds(s).slice(5)).toEqual([8, 9, 10, 11, 12, 13, 14].map((o) => `${topic}/0/${o}`));
+    expect(warnings.join("\n")).toContain("deleted by retention");
+  });
+
   // `--to 9007199254740991` (or any offset past 2^53) fails with a plain Error, which the runtime
   // treats as an outage (retried) instead of a usage error.
   it("refuses a --to offset beyond 2^53 as bad input", async () => {
