@@ -52,7 +52,9 @@ export async function findWindowEnd(
         end = cutAfter(r);
       }
     }
-    return end;
+    // Read to the window's end without a cap stopping it: up to where the read ended, past
+    // records it passed over (skipped Kafka messages), not only to the last one it handed out.
+    return reading.endCut?.() ?? end;
   } finally {
     await reading.close();
   }

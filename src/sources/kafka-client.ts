@@ -51,8 +51,11 @@ function errorTexts(err: unknown, out: string[] = [], depth = 0): string[] {
   if (depth > 5 || err === null || err === undefined) return out;
   if (err instanceof Error) {
     out.push(err.message);
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string") out.push(code);
+    // The client's ProtocolError carries Kafka's own error name (OFFSET_OUT_OF_RANGE, …) in apiId.
+    for (const field of ["code", "apiId"] as const) {
+      const value = (err as { [k in typeof field]?: unknown })[field];
+      if (typeof value === "string") out.push(value);
+    }
     if (err instanceof AggregateError || err instanceof MultipleErrors) {
       for (const e of err.errors) errorTexts(e, out, depth + 1);
     }

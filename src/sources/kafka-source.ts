@@ -47,8 +47,9 @@ export interface KafkaSourceOptions {
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function toNumber(offset: bigint): number {
-  if (offset > MAX_SAFE)
-    throw new Error(`Kafka offset ${offset} is beyond 2^53; chunkrelay cannot store it exactly`);
+  if (offset > MAX_SAFE) {
+    throw new BadInputError(`Kafka offset ${offset} is beyond 2^53 - 1; chunkrelay cannot store it exactly`);
+  }
   return Number(offset);
 }
 
@@ -145,6 +146,13 @@ export function kafkaSource(config: KafkaConfig, options: KafkaSourceOptions = {
       const first = earliest.get(p) ?? 0n;
       const s = from?.get(p) ?? first;
       const high = latest.get(p) ?? first;
+      // A position past the log's end: the topic was deleted and recreated (offsets start again at
+      // 0) or its log truncated. Reading on from there would skip messages without a word.
+      if (s > high) {
+        throw new BadInputError(
+          `Kafka topic ${name} partition ${p} ends at offset ${high}, before this window's start ${s}: the topic was recreated or its log truncated (or a backfill's --from lies past its end), so messages would be skipped unseen. To start over on the new topic, apply the config under a new name (its first job starts at the consumer group's offsets, or source.startFrom)`,
+        );
+      }
       const bound = to ? (to.get(p) ?? s) : high;
       const e = bound < high ? bound : high;
       start.set(p, s);
@@ -160,8 +168,15 @@ export function kafkaSource(config: KafkaConfig, options: KafkaSourceOptions = {
     data: pick(doc, source.fields),
   });
 
-  /** The window's messages merged by (timestamp, partition, offset), in batches. */
-  async function* readWindow(window: Window, batchSize: number): AsyncGenerator<SourceRecord[]> {
+  /**
+   * The window's messages merged by (timestamp, partition, offset), in batches. Once read to its
+   * end, `done.cut` is the vector after the whole window — past skipped messages too.
+   */
+  async function* readWindow(
+    window: Window,
+    batchSize: number,
+    done: { cut?: Cut },
+  ): AsyncGenerator<SourceRecord[]> {
     const { partitions, start, end } = await boundsOf(window);
     const vector = new Map(start);
     const queues = new Map<number, KafkaMessage[]>(partitions.map((p) => [p, []]));
@@ -239,6 +254,7 @@ export function kafkaSource(config: KafkaConfig, options: KafkaSourceOptions = {
       }
     }
     if (batch.length > 0) yield batch;
+    done.cut = { key: vectorKey(vector), id: null };
   }
 
   return {
@@ -251,7 +267,8 @@ export function kafkaSource(config: KafkaConfig, options: KafkaSourceOptions = {
       return { id: null, key: vectorKey(end) };
     },
     read(window, batchSize) {
-      return generatorBatches(readWindow(window, batchSize));
+      const done: { cut?: Cut } = {};
+      return { ...generatorBatches(readWindow(window, batchSize, done)), endCut: () => done.cut };
     },
     async count(from) {
       const { partitions, start, end } = await boundsOf(from ? { from } : {});

@@ -27,6 +27,12 @@ export interface Window {
 export interface RecordBatches {
   batches: AsyncIterable<SourceRecord[]>;
   close(): Promise<void>;
+  /**
+   * Once the batches are read to their end: the cut after the whole window, when the source
+   * passes over records it does not hand out (Kafka messages skipped as invalid), so a window
+   * ending in them still covers them. Absent or undefined: the cut after the last record handed out.
+   */
+  endCut?(): Cut | undefined;
 }
 
 export interface Source {

@@ -92,9 +92,18 @@ export function payloadOfMessage(
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { refused: 'not a JSON object like {"config": "orders", "mode": "incremental"}' };
   }
+  // A job id the payload names is put under the topic's prefix, so a listener that starts later
+  // finds the job (it resumes the unfinished jobs of its topic by that prefix).
+  const prefix = jobIdPrefixForTopic(message.topic);
+  const named = (raw as { jobId?: unknown }).jobId;
   const withId = {
-    jobId: jobIdForMessage(message.topic, message.partition, message.offset),
     ...(raw as Record<string, unknown>),
+    jobId:
+      typeof named === "string"
+        ? named.startsWith(prefix)
+          ? named
+          : `${prefix}${named}`
+        : jobIdForMessage(message.topic, message.partition, message.offset),
   };
   const checked = initializePayloadSchema.safeParse(withId);
   if (!checked.success) {
@@ -136,8 +145,18 @@ export async function listenForJobs(options: ListenOptions): Promise<number> {
         `resuming job ${jobId}, opened by an earlier listener that stopped before it finished`,
         {},
       );
-      const result = await options.resumeJob(jobId);
-      options.onMessage?.({ message: "(resumed)", jobId, status: "ran", jobStatus: result.status });
+      try {
+        const result = await options.resumeJob(jobId);
+        options.onMessage?.({ message: "(resumed)", jobId, status: "ran", jobStatus: result.status });
+      } catch (err) {
+        // A job that can never run as it is (its config refused, a message of its source that is
+        // not JSON) must not keep the listener from the messages after it; it stays for a human
+        // (`chunkrelay status`, then `resume` once fixed) and is tried again at the next start.
+        if (!isBadInput(err)) throw err;
+        const reason = err instanceof Error ? err.message : String(err);
+        options.log.warn(`job ${jobId} cannot go on: ${reason}`, {});
+        options.onMessage?.({ message: "(resumed)", jobId, status: "refused", reason });
+      }
     }
     let stream: Awaited<ReturnType<typeof consumer.consume>>;
     try {

@@ -1,5 +1,5 @@
 /**
- * Review: a jobs message that names its own jobId (allowed by the payload schema) loses the
+ * a jobs message that names its own jobId (allowed by the payload schema) loses the
  * listener's crash guarantee. Its offset is committed once the job is opened; if the listener dies
  * then, the next listener only resumes open jobs whose id starts with `<topic>:` — the named job
  * stays `running` for good, its window's records are never sent, and later jobs claim the windows
@@ -93,7 +93,7 @@ describe("chunkrelay listen and a payload-named jobId", () => {
     await kafka.produce(jobs, [{ partition: 0, value: { config: "ln", mode: "incremental" } }]);
     const second = listen(["--topic", jobs, "--group", group, "--max-messages", "1"]);
     const out = await second.done;
-    const named = await store.jobs.findOne({ _id: "nightly-1" }, { projection: { status: 1 } });
+    const named = await store.jobs.findOne({ _id: `${jobs}:nightly-1` }, { projection: { status: 1 } });
     const sent = new Set(s.requests.flatMap((r) => r.body.records.map((x) => x.id)));
     expect({ exit: out.code, named: named?.status, distinctSent: sent.size }).toEqual({
       exit: 0,

@@ -1,5 +1,5 @@
 /**
- * Review: a jobs message whose job fails with bad input during planning (a Kafka source with an
+ * a jobs message whose job fails with bad input during planning (a Kafka source with an
  * invalid message and invalidMessages "fail") is refused and committed past — but the job stays
  * `planning`, so every later `chunkrelay listen` first "resumes" it, fails with the same bad input,
  * and exits before reading any new jobs message: one poison job wedges the listener for good.
