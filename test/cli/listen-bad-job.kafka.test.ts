@@ -1,8 +1,8 @@
 /**
- * a jobs message whose job fails with bad input during planning (a Kafka source with an
- * invalid message and invalidMessages "fail") is refused and committed past — but the job stays
- * `planning`, so every later `chunkrelay listen` first "resumes" it, fails with the same bad input,
- * and exits before reading any new jobs message: one poison job wedges the listener for good.
+ * A jobs message whose job fails with bad input during planning (a Kafka source with an invalid
+ * message and invalidMessages "fail") is refused and committed past; the job stays `planning` for
+ * a human. A later `chunkrelay listen` tries to resume it, reports it, and goes on with the next
+ * jobs message instead of stopping there (which would wedge every listener for good).
  */
 import { spawn } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";

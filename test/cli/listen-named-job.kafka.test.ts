@@ -1,9 +1,7 @@
 /**
- * a jobs message that names its own jobId (allowed by the payload schema) loses the
- * listener's crash guarantee. Its offset is committed once the job is opened; if the listener dies
- * then, the next listener only resumes open jobs whose id starts with `<topic>:` — the named job
- * stays `running` for good, its window's records are never sent, and later jobs claim the windows
- * after it (the watermark and the group's offsets stay behind it for ever).
+ * A jobs message that names its own jobId: its job is put under the topic's prefix, so when the
+ * listener dies after committing the message (the job opened), the next listener finds the job
+ * among its topic's unfinished ones and finishes it — every record sent, nothing left running.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";

@@ -1,5 +1,5 @@
 /**
- * failing tests for edges of the Kafka source (see each test's comment).
+ * Edges of the Kafka source, found by a review that tried to break it (see each test's comment).
  */
 import { Admin } from "@platformatic/kafka";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
