@@ -419,20 +419,33 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     }
     await scheduler.settle();
     if (signal.aborted) throw new Interrupted();
-    // A job can only be left running here if a step was lost; look once more before giving up.
+    // Nothing is scheduled here but a job is not done: a step was lost, or another runner (a
+    // second process on the same job) holds its last chunks under live leases. Heal as `resume`
+    // would and look again, for as long as the job moves (the other runner finishing); give up
+    // only when it has not moved for three leases.
     for (const id of [...chain]) {
+      const open = (j: JobDoc | null) =>
+        j !== null && !signal.aborted && (j.status === "running" || j.status === "planning");
       let job = await readJob(options.store, id);
-      if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
-        // Nothing is scheduled but the job is not done: a step was lost. Heal once, as `resume` would.
+      let seen = "";
+      let movedAt = Date.now();
+      for (let round = 0; open(job); round++) {
         await resumeJob(deps, id);
-        await scheduler.serve({ jobId: id }, `serve:${id}:settle-check`);
+        await scheduler.serve({ jobId: id }, `serve:${id}:settle-check:${round}`);
         await scheduler.settle();
         job = await readJob(options.store, id);
-        if (job && !signal.aborted && (job.status === "running" || job.status === "planning")) {
+        if (!open(job)) break;
+        const p = await readJobProgress(options.store, id);
+        const now = `${p.status}:${p.planningDone}:${p.doneChunks}:${p.inFlightChunks}:${p.processedRecords}:${p.failedRecords}`;
+        if (now !== seen) {
+          seen = now;
+          movedAt = Date.now();
+        } else if (Date.now() - movedAt > 3 * deps.leaseMs) {
           throw new Error(
-            `job ${id} stopped making progress (status ${job.status}); look at \`npx chunkrelay status ${id}\`, then resume it with \`npx chunkrelay resume ${id}\``,
+            `job ${id} stopped making progress (status ${job?.status ?? "?"}); look at \`npx chunkrelay status ${id}\`, then resume it with \`npx chunkrelay resume ${id}\``,
           );
         }
+        await abortableSleep(signal)(Math.min(deps.leaseMs, 500));
       }
     }
     if (options.onProgress)
