@@ -93,6 +93,57 @@ function collectionName(command: BsonDocument, name: string): string {
   return v;
 }
 
+/**
+ * Options MongoDB takes that this engine does not implement: refused, naming the option, never
+ * ignored (a collation ignored would match different documents than a server does).
+ */
+function refuseUnimplemented(c: BsonDocument | undefined, where: string): void {
+  if (c === undefined) return;
+  for (const option of ["collation"]) {
+    if (c[option] !== undefined) {
+      fail(
+        "NotImplemented",
+        `${where}.${option}: '${option}' is not implemented by the embedded engine; run this against a MongoDB server`,
+      );
+    }
+  }
+}
+
+/**
+ * A `hint` must name an index the collection has (by name or key pattern), or `{$natural: ±1}`;
+ * servers refuse any other. The engine's own planner then runs the query (same results).
+ */
+function checkHint(coll: Collection, hint: unknown): void {
+  if (hint === undefined) return;
+  if (typeof hint === "string") {
+    if (coll.getIndex(hint)) return;
+  } else if (isPlainObject(hint)) {
+    const keys = Object.keys(hint);
+    if (keys.length === 1 && keys[0] === "$natural") return;
+    const pattern = JSON.stringify(hint);
+    if (coll.indexes.some((ix) => JSON.stringify(ix.spec.key) === pattern)) return;
+  } else {
+    fail("FailedToParse", "hint must be a string (an index name) or an object (an index key pattern)");
+  }
+  fail(
+    "BadValue",
+    "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
+  );
+}
+
+/** `_id` values are stored as they are: a `$`-prefixed field inside one is refused, as servers do. */
+function checkIdForStorage(id: unknown): void {
+  if (!isPlainObject(id)) return;
+  for (const k of Object.keys(id)) {
+    if (k.startsWith("$")) {
+      fail(
+        "DollarPrefixedFieldName",
+        `_id fields may not contain '$'-prefixed fields: ${k} is not valid for storage.`,
+      );
+    }
+  }
+}
+
 function validateDbName(db: string): void {
   if (db.length === 0 || /[/\\. "$\0]/.test(db) || db.length >= 64) {
     fail("InvalidNamespace", `Invalid database name: '${db}'`);
@@ -433,6 +484,7 @@ export class Engine {
         const raw = docs[i] as BsonDocument;
         if (!isPlainObject(raw)) fail("TypeMismatch", "documents to insert must be objects");
         if (Array.isArray(raw._id)) fail("InvalidIdField", "The '_id' value cannot be of type array");
+        checkIdForStorage(raw._id);
         const { doc: stored, wrappers } = normalizeDocument(
           raw._id === undefined ? { _id: new ObjectId(), ...raw } : withIdFirst(raw),
         );
@@ -452,6 +504,13 @@ export class Engine {
     const statements = c.updates;
     if (!Array.isArray(statements))
       return fail("TypeMismatch", "BSON field 'update.updates' is missing or not an array");
+    // Servers before 8.0 (this engine reports 7.0) have no sort on update statements: the whole
+    // command is refused when it is parsed, before any statement runs.
+    for (const st of statements) {
+      if (isPlainObject(st) && st.sort !== undefined) {
+        fail("Location40415", "BSON field 'update.updates.sort' is an unknown field.");
+      }
+    }
     const ordered = bool(c.ordered, true);
     const coll = this.ensureCollection(ctx.db, name);
     const writeErrors: BsonDocument[] = [];
@@ -461,6 +520,7 @@ export class Engine {
     for (let i = 0; i < statements.length; i++) {
       try {
         const s = statements[i] as BsonDocument;
+        refuseUnimplemented(s, "update.updates");
         const q =
           doc(s.q, "q") ??
           fail("FailedToParse", "BSON field 'update.updates.q' is missing but a required field");
@@ -470,7 +530,8 @@ export class Engine {
           fail("FailedToParse", "multi update is not supported for replacement-style update");
         }
         const arrayFilters = s.arrayFilters as BsonDocument[] | undefined;
-        const matched = coll.find(q, { limit: multi ? 0 : 1, sort: parseSort(s.sort) });
+        checkHint(coll, s.hint);
+        const matched = coll.find(q, { limit: multi ? 0 : 1 });
         const { afters, error } = applyUpdates(matched, u, arrayFilters);
         afters.forEach((after, k) => {
           const before = matched[k] as BsonDocument;
@@ -511,6 +572,8 @@ export class Engine {
     for (let i = 0; i < statements.length; i++) {
       try {
         const s = statements[i] as BsonDocument;
+        refuseUnimplemented(s, "delete.deletes");
+        if (coll) checkHint(coll, s.hint);
         const q =
           doc(s.q, "q") ??
           fail("FailedToParse", "BSON field 'delete.deletes.q' is missing but a required field");
@@ -535,6 +598,7 @@ export class Engine {
 
   private findAndModify(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, Object.keys(c)[0] as string);
+    refuseUnimplemented(c, "findAndModify");
     const query = doc(c.query, "query") ?? {};
     const remove = bool(c.remove);
     const upsert = bool(c.upsert);
@@ -554,6 +618,7 @@ export class Engine {
     const show = (d: BsonDocument | undefined) => (d === undefined ? null : projector ? projector(d) : d);
     const coll = remove ? this.collection(ctx.db, name) : this.ensureCollection(ctx.db, name);
     const update = remove ? undefined : validateUpdate(c.update);
+    if (coll) checkHint(coll, c.hint);
     const [found] = coll ? coll.find(query, { sort, limit: 1 }) : [];
     if (remove) {
       if (found && coll) coll.remove(found);
@@ -585,6 +650,7 @@ export class Engine {
 
   private find(c: BsonDocument, ctx: Context): Reply {
     const name = collectionName(c, "find");
+    refuseUnimplemented(c, "find");
     const filter = doc(c.filter, "filter");
     const sort = parseSort(c.sort);
     const projector = compileProjection(c.projection);
@@ -601,6 +667,7 @@ export class Engine {
     if (batchSize !== undefined && batchSize < 0)
       fail("BadValue", "BatchSize value must be non-negative, but received: " + batchSize);
     const coll = this.collection(ctx.db, name);
+    if (coll) checkHint(coll, c.hint);
     const docs = coll ? coll.find(filter, { sort, skip, limit }) : (compileFilter(filter), []);
     return this.openCursor(`${ctx.db}.${name}`, docs, batchSize, singleBatch, projector);
   }
@@ -613,6 +680,7 @@ export class Engine {
       );
     }
     const name = collectionName(c, "aggregate");
+    refuseUnimplemented(c, "aggregate");
     const pipeline = c.pipeline;
     if (!Array.isArray(pipeline))
       return fail("TypeMismatch", "'pipeline' option must be specified as an array");
@@ -641,9 +709,18 @@ export class Engine {
             : fail("FailedToParse", "$out stage requires a string or an object with 'coll'");
       stages.pop();
     }
-    for (const s of stages)
+    for (const s of stages) {
       if ("$out" in s) fail("Location40324", "$out can only be the final stage in the pipeline");
+      // A server writes $merge's target and returns nothing; returning the documents instead
+      // would lose the pipeline's output without a word.
+      if ("$merge" in s)
+        fail(
+          "NotImplemented",
+          "aggregate: the $merge stage is not implemented by the embedded engine; use $out, or a MongoDB server",
+        );
+    }
     const coll = this.collection(ctx.db, name);
+    if (coll) checkHint(coll, c.hint);
     // A leading $match (with $sort/$skip/$limit after it) runs through the index planner.
     let i = 0;
     let filter: BsonDocument | undefined;
@@ -705,10 +782,12 @@ export class Engine {
 
   private count(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, "count");
+    refuseUnimplemented(c, "count");
     const query = doc(c.query, "query");
     const skip = int(c.skip, "skip", 0);
     const limit = Math.abs(int(c.limit, "limit", 0));
     const coll = this.collection(ctx.db, name);
+    if (coll) checkHint(coll, c.hint);
     if (!coll) {
       compileFilter(query);
       return { n: 0, ok: 1 };
@@ -722,6 +801,7 @@ export class Engine {
 
   private distinct(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, "distinct");
+    refuseUnimplemented(c, "distinct");
     if (typeof c.key !== "string")
       return fail("TypeMismatch", "BSON field 'distinct.key' is the wrong type, expected type 'string'");
     const path = c.key.split(".");

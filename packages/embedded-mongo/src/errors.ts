@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   Location31254: 31254,
   NoQueryExecutionPlans: 291,
   OperationNotSupportedInTransaction: 263,
+  NotImplemented: 238,
+  Location40415: 40415,
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;

@@ -176,6 +176,9 @@ export function applyUpdate(
   if (Array.isArray(update)) {
     const [out] = runPipeline([before], update, () => []);
     if (!out) return fail("BadValue", "the update pipeline removed the document");
+    // A stage that drops _id ($replaceRoot, $replaceWith, $project without it) keeps the
+    // original: MongoDB treats _id as immutable, not as removed.
+    if (out._id === undefined) out._id = before._id;
     after = finish(before, out);
   } else if (!isOperatorUpdate(update)) {
     if (update._id !== undefined && keyOf(update._id) !== keyOf(before._id)) {
