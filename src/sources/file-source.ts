@@ -15,7 +15,7 @@ import { readPath } from "../common/bson-order.js";
 import { BadInputError } from "../common/errors.js";
 import { weightOf } from "../planning/chunking.js";
 import { isInside } from "../planning/cuts.js";
-import { type Source, type SourceRecord, type Window, generatorBatches } from "./source.js";
+import { type Source, type SourceRecord, type Window, generatorBatches, pickFields } from "./source.js";
 
 type FileSourceConfig = Extract<SourceConfig, { type: "ndjson" | "csv" }>;
 
@@ -64,22 +64,12 @@ async function* fileRecords(source: FileSourceConfig): AsyncGenerator<{ no: numb
   }
 }
 
-function pick(doc: Document, fields: readonly string[]): Document {
-  if (fields.length === 0) return doc;
-  const out: Document = {};
-  for (const f of fields) {
-    const v = readPath(doc, f);
-    if (v !== undefined) out[f] = v;
-  }
-  return out;
-}
-
 export function fileSource(source: FileSourceConfig): Source {
   const toRecord = (no: number, doc: Document): SourceRecord => ({
     id: no,
     key: no,
     weight: source.weightField ? weightOf(Number(readPath(doc, source.weightField))) : 0,
-    data: pick(doc, source.fields),
+    data: pickFields(doc, source.fields),
   });
   async function* inWindow(window: Window): AsyncGenerator<{ no: number; doc: Document }> {
     for await (const r of fileRecords(source)) {

@@ -22,7 +22,7 @@ import { type BatchConfig, type KafkaSourceConfig, kafkaGroupOf } from "../confi
 import { weightOf } from "../planning/chunking.js";
 import type { Cut } from "../planning/cuts.js";
 import { KafkaTopic, type KafkaMessage, type PartitionOffsets } from "./kafka-client.js";
-import { type Source, type SourceRecord, type Window, generatorBatches } from "./source.js";
+import { type Source, type SourceRecord, type Window, generatorBatches, pickFields } from "./source.js";
 
 /** An offset vector as stored in a cut's key: partition number (as a field name) → next offset. */
 export type OffsetVector = Record<string, number>;
@@ -85,16 +85,6 @@ export function vectorKey(vector: PartitionOffsets): OffsetVector {
 
 export const kafkaRecordId = (topic: string, partition: number, offset: bigint | number): string =>
   `${topic}/${partition}/${offset}`;
-
-function pick(doc: Document, fields: readonly string[]): Document {
-  if (fields.length === 0) return doc;
-  const out: Document = {};
-  for (const f of fields) {
-    const v = readPath(doc, f);
-    if (v !== undefined) out[f] = v;
-  }
-  return out;
-}
 
 /** A message's value as a document, or why it is not one. */
 function parseValue(value: Buffer | null): { doc: Document } | { problem: string } {
@@ -165,7 +155,7 @@ export function kafkaSource(config: KafkaConfig, options: KafkaSourceOptions = {
     id: kafkaRecordId(name, m.partition, m.offset),
     key: vectorKey(vector),
     weight: source.weightField ? weightOf(readPath(doc, source.weightField)) : 0,
-    data: pick(doc, source.fields),
+    data: pickFields(doc, source.fields),
   });
 
   /**

@@ -7,6 +7,7 @@
  * which the initializer stores in batch_details so a chunk can be sent without the file.
  */
 import type { Document } from "bson";
+import { readPath } from "../common/bson-order.js";
 import type { Cut } from "../planning/cuts.js";
 
 export interface SourceRecord {
@@ -81,4 +82,18 @@ export function generatorBatches(
       await cleanup();
     },
   };
+}
+
+/**
+ * The fields of a record that carries its data (a file line, a Kafka message) sent to the
+ * service: the named paths that exist, or the whole record when none are named.
+ */
+export function pickFields(doc: Document, fields: readonly string[]): Document {
+  if (fields.length === 0) return doc;
+  const out: Document = {};
+  for (const f of fields) {
+    const v = readPath(doc, f);
+    if (v !== undefined) out[f] = v;
+  }
+  return out;
 }

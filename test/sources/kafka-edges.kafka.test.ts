@@ -57,19 +57,6 @@ async function kafkaConfig(name: string, topic: string, url: string, extra: Reco
   );
 }
 
-async function committed(topic: string, group: string): Promise<Record<number, number>> {
-  const t = new KafkaTopic(
-    { brokers: kafka.brokers, clientId: kafka.clientId("check"), timeoutMs: 5000 },
-    topic,
-    group,
-  );
-  try {
-    return Object.fromEntries([...(await t.committedOffsets())].map(([p, o]) => [p, Number(o)]));
-  } finally {
-    await t.close();
-  }
-}
-
 async function latest(topic: string): Promise<bigint | undefined> {
   const t = new KafkaTopic(
     { brokers: kafka.brokers, clientId: kafka.clientId("ends"), timeoutMs: 5000 },
@@ -115,7 +102,7 @@ describe("Kafka source edges (review)", () => {
     });
     expect(sentIds(s)).toHaveLength(3);
     expect({
-      committed: await committed(topic, "chunkrelay.r-skipcap"),
+      committed: await kafka.committedOffsets(topic, "chunkrelay.r-skipcap"),
       backlog: (await readBacklog(store, "r-skipcap")).records,
       skippedToErrorTopic: (await kafka.endOffsets(errors, 1))[0],
     }).toEqual({ committed: { 0: 5 }, backlog: 0, skippedToErrorTopic: 2n });

@@ -9,7 +9,6 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
 import { whereIsRecord } from "../../src/queries/lineage.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
-import { KafkaTopic } from "../../src/sources/kafka-client.js";
 import type { Store } from "../../src/store/store.js";
 import { useKafka } from "../support/kafka.js";
 import { type FakeRequest, startFakeService, usePipelineStore } from "../support/pipeline.js";
@@ -20,19 +19,6 @@ let store: Store;
 beforeAll(() => {
   store = currentStore();
 });
-
-async function committed(topic: string, group: string): Promise<Record<number, number>> {
-  const t = new KafkaTopic(
-    { brokers: kafka.brokers, clientId: kafka.clientId("c"), timeoutMs: 5000 },
-    topic,
-    group,
-  );
-  try {
-    return Object.fromEntries([...(await t.committedOffsets())].map(([p, o]) => [p, Number(o)]));
-  } finally {
-    await t.close();
-  }
-}
 
 describe("Kafka source: samples, exceptions, lineage", () => {
   it("samples every k-th message without moving the watermark", async () => {
@@ -61,7 +47,7 @@ describe("Kafka source: samples, exceptions, lineage", () => {
       request: { mode: "sample", sampleEvery: 6 },
     });
     expect(run).toMatchObject({ status: "succeeded", records: 10, processed: 10 });
-    expect(await committed(topic, "chunkrelay.k-sample")).toEqual({});
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-sample")).toEqual({});
   });
 
   it("sends set-aside messages again from their stored fields after the topic lost them, then commits past them", async () => {
@@ -103,7 +89,7 @@ describe("Kafka source: samples, exceptions, lineage", () => {
     });
     expect(first).toMatchObject({ records: 30, processed: 28, exceptions: 2 });
     // Chunk 2 (offsets 5–9) holds the set-aside messages: the watermark stops after chunk 1.
-    expect(await committed(topic, "chunkrelay.k-exc")).toEqual({ 0: 5 });
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-exc")).toEqual({ 0: 5 });
 
     // Retention takes the messages; the exceptions job needs nothing from the topic.
     const admin = new Admin({ clientId: kafka.clientId("admin"), bootstrapBrokers: kafka.brokers });
@@ -118,7 +104,7 @@ describe("Kafka source: samples, exceptions, lineage", () => {
       { id: `${topic}/0/8`, sku: "s8" },
     ]);
     // Resolved by the exceptions job: the lane is complete, and the group's offsets say so.
-    expect(await committed(topic, "chunkrelay.k-exc")).toEqual({ 0: 30 });
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-exc")).toEqual({ 0: 30 });
 
     const lineage = await whereIsRecord(store, `${topic}/0/7`, "k-exc");
     expect(JSON.stringify(lineage)).toContain("k-exc-1");

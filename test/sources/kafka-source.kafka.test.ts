@@ -69,19 +69,6 @@ async function kafkaConfig(name: string, topic: string, url: string, extra: Reco
 const sentIds = (s: { requests: FakeRequest[] }) =>
   s.requests.flatMap((r) => r.body.records.map((x) => x.id));
 
-async function committed(topic: string, group: string): Promise<Record<number, number>> {
-  const t = new KafkaTopic(
-    { brokers: kafka.brokers, clientId: kafka.clientId("check"), timeoutMs: 5000 },
-    topic,
-    group,
-  );
-  try {
-    return Object.fromEntries([...(await t.committedOffsets())].map(([p, o]) => [p, Number(o)]));
-  } finally {
-    await t.close();
-  }
-}
-
 describe("Kafka source", () => {
   it("sends every message once with its JSON fields, commits the watermark, and takes only new messages next", async () => {
     const topic = await kafka.createTopic(3);
@@ -108,7 +95,7 @@ describe("Kafka source", () => {
     expect(job?.planning.weight).toBe(
       Array.from({ length: 600 }, (_, n) => (n % 5) + 1).reduce((a, b) => a + b),
     );
-    expect(await committed(topic, "chunkrelay.k-inc")).toEqual({ 0: 200, 1: 200, 2: 200 });
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-inc")).toEqual({ 0: 200, 1: 200, 2: 200 });
     expect(await readBacklog(store, "k-inc")).toMatchObject({ records: 0 });
 
     await produceOrders(topic, 3, 600, 90);
@@ -123,7 +110,7 @@ describe("Kafka source", () => {
     const all = sentIds(s);
     expect(all).toHaveLength(690);
     expect(new Set(all).size).toBe(690);
-    expect(await committed(topic, "chunkrelay.k-inc")).toEqual({ 0: 230, 1: 230, 2: 230 });
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-inc")).toEqual({ 0: 230, 1: 230, 2: 230 });
   });
 
   it("caps a job's window and lets the next jobs take the rest, each message in exactly one job", async () => {
@@ -141,7 +128,7 @@ describe("Kafka source", () => {
     const ids = sentIds(s);
     expect(ids).toHaveLength(250);
     expect(new Set(ids).size).toBe(250);
-    expect(await committed(topic, "chunkrelay.k-cap")).toEqual({ 0: 125, 1: 125 });
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-cap")).toEqual({ 0: 125, 1: 125 });
   });
 
   it("starts a config's first job at the group's committed offsets, and a backfill takes an offset range", async () => {
@@ -175,7 +162,7 @@ describe("Kafka source", () => {
         .concat([18, 19].map((o) => `${topic}/1/${o}`))
         .sort(),
     );
-    expect(await committed(topic, group)).toEqual({ 0: 20, 1: 20 });
+    expect(await kafka.committedOffsets(topic, group)).toEqual({ 0: 20, 1: 20 });
 
     // Offsets 3..5 of every partition, inclusive at both ends; the group's offsets stay as they are.
     const back = await runJobLocally({
@@ -188,7 +175,7 @@ describe("Kafka source", () => {
     expect(sentIds(s).slice(7).sort()).toEqual(
       [3, 4, 5].flatMap((o) => [`${topic}/0/${o}`, `${topic}/1/${o}`]).sort(),
     );
-    expect(await committed(topic, group)).toEqual({ 0: 20, 1: 20 });
+    expect(await kafka.committedOffsets(topic, group)).toEqual({ 0: 20, 1: 20 });
   });
 
   it("sets a poison record aside, produces it to the error topic, and commits nothing past it", async () => {
@@ -219,7 +206,7 @@ describe("Kafka source", () => {
     });
     expect(run).toMatchObject({ records: 100, processed: 99, exceptions: 1 });
     // Partition 0 is complete; partition 1 stops where its completed prefix does, before offset 20.
-    const offsets = await committed(topic, "chunkrelay.k-poison");
+    const offsets = await kafka.committedOffsets(topic, "chunkrelay.k-poison");
     expect(offsets[1]).toBeLessThanOrEqual(20);
     expect(offsets[0] ?? 0).toBeLessThanOrEqual(50);
     // The error topic got the set-aside record, keyed by job and record.
@@ -261,7 +248,7 @@ describe("Kafka source", () => {
     await expect(
       runJobLocally({ store, config: "k-bad", jobId: "k-bad-1", request: { mode: "incremental" } }),
     ).rejects.toThrow(`Kafka message ${topic}/0/5: the value is JSON, but not an object`);
-    expect(await committed(topic, "chunkrelay.k-bad")).toEqual({});
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-bad")).toEqual({});
 
     await kafkaConfig("k-skip", topic, s.url, {
       source: { invalidMessages: "skip" },
@@ -274,7 +261,7 @@ describe("Kafka source", () => {
       request: { mode: "incremental" },
     });
     expect(run).toMatchObject({ status: "succeeded", records: 10, processed: 10 });
-    expect(await committed(topic, "chunkrelay.k-skip")).toEqual({ 0: 11 });
+    expect(await kafka.committedOffsets(topic, "chunkrelay.k-skip")).toEqual({ 0: 11 });
     const end = await kafka.endOffsets(errors, 1);
     expect(end[0]).toBe(1n);
   });

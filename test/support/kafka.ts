@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { Admin, type ProduceResult, Producer, stringSerializers } from "@platformatic/kafka";
 import { afterAll, inject } from "vitest";
+import { KafkaTopic } from "../../src/sources/kafka-client.js";
 import { waitUntil } from "./wait.js";
 
 export interface JsonMessage {
@@ -27,6 +28,8 @@ export interface TestKafka {
   createTopic: (partitions: number, options?: { deadlineMs?: number }) => Promise<string>;
   /** Produces JSON values to the given partitions (acks from all in-sync replicas). */
   produce: (topic: string, messages: JsonMessage[]) => Promise<ProduceResult>;
+  /** A consumer group's committed offsets for a topic, by partition (partitions without one left out). */
+  committedOffsets: (topic: string, group: string) => Promise<Record<number, number>>;
   /** The next offset to be written in each partition (the high watermark), by partition index. */
   endOffsets: (topic: string, partitions: number) => Promise<bigint[]>;
   deleteTopics: (topics: string[]) => Promise<void>;
@@ -140,6 +143,15 @@ export function useKafka(label: string): TestKafka {
     return Array.from({ length: partitions }, (_, i) => byIndex.get(i) ?? -1n);
   }
 
+  async function committedOffsets(topic: string, group: string): Promise<Record<number, number>> {
+    const t = new KafkaTopic({ brokers, clientId: clientId("committed"), timeoutMs: 5000 }, topic, group);
+    try {
+      return Object.fromEntries([...(await t.committedOffsets())].map(([p, o]) => [p, Number(o)]));
+    } finally {
+      await t.close();
+    }
+  }
+
   async function close(): Promise<void> {
     try {
       if (created.size > 0) await deleteTopics([...created]);
@@ -154,5 +166,5 @@ export function useKafka(label: string): TestKafka {
 
   afterAll(close);
 
-  return { brokers, clientId, createTopic, produce, endOffsets, deleteTopics, close };
+  return { brokers, clientId, createTopic, produce, committedOffsets, endOffsets, deleteTopics, close };
 }
