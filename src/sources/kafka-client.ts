@@ -41,8 +41,6 @@ export interface KafkaMessage {
 /** Partition → offset. */
 export type PartitionOffsets = Map<number, bigint>;
 
-/** Kafka's error code for a fetch below the log start (records deleted by retention). */
-const OFFSET_OUT_OF_RANGE = 1;
 /** A batch of transaction markers, not records (Kafka's batch attribute bit 5). */
 const IS_CONTROL = 0x20;
 
@@ -234,13 +232,6 @@ export class KafkaTopic {
       response = await request(start);
     }
     const part = response.responses[0]?.partitions[0];
-    if (part && part.errorCode === OFFSET_OUT_OF_RANGE && !lost) {
-      const start = (await this.offsets("earliest")).get(partition) ?? 0n;
-      if (start > offset) {
-        const again = await this.fetch(partition, start);
-        return { ...again, lost: { from: offset, to: start } };
-      }
-    }
     if (part && part.errorCode !== 0) {
       throw new Error(
         `Kafka fetch of ${this.topic}/${partition} at ${offset} failed with error code ${part.errorCode}`,

@@ -72,6 +72,14 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
     await withCommandStore(opts.mongo, ctx.env, async (store) => {
       // One worker for the whole listener: every job it runs counts under it (`chunkrelay workers`).
       const worker = startWorker(store, { kind: "listen", env: ctx.env, log: stderrLogger });
+      // What every job this listener runs shares, whether new or resumed.
+      const shared = {
+        store,
+        env: ctx.env,
+        log: stderrLogger,
+        signal: controller.signal,
+        worker,
+      };
       try {
         process.stderr.write(
           `${forTerminal(`listening on Kafka topic ${flags.topic} (${flags.brokers.join(",")}), group ${flags.group}`)}\n`,
@@ -90,17 +98,13 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
           runJob: async (payload, onOpened) => {
             const { config, jobId, description, acceptConfigChange, fromJob, ...request } = payload;
             const summary = await runJobLocally({
-              store,
+              ...shared,
               config,
               jobId,
               ...(typeof description === "string" ? { description } : {}),
               ...(acceptConfigChange === true ? { acceptConfigChange: true } : {}),
               ...(typeof fromJob === "string" ? { fromJob } : {}),
               request: request,
-              env: ctx.env,
-              log: stderrLogger,
-              signal: controller.signal,
-              worker,
               onJobOpened: () => onOpened(),
             });
             return { status: summary.status };
@@ -109,15 +113,7 @@ export async function listenForJobMessages(ctx: CommandContext, opts: ListenFlag
           resumeJob: async (jobId) => {
             const config = await readJobConfigName(store, jobId);
             if (!config) return { status: "missing" };
-            const summary = await runJobLocally({
-              store,
-              config,
-              jobId,
-              env: ctx.env,
-              log: stderrLogger,
-              signal: controller.signal,
-              worker,
-            });
+            const summary = await runJobLocally({ ...shared, config, jobId });
             return { status: summary.status };
           },
           onMessage: (o) =>
