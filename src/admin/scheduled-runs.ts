@@ -12,12 +12,11 @@
  */
 import { EJSON } from "bson";
 import { forTerminal } from "../common/terminal-text.js";
-import { readConfig, streamScheduledConfigDocs } from "../store/configs.js";
+import { parseConfigDoc, readConfig, streamScheduledConfigDocs } from "../store/configs.js";
 import {
   type BatchConfig,
   ConfigError,
   cronProblem,
-  parseConfig,
   platformScheduleProblem,
   timeZoneProblem,
 } from "../config/schema.js";
@@ -70,7 +69,7 @@ export const warnSkippedConfig: OnSkippedConfig = (skipped) => {
  */
 function parseStoredConfig(doc: { _id: unknown }, onSkip: OnSkippedConfig): BatchConfig | undefined {
   try {
-    return parseConfig(doc);
+    return parseConfigDoc(doc);
   } catch (err) {
     if (!isBadInput(err)) throw err;
     const config = typeof doc._id === "string" ? doc._id : EJSON.stringify({ v: doc._id }).slice(5, -1);

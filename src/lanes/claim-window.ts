@@ -9,7 +9,7 @@
  */
 import { insertJob, readJob, readLastLaneJob } from "../store/jobs.js";
 import { mirrorLaneClaim } from "../store/lanes.js";
-import { violatedUniqueIndex } from "../store/errors.js";
+import { isDuplicateKey } from "../store/errors.js";
 import type { ChunkLimits } from "../planning/chunking.js";
 import { type Cut, cutAfter, laterCut } from "../planning/cuts.js";
 import { type Workload, WorkloadMeter, hasCaps } from "../planning/workload.js";
@@ -60,7 +60,6 @@ export async function findWindowEnd(
   }
 }
 
-/** Which unique index an insertOne ran into: the lane claim, or the job id. */
 /** The most records a job may take when only counts limit it (no weight anywhere), else undefined. */
 function countCap(caps: Workload, chunking: ChunkLimits): number | undefined {
   if (caps.maxWeight !== undefined || chunking.maxWeight !== undefined) return undefined;
@@ -72,12 +71,6 @@ function countCap(caps: Workload, chunking: ChunkLimits): number | undefined {
   const limits = [caps.maxRecords, byChunks].filter((n): n is number => n !== undefined);
   return limits.length > 0 ? Math.min(...limits) : undefined;
 }
-
-const duplicateIndex = (err: unknown): "lane" | "_id" | undefined => {
-  const index = violatedUniqueIndex(err);
-  if (!index) return undefined;
-  return "lane.seq" in index.keyPattern || /lane_seq/.test(index.message) ? "lane" : "_id";
-};
 
 export interface LaneClaim {
   /** Lane id with its pass (`#n` after the first pass of a backfill window). */
@@ -116,13 +109,13 @@ export async function claimWindow(
     try {
       await insertJob(store, job);
     } catch (err) {
-      const which = duplicateIndex(err);
-      if (which === "lane") continue; // another job took seq n first: claim the window after it
-      if (which === "_id") {
-        const existing = await readJob(store, job._id);
-        if (existing) return { job: existing, resumed: true };
-      }
-      throw err;
+      if (!isDuplicateKey(err)) throw err;
+      // Which unique index was hit is not read from the error (servers word it differently):
+      // a job with this id means a resume or a replay; otherwise another job took seq n first,
+      // and the next try claims the window after it.
+      const existing = await readJob(store, job._id);
+      if (existing) return { job: existing, resumed: true };
+      continue;
     }
     await mirrorLaneClaim(store, laneDocId(claim.laneId), {
       seq,

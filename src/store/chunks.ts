@@ -209,27 +209,63 @@ export async function closeFailedChunk(
   );
 }
 
+/** Per chunk status: how many chunks, and their record, processed and failed counts. */
+type ChunkCounts = { chunks: number; records: number; processed: number; failed: number };
+
+/**
+ * Adds up the counts of the chunks matching `match`, per status, in one aggregation. The chunks
+ * are grouped by their counts with a single `$sum: 1` and multiplied out here: groups are few
+ * (most chunks of a job have the same counts), and it is the one form every implementation we
+ * test on answers right — FerretDB 1.x computes only the first of several accumulators in a
+ * `$group` (the others come back 0) and has no `$cond` or `$ifNull`.
+ */
+async function sumChunkCounts(store: Store, match: Document): Promise<Map<ChunkDoc["status"], ChunkCounts>> {
+  const groups = store.chunks.aggregate<{
+    _id: { status: ChunkDoc["status"]; records?: number; processed?: number; failed?: number };
+    n: number;
+  }>([
+    { $match: match },
+    {
+      $group: {
+        _id: {
+          status: "$status",
+          records: "$recordCount",
+          processed: "$processedCount",
+          failed: "$failedCount",
+        },
+        n: { $sum: 1 },
+      },
+    },
+  ]);
+  const byStatus = new Map<ChunkDoc["status"], ChunkCounts>();
+  for await (const { _id: g, n } of groups) {
+    let sum = byStatus.get(g.status);
+    if (!sum) byStatus.set(g.status, (sum = { chunks: 0, records: 0, processed: 0, failed: 0 }));
+    // A count not yet written (a chunk still on its way) adds nothing.
+    sum.chunks += n;
+    sum.records += n * (typeof g.records === "number" ? g.records : 0);
+    sum.processed += n * (typeof g.processed === "number" ? g.processed : 0);
+    sum.failed += n * (typeof g.failed === "number" ? g.failed : 0);
+  }
+  return byStatus;
+}
+
 /** Exact totals over a job's committed chunks (below `committed`), for its final status. */
 export async function sumChunkTotals(
   store: Store,
   jobId: string,
   committed: number,
 ): Promise<{ chunks: number; records: number; failedChunks: number; processed: number } | undefined> {
-  const [agg] = await store.chunks
-    .aggregate<{ chunks: number; records: number; failedChunks: number; processed: number }>([
-      { $match: { jobId, chunk: { $lt: committed } } },
-      {
-        $group: {
-          _id: null,
-          chunks: { $sum: 1 },
-          records: { $sum: "$recordCount" },
-          failedChunks: { $sum: { $cond: [{ $eq: ["$status", "failed"] }, 1, 0] } },
-          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
-        },
-      },
-    ])
-    .toArray();
-  return agg;
+  const byStatus = await sumChunkCounts(store, { jobId, chunk: { $lt: committed } });
+  if (byStatus.size === 0) return undefined;
+  const totals = { chunks: 0, records: 0, failedChunks: 0, processed: 0 };
+  for (const [status, sum] of byStatus) {
+    totals.chunks += sum.chunks;
+    totals.records += sum.records;
+    totals.processed += sum.processed;
+    if (status === "failed") totals.failedChunks += sum.chunks;
+  }
+  return totals;
 }
 
 /** The chunk with this number, or null. */
@@ -370,29 +406,9 @@ export async function findLastCompletedChunk(
 export async function sumChunksByStatus(
   store: Store,
   jobId: string,
-): Promise<
-  Array<{ _id: ChunkDoc["status"]; chunks: number; records: number; processed: number; failed: number }>
-> {
-  return store.chunks
-    .aggregate<{
-      _id: ChunkDoc["status"];
-      chunks: number;
-      records: number;
-      processed: number;
-      failed: number;
-    }>([
-      { $match: { jobId } },
-      {
-        $group: {
-          _id: "$status",
-          chunks: { $sum: 1 },
-          records: { $sum: "$recordCount" },
-          processed: { $sum: { $ifNull: ["$processedCount", 0] } },
-          failed: { $sum: { $ifNull: ["$failedCount", 0] } },
-        },
-      },
-    ])
-    .toArray();
+): Promise<Array<{ _id: ChunkDoc["status"] } & ChunkCounts>> {
+  const byStatus = await sumChunkCounts(store, { jobId });
+  return [...byStatus].map(([status, sum]) => ({ _id: status, ...sum }));
 }
 
 /** A job's chunks sent and waiting for their watcher (number and attempt). */

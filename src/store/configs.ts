@@ -1,4 +1,5 @@
 /** Configs in `batch_config`, read and written only through the schema. */
+import { EJSON } from "bson";
 import { secretValues } from "../config/headers.js";
 import { type BatchConfig, parseConfig } from "../config/schema.js";
 import { BadInputError, isBadInput } from "../common/errors.js";
@@ -15,6 +16,35 @@ export async function readConfig(store: Store, name: string): Promise<BatchConfi
       `config '${name}' not found in ${store.names.config}; add it with \`npx chunkrelay config apply <file>\``,
     );
   }
+  return parseConfigDoc(doc);
+}
+
+/**
+ * A stored config document, parsed by the schema. A source filter is stored as canonical
+ * Extended JSON text (`saveConfig`): its operators are `$`-prefixed field names, which MongoDB
+ * stores but not every implementation does (FerretDB 1.x refuses them). A filter stored as a
+ * document (by an earlier chunkrelay, or by hand) is read as it is.
+ */
+export function parseConfigDoc(doc: unknown): BatchConfig {
+  if (typeof doc === "object" && doc !== null && "source" in doc) {
+    const source = (doc as { source?: unknown }).source;
+    if (
+      typeof source === "object" &&
+      source !== null &&
+      typeof (source as { filter?: unknown }).filter === "string"
+    ) {
+      const text = (source as { filter: string }).filter;
+      let filter: unknown;
+      try {
+        filter = EJSON.parse(text, { relaxed: false });
+      } catch (err) {
+        throw new BadInputError(
+          `the stored source.filter is not Extended JSON (${err instanceof Error ? err.message : String(err)}); apply the config again with \`npx chunkrelay config apply <file>\``,
+        );
+      }
+      return parseConfig({ ...doc, source: { ...source, filter } });
+    }
+  }
   return parseConfig(doc);
 }
 
@@ -22,7 +52,20 @@ export async function readConfig(store: Store, name: string): Promise<BatchConfi
 export async function saveConfig(store: Store, raw: unknown, now: Date): Promise<BatchConfig> {
   const config = parseConfig(raw);
   const { name, ...rest } = config;
-  await store.configs.replaceOne({ _id: name }, { _id: name, ...rest, updatedAt: now }, { upsert: true });
+  const stored =
+    "filter" in rest.source && rest.source.filter !== undefined
+      ? {
+          ...rest,
+          source: { ...rest.source, filter: EJSON.stringify(rest.source.filter, { relaxed: false }) },
+        }
+      : rest;
+  await store.configs.replaceOne(
+    { _id: name },
+    { _id: name, ...stored, updatedAt: now },
+    {
+      upsert: true,
+    },
+  );
   return config;
 }
 

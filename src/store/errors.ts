@@ -17,17 +17,6 @@ export function isDuplicateKey(err: unknown): boolean {
   return typeof err === "object" && err !== null && (err as { code?: unknown }).code === DUPLICATE_KEY;
 }
 
-/**
- * The unique index a duplicate-key error hit: its key pattern and the server's message (which
- * names the index when the key pattern is missing); undefined for any other error.
- */
-export function violatedUniqueIndex(
-  err: unknown,
-): { keyPattern: Record<string, unknown>; message: string } | undefined {
-  if (!(err instanceof MongoServerError) || err.code !== DUPLICATE_KEY) return undefined;
-  return { keyPattern: (err.keyPattern ?? {}) as Record<string, unknown>, message: err.message };
-}
-
 /** The server's error code, name and message when `err` is a server's refusal; else undefined. */
 export function serverRefusal(
   err: unknown,

@@ -4,7 +4,7 @@
  * next, and `unsettled` is removed only after all of it.
  */
 import type { Document } from "bson";
-import type { JobDoc, Store } from "./store.js";
+import { type JobDoc, type Store, claimKeyOf } from "./store.js";
 
 /** The job with this id, or null. */
 export async function readJob(store: Store, jobId: string): Promise<JobDoc | null> {
@@ -158,7 +158,11 @@ export async function jobExists(store: Store, jobId: string): Promise<boolean> {
  * racing on one job id create one job. True when this call created it.
  */
 export async function insertJobUnlessExists(store: Store, job: JobDoc): Promise<boolean> {
-  const res = await store.jobs.updateOne({ _id: job._id }, { $setOnInsert: job }, { upsert: true });
+  const res = await store.jobs.updateOne(
+    { _id: job._id },
+    { $setOnInsert: { ...job, claimKey: claimKeyOf(job) } },
+    { upsert: true },
+  );
   return res.upsertedCount > 0;
 }
 
@@ -275,11 +279,11 @@ export async function readLastLaneJob(
 }
 
 /**
- * Inserts a job claiming its lane window. The unique (lane.id, lane.seq) index makes the claim
- * atomic: a duplicate-key error (see `violatedUniqueIndex`) means seq n or the job id was taken.
+ * Inserts a job claiming its lane window. The unique `claim` index on `claimKey` (lane id and
+ * seq) makes the claim atomic: a duplicate-key error means seq n or the job id was taken.
  */
 export async function insertJob(store: Store, job: JobDoc): Promise<void> {
-  await store.jobs.insertOne(job);
+  await store.jobs.insertOne({ ...job, claimKey: claimKeyOf(job) });
 }
 
 /** A lane's jobs after `afterSeq`, in lane order, streamed (close it when stopping early). */
@@ -345,7 +349,34 @@ export async function failOpenJobsOfConfig(
 
 /** Takes every job of a config out of its lane (its records were replaced: the windows no longer describe them). */
 export async function removeJobsFromLanes(store: Store, config: string): Promise<void> {
-  await store.jobs.updateMany({ config }, { $unset: { lane: "" } });
+  // Each job's claim key goes back to its own id, which needs the id: one update per job, in
+  // bulk writes of 1,000 (a pipeline update could do it in one, but not every server has those).
+  const inLanes = store.jobs
+    .find({ config, lane: { $exists: true } }, { projection: { _id: 1 } })
+    .batchSize(1000);
+  let ids: string[] = [];
+  const flush = async () => {
+    if (ids.length === 0) return;
+    await store.jobs.bulkWrite(
+      ids.map((id) => ({
+        updateOne: {
+          filter: { _id: id },
+          update: { $unset: { lane: "" }, $set: { claimKey: claimKeyOf({ _id: id }) } },
+        },
+      })),
+      { ordered: false },
+    );
+    ids = [];
+  };
+  try {
+    for await (const job of inLanes) {
+      ids.push(job._id);
+      if (ids.length >= 1000) await flush();
+    }
+    await flush();
+  } finally {
+    await inLanes.close();
+  }
 }
 
 /** The config and config hash of each of these jobs. */

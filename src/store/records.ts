@@ -86,30 +86,30 @@ export async function countAttemptStatuses(
   jobId: string,
   chunk: number,
 ): Promise<Record<RecordStatus, number>> {
+  // Grouped by (status, attempt, attempts) and classified here: a handful of groups per chunk,
+  // and only $sum, which every implementation chunkrelay is tested on has (FerretDB 1.x has no
+  // $cond or $ifNull).
   const rows = await store.details
-    .aggregate<{ _id: RecordStatus; n: number }>([
+    .aggregate<{ _id: { status?: RecordStatus; attempt?: number; attempts?: number }; n: number }>([
       { $match: { jobId, chunk } },
       {
         $group: {
-          _id: {
-            $cond: [
-              {
-                $and: [
-                  { $eq: ["$status", "failed"] },
-                  { $lt: [{ $ifNull: ["$attempt", "$attempts"] }, "$attempts"] },
-                ],
-              },
-              "sent",
-              "$status",
-            ],
-          },
+          _id: { status: "$status", attempt: "$attempt", attempts: "$attempts" },
           n: { $sum: 1 },
         },
       },
     ])
     .toArray();
   const counts: Record<RecordStatus, number> = { pending: 0, sent: 0, processed: 0, failed: 0 };
-  for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
+  for (const { _id: g, n } of rows) {
+    if (g.status === undefined || !(g.status in counts)) continue;
+    const stale =
+      g.status === "failed" &&
+      typeof g.attempt === "number" &&
+      typeof g.attempts === "number" &&
+      g.attempt < g.attempts;
+    counts[stale ? "sent" : g.status] += n;
+  }
   return counts;
 }
 

@@ -141,11 +141,15 @@ export async function resolveSetAsideRecord(
   recordId: unknown,
   resolution: { note: string; at: Date },
 ): Promise<ExceptionDoc | null> {
-  return store.exceptions.findOneAndUpdate(
+  // No projection on findAndModify (FerretDB 1.x refuses one): `_id` is dropped here.
+  const doc = await store.exceptions.findOneAndUpdate(
     { jobId, recordId },
     { $set: { resolution } },
-    { returnDocument: "after", projection: { _id: 0 } },
+    { returnDocument: "after" },
   );
+  if (!doc) return null;
+  const { _id: _drop, ...rest } = doc;
+  return rest;
 }
 
 /** Resolves every still unresolved set-aside record of a job with one note; how many it resolved. */

@@ -102,9 +102,15 @@ export interface JobDoc {
   /**
    * The lane the window was claimed in (incremental, full and backfill jobs): consecutive jobs
    * of a lane have consecutive `seq` and adjacent windows; `end` is the lane's claimed-up-to cut
-   * once this job is in it. Unique on (id, seq), which is what makes a claim atomic.
+   * once this job is in it. Unique on (id, seq) through `claimKey`, which is what makes a claim atomic.
    */
   lane?: { id: string; seq: number; end?: Cut };
+  /**
+   * The job's slot, unique over all jobs (index `claim`): `lane:<lane id>:<seq>` for a job in a
+   * lane, `job:<job id>` outside any lane. Inserting the job is the claim of its lane slot. Set
+   * by the store's insert verbs (`claimKeyOf`), never by callers.
+   */
+  claimKey?: string;
   /** How the job was cut: chunk limits, caps, sample, order key. Recorded for the record. */
   partitioning: {
     orderBy: string;
@@ -299,8 +305,13 @@ export class Store {
     this.workers = db.collection(this.names.workers);
   }
 
-  /** Creates every index chunkrelay relies on; a no-op when they exist. */
+  /**
+   * Creates every index chunkrelay relies on; a no-op when they exist. Every index is of a kind
+   * all MongoDB implementations we test on build (no partial filter, no TTL, nothing resting on
+   * `sparse`, which FerretDB 1.x accepts and ignores), so a database works the same on each.
+   */
   async ensureIndexes(): Promise<void> {
+    await this.upgradeIndexes();
     await Promise.all([
       this.details.createIndexes([
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
@@ -318,13 +329,12 @@ export class Store {
         { key: { status: 1 }, name: "status" },
         // Finished jobs whose settling was interrupted (the healer looks them up).
         { key: { unsettled: 1 }, name: "unsettled", sparse: true },
-        // The claim: two initializers taking the next window of one lane cannot both insert seq n.
-        {
-          key: { "lane.id": 1, "lane.seq": 1 },
-          name: "lane_seq",
-          unique: true,
-          partialFilterExpression: { "lane.id": { $exists: true } },
-        },
+        // The claim: two initializers taking the next window of one lane cannot both insert seq n
+        // (`claimKey` is `lane:<id>:<seq>`; outside a lane it is the job's own id, so every job
+        // has one and the index needs no partial filter).
+        { key: { claimKey: 1 }, name: "claim", unique: true },
+        // A lane's jobs in lane order (the last claimed, the completed prefix).
+        { key: { "lane.id": 1, "lane.seq": 1 }, name: "lane_order" },
       ]),
       this.exceptions.createIndexes([
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
@@ -332,11 +342,65 @@ export class Store {
       ]),
       this.taskStats.createIndexes([{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
       this.workers.createIndexes([
-        // MongoDB's TTL monitor deletes a worker once `expiresAt` has passed (about once a
-        // minute). The embedded engine keeps the option but deletes nothing: the read verbs
-        // filter on `expiresAt` themselves, and `registerWorker` prunes what has expired.
-        { key: { expiresAt: 1 }, name: "expires", expireAfterSeconds: 0 },
+        // Aged-out workers: the read verbs filter on `expiresAt`, and `registerWorker` deletes
+        // what has expired. No TTL option: not every implementation has a TTL monitor (the
+        // embedded engine keeps the option but deletes nothing; FerretDB 1.x refuses it).
+        { key: { expiresAt: 1 }, name: "expires_at" },
       ]),
     ]);
+  }
+
+  /**
+   * Brings a database written by an earlier chunkrelay to today's indexes: gives jobs written
+   * before `claimKey` theirs (else the unique index would see them all as one null key), then
+   * drops the indexes of the old forms — `lane_seq` (partial; its key is `lane_order`'s) and the
+   * TTL index `expires`. Idempotent and safe to run from several runners at once.
+   */
+  private async upgradeIndexes(): Promise<void> {
+    const old = this.jobs.find({ claimKey: { $exists: false } }, { projection: { lane: 1 } }).batchSize(1000);
+    let batch: Array<Pick<JobDoc, "_id" | "lane">> = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await this.jobs.bulkWrite(
+        batch.map((job) => ({
+          updateOne: {
+            filter: { _id: job._id, claimKey: { $exists: false } },
+            update: { $set: { claimKey: claimKeyOf(job) } },
+          },
+        })),
+        { ordered: false },
+      );
+      batch = [];
+    };
+    try {
+      for await (const job of old) {
+        batch.push(job);
+        if (batch.length >= 1000) await flush();
+      }
+      await flush();
+    } finally {
+      await old.close();
+    }
+    await dropIndexIfPresent(this.jobs, "lane_seq");
+    await dropIndexIfPresent(this.workers, "expires");
+  }
+}
+
+/** A job's `claimKey`: its lane slot, or its own id outside any lane. */
+export function claimKeyOf(job: Pick<JobDoc, "_id" | "lane">): string {
+  return job.lane ? `lane:${job.lane.id}:${job.lane.seq}` : `job:${job._id}`;
+}
+
+/** Drops an index by name; nothing when the index or its collection does not exist. */
+async function dropIndexIfPresent<T extends Document>(
+  collection: Collection<T>,
+  name: string,
+): Promise<void> {
+  try {
+    await collection.dropIndex(name);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    // 27 IndexNotFound, 26 NamespaceNotFound (the collection does not exist yet).
+    if (code !== 27 && code !== 26) throw err;
   }
 }

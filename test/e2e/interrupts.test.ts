@@ -14,6 +14,7 @@ import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitUntil } from "../support/wait.js";
 import { Store } from "../../src/store/store.js";
+import { insertJob } from "../../src/store/jobs.js";
 import { type FakeReply, startFakeService } from "../support/pipeline.js";
 import { builtCli } from "../support/built-cli.js";
 
@@ -206,8 +207,8 @@ describe("Ctrl-C", () => {
     const job = await store.jobs.findOne({ _id: "hang-job" });
     const chunks = await store.chunks.find({ jobId: "hang-job" }).toArray();
     expect(job).not.toBeNull();
-    const { lane: _lane, ...copy } = job as NonNullable<typeof job>;
-    await store.jobs.insertOne({ ...copy, _id: "big-status-job" });
+    const { lane: _lane, claimKey: _claim, ...copy } = job as NonNullable<typeof job>;
+    await insertJob(store, { ...copy, _id: "big-status-job" });
     await store.chunks.insertMany(
       Array.from({ length: 15 }, (_, copy) =>
         chunks.map(({ _id: _drop, ...c }) => ({

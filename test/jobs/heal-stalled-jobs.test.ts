@@ -5,6 +5,7 @@ import { dispatchJob } from "../../src/steps/dispatch/dispatch.js";
 import { healStalledJobs } from "../../src/jobs/heal-stalled-jobs.js";
 import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import type { Store } from "../../src/store/store.js";
+import { insertJob } from "../../src/store/jobs.js";
 import { recordingHandOver, startFakeService, stepDeps, usePipelineStore } from "../support/pipeline.js";
 
 const { cleanups, store: currentStore } = usePipelineStore("healing");
@@ -42,7 +43,7 @@ describe("healStalledJobs", () => {
     });
     await expect(dispatchJob(dying, { jobId: "heal-b-job" })).rejects.toThrow("killed");
     // Job C: planning whose owner died.
-    await store.jobs.insertOne({
+    await insertJob(store, {
       _id: "heal-c-job",
       config: "heal-a",
       configHash: "x",
@@ -93,7 +94,7 @@ describe("healStalledJobs", () => {
 
   it("hands a finished iteration over again when its next job never appeared", async () => {
     const finishedAt = new Date(Date.now() - 20 * MINUTE);
-    await store.jobs.insertOne({
+    await insertJob(store, {
       _id: "heal-it",
       config: "heal-a",
       configHash: "x",

@@ -11,6 +11,7 @@ import { AbortTaskRunError } from "@trigger.dev/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
 import { Store } from "../../src/store/store.js";
+import { insertJob } from "../../src/store/jobs.js";
 import { runBatchDataInitializer } from "../../src/tasks/batch-data-initializer.js";
 import { runBatchDataServer } from "../../src/tasks/batch-data-server.js";
 import { runChunkProcessWatcher } from "../../src/tasks/chunk-process-watcher.js";
@@ -42,7 +43,7 @@ beforeAll(async () => {
     );
   }
   // A finished job of another config, for requeues that name the wrong config.
-  await store.jobs.insertOne({
+  await insertJob(store, {
     _id: "other-config-job",
     config: "elsewhere",
     configHash: "0",

@@ -5,7 +5,7 @@
  */
 import { Decimal128, Double, Int32, Long, MongoClient, MongoServerError, ObjectId } from "mongodb";
 import { describe, expect, it } from "vitest";
-import { useTestDatabase } from "./support/db.js";
+import { skipOnFerretDB, useTestDatabase } from "./support/db.js";
 
 const t = useTestDatabase("compat_reads");
 
@@ -36,13 +36,19 @@ describe("find", () => {
     });
     const excluded = await coll.findOne({ _id: 4 as never }, { projection: { tags: 0, name: 0 } });
     expect(excluded).toEqual({ _id: 4, age: 4 });
+    expect(await coll.find({ name: /^p1/ }).toArray()).toHaveLength(11);
+    expect(await coll.find({ $or: [{ age: 0 }, { name: "p1" }] }).toArray()).toHaveLength(5);
+  });
+
+  it("computes a projected field with an expression ($slice)", async (ctx) => {
+    skipOnFerretDB(ctx, "projection expressions ($slice) are not implemented");
+    const coll = t.db().collection("people_computed");
+    await coll.insertOne({ _id: 4 as never, tags: [0, 9] });
     const computed = await coll.findOne(
       { _id: 4 as never },
       { projection: { first: { $slice: ["$tags", 1] } } },
     );
     expect(computed).toEqual({ _id: 4, first: [0] });
-    expect(await coll.find({ name: /^p1/ }).toArray()).toHaveLength(11);
-    expect(await coll.find({ $or: [{ age: 0 }, { name: "p1" }] }).toArray()).toHaveLength(5);
   });
 
   it("iterates a large result through getMore with the requested batch size", async () => {
@@ -51,13 +57,15 @@ describe("find", () => {
     const first = await t.db().command({ find: "batches", batchSize: 7, sort: { i: 1 } });
     expect(first.cursor.firstBatch).toHaveLength(7);
     expect(String(first.cursor.id)).not.toBe("0");
-    const next = await t.db().command({ getMore: first.cursor.id, collection: "batches", batchSize: 100 });
+    // getMore takes the cursor id as a long (the manual; a 7.0 server refuses an int or double).
+    const cursorId = Long.fromString(String(first.cursor.id));
+    const next = await t.db().command({ getMore: cursorId, collection: "batches", batchSize: 100 });
     expect(next.cursor.nextBatch).toHaveLength(100);
     expect(next.cursor.nextBatch[0].i).toBe(7);
-    await t.db().command({ killCursors: "batches", cursors: [first.cursor.id] });
+    await t.db().command({ killCursors: "batches", cursors: [cursorId] });
     const err = await t
       .db()
-      .command({ getMore: first.cursor.id, collection: "batches" })
+      .command({ getMore: cursorId, collection: "batches" })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MongoServerError);
     expect((err as MongoServerError).code).toBe(43);
@@ -76,14 +84,17 @@ describe("find", () => {
     expect(String(single.cursor.id)).toBe("0");
   });
 
-  it("caps a batch at 16 MiB whatever the batch size", async () => {
+  it("caps a batch at 16 MiB whatever the batch size", async (ctx) => {
+    skipOnFerretDB(ctx, "it does not cap a batch at 16 MiB (it returned 5 documents of 5 MiB in one batch)");
     const coll = t.db().collection("big");
     const payload = "x".repeat(5 * 1024 * 1024);
     for (let i = 0; i < 5; i++) await coll.insertOne({ i, payload });
     const first = await t.db().command({ find: "big", batchSize: 100 });
     // 3 × 5 MiB fit under 16 MiB; a 4th would not.
     expect(first.cursor.firstBatch).toHaveLength(3);
-    const next = await t.db().command({ getMore: first.cursor.id, collection: "big" });
+    const next = await t
+      .db()
+      .command({ getMore: Long.fromString(String(first.cursor.id)), collection: "big" });
     expect(next.cursor.nextBatch).toHaveLength(2);
     expect(String(next.cursor.id)).toBe("0");
     await coll.drop();
@@ -91,7 +102,8 @@ describe("find", () => {
 });
 
 describe("findAndModify", () => {
-  it("honours sort, returnDocument, upsert, remove and projection", async () => {
+  it("honours sort, returnDocument, upsert, remove and projection", async (ctx) => {
+    skipOnFerretDB(ctx, "findAndModify with a projection (`fields`) is not implemented");
     const coll = t.db().collection("fam");
     await coll.insertMany([
       { q: "a", pri: 2, state: "ready" },
@@ -135,7 +147,11 @@ describe("findAndModify", () => {
 });
 
 describe("aggregate, count and distinct", () => {
-  it("runs $match, $group, $sort, $project, $lookup, $count and $out", async () => {
+  it("runs $match, $group, $sort, $project, $lookup, $count and $out", async (ctx) => {
+    skipOnFerretDB(
+      ctx,
+      "$lookup and $out are not implemented, and a $group with several accumulators computes only the first",
+    );
     const db = t.db();
     await db.collection("orders").insertMany([
       { item: "a", qty: 2, cust: 1 },
@@ -210,7 +226,8 @@ describe("aggregate, count and distinct", () => {
 });
 
 describe("BSON types", () => {
-  it("round-trips Int32, Long, Double, Decimal128 and Date with their types", async () => {
+  it("round-trips Int32, Long, Double, Decimal128 and Date with their types", async (ctx) => {
+    skipOnFerretDB(ctx, "Decimal128 is not implemented: the server drops the connection");
     const coll = t.db().collection("types");
     const when = new Date("2026-01-02T03:04:05.678Z");
     await coll.insertOne({
@@ -236,7 +253,8 @@ describe("BSON types", () => {
     expect(arr.map((v) => (v as { _bsontype: string })._bsontype)).toEqual(["Double", "Int32", "Long"]);
   });
 
-  it("matches $type against the stored type and numbers by value across types", async () => {
+  it("matches $type against the stored type and numbers by value across types", async (ctx) => {
+    skipOnFerretDB(ctx, "Decimal128 is not implemented: the server drops the connection");
     const coll = t.db().collection("typed_query");
     await coll.insertMany([
       { _id: 1 as never, v: new Int32(1) },

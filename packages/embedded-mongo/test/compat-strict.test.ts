@@ -9,7 +9,7 @@ import { MongoServerError } from "mongodb";
 /** Test documents with numeric ids. */
 type Doc = { _id: number; [field: string]: unknown };
 import { describe, expect, it } from "vitest";
-import { useTestDatabase } from "./support/db.js";
+import { skipOnFerretDB, useTestDatabase } from "./support/db.js";
 
 const t = useTestDatabase("compat_strict");
 
@@ -76,7 +76,8 @@ describe("options the engine does not implement", () => {
 });
 
 describe("requests a server refuses", () => {
-  it("refuses a hint naming an index that does not exist (BadValue), and takes one that does", async () => {
+  it("refuses a hint naming an index that does not exist (BadValue), and takes one that does", async (ctx) => {
+    skipOnFerretDB(ctx, "it ignores `hint`: a hint naming no index is accepted");
     const c = t.db().collection("strict_hint");
     await c.insertMany([{ a: 1 }, { a: 2 }]);
     await c.createIndex({ a: 1 }, { name: "a_1" });
@@ -94,14 +95,22 @@ describe("requests a server refuses", () => {
     expect(await c.countDocuments()).toBe(2);
   });
 
-  it("refuses a $-prefixed field inside _id (DollarPrefixedFieldName, 52)", async () => {
+  it("refuses a $-prefixed field inside _id (DollarPrefixedFieldName, 52)", async (ctx) => {
+    skipOnFerretDB(
+      ctx,
+      "it refuses a $-prefixed field in _id with BadValue (2), not DollarPrefixedFieldName (52)",
+    );
     const c = t.db().collection("strict_dollar_id");
     const r = await outcome(c.insertOne({ _id: { $a: 1 } as never }));
     expect("error" in r && r.error.code).toBe(52);
     expect(await c.countDocuments()).toBe(0);
   });
 
-  it("refuses sort on an update statement before 8.0 (unknown field, 40415)", async () => {
+  it("refuses sort on an update statement before 8.0 (unknown field, 40415)", async (ctx) => {
+    skipOnFerretDB(
+      ctx,
+      "it refuses sort on an update statement with FailedToParse (9), not the 7.0 server's 40415",
+    );
     const db = t.db();
     const info = await db.admin().command({ buildInfo: 1 });
     const major = Number(String(info.version).split(".")[0]);
@@ -128,7 +137,8 @@ describe("requests a server refuses", () => {
 });
 
 describe("pipeline updates", () => {
-  it("keeps the original _id when $replaceRoot drops it", async () => {
+  it("keeps the original _id when $replaceRoot drops it", async (ctx) => {
+    skipOnFerretDB(ctx, "pipeline updates are not implemented");
     const c = t.db().collection<Doc>("strict_replace_root");
     await c.insertOne({ _id: 7, inner: { a: 1 } });
     await c.updateOne({ _id: 7 }, [{ $replaceRoot: { newRoot: "$inner" } }]);

@@ -1,7 +1,7 @@
 /** Per-file database access for tests: one client, one database of its own, dropped at the end. */
 import { randomBytes } from "node:crypto";
 import { type Db, MongoClient } from "mongodb";
-import { afterAll, beforeAll, inject } from "vitest";
+import { type TestContext, afterAll, beforeAll, inject } from "vitest";
 
 export function useTestDatabase(label: string): { client: () => MongoClient; db: () => Db; uri: string } {
   const uri = inject("mongoUri");
@@ -21,4 +21,13 @@ export function useTestDatabase(label: string): { client: () => MongoClient; db:
     return client;
   };
   return { uri, client: connected, db: () => connected().db(name) };
+}
+
+/**
+ * Skips the running test when the suite runs against FerretDB (the repository's FerretDB lane),
+ * saying why: for exactly the tests of features FerretDB lacks or answers differently from the
+ * MongoDB manual. The expectations themselves stay the manual's.
+ */
+export function skipOnFerretDB(ctx: TestContext, why: string): void {
+  ctx.skip(inject("mongoKind") === "FerretDB", `FerretDB: ${why}`);
 }

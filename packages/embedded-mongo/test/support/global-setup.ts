@@ -9,16 +9,20 @@ import { startEmbeddedMongo } from "../../src/index.js";
 declare module "vitest" {
   export interface ProvidedContext {
     mongoUri: string;
+    /** Which server: "FerretDB" in the repository's FerretDB lane; other values name others. */
+    mongoKind: string;
   }
 }
 
 export default async function setup(project: TestProject) {
   if (process.env.MONGODB_URI) {
     project.provide("mongoUri", process.env.MONGODB_URI);
+    project.provide("mongoKind", "MONGODB_URI");
     return;
   }
   const server = await startEmbeddedMongo();
   project.provide("mongoUri", server.uri);
+  project.provide("mongoKind", "embedded engine");
   return async () => {
     await server.stop();
   };
