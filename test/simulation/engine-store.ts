@@ -294,4 +294,11 @@ class EngineCollection {
     this.database.run({ createIndexes: this.collectionName, indexes });
     return Promise.resolve(indexes.map((i) => i.name as string));
   }
+
+  /** Index set-up (`ensureIndexes` drops indexes of earlier versions): not a step of the history. */
+  dropIndex(name: string): Promise<Document> {
+    return new Promise((resolve) =>
+      resolve(this.database.run({ dropIndexes: this.collectionName, index: name })),
+    );
+  }
 }
