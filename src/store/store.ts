@@ -3,7 +3,7 @@
  * shapes, their indexes and the `Store` handle the verbs (the other modules here) take first. Everything a step does per chunk is a conditional update or an
  * indexed query on these; `ensureIndexes` creates the indexes idempotently.
  */
-import type { Collection, Db, Document } from "mongodb";
+import type { Collection, Db, Document, IndexDescription } from "mongodb";
 import type { ChunkStatus } from "../planning/chunk-state.js";
 import type { Cut } from "../planning/cuts.js";
 import type { Sample, Workload } from "../planning/workload.js";
@@ -313,18 +313,18 @@ export class Store {
   async ensureIndexes(): Promise<void> {
     await this.upgradeIndexes();
     await Promise.all([
-      this.details.createIndexes([
+      createEachIndex(this.details, [
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
         { key: { jobId: 1, chunk: 1, status: 1 }, name: "job_chunk_status" },
         // Lineage: which jobs included a record.
         { key: { recordId: 1 }, name: "record" },
       ]),
-      this.chunks.createIndexes([
+      createEachIndex(this.chunks, [
         { key: { jobId: 1, chunk: 1 }, name: "job_chunk", unique: true },
         { key: { jobId: 1, status: 1, chunk: 1 }, name: "job_status_chunk" },
         { key: { jobId: 1, done: 1, chunk: 1 }, name: "job_done_chunk" },
       ]),
-      this.jobs.createIndexes([
+      createEachIndex(this.jobs, [
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
         { key: { status: 1 }, name: "status" },
         // Finished jobs whose settling was interrupted (the healer looks them up).
@@ -336,12 +336,12 @@ export class Store {
         // A lane's jobs in lane order (the last claimed, the completed prefix).
         { key: { "lane.id": 1, "lane.seq": 1 }, name: "lane_order" },
       ]),
-      this.exceptions.createIndexes([
+      createEachIndex(this.exceptions, [
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
       ]),
-      this.taskStats.createIndexes([{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
-      this.workers.createIndexes([
+      createEachIndex(this.taskStats, [{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
+      createEachIndex(this.workers, [
         // Aged-out workers: the read verbs filter on `expiresAt`, and `registerWorker` deletes
         // what has expired. No TTL option: not every implementation has a TTL monitor (the
         // embedded engine keeps the option but deletes nothing; FerretDB 1.x refuses it).
@@ -389,6 +389,18 @@ export class Store {
 /** A job's `claimKey`: its lane slot, or its own id outside any lane. */
 export function claimKeyOf(job: Pick<JobDoc, "_id" | "lane">): string {
   return job.lane ? `lane:${job.lane.id}:${job.lane.seq}` : `job:${job._id}`;
+}
+
+/**
+ * Creates indexes one command each. One command for several is what the driver would send, but
+ * FerretDB 1.x drops the connection when such a command names indexes that all exist already
+ * (every start after the first); one index a command is a no-op there, as on MongoDB.
+ */
+async function createEachIndex<T extends Document>(
+  collection: Collection<T>,
+  indexes: IndexDescription[],
+): Promise<void> {
+  for (const index of indexes) await collection.createIndexes([index]);
 }
 
 /** Drops an index by name; nothing when the index or its collection does not exist. */
