@@ -31,9 +31,11 @@ export default defineConfig({
     globalSetup: ["test/support/ferretdb-server.ts"],
     setupFiles: ["test/support/leak-guard.ts"],
     pool: "forks",
-    maxWorkers: 2,
+    // One file at a time: the server passes one command at a time anyway, so a second file only
+    // makes each wait longer; and deadlines are wider, FerretDB's SQLite being slower throughout.
+    maxWorkers: 1,
     reporters: ["default", "./test/support/summary-reporter.ts"],
-    testTimeout: 30_000,
+    testTimeout: 90_000,
     // The first start builds FerretDB (about 1–2 minutes with an empty Go module cache).
     hookTimeout: 300_000,
   },
