@@ -25,6 +25,10 @@ version="$(sed -n 's|^require github.com/FerretDB/FerretDB \(v[0-9.]*\)$|\1|p' "
 [ -n "$version" ] || die "no 'require github.com/FerretDB/FerretDB vX.Y.Z' line in $here/go.mod"
 need="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$here/go.mod")"
 
+# Go's own installer puts it in /usr/local/go/bin, which a non-login shell's PATH may lack.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
 command -v go >/dev/null 2>&1 ||
   die "Go not found on PATH. The FerretDB lane builds FerretDB $version from the Go module proxy: install Go $need or newer (e.g. apt-get install golang-go, or from go.dev)."
 
