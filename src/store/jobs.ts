@@ -4,7 +4,7 @@
  * next, and `unsettled` is removed only after all of it.
  */
 import type { Document } from "bson";
-import { type JobDoc, type Store, claimKeyOf } from "./store.js";
+import { type JobDoc, type Store, claimKeyOf, updateEachJob } from "./store.js";
 
 /** The job with this id, or null. */
 export async function readJob(store: Store, jobId: string): Promise<JobDoc | null> {
@@ -349,34 +349,11 @@ export async function failOpenJobsOfConfig(
 
 /** Takes every job of a config out of its lane (its records were replaced: the windows no longer describe them). */
 export async function removeJobsFromLanes(store: Store, config: string): Promise<void> {
-  // Each job's claim key goes back to its own id, which needs the id: one update per job, in
-  // bulk writes of 1,000 (a pipeline update could do it in one, but not every server has those).
-  const inLanes = store.jobs
-    .find({ config, lane: { $exists: true } }, { projection: { _id: 1 } })
-    .batchSize(1000);
-  let ids: string[] = [];
-  const flush = async () => {
-    if (ids.length === 0) return;
-    await store.jobs.bulkWrite(
-      ids.map((id) => ({
-        updateOne: {
-          filter: { _id: id },
-          update: { $unset: { lane: "" }, $set: { claimKey: claimKeyOf({ _id: id }) } },
-        },
-      })),
-      { ordered: false },
-    );
-    ids = [];
-  };
-  try {
-    for await (const job of inLanes) {
-      ids.push(job._id);
-      if (ids.length >= 1000) await flush();
-    }
-    await flush();
-  } finally {
-    await inLanes.close();
-  }
+  // Each job's claim key goes back to its own id, which needs the id: one update per job.
+  await updateEachJob(store.jobs, { config, lane: { $exists: true } }, { _id: 1 }, (job) => ({
+    filter: { _id: job._id },
+    update: { $unset: { lane: "" }, $set: { claimKey: claimKeyOf({ _id: job._id }) } },
+  }));
 }
 
 /** The config and config hash of each of these jobs. */

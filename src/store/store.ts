@@ -3,7 +3,7 @@
  * shapes, their indexes and the `Store` handle the verbs (the other modules here) take first. Everything a step does per chunk is a conditional update or an
  * indexed query on these; `ensureIndexes` creates the indexes idempotently.
  */
-import type { Collection, Db, Document, IndexDescription } from "mongodb";
+import type { Collection, Db, Document, Filter, IndexDescription, UpdateFilter } from "mongodb";
 import type { ChunkStatus } from "../planning/chunk-state.js";
 import type { Cut } from "../planning/cuts.js";
 import type { Sample, Workload } from "../planning/workload.js";
@@ -357,32 +357,44 @@ export class Store {
    * TTL index `expires`. Idempotent and safe to run from several runners at once.
    */
   private async upgradeIndexes(): Promise<void> {
-    const old = this.jobs.find({ claimKey: { $exists: false } }, { projection: { lane: 1 } }).batchSize(1000);
-    let batch: Array<Pick<JobDoc, "_id" | "lane">> = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await this.jobs.bulkWrite(
-        batch.map((job) => ({
-          updateOne: {
-            filter: { _id: job._id, claimKey: { $exists: false } },
-            update: { $set: { claimKey: claimKeyOf(job) } },
-          },
-        })),
-        { ordered: false },
-      );
-      batch = [];
-    };
-    try {
-      for await (const job of old) {
-        batch.push(job);
-        if (batch.length >= 1000) await flush();
-      }
-      await flush();
-    } finally {
-      await old.close();
-    }
+    await updateEachJob(this.jobs, { claimKey: { $exists: false } }, { lane: 1 }, (job) => ({
+      filter: { _id: job._id, claimKey: { $exists: false } },
+      update: { $set: { claimKey: claimKeyOf(job) } },
+    }));
     await dropIndexIfPresent(this.jobs, "lane_seq");
     await dropIndexIfPresent(this.workers, "expires");
+  }
+}
+
+/**
+ * Applies one update to each job matching `filter` (read with `projection`), in unordered bulk
+ * writes of 1,000: memory stays flat however many jobs match. For updates that need each job's
+ * own fields — a pipeline update could do them in one command, but not every server has those.
+ */
+export async function updateEachJob(
+  jobs: Collection<JobDoc>,
+  filter: Filter<JobDoc>,
+  projection: Document,
+  updateOf: (job: Pick<JobDoc, "_id" | "lane">) => { filter: Filter<JobDoc>; update: UpdateFilter<JobDoc> },
+): Promise<void> {
+  const matching = jobs.find(filter, { projection }).batchSize(1000);
+  let batch: Array<Pick<JobDoc, "_id" | "lane">> = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await jobs.bulkWrite(
+      batch.map((job) => ({ updateOne: updateOf(job) })),
+      { ordered: false },
+    );
+    batch = [];
+  };
+  try {
+    for await (const job of matching) {
+      batch.push(job);
+      if (batch.length >= 1000) await flush();
+    }
+    await flush();
+  } finally {
+    await matching.close();
   }
 }
 
