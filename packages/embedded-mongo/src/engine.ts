@@ -22,6 +22,7 @@ import {
   buildUpsert,
   documentsDiffer,
   isOperatorUpdate,
+  type UpdateSpec,
   validateUpdate,
 } from "./update.js";
 import {
@@ -36,6 +37,12 @@ import {
   valuesAtPath,
   withIdFirst,
 } from "./values.js";
+import { checkCommandFields } from "./command-fields.js";
+import {
+  refusePositionalOperator,
+  refuseUnimplementedQueryOperators,
+  refuseUnimplementedStages,
+} from "./operator-support.js";
 import { MAX_BSON_BYTES, MAX_MESSAGE_BYTES, encodeCursorReply, serializeDocument } from "./wire.js";
 
 /** What the engine reports as its version: the MongoDB release whose behaviour it follows. */
@@ -53,6 +60,8 @@ interface OpenCursor {
   position: number;
   projector?: Projector | undefined;
   lastUsed: number;
+  /** `noCursorTimeout`: kept until exhausted or killed, never reaped for idleness. */
+  noTimeout?: boolean;
 }
 
 interface Context {
@@ -94,22 +103,6 @@ function collectionName(command: BsonDocument, name: string): string {
 }
 
 /**
- * Options MongoDB takes that this engine does not implement: refused, naming the option, never
- * ignored (a collation ignored would match different documents than a server does).
- */
-function refuseUnimplemented(c: BsonDocument | undefined, where: string): void {
-  if (c === undefined) return;
-  for (const option of ["collation"]) {
-    if (c[option] !== undefined) {
-      fail(
-        "NotImplemented",
-        `${where}.${option}: '${option}' is not implemented by the embedded engine; run this against a MongoDB server`,
-      );
-    }
-  }
-}
-
-/**
  * A `hint` must name an index the collection has (by name or key pattern), or `{$natural: ±1}`;
  * servers refuse any other. The engine's own planner then runs the query (same results).
  */
@@ -142,6 +135,12 @@ function checkIdForStorage(id: unknown): void {
       );
     }
   }
+}
+
+/** What an update may hold that the engine lacks: stages and operators, or the positional `$`. */
+function refuseUnimplementedInUpdate(u: UpdateSpec, where: string): void {
+  if (Array.isArray(u)) refuseUnimplementedStages(u, where);
+  else if (isOperatorUpdate(u)) refusePositionalOperator(u, where);
 }
 
 function validateDbName(db: string): void {
@@ -208,6 +207,7 @@ export class Engine {
         fail("IllegalOperation", "Transaction numbers are only allowed on a replica set member or mongos");
       }
       validateDbName(db);
+      checkCommandFields(name, command);
       return handler(command, { db, connectionId });
     } catch (err) {
       return toCommandError(err).toReply();
@@ -317,11 +317,6 @@ export class Engine {
 
   private create(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, "create");
-    for (const opt of ["capped", "validator", "timeseries", "viewOn", "clusteredIndex"]) {
-      if (c[opt] !== undefined) {
-        fail("InvalidOptions", `the embedded engine does not support the '${opt}' collection option`);
-      }
-    }
     if (this.collection(ctx.db, name))
       fail("NamespaceExists", `Collection ${ctx.db}.${name} already exists.`);
     this.ensureCollection(ctx.db, name);
@@ -504,13 +499,6 @@ export class Engine {
     const statements = c.updates;
     if (!Array.isArray(statements))
       return fail("TypeMismatch", "BSON field 'update.updates' is missing or not an array");
-    // Servers before 8.0 (this engine reports 7.0) have no sort on update statements: the whole
-    // command is refused when it is parsed, before any statement runs.
-    for (const st of statements) {
-      if (isPlainObject(st) && st.sort !== undefined) {
-        fail("Location40415", "BSON field 'update.updates.sort' is an unknown field.");
-      }
-    }
     const ordered = bool(c.ordered, true);
     const coll = this.ensureCollection(ctx.db, name);
     const writeErrors: BsonDocument[] = [];
@@ -520,11 +508,12 @@ export class Engine {
     for (let i = 0; i < statements.length; i++) {
       try {
         const s = statements[i] as BsonDocument;
-        refuseUnimplemented(s, "update.updates");
         const q =
           doc(s.q, "q") ??
           fail("FailedToParse", "BSON field 'update.updates.q' is missing but a required field");
+        refuseUnimplementedQueryOperators(q, "update.updates.q");
         const u = validateUpdate(s.u);
+        refuseUnimplementedInUpdate(u, "update.updates.u");
         const multi = bool(s.multi);
         if (multi && !Array.isArray(u) && !isOperatorUpdate(u)) {
           fail("FailedToParse", "multi update is not supported for replacement-style update");
@@ -572,11 +561,11 @@ export class Engine {
     for (let i = 0; i < statements.length; i++) {
       try {
         const s = statements[i] as BsonDocument;
-        refuseUnimplemented(s, "delete.deletes");
         if (coll) checkHint(coll, s.hint);
         const q =
           doc(s.q, "q") ??
           fail("FailedToParse", "BSON field 'delete.deletes.q' is missing but a required field");
+        refuseUnimplementedQueryOperators(q, "delete.deletes.q");
         const limit = int(s.limit, "limit", 0);
         if (limit !== 0 && limit !== 1)
           fail("FailedToParse", "The limit field in delete objects must be 0 or 1. Got " + limit);
@@ -598,8 +587,8 @@ export class Engine {
 
   private findAndModify(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, Object.keys(c)[0] as string);
-    refuseUnimplemented(c, "findAndModify");
     const query = doc(c.query, "query") ?? {};
+    refuseUnimplementedQueryOperators(query, "findAndModify.query");
     const remove = bool(c.remove);
     const upsert = bool(c.upsert);
     const returnNew = bool(c.new);
@@ -618,6 +607,7 @@ export class Engine {
     const show = (d: BsonDocument | undefined) => (d === undefined ? null : projector ? projector(d) : d);
     const coll = remove ? this.collection(ctx.db, name) : this.ensureCollection(ctx.db, name);
     const update = remove ? undefined : validateUpdate(c.update);
+    if (update !== undefined) refuseUnimplementedInUpdate(update, "findAndModify.update");
     if (coll) checkHint(coll, c.hint);
     const [found] = coll ? coll.find(query, { sort, limit: 1 }) : [];
     if (remove) {
@@ -650,8 +640,8 @@ export class Engine {
 
   private find(c: BsonDocument, ctx: Context): Reply {
     const name = collectionName(c, "find");
-    refuseUnimplemented(c, "find");
     const filter = doc(c.filter, "filter");
+    refuseUnimplementedQueryOperators(filter, "find.filter");
     const sort = parseSort(c.sort);
     const projector = compileProjection(c.projection);
     const skip = int(c.skip, "skip", 0);
@@ -669,7 +659,14 @@ export class Engine {
     const coll = this.collection(ctx.db, name);
     if (coll) checkHint(coll, c.hint);
     const docs = coll ? coll.find(filter, { sort, skip, limit }) : (compileFilter(filter), []);
-    return this.openCursor(`${ctx.db}.${name}`, docs, batchSize, singleBatch, projector);
+    return this.openCursor(
+      `${ctx.db}.${name}`,
+      docs,
+      batchSize,
+      singleBatch,
+      projector,
+      bool(c.noCursorTimeout),
+    );
   }
 
   private aggregate(c: BsonDocument, ctx: Context): Reply {
@@ -680,12 +677,10 @@ export class Engine {
       );
     }
     const name = collectionName(c, "aggregate");
-    refuseUnimplemented(c, "aggregate");
     const pipeline = c.pipeline;
     if (!Array.isArray(pipeline))
       return fail("TypeMismatch", "'pipeline' option must be specified as an array");
     const cursor = doc(c.cursor, "cursor");
-    if (c.explain !== undefined) fail("InvalidOptions", "explain is not supported by the embedded engine");
     if (!cursor)
       fail(
         "FailedToParse",
@@ -697,6 +692,7 @@ export class Engine {
       }
       return s;
     });
+    refuseUnimplementedStages(stages, "aggregate.pipeline");
     let out: { db: string; coll: string } | undefined;
     const last = stages[stages.length - 1];
     if (last && "$out" in last) {
@@ -711,13 +707,6 @@ export class Engine {
     }
     for (const s of stages) {
       if ("$out" in s) fail("Location40324", "$out can only be the final stage in the pipeline");
-      // A server writes $merge's target and returns nothing; returning the documents instead
-      // would lose the pipeline's output without a word.
-      if ("$merge" in s)
-        fail(
-          "NotImplemented",
-          "aggregate: the $merge stage is not implemented by the embedded engine; use $out, or a MongoDB server",
-        );
     }
     const coll = this.collection(ctx.db, name);
     if (coll) checkHint(coll, c.hint);
@@ -782,8 +771,8 @@ export class Engine {
 
   private count(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, "count");
-    refuseUnimplemented(c, "count");
     const query = doc(c.query, "query");
+    refuseUnimplementedQueryOperators(query, "count.query");
     const skip = int(c.skip, "skip", 0);
     const limit = Math.abs(int(c.limit, "limit", 0));
     const coll = this.collection(ctx.db, name);
@@ -801,10 +790,10 @@ export class Engine {
 
   private distinct(c: BsonDocument, ctx: Context): BsonDocument {
     const name = collectionName(c, "distinct");
-    refuseUnimplemented(c, "distinct");
     if (typeof c.key !== "string")
       return fail("TypeMismatch", "BSON field 'distinct.key' is the wrong type, expected type 'string'");
     const path = c.key.split(".");
+    refuseUnimplementedQueryOperators(c.query, "distinct.query");
     const coll = this.collection(ctx.db, name);
     const seen = new Map<string, unknown>();
     for (const d of coll ? coll.find(doc(c.query, "query")) : []) {
@@ -835,9 +824,10 @@ export class Engine {
     batchSizeArg: unknown,
     singleBatch: boolean,
     projector?: Projector,
+    noTimeout = false,
   ): Buffer {
     const batchSize = batchSizeArg === undefined ? DEFAULT_FIRST_BATCH : int(batchSizeArg, "batchSize", 0);
-    const cursor: OpenCursor = { ns, docs, position: 0, projector, lastUsed: Date.now() };
+    const cursor: OpenCursor = { ns, docs, position: 0, projector, lastUsed: Date.now(), noTimeout };
     const batch = this.nextBatch(cursor, batchSize);
     let id = 0n;
     if (!singleBatch && cursor.position < docs.length) {
@@ -867,7 +857,10 @@ export class Engine {
   private getMore(c: BsonDocument, ctx: Context): Reply {
     const raw = c.getMore;
     if (!(raw instanceof Long) && typeof raw !== "bigint") {
-      return fail("TypeMismatch", `Field 'getMore' must be of type long in: ${JSON.stringify(c)}`);
+      return fail(
+        "TypeMismatch",
+        `BSON field 'getMore.getMore' is the wrong type '${bsonTypeName(raw)}', expected type 'long'`,
+      );
     }
     const id = typeof raw === "bigint" ? raw : raw.toBigInt();
     const collName = collectionName(c, "collection");
@@ -894,8 +887,17 @@ export class Engine {
     const ids = Array.isArray(c.cursors) ? c.cursors : [];
     const killed: unknown[] = [];
     const notFound: unknown[] = [];
+    // Cursor ids are longs; a server's parser refuses any other type before killing anything.
     for (const raw of ids) {
-      const id = raw instanceof Long ? raw.toBigInt() : BigInt(toNumber(raw));
+      if (!(raw instanceof Long) && typeof raw !== "bigint") {
+        fail(
+          "TypeMismatch",
+          `BSON field 'killCursors.cursors' is the wrong type '${bsonTypeName(raw)}', expected type 'long'`,
+        );
+      }
+    }
+    for (const raw of ids) {
+      const id = raw instanceof Long ? raw.toBigInt() : (raw as bigint);
       if (this.cursors.delete(id)) killed.push(raw);
       else notFound.push(raw);
     }
@@ -905,7 +907,7 @@ export class Engine {
   /** Drops cursors idle for longer than the server's default timeout (10 minutes). */
   reapIdleCursors(now = Date.now()): void {
     for (const [id, cursor] of this.cursors) {
-      if (now - cursor.lastUsed > CURSOR_IDLE_MS) this.cursors.delete(id);
+      if (!cursor.noTimeout && now - cursor.lastUsed > CURSOR_IDLE_MS) this.cursors.delete(id);
     }
   }
 

@@ -188,6 +188,9 @@ function rewriteFilter(filter: BsonDocument): BsonDocument {
         if (!isPlainObject(f)) return fail("BadValue", `${key} argument's entries must be objects`);
         return rewriteFilter(f);
       });
+    } else if (key === "$comment") {
+      // A note for the server's logs: it never changes what matches.
+      continue;
     } else if (key === "$where") {
       fail("BadValue", "$where is not allowed in this context (no server-side JavaScript)");
     } else if (isOperatorObject(value)) {
@@ -211,6 +214,9 @@ export function compileFilter(filter: unknown): Matcher {
     query = new Query(plainValue(rewriteFilter(filter)) as BsonDocument, QUERY_OPTIONS);
   } catch (err) {
     if (err instanceof CommandError) throw err;
+    // A server's words for an operator it does not know (BadValue, as here).
+    const unknown = /^unknown query operator (\$\S+)/.exec((err as Error).message);
+    if (unknown) return fail("BadValue", `unknown operator: ${unknown[1]}`);
     return fail("BadValue", (err as Error).message);
   }
   return (doc) => {
@@ -498,6 +504,10 @@ export function runPipeline(
     return out.map((d) => STORED_OF_PLAIN.get(d) ?? d);
   } catch (err) {
     if (err instanceof CommandError) throw err;
+    // mingo names an operator it does not know as an "accumulator"; a server's answer to an
+    // expression it does not know is InvalidPipelineOperator (168).
+    const unknown = /^accumulator '(\$[^']+)' is not registered/.exec((err as Error).message);
+    if (unknown) return fail("InvalidPipelineOperator", `Unrecognized expression '${unknown[1]}'`);
     return fail("BadValue", (err as Error).message);
   }
 }
