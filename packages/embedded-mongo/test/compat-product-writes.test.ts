@@ -555,7 +555,11 @@ describe("record writes", () => {
 });
 
 describe("set-aside records", () => {
-  it("upserts set-aside records in an unordered bulkWrite of $setOnInsert, again as a no-op", async () => {
+  it("upserts set-aside records in an unordered bulkWrite of $setOnInsert, again as a no-op", async (ctx) => {
+    skipOnFerretDB(
+      ctx,
+      "its bulk write result keys upsertedIds by the upsert's position among the upserts (0), not by the operation's index in the batch (1)",
+    );
     const c = t.db().collection("set_aside");
     await c.createIndexes([{ key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true }]);
     const rec = (recordId: unknown) => ({
