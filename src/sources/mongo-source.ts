@@ -44,6 +44,7 @@ const QUERY_REFUSED_CODES = new Set([
   72, // InvalidOptions
   168, // InvalidPipelineOperator (an unknown operator in $expr)
   224, // QueryFeatureNotAllowed
+  238, // NotImplemented (a server, or the embedded engine, lacks an operator the filter uses)
   241, // ConversionFailure
   291, // NoQueryExecutionPlans ($near without a geo index)
   16410, // an aggregation field path starting with '$' badly

@@ -149,6 +149,51 @@ function validateDbName(db: string): void {
   }
 }
 
+/**
+ * Commands a MongoDB 7.0 server has that the engine does not: NotImplemented (238) naming the
+ * command, so a tool learns the engine lacks it rather than that MongoDB does (59 is for names no
+ * server knows).
+ */
+const UNIMPLEMENTED_COMMANDS: ReadonlySet<string> = new Set([
+  "explain",
+  "collMod",
+  "renameCollection",
+  "mapReduce",
+  "dbStats",
+  "collStats",
+  "dataSize",
+  "validate",
+  "compact",
+  "convertToCapped",
+  "cloneCollectionAsCapped",
+  "createUser",
+  "dropUser",
+  "updateUser",
+  "usersInfo",
+  "createRole",
+  "rolesInfo",
+  "saslStart",
+  "saslContinue",
+  "authenticate",
+  "getParameter",
+  "setParameter",
+  "getCmdLineOpts",
+  "hostInfo",
+  "fsync",
+  "currentOp",
+  "killOp",
+  "getLog",
+  "top",
+  "listSearchIndexes",
+  "createSearchIndexes",
+  "dropSearchIndex",
+  "updateSearchIndex",
+  "refreshSessions",
+  "killSessions",
+  "killAllSessions",
+  "startSession",
+]);
+
 export class Engine {
   readonly databases = new Map<string, Map<string, Collection>>();
   private readonly cursors = new Map<bigint, OpenCursor>();
@@ -196,7 +241,15 @@ export class Engine {
       if (name === undefined) return fail("FailedToParse", "Command document is empty");
       this.commandCounts.set(name, (this.commandCounts.get(name) ?? 0) + 1);
       const handler = Object.hasOwn(this.handlers, name) ? this.handlers[name] : undefined;
-      if (!handler) return fail("CommandNotFound", `no such command: '${name}'`);
+      if (!handler) {
+        if (UNIMPLEMENTED_COMMANDS.has(name)) {
+          return fail(
+            "NotImplemented",
+            `${name}: the '${name}' command is not implemented by the embedded engine; run it against a MongoDB server`,
+          );
+        }
+        return fail("CommandNotFound", `no such command: '${name}'`);
+      }
       if (
         command.txnNumber !== undefined ||
         command.startTransaction !== undefined ||

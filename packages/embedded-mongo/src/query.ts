@@ -6,6 +6,7 @@
  * plain numbers, (2) routes `$type` to the stored BSON type instead of mingo's guess from a JS
  * number, and (3) puts BSON numeric types back on whatever mingo produced.
  */
+import { Long } from "bson";
 import { Aggregator } from "mingo/aggregator";
 import { Context } from "mingo/core";
 import * as accumulatorOperators from "mingo/operators/accumulator";
@@ -19,6 +20,7 @@ import type { Options } from "mingo/types";
 import { CommandError, fail } from "./errors.js";
 import {
   type BsonDocument,
+  type NumericKind,
   TYPE_ALIASES,
   TYPE_NUMBERS,
   asKind,
@@ -103,8 +105,39 @@ const isHashable = (v: unknown): boolean =>
 // Every operator mingo has, plus ours, merged once. mingo's default Query merges its operator
 // tables into the given context on every construction (several copies of a few hundred entries),
 // which was over half of the engine's time per command; its base Query takes the context as is.
+/**
+ * `$sum` in `$group` over a field: mingo adds plain numbers, so the result's BSON type is rebuilt
+ * from the stored values summed — Int32 while it fits, Long past 2^31 or when a Long is summed,
+ * Double when a Double is — as a server types it.
+ */
+const typedSum = (collection: unknown[], expr: unknown, options: unknown): unknown => {
+  const total = (accumulatorOperators.$sum as (c: unknown[], e: unknown, o: unknown) => unknown)(
+    collection,
+    expr,
+    options,
+  );
+  if (
+    typeof total !== "number" ||
+    typeof expr !== "string" ||
+    !expr.startsWith("$") ||
+    expr.startsWith("$$")
+  ) {
+    return total;
+  }
+  const path = expr.slice(1).split(".");
+  let kind: NumericKind = "int";
+  for (const d of collection) {
+    const stored = isPlainObject(d) ? (STORED_OF_PLAIN.get(d) ?? d) : d;
+    for (const v of valuesAtPath(stored, path)) {
+      const k = numericKind(v);
+      if (k !== undefined) kind = widerKind(kind, k);
+    }
+  }
+  return asKind(total, kind);
+};
+
 const CONTEXT = Context.init({
-  accumulator: accumulatorOperators,
+  accumulator: { ...accumulatorOperators, $sum: typedSum },
   expression: expressionOperators,
   pipeline: pipelineOperators,
   projection: projectionOperators,
@@ -179,6 +212,8 @@ const isOperatorObject = (v: unknown): v is BsonDocument =>
 
 function rewriteFilter(filter: BsonDocument): BsonDocument {
   const out: BsonDocument = {};
+  /** Clauses standing for operators mingo lacks, joined to the filter with `$and`. */
+  const extra: BsonDocument[] = [];
   for (const [key, value] of Object.entries(filter)) {
     if (key === "$and" || key === "$or" || key === "$nor") {
       if (!Array.isArray(value) || value.length === 0) {
@@ -188,6 +223,15 @@ function rewriteFilter(filter: BsonDocument): BsonDocument {
         if (!isPlainObject(f)) return fail("BadValue", `${key} argument's entries must be objects`);
         return rewriteFilter(f);
       });
+    } else if (key === "$alwaysTrue" || key === "$alwaysFalse") {
+      // The manual's constant predicates, as the `$expr` each one is.
+      extra.push({ $expr: key === "$alwaysTrue" });
+    } else if (key === "$sampleRate") {
+      // The manual defines it as `{$expr: {$lt: [{$rand: {}}, rate]}}`, a rate in [0, 1].
+      if (!isNumeric(value) || toNumber(value) < 0 || toNumber(value) > 1) {
+        fail("BadValue", "numeric argument to $sampleRate must be in [0, 1]");
+      }
+      extra.push({ $expr: { $lt: [{ $rand: {} }, toNumber(value)] } });
     } else if (key === "$comment") {
       // A note for the server's logs: it never changes what matches.
       continue;
@@ -199,10 +243,27 @@ function rewriteFilter(filter: BsonDocument): BsonDocument {
       out[key] = value;
     }
   }
+  if (extra.length > 0) out.$and = [...((out.$and as BsonDocument[] | undefined) ?? []), ...extra];
   return out;
 }
 
 export type Matcher = (doc: BsonDocument) => boolean;
+
+/**
+ * mingo's error for a name it does not know, in a server's words: an unknown query operator is
+ * BadValue (2) "unknown operator: $x"; an unknown expression — mingo calls every expression
+ * operator an "accumulator" — is InvalidPipelineOperator (168) "Unrecognized expression '$x'".
+ * Anything else mingo refuses is BadValue with its own message.
+ */
+function failFromMingo(err: unknown): never {
+  if (err instanceof CommandError) throw err;
+  const message = (err as Error).message;
+  const query = /^unknown query operator (\$\S+)/.exec(message);
+  if (query) return fail("BadValue", `unknown operator: ${query[1]}`);
+  const expression = /^accumulator '(\$[^']+)' is not registered/.exec(message);
+  if (expression) return fail("InvalidPipelineOperator", `Unrecognized expression '${expression[1]}'`);
+  return fail("BadValue", message);
+}
 
 /** Compiles a query filter into a predicate over stored documents. */
 export function compileFilter(filter: unknown): Matcher {
@@ -213,17 +274,13 @@ export function compileFilter(filter: unknown): Matcher {
   try {
     query = new Query(plainValue(rewriteFilter(filter)) as BsonDocument, QUERY_OPTIONS);
   } catch (err) {
-    if (err instanceof CommandError) throw err;
-    // A server's words for an operator it does not know (BadValue, as here).
-    const unknown = /^unknown query operator (\$\S+)/.exec((err as Error).message);
-    if (unknown) return fail("BadValue", `unknown operator: ${unknown[1]}`);
-    return fail("BadValue", (err as Error).message);
+    return failFromMingo(err);
   }
   return (doc) => {
     try {
       return query.test(plainOf(doc));
     } catch (err) {
-      return fail("BadValue", (err as Error).message);
+      return failFromMingo(err);
     }
   };
 }
@@ -337,7 +394,7 @@ function simpleProjection(spec: BsonDocument): SimpleProjection | undefined {
     if (include === undefined) include = on;
     else if (include !== on) {
       fail(
-        "Location31254",
+        include ? "Location31254" : "Location31253",
         `Cannot do ${include ? "exclusion" : "inclusion"} on field ${path} in ${include ? "inclusion" : "exclusion"} projection`,
       );
     }
@@ -487,6 +544,27 @@ function wildcardHint(hints: Map<string, TypeHint>, path: string): TypeHint | un
   return undefined;
 }
 
+/**
+ * Numbers a pipeline computed reach the wire as Int32 when they fit and Double otherwise; a server
+ * sums and adds integers into a Long past 2^31. Integral values beyond Int32 (and exact, within
+ * 2^53) are therefore sent as Long — the type a server gives integer arithmetic; a sum of doubles
+ * that happens to be integral is the one case a server keeps as Double (README, "What differs").
+ */
+function widenComputedIntegers(v: unknown): unknown {
+  if (typeof v === "number") {
+    return Number.isInteger(v) && (v > 2_147_483_647 || v < -2_147_483_648) && Number.isSafeInteger(v)
+      ? Long.fromNumber(v)
+      : v;
+  }
+  if (Array.isArray(v)) return v.map(widenComputedIntegers);
+  if (isPlainObject(v)) {
+    const out: BsonDocument = {};
+    for (const [k, x] of Object.entries(v)) out[k] = widenComputedIntegers(x);
+    return out;
+  }
+  return v;
+}
+
 /** Runs an aggregation pipeline over stored documents with mingo, restoring types. */
 export function runPipeline(
   docs: Iterable<BsonDocument>,
@@ -501,13 +579,8 @@ export function runPipeline(
       collectionResolver: (name: string) => resolveCollection(name).map(plainOf),
     });
     const out = agg.run<BsonDocument>(inputs);
-    return out.map((d) => STORED_OF_PLAIN.get(d) ?? d);
+    return out.map((d) => STORED_OF_PLAIN.get(d) ?? (widenComputedIntegers(d) as BsonDocument));
   } catch (err) {
-    if (err instanceof CommandError) throw err;
-    // mingo names an operator it does not know as an "accumulator"; a server's answer to an
-    // expression it does not know is InvalidPipelineOperator (168).
-    const unknown = /^accumulator '(\$[^']+)' is not registered/.exec((err as Error).message);
-    if (unknown) return fail("InvalidPipelineOperator", `Unrecognized expression '${unknown[1]}'`);
-    return fail("BadValue", (err as Error).message);
+    return failFromMingo(err);
   }
 }

@@ -153,7 +153,7 @@ describe("fields MongoDB has and the engine does not implement: the manual's ans
     else expect(withLet.value).toEqual([{ _id: 2 }, { _id: 3 }]);
 
     const explained = await outcome(c.aggregate([{ $match: { a: 1 } }]).explain());
-    if ("error" in explained) expectNotImplemented(explained.error, "aggregate.explain");
+    if ("error" in explained) expectNotImplemented(explained.error, "explain");
     else expect(explained.value).toHaveProperty("ok", 1);
   });
 
