@@ -18,7 +18,7 @@ export default defineConfig({
       "test/store/**/*.test.ts",
       "test/jobs/**/*.test.ts",
       "test/queries/**/*.test.ts",
-      "test/steps/dispatch/**/*.test.ts",
+      "test/steps/**/*.test.ts",
       "test/runtimes/local/workers.test.ts",
       // The chaos test (a tenth of its records on FerretDB: test/chaos/chaos.test.ts says why).
       "test/chaos/**/*.test.ts",
