@@ -20,7 +20,7 @@ import { onFerretDB } from "../support/server-kind.js";
 
 const BIN = builtCli();
 // FerretDB 1.x reads a whole collection for every query not on _id alone, so each record costs
-// far more there: a twentieth of the records (a tenth took 160 s), with chunk limits and caps a
+// far more there: a twentieth of the records (a tenth took minutes), with chunk limits and caps a
 // twentieth as large — the same chunks per job and jobs per run.
 const SCALE = onFerretDB() ? 20 : 1;
 const n = (records: number) => records / SCALE;

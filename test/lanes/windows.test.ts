@@ -24,9 +24,9 @@ import { onFerretDB } from "../support/server-kind.js";
 
 // FerretDB 1.x reads a whole collection for every query not on _id alone, so each query costs
 // as much as the records in the file's database so far, and this file runs dozens of jobs: on
-// FerretDB every record count, cap and chunk size here is a fiftieth (`n(5000)` is 100; a tenth
-// took ten minutes), which keeps each test's shape — the same chunks per job, jobs per run,
-// windows and watermarks, each at a fiftieth of its key.
+// FerretDB every record count, cap and chunk size here is a fiftieth (`n(5000)` is 100; at a
+// tenth, two tests overran their 90 s), which keeps each test's shape — the same chunks per
+// job, jobs per run, windows and watermarks, each at a fiftieth of its key.
 const SCALE = onFerretDB() ? 50 : 1;
 const n = (records: number) => records / SCALE;
 /** The order key `t` of record `i` in the first test: four records per value. */
