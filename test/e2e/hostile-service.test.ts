@@ -291,8 +291,8 @@ describe("Ctrl-C", () => {
 
   it("stops a run while it plans, and the resume plans on from the checkpoint", async () => {
     // Enough records that planning takes a while. FerretDB 1.x reads a whole collection for every
-    // query not on _id alone, so each record costs far more there (2,400 took 80 s): a fiftieth of
-    // them, still six chunks, plans long enough to be stopped and resumes within the deadline.
+    // query not on _id alone, so each record costs far more there (2,400 took over a minute): a
+    // fiftieth of them, still six chunks, plans long enough to be stopped and resumes in time.
     const records = onFerretDB() ? 1_200 : 60_000;
     const big = store.db.collection("hostile_big");
     for (let i = 0; i < records; i += records / 3) {

@@ -1,7 +1,7 @@
 /**
- * Sources other than a MongoDB collection, on 5,000 records each (500 on FerretDB): NDJSON and CSV files (full,
- * incremental over an appended file, backfill by record number, bad lines), and the exceptions
- * of an earlier file job sent again with the fields stored for them.
+ * Sources other than a MongoDB collection, on 5,000 records each (500 on FerretDB): NDJSON and
+ * CSV files (full, incremental over an appended file, backfill by record number, bad lines), and
+ * the exceptions of an earlier file job sent again with the fields stored for them.
  */
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
