@@ -1,8 +1,8 @@
 /**
- * Windows, lanes and watermarks on ≥ 5,000 records, against a real wire connection and a fake
- * batch service on port 0: incremental jobs (records arriving while a job runs, failed and
- * interrupted jobs holding the watermark), strict backfill windows, workload caps and
- * iterations, concurrent claims, samples.
+ * Windows, lanes and watermarks on ≥ 5,000 records (a fiftieth on FerretDB), against a real
+ * wire connection and a fake batch service on port 0: incremental jobs (records arriving while a
+ * job runs, failed and interrupted jobs holding the watermark), strict backfill windows, workload
+ * caps and iterations, concurrent claims, samples.
  */
 import { ObjectId } from "mongodb";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +20,17 @@ import {
   stepDeps,
   usePipelineStore,
 } from "../support/pipeline.js";
+import { onFerretDB } from "../support/server-kind.js";
+
+// FerretDB 1.x reads a whole collection for every query not on _id alone, so each query costs
+// as much as the records in the file's database so far, and this file runs dozens of jobs: on
+// FerretDB every record count, cap and chunk size here is a fiftieth (`n(5000)` is 100; at a
+// tenth, two tests overran their 90 s), which keeps each test's shape — the same chunks per
+// job, jobs per run, windows and watermarks, each at a fiftieth of its key.
+const SCALE = onFerretDB() ? 50 : 1;
+const n = (records: number) => records / SCALE;
+/** The order key `t` of record `i` in the first test: four records per value. */
+const tOf = (i: number) => Math.floor(i / 4);
 
 const { cleanups, store: currentStore } = usePipelineStore("windows");
 let store: Store;
@@ -48,7 +59,7 @@ async function config(
     {
       name,
       target: { url },
-      chunking: { maxRecords: 500 },
+      chunking: { maxRecords: n(500) },
       maxInFlight: 4,
       watch: { pollIntervalMs: 10 },
       ...extra,
@@ -74,9 +85,9 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 describe("incremental jobs", () => {
   it("take every record after the watermark once, including records inserted while a job runs", async () => {
     // Order key `t` with ties (four records per value): cuts must split exactly on (t, _id).
-    const docs = (from: number, to: number) => range(from, to).map((i) => ({ _id: i, t: Math.floor(i / 4) }));
+    const docs = (from: number, to: number) => range(from, to).map((i) => ({ _id: i, t: tOf(i) }));
     const src = store.db.collection<{ _id: number; t: number }>("inc_src");
-    await src.insertMany(docs(0, 5000));
+    await src.insertMany(docs(0, n(5000)));
     let insertDuring: Array<{ _id: number; t: number }> = [];
     const s = await service(async () => {
       if (insertDuring.length > 0) {
@@ -89,41 +100,43 @@ describe("incremental jobs", () => {
     await config("inc", s.url, { source: { collection: "inc_src", orderBy: "t" } });
 
     const first = await run("inc", { mode: "incremental" }, "inc-1");
-    expect(first).toMatchObject({ status: "succeeded", records: 5000, processed: 5000 });
-    await src.insertMany(docs(5000, 6000));
+    expect(first).toMatchObject({ status: "succeeded", records: n(5000), processed: n(5000) });
+    await src.insertMany(docs(n(5000), n(6000)));
     // While the second job runs, 700 more arrive: they belong to the next job, not this one.
-    insertDuring = docs(6000, 6700);
+    insertDuring = docs(n(6000), n(6700));
     const second = await run("inc", { mode: "incremental" }, "inc-2");
-    expect(second).toMatchObject({ status: "succeeded", records: 1000 });
-    expect(await src.countDocuments()).toBe(6700);
+    expect(second).toMatchObject({ status: "succeeded", records: n(1000) });
+    expect(await src.countDocuments()).toBe(n(6700));
     const third = await run("inc", { mode: "incremental" }, "inc-3");
-    expect(third).toMatchObject({ status: "succeeded", records: 700 });
+    expect(third).toMatchObject({ status: "succeeded", records: n(700) });
     const fourth = await run("inc", { mode: "incremental" }, "inc-4");
     expect(fourth).toMatchObject({ status: "succeeded", records: 0, chunks: 0 });
 
     const all = [...(await idsOf("inc-1")), ...(await idsOf("inc-2")), ...(await idsOf("inc-3"))];
-    expect(all).toHaveLength(6700);
-    expect(new Set(all).size).toBe(6700);
+    expect(all).toHaveLength(n(6700));
+    expect(new Set(all).size).toBe(n(6700));
     // Delivered exactly once each.
     const delivered = s.requests.flatMap((r) => r.body.records.map((x) => x.id));
-    expect(delivered).toHaveLength(6700);
+    expect(delivered).toHaveLength(n(6700));
+    // Each window ends at the last record of its job: (t, _id) of records 4,999, 5,999, 6,699.
+    const end = (records: number) => ({ key: tOf(n(records) - 1), id: n(records) - 1 });
     const jobs = await store.jobs.find({ config: "inc" }).sort({ "lane.seq": 1 }).toArray();
     expect(jobs.map((j) => [j.lane?.seq, j.window.from, j.window.to])).toEqual([
-      [1, undefined, { key: 1249, id: 4999 }],
-      [2, { key: 1249, id: 4999 }, { key: 1499, id: 5999 }],
-      [3, { key: 1499, id: 5999 }, { key: 1674, id: 6699 }],
-      [4, { key: 1674, id: 6699 }, null],
+      [1, undefined, end(5000)],
+      [2, end(5000), end(6000)],
+      [3, end(6000), end(6700)],
+      [4, end(6700), null],
     ]);
     expect(await readBacklog(store, "inc")).toMatchObject({
-      completedUpTo: { key: 1674, id: 6699 },
-      claimedUpTo: { key: 1674, id: 6699 },
+      completedUpTo: end(6700),
+      claimedUpTo: end(6700),
       records: 0,
     });
   });
 
   it("never moves the watermark past a failed chunk; a requeue of its exceptions closes the gap", async () => {
     const src = store.db.collection<{ _id: number }>("incf_src");
-    await src.insertMany(range(0, 5000).map((i) => ({ _id: i })));
+    await src.insertMany(range(0, n(5000)).map((i) => ({ _id: i })));
     const s = await service((req) =>
       (req.body.jobId === "incf-1" && req.body.chunk === 3) || req.body.jobId === "incf-requeue"
         ? { status: 400, body: '{"error":"bad"}' }
@@ -132,26 +145,27 @@ describe("incremental jobs", () => {
     await config("incf", s.url, { source: { collection: "incf_src" } });
     expect(await run("incf", { mode: "incremental" }, "incf-1")).toMatchObject({
       status: "failed",
-      records: 5000,
-      exceptions: 500,
+      records: n(5000),
+      exceptions: n(500),
     });
     // Chunks 1-2 (records 0-999) done in order: the watermark stops there.
-    expect((await readBacklog(store, "incf")).completedUpTo).toEqual({ key: 999, id: 999 });
-    await src.insertMany(range(5000, 6000).map((i) => ({ _id: i })));
+    const twoChunks = { key: n(1000) - 1, id: n(1000) - 1 };
+    expect((await readBacklog(store, "incf")).completedUpTo).toEqual(twoChunks);
+    await src.insertMany(range(n(5000), n(6000)).map((i) => ({ _id: i })));
     // New records still flow: the next job takes what is new, not the failed range again.
     expect(await run("incf", { mode: "incremental" }, "incf-2")).toMatchObject({
       status: "succeeded",
-      records: 1000,
+      records: n(1000),
     });
-    expect(await idsOf("incf-2")).toEqual(range(5000, 6000));
+    expect(await idsOf("incf-2")).toEqual(range(n(5000), n(6000)));
     const held = await readBacklog(store, "incf");
-    expect(held.completedUpTo).toEqual({ key: 999, id: 999 });
-    expect(held.records).toBe(5000);
+    expect(held.completedUpTo).toEqual(twoChunks);
+    expect(held.records).toBe(n(5000));
     // Requeue the 500 set-aside records; the service still refuses them, so they are set aside
     // again, now as the requeue's exceptions, and the watermark stays.
     const requeue = await runJobLocally({ store, config: "incf", jobId: "incf-requeue", fromJob: "incf-1" });
-    expect(requeue).toMatchObject({ status: "failed", records: 500, exceptions: 500 });
-    expect((await readBacklog(store, "incf")).completedUpTo).toEqual({ key: 999, id: 999 });
+    expect(requeue).toMatchObject({ status: "failed", records: n(500), exceptions: n(500) });
+    expect((await readBacklog(store, "incf")).completedUpTo).toEqual(twoChunks);
     // A requeue of the requeue gets them through: resolved up the chain, job 1 becomes complete
     // and the watermark moves over both incremental jobs.
     const again = await runJobLocally({
@@ -160,56 +174,56 @@ describe("incremental jobs", () => {
       jobId: "incf-requeue-2",
       fromJob: "incf-requeue",
     });
-    expect(again).toMatchObject({ status: "succeeded", records: 500, processed: 500 });
+    expect(again).toMatchObject({ status: "succeeded", records: n(500), processed: n(500) });
     expect(await store.exceptions.countDocuments({ config: "incf", resolution: { $exists: false } })).toBe(0);
     expect(await readBacklog(store, "incf")).toMatchObject({
-      completedUpTo: { key: 5999, id: 5999 },
+      completedUpTo: { key: n(6000) - 1, id: n(6000) - 1 },
       records: 0,
     });
   });
 
   it("holds the watermark behind an interrupted job until it is resumed", async () => {
     const src = store.db.collection<{ _id: number }>("inci_src");
-    await src.insertMany(range(0, 5000).map((i) => ({ _id: i })));
+    await src.insertMany(range(0, n(5000)).map((i) => ({ _id: i })));
     const s = await service();
     await config("inci", s.url, { source: { collection: "inci_src" } });
     // Job 1 is planned, then its runner dies before serving (a recording hand-over serves nothing).
     const deps = stepDeps(store, { owner: "dead-runner", leaseMs: 200 });
-    await initializeJob(deps, { config: "inci", jobId: "inci-1", mode: "incremental", maxRecords: 2000 });
-    await src.insertMany(range(5000, 5500).map((i) => ({ _id: i })));
+    await initializeJob(deps, { config: "inci", jobId: "inci-1", mode: "incremental", maxRecords: n(2000) });
+    await src.insertMany(range(n(5000), n(5500)).map((i) => ({ _id: i })));
     const second = await run("inci", { mode: "incremental" }, "inci-2");
-    expect(second).toMatchObject({ status: "succeeded", records: 3500 });
-    expect(await idsOf("inci-2")).toEqual(range(2000, 5500));
+    expect(second).toMatchObject({ status: "succeeded", records: n(3500) });
+    expect(await idsOf("inci-2")).toEqual(range(n(2000), n(5500)));
     expect((await readBacklog(store, "inci")).completedUpTo).toBeUndefined();
     expect(await resumeJob(deps, "inci-1")).toBe(0);
     const resumed = await runJobLocally({ store, config: "inci", jobId: "inci-1" });
-    expect(resumed).toMatchObject({ status: "succeeded", records: 2000 });
+    expect(resumed).toMatchObject({ status: "succeeded", records: n(2000) });
     expect(await readBacklog(store, "inci")).toMatchObject({
-      completedUpTo: { key: 5499, id: 5499 },
+      completedUpTo: { key: n(5500) - 1, id: n(5500) - 1 },
       records: 0,
     });
   });
 
   it("stay exact with three runners iterating in parallel while records keep arriving", async () => {
     const src = store.db.collection<{ _id: ObjectId; n: number }>("incp_src");
-    let n = 0;
-    const batch = (size: number) => range(0, size).map(() => ({ _id: new ObjectId(), n: n++ }));
-    await src.insertMany(batch(5000));
+    let inserted = 0;
+    const batch = (size: number) => range(0, size).map(() => ({ _id: new ObjectId(), n: inserted++ }));
+    await src.insertMany(batch(n(5000)));
     const s = await service();
     await config("incp", s.url, {
       source: { collection: "incp_src", fields: ["n"] },
-      chunking: { maxRecords: 200 },
+      chunking: { maxRecords: n(200) },
     });
     let inserting = true;
     const inserter = (async () => {
       for (let i = 0; i < 30 && inserting; i++) {
-        await src.insertMany(batch(100));
+        await src.insertMany(batch(n(100)));
         await new Promise((r) => setTimeout(r, 15));
       }
     })();
     const runners = await Promise.all(
       ["a", "b", "c"].map((r) =>
-        run("incp", { mode: "incremental", maxRecords: 800, iterations: 6 }, `incp-${r}`),
+        run("incp", { mode: "incremental", maxRecords: n(800), iterations: 6 }, `incp-${r}`),
       ),
     );
     inserting = false;
@@ -218,10 +232,10 @@ describe("incremental jobs", () => {
     const sweep = await run("incp", { mode: "incremental" }, "incp-sweep");
     const jobs = [...runners.flatMap((r) => r.jobs ?? [r]), sweep];
     expect(jobs.every((j) => j.status === "succeeded")).toBe(true);
-    expect(jobs.every((j) => j.records <= 800 || j.jobId === "incp-sweep")).toBe(true);
+    expect(jobs.every((j) => j.records <= n(800) || j.jobId === "incp-sweep")).toBe(true);
     const sent = s.requests.flatMap((r) => r.body.records.map((x) => x.n as number));
-    expect(sent).toHaveLength(n);
-    expect(new Set(sent).size).toBe(n);
+    expect(sent).toHaveLength(inserted);
+    expect(new Set(sent).size).toBe(inserted);
     const last = await src.find().sort({ _id: -1 }).limit(1).next();
     expect(await readBacklog(store, "incp")).toMatchObject({
       completedUpTo: { key: last?._id, id: last?._id },
@@ -234,9 +248,9 @@ describe("incremental jobs", () => {
     const src = store.db.collection<{ _id: number; at: Date }>("incs_src");
     // 5,000 records written over the last two hours, the newest 300 within the last 30 s.
     await src.insertMany(
-      range(0, 5000).map((i) => ({
+      range(0, n(5000)).map((i) => ({
         _id: i,
-        at: new Date(now - 7_200_000 + (i < 4700 ? i * 1000 : 7_170_000 + (i - 4700) * 100)),
+        at: new Date(now - 7_200_000 + (i < n(4700) ? i * 1000 : 7_170_000 + (i - n(4700)) * 100)),
       })),
     );
     const s = await service();
@@ -246,15 +260,15 @@ describe("incremental jobs", () => {
       jobId: "incs-1",
       mode: "incremental",
     });
-    expect(first.records).toBe(4700);
+    expect(first.records).toBe(n(4700));
     // A minute later the rest has settled.
     const second = await initializeJob(stepDeps(store, { now: () => new Date(now + 60_000) }), {
       config: "incs",
       jobId: "incs-2",
       mode: "incremental",
     });
-    expect(second.records).toBe(300);
-    expect(await idsOf("incs-2")).toEqual(range(4700, 5000));
+    expect(second.records).toBe(n(300));
+    expect(await idsOf("incs-2")).toEqual(range(n(4700), n(5000)));
     await config("incs-num", s.url, { source: { collection: "incf_src", settleMs: 1000 } });
     await expect(run("incs-num", { mode: "incremental" })).rejects.toThrow(
       "needs an order key holding dates or ObjectIds",
@@ -263,20 +277,20 @@ describe("incremental jobs", () => {
 
   it("lets concurrent jobs claim disjoint windows atomically", async () => {
     const src = store.db.collection<{ _id: ObjectId; n: number }>("incc_src");
-    await src.insertMany(range(0, 5000).map((n) => ({ _id: new ObjectId(), n })));
+    await src.insertMany(range(0, n(5000)).map((i) => ({ _id: new ObjectId(), n: i })));
     const s = await service();
     await config("incc", s.url, { source: { collection: "incc_src", fields: ["n"] } });
     // Two full runs at once, each capped at 2,500.
     const [a, b] = await Promise.all([
-      run("incc", { mode: "incremental", maxRecords: 2500 }, "incc-a"),
-      run("incc", { mode: "incremental", maxRecords: 2500 }, "incc-b"),
+      run("incc", { mode: "incremental", maxRecords: n(2500) }, "incc-a"),
+      run("incc", { mode: "incremental", maxRecords: n(2500) }, "incc-b"),
     ]);
-    expect([a.status, b.status, a.records, b.records]).toEqual(["succeeded", "succeeded", 2500, 2500]);
+    expect([a.status, b.status, a.records, b.records]).toEqual(["succeeded", "succeeded", n(2500), n(2500)]);
     const sent = s.requests.flatMap((r) => r.body.records.map((x) => x.n as number));
-    expect(sent).toHaveLength(5000);
-    expect(new Set(sent).size).toBe(5000);
+    expect(sent).toHaveLength(n(5000));
+    expect(new Set(sent).size).toBe(n(5000));
     // Six initializers racing for windows of 1,000 over 5,000 new records: five windows, one empty.
-    const more = range(0, 5000).map((n) => ({ _id: new ObjectId(), n: 5000 + n }));
+    const more = range(0, n(5000)).map((i) => ({ _id: new ObjectId(), n: n(5000) + i }));
     await src.insertMany(more);
     const results = await Promise.all(
       range(0, 6).map((i) =>
@@ -284,13 +298,16 @@ describe("incremental jobs", () => {
           config: "incc",
           jobId: `incc-race-${i}`,
           mode: "incremental",
-          maxRecords: 1000,
+          maxRecords: n(1000),
         }),
       ),
     );
-    expect(results.map((r) => r.records).sort((x, y) => x - y)).toEqual([0, 1000, 1000, 1000, 1000, 1000]);
+    expect(results.map((r) => r.records).sort((x, y) => x - y)).toEqual([
+      0,
+      ...Array<number>(5).fill(n(1000)),
+    ]);
     const raced = (await Promise.all(results.map((r) => idsOf(r.jobId)))).flat().map(String);
-    expect(new Set(raced).size).toBe(5000);
+    expect(new Set(raced).size).toBe(n(5000));
     expect(raced.sort()).toEqual(more.map((d) => String(d._id)).sort());
     const seqs = (await store.jobs.find({ "lane.id": "incc" }).toArray())
       .map((j) => j.lane?.seq)
@@ -305,53 +322,54 @@ describe("backfill jobs", () => {
 
   it("take exactly the window, whatever arrives meanwhile; caps and iterations continue it; again starts over", async () => {
     const src = store.db.collection<{ _id: ObjectId; at: Date; i: number }>("bf_src");
-    await src.insertMany(range(0, 6000).map((i) => ({ _id: new ObjectId(), at: at(i), i })));
+    await src.insertMany(range(0, n(6000)).map((i) => ({ _id: new ObjectId(), at: at(i), i })));
     let arrivals = 0;
     const s = await service(async (req) => {
       if (req.body.jobId === "bf-1" && arrivals++ < 3) {
         // Records past `to` and before `from` arrive while the backfill runs.
         await src.insertMany([
-          { _id: new ObjectId(), at: new Date(at(3999).getTime() + 1 + arrivals), i: -1 },
-          { _id: new ObjectId(), at: new Date(at(500).getTime() + 30_000), i: -2 },
+          { _id: new ObjectId(), at: new Date(at(n(4000) - 1).getTime() + 1 + arrivals), i: -1 },
+          // Half a minute before minute 500 (10 on FerretDB): outside the typed window below.
+          { _id: new ObjectId(), at: new Date(at(n(500)).getTime() - 30_000), i: -2 },
         ]);
       }
       return processed;
     });
     await config("bf", s.url, { source: { collection: "bf_src", orderBy: "at", fields: ["i"] } });
-    const first = await run("bf", { mode: "backfill", from: at(1000), to: at(3999) }, "bf-1");
-    expect(first).toMatchObject({ status: "succeeded", records: 3000 });
+    const first = await run("bf", { mode: "backfill", from: at(n(1000)), to: at(n(4000) - 1) }, "bf-1");
+    expect(first).toMatchObject({ status: "succeeded", records: n(3000) });
     const sent = s.requests
       .filter((r) => r.body.jobId === "bf-1")
       .flatMap((r) => r.body.records.map((x) => x.i));
-    expect(sent.sort((x, y) => (x as number) - (y as number))).toEqual(range(1000, 4000));
+    expect(sent.sort((x, y) => (x as number) - (y as number))).toEqual(range(n(1000), n(4000)));
     expect(arrivals).toBeGreaterThan(0);
     const job = await store.jobs.findOne({ _id: "bf-1" });
-    expect(job?.backfill).toEqual({ from: at(1000), to: at(3999) });
+    expect(job?.backfill).toEqual({ from: at(n(1000)), to: at(n(4000) - 1) });
 
     // A capped backfill over a window: two jobs of 600 now, the rest by a later invocation.
     const capped = await run(
       "bf",
-      { mode: "backfill", from: at(0), to: at(1999), maxRecords: 600, iterations: 2 },
+      { mode: "backfill", from: at(0), to: at(n(2000) - 1), maxRecords: n(600), iterations: 2 },
       "bfc",
     );
     expect(capped.jobs?.map((j) => [j.jobId, j.records])).toEqual([
-      ["bfc", 600],
-      ["bfc.2", 600],
+      ["bfc", n(600)],
+      ["bfc.2", n(600)],
     ]);
     const rest = await run(
       "bf",
-      { mode: "backfill", from: at(0), to: at(1999), maxRecords: 600, iterations: 5 },
+      { mode: "backfill", from: at(0), to: at(n(2000) - 1), maxRecords: n(600), iterations: 5 },
       "bfr",
     );
     // The three records that arrived before `from` of bf-1 are inside this window: 2,003 in all.
-    expect(rest.jobs?.map((j) => j.records)).toEqual([600, 203, 0]);
+    expect(rest.jobs?.map((j) => j.records)).toEqual([n(600), n(200) + 3, 0]);
     const taken = (await Promise.all(["bfc", "bfc.2", "bfr", "bfr.2"].map(idsOf))).flat().map(String);
-    expect(new Set(taken).size).toBe(2003);
+    expect(new Set(taken).size).toBe(n(2000) + 3);
     const lane = await store.watermarks.findOne({ _id: { $regex: "^bf:backfill:.*1767225600000" } });
-    expect(lane?.completedUpTo?.key).toEqual(at(1999));
+    expect(lane?.completedUpTo?.key).toEqual(at(n(2000) - 1));
     // The whole window again: a new pass.
-    const again = await run("bf", { mode: "backfill", from: at(0), to: at(1999), again: true }, "bfa");
-    expect(again).toMatchObject({ status: "succeeded", records: 2003 });
+    const again = await run("bf", { mode: "backfill", from: at(0), to: at(n(2000) - 1), again: true }, "bfa");
+    expect(again).toMatchObject({ status: "succeeded", records: n(2000) + 3 });
     // A dashboard payload with the bounds as text: read in the key's stored type (dates here).
     const typed = await initializeJob(stepDeps(store), {
       config: "bf",
@@ -369,9 +387,9 @@ describe("backfill jobs", () => {
     const backlog = await readBacklog(store, "bf");
     expect(backlog.completedUpTo).toBeUndefined();
     expect(backlog.backfills.map((l) => [l.window.from?.key, l.pass, l.completedUpTo?.key])).toEqual([
-      [at(0), 2, at(1999)],
+      [at(0), 2, at(n(2000) - 1)],
       [at(10), 1, at(10)],
-      [at(1000), 1, at(3999)],
+      [at(n(1000)), 1, at(n(4000) - 1)],
     ]);
   });
 });
@@ -379,37 +397,59 @@ describe("backfill jobs", () => {
 describe("workload caps", () => {
   it("cap weight per job; a record heavier than the cap is a job of its own", async () => {
     const src = store.db.collection<{ _id: number; w: number }>("cap_src");
-    await src.insertMany(range(0, 5000).map((i) => ({ _id: i, w: i === 2500 ? 5000 : 1 })));
+    await src.insertMany(range(0, n(5000)).map((i) => ({ _id: i, w: i === n(2500) ? n(5000) : 1 })));
     const s = await service();
     await config("capw", s.url, {
       source: { collection: "cap_src", weightField: "w" },
-      chunking: { maxRecords: 100 },
-      workload: { maxWeight: 1000 },
+      chunking: { maxRecords: n(100) },
+      workload: { maxWeight: n(1000) },
     });
     const summary = await run("capw", { mode: "incremental", iterations: 20 }, "capw");
-    expect(summary.jobs?.map((j) => j.records)).toEqual([1000, 1000, 500, 1, 1000, 1000, 499, 0]);
+    // Before the heavy record (2,500 of weight 1): 1,000, 1,000, 500; after it, 2,499 the same way.
+    const last = n(2500) - 1 - 2 * n(1000);
+    expect(summary.jobs?.map((j) => j.records)).toEqual([
+      n(1000),
+      n(1000),
+      n(500),
+      1,
+      n(1000),
+      n(1000),
+      last,
+      0,
+    ]);
     const jobs = await store.jobs.find({ config: "capw" }).sort({ "lane.seq": 1 }).toArray();
-    expect(jobs.map((j) => j.planning.weight)).toEqual([1000, 1000, 500, 5000, 1000, 1000, 499, 0]);
+    expect(jobs.map((j) => j.planning.weight)).toEqual([
+      n(1000),
+      n(1000),
+      n(500),
+      n(5000),
+      n(1000),
+      n(1000),
+      last,
+      0,
+    ]);
     expect(jobs[0]?.partitioning).toEqual({
       orderBy: "_id",
-      chunking: { maxRecords: 100 },
-      workload: { maxWeight: 1000 },
+      chunking: { maxRecords: n(100) },
+      workload: { maxWeight: n(1000) },
     });
   });
 
   it("cap records and chunks per job", async () => {
     const s = await service();
-    await config("capc", s.url, { source: { collection: "cap_src" }, chunking: { maxRecords: 100 } });
+    await config("capc", s.url, { source: { collection: "cap_src" }, chunking: { maxRecords: n(100) } });
     const chunks = await run("capc", { mode: "incremental", maxChunks: 7, iterations: 3 }, "capc");
     expect(chunks.jobs?.map((j) => [j.records, j.chunks])).toEqual([
-      [700, 7],
-      [700, 7],
-      [700, 7],
+      [n(700), 7],
+      [n(700), 7],
+      [n(700), 7],
     ]);
-    const records = await run("capc", { mode: "incremental", maxRecords: 1234 }, "capr");
-    expect(records).toMatchObject({ records: 1234, chunks: 13 });
-    expect(await idsOf("capr")).toEqual(range(2100, 3334));
-    expect((await readBacklog(store, "capc")).records).toBe(5000 - 2100 - 1234);
+    // Twelve full chunks and a part of one (1,234; 25 on FerretDB).
+    const cap = Math.round(n(1234));
+    const records = await run("capc", { mode: "incremental", maxRecords: cap }, "capr");
+    expect(records).toMatchObject({ records: cap, chunks: 13 });
+    expect(await idsOf("capr")).toEqual(range(n(2100), n(2100) + cap));
+    expect((await readBacklog(store, "capc")).records).toBe(n(5000) - n(2100) - cap);
   });
 });
 
@@ -417,22 +457,24 @@ describe("samples", () => {
   it("take every k-th or the first n records, recorded on the job, without touching the watermark", async () => {
     const s = await service();
     await config("smp", s.url, { source: { collection: "cap_src" }, chunking: { maxRecords: 10 } });
-    const every = await run("smp", { mode: "sample", sampleEvery: 200 }, "smp-every");
+    // Every k-th of the records: 25 of them, k a tenth as large on FerretDB.
+    const k = n(200);
+    const every = await run("smp", { mode: "sample", sampleEvery: k }, "smp-every");
     expect(every).toMatchObject({ status: "succeeded", records: 25, chunks: 3 });
-    expect(await idsOf("smp-every")).toEqual(range(0, 25).map((i) => i * 200));
+    expect(await idsOf("smp-every")).toEqual(range(0, 25).map((i) => i * k));
     // Another slice of the same partitioning: disjoint from the first.
-    const slice = await run("smp", { mode: "sample", sampleEvery: 200, sampleOffset: 199 }, "smp-slice");
+    const slice = await run("smp", { mode: "sample", sampleEvery: k, sampleOffset: k - 1 }, "smp-slice");
     expect(slice).toMatchObject({ records: 25 });
-    expect(await idsOf("smp-slice")).toEqual(range(0, 25).map((i) => i * 200 + 199));
+    expect(await idsOf("smp-slice")).toEqual(range(0, 25).map((i) => i * k + k - 1));
     const first = await run("smp", { mode: "sample", sampleFirst: 42 }, "smp-first");
     expect(first).toMatchObject({ records: 42 });
     expect(await idsOf("smp-first")).toEqual(range(0, 42));
     expect((await store.jobs.findOne({ _id: "smp-every" }))?.partitioning).toEqual({
       orderBy: "_id",
       chunking: { maxRecords: 10 },
-      sample: { every: 200 },
+      sample: { every: k },
     });
-    expect(await readBacklog(store, "smp")).toEqual({ config: "smp", records: 5000, backfills: [] });
+    expect(await readBacklog(store, "smp")).toEqual({ config: "smp", records: n(5000), backfills: [] });
   });
 
   it("refuses mixed-up requests with messages that say what belongs where", async () => {

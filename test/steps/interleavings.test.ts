@@ -13,6 +13,7 @@ import { initializeJob } from "../../src/steps/initialize/initialize.js";
 import type { Store } from "../../src/store/store.js";
 import { watchChunk } from "../../src/steps/watch/watch.js";
 import { Crashed, Interleaving, callOf } from "../support/interleave.js";
+import { waitUntil } from "../support/wait.js";
 import {
   type FakeReply,
   type FakeRequest,
@@ -120,6 +121,14 @@ describe("written-out interleavings", () => {
       );
       const planning = initializeJob(planner, { config: "gate_src", jobId });
       await plannerAtLastGroup.reached;
+      // The planner writes a group while its earlier checkpoints are still in flight (they overlap
+      // reading the next group), so reaching the third group's insert does not mean the second
+      // group's checkpoint has landed; on a slower server the helper below read planning.nextChunk
+      // 1 or 2 and served fewer than two chunks. Wait for the checkpoint that commits chunks 1–2.
+      await waitUntil(async () => (await store.jobs.findOne({ _id: jobId }))?.planning.nextChunk === 3, {
+        what: "the planner's checkpoint committing chunks 1 and 2",
+        context: () => JSON.stringify(il.calls.map((c) => `${c.actor}:${c.collection}.${c.method}`)),
+      });
       // Chunks 1 and 2 are committed: serve and watch them to the end.
       const helper = deps(store, { owner: "helper" });
       await dispatchJob(helper, { jobId });
