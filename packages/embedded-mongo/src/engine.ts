@@ -957,6 +957,31 @@ export class Engine {
     return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
   }
 
+  /**
+   * The TTL monitor: deletes the documents whose value at a single-field TTL index's key is a date
+   * (the earliest, for an array of them) older than `expireAfterSeconds`; other values never
+   * expire. A server runs it every 60 s, and so does `startEmbeddedMongo`. Returns how many went.
+   */
+  expireDocuments(now = Date.now()): number {
+    let removed = 0;
+    for (const colls of this.databases.values()) {
+      for (const coll of colls.values()) {
+        for (const ix of coll.indexes) {
+          const seconds = ix.spec.expireAfterSeconds;
+          const fields = Object.keys(ix.spec.key);
+          if (seconds === undefined || fields.length !== 1) continue;
+          const field = fields[0] as string;
+          // `$lt` on an array matches when any element is earlier: the earliest date decides.
+          for (const d of coll.find({ [field]: { $lt: new Date(now - seconds * 1000) } })) {
+            coll.remove(d);
+            removed++;
+          }
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Drops cursors idle for longer than the server's default timeout (10 minutes). */
   reapIdleCursors(now = Date.now()): void {
     for (const [id, cursor] of this.cursors) {

@@ -86,7 +86,11 @@ export async function startEmbeddedMongo(options: EmbeddedMongoOptions = {}): Pr
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
-  const reaper = setInterval(() => engine.reapIdleCursors(), 60_000);
+  // Once a minute, as a server's cursor reaper and TTL monitor run.
+  const reaper = setInterval(() => {
+    engine.reapIdleCursors();
+    engine.expireDocuments();
+  }, 60_000);
   reaper.unref();
 
   let stopped: Promise<void> | undefined;
