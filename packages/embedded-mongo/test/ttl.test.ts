@@ -10,7 +10,7 @@ import { Engine } from "../src/engine.js";
 
 function run(engine: Engine, command: Record<string, unknown>): Record<string, unknown> {
   const reply = engine.run(command, "ttl", 1);
-  return Buffer.isBuffer(reply) ? deserialize(reply) : (reply);
+  return Buffer.isBuffer(reply) ? deserialize(reply) : reply;
 }
 
 function ids(engine: Engine): unknown[] {
