@@ -515,6 +515,22 @@ const scheduleSchema = z
  */
 export const MAX_RECORDS_WITH_WEIGHT_ONLY = 10_000;
 
+/**
+ * How chunkrelay learns that a chunk attempt is done (README, "The batch service").
+ * - `status`: the service writes each record's status into `batch_details`; the watcher polls.
+ * - `response`: the service's 2xx reply carries the outcome — `{"status":"processed"}` for all
+ *   records, or `{"results":[{"id":…,"status":"processed"|"failed","error":…}]}`; no watcher.
+ * - `callback`: the service POSTs that same outcome to the callback URL in the request when done.
+ */
+export const COMPLETION_MODES = ["status", "response", "callback"] as const;
+export type CompletionMode = (typeof COMPLETION_MODES)[number];
+export const completionSchema = z
+  .enum(COMPLETION_MODES)
+  .default("status")
+  .describe(
+    'How a chunk is known to be done: "status" (the service writes record statuses into batch_details, the watcher polls), "response" (the reply to the POST carries the results) or "callback" (the service calls back a URL sent in the request). Default: "status".',
+  );
+
 export const configSchema = z
   .object({
     name: configNameSchema.describe("Config name, stored as the document's _id. Required."),
@@ -627,6 +643,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    completion: completionSchema,
     watch: z
       .object({
         pollIntervalMs: z

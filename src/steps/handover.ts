@@ -20,6 +20,46 @@ export interface WatchPayload {
   round?: number;
 }
 
+/** One chunk attempt: what an idempotency key and a callback belong to. */
+export interface AttemptRef {
+  jobId: string;
+  chunk: number;
+  attempt: number;
+}
+
+/**
+ * What a callback brought: the body the service sent (not yet parsed: the watcher parses and checks
+ * it against the attempt's records), and `settle`, told once the watcher has applied it or refused
+ * it (a local listener answers the service with it; on Trigger.dev the token is completed already
+ * and there is nobody to answer).
+ */
+export type CallbackArrival =
+  | {
+      kind: "called";
+      body: unknown;
+      settle?: (verdict: { ok: true } | { ok: false; status: number; error: string }) => void;
+    }
+  | { kind: "timedOut" };
+
+/**
+ * How a service in `completion: "callback"` mode tells that an attempt is done: locally a route on a
+ * small HTTP listener the runner starts (a per-attempt URL and an HMAC-signed token), on
+ * Trigger.dev a wait token (`wait.createToken` / `wait.forToken`) whose URL the service POSTs to.
+ */
+export interface CallbackChannel {
+  /**
+   * Where the service calls back for this attempt, and the token it must send back (absent where
+   * the URL itself is the secret, as a Trigger.dev wait token's is). The same answer for the same
+   * attempt: a redelivery under the same key carries the same callback.
+   */
+  open(ref: AttemptRef, timeoutMs: number): Promise<{ url: string; token?: string }>;
+  /**
+   * Waits up to `timeoutMs` for this attempt's callback, without polling the database. A callback
+   * that came before the wait began is not lost (it is held for the attempt until it is taken).
+   */
+  wait(ref: AttemptRef, timeoutMs: number): Promise<CallbackArrival>;
+}
+
 export interface HandOver {
   /** Runs the initializer (the next job of an iteration). Deduplicated by `key`. */
   initialize(payload: Record<string, unknown>, key: string): Promise<void>;
@@ -76,6 +116,11 @@ export interface StepDeps {
    * metadata). Read-only and never failing a step. Default: nobody is told.
    */
   reportProgress?: ReportProgress;
+  /**
+   * Where callbacks arrive, for configs with `completion: "callback"`: the local runner's listener
+   * or Trigger.dev wait tokens. Default: none — such a config is then refused with the fix.
+   */
+  callbacks?: CallbackChannel;
 }
 
 export const keys = {
