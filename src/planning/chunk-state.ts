@@ -5,8 +5,15 @@
  *   pending → dispatching → sent → processed
  *   dispatching → pending     (delivery not completed: retried later, same attempt and key)
  *   dispatching → failed      (rejected by the service, or delivery tries exhausted)
- *   sent → pending            (records failed, or chunk timed out: a new attempt)
+ *   sent → pending            (records failed, chunk timed out, or a callback that did not match
+ *                              the request: a new attempt)
  *   sent → failed             (attempts exhausted)
+ *   dispatching → processed   (completion "response": the reply said every record is processed)
+ *   dispatching → pending     (completion "response": records failed or the reply did not match the
+ *                              request, attempts left: a new attempt)
+ *   dispatching → failed      (the same, attempts exhausted)
+ *
+ * In "response" mode the reply is the outcome, so an attempt ends without ever being `sent`.
  */
 /** Where a chunk is in its life (the store's chunk documents carry it). */
 export type ChunkStatus = "pending" | "dispatching" | "sent" | "processed" | "failed";
@@ -19,7 +26,9 @@ export type ChunkEvent =
   | { type: "leaseExpired" }
   | { type: "allProcessed" }
   | { type: "recordsFailed"; attemptsLeft: boolean }
-  | { type: "timedOut"; attemptsLeft: boolean };
+  | { type: "timedOut"; attemptsLeft: boolean }
+  /** The outcome the service gave (reply or callback) does not match the attempt's records. */
+  | { type: "badReply"; attemptsLeft: boolean };
 
 export class IllegalTransition extends Error {
   constructor(from: ChunkStatus, event: ChunkEvent) {
@@ -44,6 +53,12 @@ export function nextChunkStatus(from: ChunkStatus, event: ChunkEvent): ChunkStat
         case "leaseExpired":
           // Redelivered under the same attempt and key: the service may already have it.
           return "dispatching";
+        // Completion "response": the reply carried the attempt's outcome.
+        case "allProcessed":
+          return "processed";
+        case "recordsFailed":
+        case "badReply":
+          return event.attemptsLeft ? "pending" : "failed";
         default:
           break;
       }
@@ -54,6 +69,7 @@ export function nextChunkStatus(from: ChunkStatus, event: ChunkEvent): ChunkStat
           return "processed";
         case "recordsFailed":
         case "timedOut":
+        case "badReply":
           return event.attemptsLeft ? "pending" : "failed";
         default:
           break;

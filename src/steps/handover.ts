@@ -7,6 +7,7 @@
 import type { PostChunk } from "./dispatch/post-chunk.js";
 import type { ReportProgress } from "../queries/progress.js";
 import type { Store } from "../store/store.js";
+import type { StepCache } from "./step-cache.js";
 
 export interface DispatchPayload {
   jobId: string;
@@ -59,6 +60,10 @@ export interface CallbackChannel {
    */
   wait(ref: AttemptRef, timeoutMs: number): Promise<CallbackArrival>;
 }
+
+/** The refusal when a config needs callbacks and the runtime has no `CallbackChannel`. */
+export const CALLBACK_CHANNEL_MISSING = (config: string) =>
+  `config '${config}' uses completion "callback", but this runtime has no callback listener; run it with \`npx chunkrelay run\` or the Trigger.dev worker, or set completion to "status" or "response"`;
 
 export interface HandOver {
   /** Runs the initializer (the next job of an iteration). Deduplicated by `key`. */
@@ -121,6 +126,11 @@ export interface StepDeps {
    * or Trigger.dev wait tokens. Default: none — such a config is then refused with the fix.
    */
   callbacks?: CallbackChannel;
+  /**
+   * What this process's steps remember between invocations (planned jobs' fixed facts, configs
+   * for a short while). Default: none — every step reads the job and its config.
+   */
+  cache?: StepCache;
 }
 
 export const keys = {

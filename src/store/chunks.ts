@@ -161,6 +161,7 @@ function finalEvent(outcome: Exclude<AttemptOutcome, "processed">): ChunkEvent {
       return { type: "rejected" };
     case "recordsFailed":
     case "timedOut":
+    case "badReply":
       return { type: outcome, attemptsLeft: false };
     default: {
       const never: never = outcome;
@@ -274,14 +275,26 @@ export async function readChunk(store: Store, jobId: string, chunk: number): Pro
 }
 
 /**
- * Moves a sent chunk whose records are all processed to `processed`, done, with its counts.
- * True when the watcher still held the attempt (another may have closed it first).
+ * What a chunk closed straight from `dispatching` records that `markChunkSent` would have: when
+ * it went out and under which config (completion "response": the reply was the outcome).
+ */
+export interface AnsweredDelivery {
+  sentAt: Date;
+  configHash: string;
+}
+
+/**
+ * Moves a chunk whose records are all processed to `processed`, done, with its counts: a `sent`
+ * chunk its watcher saw finish, or (completion "response") a `dispatching` one whose reply said
+ * so, with `answered`. True when the writer still held the attempt (another may have closed it
+ * first, or taken the chunk over).
  */
 export async function markChunkProcessed(
   store: Store,
-  hold: ChunkHold & { status: "sent" },
+  hold: ChunkHold,
   processed: number,
   now: Date,
+  answered?: AnsweredDelivery,
 ): Promise<boolean> {
   const res = await store.chunks.updateOne(holdFilter(hold), {
     $set: {
@@ -290,22 +303,34 @@ export async function markChunkProcessed(
       finishedAt: now,
       processedCount: processed,
       failedCount: 0,
+      ...answeredFields(answered),
     },
+    $unset: { lease: "" },
     $push: { history: { attempt: hold.attempt, outcome: "processed", at: now } },
   });
   return res.matchedCount > 0;
 }
 
+function answeredFields(answered: AnsweredDelivery | undefined): Document {
+  return answered ? { sentAt: answered.sentAt, configHash: answered.configHash } : {};
+}
+
 /**
- * Puts a sent chunk whose attempt ended without all records processed back to pending as the
- * next attempt (new idempotency key, delivery tries from zero), due now. Only while attempts
- * remain: the caller decides that, the state machine checks the move. True when the watcher
- * still held the attempt.
+ * Puts a chunk whose attempt ended without all records processed back to pending as the next
+ * attempt (new idempotency key, delivery tries from zero), due now: a `sent` chunk its watcher
+ * closed, or (completion "response") a `dispatching` one whose reply said so, with `answered`.
+ * Only while attempts remain: the caller decides that, the state machine checks the move. True
+ * when the writer still held the attempt.
  */
 export async function startNextAttempt(
   store: Store,
-  hold: ChunkHold & { status: "sent" },
-  ended: { outcome: "recordsFailed" | "timedOut"; reason: string; now: Date },
+  hold: ChunkHold,
+  ended: {
+    outcome: "recordsFailed" | "timedOut" | "badReply";
+    reason: string;
+    now: Date;
+    answered?: AnsweredDelivery;
+  },
 ): Promise<boolean> {
   const { now } = ended;
   const res = await store.chunks.updateOne(holdFilter(hold), {
@@ -315,7 +340,9 @@ export async function startNextAttempt(
       deliveryTries: 0,
       dueAt: now,
       lastError: ended.reason,
+      ...answeredFields(ended.answered),
     },
+    $unset: { lease: "" },
     $push: { history: { attempt: hold.attempt, outcome: ended.outcome, at: now } },
   });
   return res.matchedCount > 0;

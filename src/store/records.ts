@@ -3,6 +3,7 @@
  * record's status after it was sent; chunkrelay only ever moves records it has not seen
  * processed, so a service's report is never overwritten.
  */
+import type { AnyBulkWriteOperation, Filter } from "mongodb";
 import { isDuplicateKey } from "./errors.js";
 import type { DetailDoc, RecordStatus, Store } from "./store.js";
 
@@ -111,6 +112,45 @@ export async function countAttemptStatuses(
     counts[stale ? "sent" : g.status] += n;
   }
   return counts;
+}
+
+/**
+ * Records an attempt's outcome as the service gave it (completion "response" or "callback"), in
+ * one command: the processed records, and the failed ones grouped by error. Fenced as a
+ * service's own report is (`reportRecords`): only records `sent` under this attempt move, so a
+ * processed record stays processed and a late outcome of an older attempt changes nothing.
+ */
+export async function recordAttemptResults(
+  store: Store,
+  ref: { jobId: string; chunk: number; attempt: number },
+  results: { processed: readonly unknown[]; failed: ReadonlyArray<{ id: unknown; error: string }> },
+  at: Date,
+): Promise<void> {
+  const fence = { jobId: ref.jobId, chunk: ref.chunk, status: "sent", attempts: ref.attempt };
+  const ops: AnyBulkWriteOperation<DetailDoc>[] = [];
+  if (results.processed.length > 0) {
+    ops.push({
+      updateMany: {
+        filter: { ...fence, recordId: { $in: [...results.processed] } } as Filter<DetailDoc>,
+        update: { $set: { status: "processed", attempt: ref.attempt, processedAt: at } },
+      },
+    });
+  }
+  const byError = new Map<string, unknown[]>();
+  for (const f of results.failed) {
+    const ids = byError.get(f.error);
+    if (ids) ids.push(f.id);
+    else byError.set(f.error, [f.id]);
+  }
+  for (const [error, ids] of byError) {
+    ops.push({
+      updateMany: {
+        filter: { ...fence, recordId: { $in: ids } } as Filter<DetailDoc>,
+        update: { $set: { status: "failed", attempt: ref.attempt, processedAt: at, error } },
+      },
+    });
+  }
+  if (ops.length > 0) await store.details.bulkWrite(ops, { ordered: false });
 }
 
 /**

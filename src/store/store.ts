@@ -76,7 +76,14 @@ export interface ChunkDoc {
   history?: AttemptEnd[];
 }
 
-export type AttemptOutcome = "processed" | "recordsFailed" | "timedOut" | "rejected" | "deliveryFailed";
+export type AttemptOutcome =
+  | "processed"
+  | "recordsFailed"
+  | "timedOut"
+  | "rejected"
+  | "deliveryFailed"
+  /** The service's outcome (reply or callback) did not match the attempt's records. */
+  | "badReply";
 
 export interface AttemptEnd {
   attempt: number;

@@ -8,11 +8,13 @@
 import { type Document, EJSON } from "bson";
 import { z } from "zod";
 import { resolveHeaders, secretValues } from "../../config/headers.js";
-import { readConfig } from "../../store/configs.js";
 import { redactAndCut } from "../../config/redact.js";
 import { type BatchConfig, carriesData, configHash, jobIdSchema } from "../../config/schema.js";
 import { BadInputError } from "../../common/errors.js";
-import { type StepDeps, keys } from "../handover.js";
+import { CALLBACK_CHANNEL_MISSING, type StepDeps, keys } from "../handover.js";
+import { type AttemptEnding, endAttempt } from "../completion/end-attempt.js";
+import { applyServiceOutcome } from "../completion/service-outcome.js";
+import { readConfigCached } from "../step-cache.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
 import { backoffDelay } from "../../common/retry.js";
 import type { ChunkDoc, JobDoc } from "../../store/store.js";
@@ -78,6 +80,7 @@ async function markAndBuildBody(
   deps: StepDeps,
   config: BatchConfig,
   chunk: ChunkDoc,
+  callback: { url: string; token?: string } | undefined,
 ): Promise<{ body: string; ids: unknown[] }> {
   const { jobId, attempt } = chunk;
   await markRecordsSent(deps.store, jobId, chunk.chunk, attempt, deps.now());
@@ -96,7 +99,10 @@ async function markAndBuildBody(
     const { _id, ...rest } = src;
     return { id, ...rest };
   });
-  const body = EJSON.stringify({ jobId, chunk: chunk.chunk, attempt, records }, { relaxed: true });
+  const body = EJSON.stringify(
+    { jobId, chunk: chunk.chunk, attempt, records, ...(callback ? { callback } : {}) },
+    { relaxed: true },
+  );
   return { body, ids };
 }
 
@@ -119,11 +125,56 @@ export function redactOutcome(outcome: DeliveryOutcome, secrets: readonly string
  * runner whose lease lapsed (it stalled, another took the chunk over) changes nothing when it
  * wakes, whatever reply it finally gets.
  */
-async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<void> {
+async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDoc): Promise<Delivered> {
   const { jobId, attempt } = chunk;
   const guard = { jobId, chunk: chunk.chunk, attempt, status: "dispatching" as const, owner: deps.owner };
   const renew = () => renewChunkLease(deps.store, guard, new Date(deps.now().getTime() + deps.leaseMs));
-  await withLeaseRenewal(deps, "chunk", renew, () => deliverChunk(deps, config, chunk, guard));
+  return withLeaseRenewal(deps, "chunk", renew, () => deliverChunk(deps, config, chunk, guard));
+}
+
+/**
+ * How a delivery left its chunk: `done` (processed, or failed with its records set aside: the
+ * window may move past it), or not (sent and watched, due again later, or taken over).
+ */
+type Delivered = { done: boolean };
+
+/** Completion "response" reads the outcome of every record from the reply: up to this much. */
+export const RESPONSE_REPLY_LIMIT_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Completion "response": the accepted reply is the attempt's outcome. It is checked against the
+ * records sent and written, and the attempt ends here, straight from `dispatching`.
+ */
+async function endAnsweredAttempt(
+  deps: StepDeps,
+  config: BatchConfig,
+  chunk: ChunkDoc,
+  guard: ChunkHold & { status: "dispatching" },
+  ids: unknown[],
+  reply: Extract<DeliveryOutcome, { kind: "accepted" }>,
+): Promise<Delivered> {
+  const ref = { jobId: chunk.jobId, chunk: chunk.chunk, attempt: chunk.attempt };
+  const verdict = reply.truncated
+    ? {
+        kind: "badReply" as const,
+        reason: `the reply is longer than ${RESPONSE_REPLY_LIMIT_BYTES} bytes; send fewer records per chunk (chunking.maxRecords)`,
+      }
+    : await applyServiceOutcome(deps, ref, ids, reply.body ?? "");
+  const ending: AttemptEnding =
+    verdict.kind === "allProcessed" ? { kind: "allProcessed", processed: chunk.recordCount } : verdict;
+  const now = deps.now();
+  const { status, moved } = await endAttempt(deps, config, chunk, guard, ending, {
+    sentAt: now,
+    configHash: configHash(config),
+  });
+  if (moved && status === "processed") {
+    deps.log.info(`chunk ${chunk.chunk} processed`, {
+      jobId: chunk.jobId,
+      attempt: chunk.attempt,
+      records: ids.length,
+    });
+  }
+  return { done: moved && status !== "pending" };
 }
 
 async function deliverChunk(
@@ -131,17 +182,24 @@ async function deliverChunk(
   config: BatchConfig,
   chunk: ChunkDoc,
   guard: ChunkHold & { status: "dispatching" },
-): Promise<void> {
+): Promise<Delivered> {
   const { store } = deps;
   const { jobId, attempt } = chunk;
   const chunkNo = chunk.chunk;
   const headers = resolveHeaders(config, deps.env);
-  const { body, ids } = await markAndBuildBody(deps, config, chunk);
+  const ref = { jobId, chunk: chunkNo, attempt };
+  let callback: { url: string; token?: string } | undefined;
+  if (config.completion === "callback") {
+    if (!deps.callbacks) throw new BadInputError(CALLBACK_CHANNEL_MISSING(config.name));
+    callback = await deps.callbacks.open(ref, config.watch.chunkTimeoutMs);
+  }
+  const { body, ids } = await markAndBuildBody(deps, config, chunk, callback);
   if (ids.length === 0) {
-    // Every record was processed already (e.g. the service finished before a crash): close it.
+    // Every record was processed already (e.g. the service finished before a crash): the watcher
+    // finds them so and closes the chunk.
     if (await markChunkSent(store, guard, deps.now()))
       await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
-    return;
+    return { done: false };
   }
   // If this runner dies during the request, the lease expires and another runner delivers the
   // same attempt again under the same key, which the service recognizes.
@@ -150,21 +208,25 @@ async function deliverChunk(
     body,
     headers: { ...headers, "idempotency-key": keys.delivery(jobId, chunkNo, attempt) },
     timeoutMs: config.target.timeoutMs,
+    ...(config.completion === "response" ? { replyLimitBytes: RESPONSE_REPLY_LIMIT_BYTES } : {}),
   });
   // A service may echo request headers in its error text; secrets never reach our documents.
   const outcome = redactOutcome(raw, secretValues(config, deps.env));
   const now = deps.now();
   switch (outcome.kind) {
     case "accepted": {
-      // If we stop before this update, the lease expires and the same attempt is delivered
-      // again under the same key, which the service recognizes.
+      // If we stop before the next write, the lease expires and the same attempt is delivered
+      // again under the same key, which the service recognizes (and, in "response" mode, answers
+      // with the same outcome again).
+      if (config.completion === "response")
+        return endAnsweredAttempt(deps, config, chunk, guard, ids, outcome);
       // The config this attempt went out under (it may differ from the one that planned it).
       if (!(await markChunkSent(store, guard, now, { configHash: configHash(config) }))) {
-        return; // another runner took the chunk over meanwhile
+        return { done: false }; // another runner took the chunk over meanwhile
       }
       deps.log.info(`chunk ${chunkNo} sent`, { jobId, attempt, records: ids.length });
       await deps.handOver.watch({ jobId, chunk: chunkNo, attempt }, keys.watch(jobId, chunkNo, attempt));
-      return;
+      return { done: false };
     }
     case "retry": {
       const tries = chunk.deliveryTries + 1;
@@ -174,8 +236,9 @@ async function deliverChunk(
         if (await failChunk(deps, config.name, chunk, guard, "deliveryFailed", reason)) {
           deps.log.warn(`chunk ${chunkNo} failed`, { jobId, reason });
           await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunkNo, attempt));
+          return { done: true };
         }
-        return;
+        return { done: false };
       }
       // A service's Retry-After is honoured up to the config's cap, whatever it asks for (seconds
       // or a date years ahead): a run never waits longer than `retry.maxBackoffMs` per try.
@@ -193,21 +256,22 @@ async function deliverChunk(
         dueAt: new Date(now.getTime() + delay),
         lastError: outcome.reason,
       });
-      if (!postponed) return;
+      if (!postponed) return { done: false };
       deps.log.warn(`chunk ${chunkNo} not delivered, retrying in ${delay} ms`, {
         jobId,
         reason: outcome.reason,
       });
       await deps.handOver.serve({ jobId }, keys.serveRetry(jobId, chunkNo, attempt, tries), delay);
-      return;
+      return { done: false };
     }
     case "rejected": {
       const reason = `rejected by the batch service: ${outcome.reason}`;
       if (await failChunk(deps, config.name, chunk, guard, "rejected", reason)) {
         deps.log.warn(`chunk ${chunkNo} failed`, { jobId, reason });
         await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunkNo, attempt));
+        return { done: true };
       }
-      return;
+      return { done: false };
     }
     default: {
       const never: never = outcome;
@@ -330,62 +394,181 @@ export async function settleFinishedJob(deps: StepDeps, job: JobDoc): Promise<vo
   if (job.unsettled) await markJobSettled(store, job._id);
 }
 
+/** What the server step knows of its job while it serves: the job's planning state. */
+interface ServedJob {
+  config: string;
+  committed: number;
+  planningDone: boolean;
+}
+
+/**
+ * The server step. Chunks of the job are claimed inside the window of `maxInFlight` chunks that
+ * starts at the first chunk not done, and delivered concurrently, up to `maxInFlight` at once
+ * (in "response" mode each delivery lasts until the service answers; in the other modes until it
+ * accepts). Per chunk that costs the claim and the delivery's own writes: the job is read once
+ * per step (not at all once a planned job is in the step cache), the config comes from the cache,
+ * and the window's first chunk is looked up only when a claim inside the window as last known
+ * finds nothing. That is safe because chunks only ever become done: a window start known earlier
+ * is at most the true one, so a claim below `low + maxInFlight` never leaves the true window.
+ */
 export async function dispatchJob(deps: StepDeps, rawPayload: unknown): Promise<DispatchResult> {
   const parsed = dispatchPayloadSchema.safeParse(rawPayload);
   if (!parsed.success)
     throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
   const { jobId } = parsed.data;
-  const job = await readJob(deps.store, jobId);
-  if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
-  if (job.status === "succeeded" || job.status === "failed") {
-    // A replayed or retried server step of a finished job: finish what a crash may have left
-    // (settling; the next iteration's hand-over is keyed, so it never starts twice).
-    await settleFinishedJob(deps, job);
-    return { outcome: "finished", status: job.status };
+  const { store } = deps;
+  let served: ServedJob;
+  const planned = deps.cache?.plannedJob(jobId);
+  if (planned) {
+    served = { ...planned, planningDone: true };
+  } else {
+    const job = await readJob(store, jobId);
+    if (!job) throw new BadInputError(`job '${jobId}' not found; start it with the initializer first`);
+    if (job.status === "succeeded" || job.status === "failed") {
+      // A replayed or retried server step of a finished job: finish what a crash may have left
+      // (settling; the next iteration's hand-over is keyed, so it never starts twice).
+      await settleFinishedJob(deps, job);
+      return { outcome: "finished", status: job.status };
+    }
+    served = servedOf(deps, job);
   }
-  const config = await readConfig(deps.store, job.config);
+  const config = await readConfigCached(store, deps.cache, served.config, deps.now());
   const dispatched: number[] = [];
-  // The planning state first, then the chunks: once planning is done no chunk is added, so
-  // "done, and no chunk left" read in this order cannot miss a chunk committed in between. The
-  // job read above is the first iteration's state; each further iteration reads it again.
-  for (let state: JobDoc | null = job; ; state = await readJob(deps.store, jobId)) {
-    if (!state) throw new Error(`job ${jobId} vanished while it was served`);
-    if (state.status === "succeeded" || state.status === "failed") {
-      await settleFinishedJob(deps, state);
-      return { outcome: "finished", status: state.status };
-    }
-    const committed = state.planning.nextChunk;
-    const first = await findFirstUndoneChunk(deps.store, jobId, committed);
-    if (!first) {
-      if (!state.planning.done) {
-        return dispatched.length > 0
-          ? { outcome: "dispatched", chunks: dispatched }
-          : { outcome: "idle", reason: "planning is still running" };
+  const inFlight = new Map<number, Promise<void>>();
+  const doneHere = new Set<number>();
+  let failure: unknown;
+  /** The window's first chunk as last known (at most the true one), and whether just looked up. */
+  let low: number | undefined;
+  let fresh = false;
+  /** A chunk at the window's top was claimed: in "status"/"callback" mode the step is done. */
+  let topClaimed = false;
+  const stopAtTop = config.completion !== "response";
+
+  const deliver = (chunk: ChunkDoc) => {
+    const p = dispatchChunk(deps, config, chunk).then(
+      (r) => {
+        if (r.done) doneHere.add(chunk.chunk);
+      },
+      (err: unknown) => {
+        failure ??= err;
+      },
+    );
+    inFlight.set(
+      chunk.chunk,
+      p.finally(() => inFlight.delete(chunk.chunk)),
+    );
+  };
+
+  for (;;) {
+    if (failure !== undefined) break;
+    // Chunks this step saw become done move the known window start on.
+    while (low !== undefined && doneHere.has(low)) low++;
+    if (low === undefined) {
+      // Planning still running: chunks may have been committed since the job was read.
+      if (!served.planningDone) {
+        const job = await readJob(store, jobId);
+        if (!job) throw new BadInputError(`job '${jobId}' not found (deleted while it was served)`);
+        if (job.status === "succeeded" || job.status === "failed") {
+          await Promise.all(inFlight.values());
+          await settleFinishedJob(deps, job);
+          return { outcome: "finished", status: job.status };
+        }
+        served = servedOf(deps, job);
       }
-      return { outcome: "finished", status: await finishJob(deps, state) };
+      const first = await findFirstUndoneChunk(store, jobId, served.committed);
+      if (!first) {
+        if (inFlight.size > 0) {
+          await Promise.race(inFlight.values());
+          continue;
+        }
+        if (!served.planningDone) {
+          await scheduleAfterPlanning(deps, config, jobId, served.committed);
+          return dispatched.length > 0
+            ? { outcome: "dispatched", chunks: dispatched }
+            : { outcome: "idle", reason: "planning is still running" };
+        }
+        // Planning was done before this lookup, so no chunk can be added after it: finish.
+        const job = await readJob(store, jobId);
+        if (!job) throw new BadInputError(`job '${jobId}' not found (deleted while it was served)`);
+        if (job.status === "succeeded" || job.status === "failed") {
+          await settleFinishedJob(deps, job);
+          return { outcome: "finished", status: job.status };
+        }
+        return { outcome: "finished", status: await finishJob(deps, job) };
+      }
+      if (first.status === "failed") {
+        // Failed, but its records were not all set aside yet (a runner died in between).
+        await completeFailedChunk(deps, config.name, { jobId, ...first });
+        continue;
+      }
+      low = first.chunk;
+      fresh = true;
     }
-    if (first.status === "failed") {
-      // Failed, but its records were not all set aside yet (a runner died in between).
-      await completeFailedChunk(deps, config.name, { jobId, ...first });
-      continue;
+    const high = Math.min(low + config.maxInFlight, served.committed);
+    if (inFlight.size < config.maxInFlight && !topClaimed) {
+      const chunk = await claimNextChunk(store, {
+        jobId,
+        low,
+        high,
+        owner: deps.owner,
+        now: deps.now(),
+        leaseMs: deps.leaseMs,
+      });
+      if (chunk) {
+        fresh = false;
+        dispatched.push(chunk.chunk);
+        deliver(chunk);
+        // Anything below the window's top that was claimable was claimed first (lowest first):
+        // what is left in the window is held, waiting out a backoff (each with its own wake-up),
+        // or sent (its watcher hands back when it closes). Nothing more to claim in this step.
+        if (stopAtTop && chunk.chunk === high - 1) topClaimed = true;
+        continue;
+      }
+      if (!fresh) {
+        // The window start as known may be behind: look it up once before giving up.
+        low = undefined;
+        continue;
+      }
+      if (inFlight.size === 0) {
+        await scheduleWakeUp(deps, jobId, low, high);
+        if (!served.planningDone) await scheduleAfterPlanning(deps, config, jobId, served.committed);
+        break;
+      }
     }
-    const low = first.chunk;
-    const high = Math.min(low + config.maxInFlight, committed);
-    const chunk = await claimNextChunk(deps.store, {
-      jobId,
-      low,
-      high,
-      owner: deps.owner,
-      now: deps.now(),
-      leaseMs: deps.leaseMs,
-    });
-    if (!chunk) {
-      await scheduleWakeUp(deps, jobId, low, high);
-      return dispatched.length > 0
-        ? { outcome: "dispatched", chunks: dispatched }
-        : { outcome: "idle", reason: `no chunk due in window ${low}..${high - 1}` };
-    }
-    await dispatchChunk(deps, config, chunk);
-    dispatched.push(chunk.chunk);
+    if (inFlight.size === 0) break;
+    // Wait for a delivery to end; what it changed is looked at afresh.
+    await Promise.race(inFlight.values());
+    fresh = false;
   }
+  await Promise.all(inFlight.values());
+  if (failure !== undefined) throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
+  return dispatched.length > 0
+    ? { outcome: "dispatched", chunks: dispatched }
+    : { outcome: "idle", reason: "no chunk due in the window" };
+}
+
+/** The served view of a job just read; a planned job's fixed facts go to the step cache. */
+function servedOf(deps: StepDeps, job: JobDoc): ServedJob {
+  const served = { config: job.config, committed: job.planning.nextChunk, planningDone: job.planning.done };
+  if (served.planningDone)
+    deps.cache?.rememberPlannedJob(job._id, { config: job.config, committed: served.committed });
+  return served;
+}
+
+/**
+ * While planning runs, chunks are committed group by group. In "status" and "callback" modes a
+ * watcher hands back after each chunk and the next server step sees new chunks; in "response"
+ * mode nothing would come back until planning is done, so the server looks again after a poll
+ * interval (a delayed hand-over, keyed by the interval so a step never schedules it twice).
+ */
+async function scheduleAfterPlanning(
+  deps: StepDeps,
+  config: BatchConfig,
+  jobId: string,
+  committed: number,
+): Promise<void> {
+  if (config.completion !== "response") return;
+  const every = config.watch.pollIntervalMs;
+  const slot = Math.floor(deps.now().getTime() / every);
+  await deps.handOver.serve({ jobId }, `serve:${jobId}:planning:${committed}:${slot}`, every);
 }

@@ -13,7 +13,14 @@ import { REDACT_SCAN_CHARS } from "../../config/redact.js";
  * `redactOutcome` (serve.ts) before it is kept, logged or printed.
  */
 export type DeliveryOutcome =
-  | { kind: "accepted"; status: number }
+  | {
+      kind: "accepted";
+      status: number;
+      /** The reply's text, up to `replyLimitBytes` (completion "response" reads the outcome there). */
+      body?: string;
+      /** The reply was longer than `replyLimitBytes` and `body` holds only its start. */
+      truncated?: boolean;
+    }
   | { kind: "retry"; reason: string; retryAfterMs?: number | undefined }
   | { kind: "rejected"; status: number; reason: string };
 
@@ -22,6 +29,11 @@ export interface DeliveryRequest {
   body: string;
   headers: Record<string, string>;
   timeoutMs: number;
+  /**
+   * How much of a reply is read. Default: 64 KiB (enough for an error's text); completion
+   * "response" reads the outcome of every record there and asks for more.
+   */
+  replyLimitBytes?: number;
 }
 
 export type PostChunk = (req: DeliveryRequest) => Promise<DeliveryOutcome>;
@@ -64,27 +76,34 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-/** Reads at most MAX_REPLY_BYTES of a reply body, then drops the rest. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy?: () => void }): Promise<string> {
+/** Reads at most `limit` bytes of a reply body, then drops the rest. */
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy?: () => void },
+  limit: number,
+): Promise<{ text: string; truncated: boolean }> {
   const parts: Buffer[] = [];
   let size = 0;
+  let truncated = false;
   for await (const chunk of body) {
-    const room = MAX_REPLY_BYTES - size;
+    const room = limit - size;
+    if (room < chunk.length) truncated = true;
     if (room <= 0) break;
     parts.push(chunk.subarray(0, room));
     size += Math.min(room, chunk.length);
-    if (size >= MAX_REPLY_BYTES) break;
+    if (size >= limit) break;
   }
   body.destroy?.();
-  return Buffer.concat(parts).toString("utf8");
+  return { text: Buffer.concat(parts).toString("utf8"), truncated };
 }
 
 export function classifyReply(
   status: number,
   text: string,
   retryAfterMs: number | undefined,
+  truncated = false,
 ): DeliveryOutcome {
-  if ((status >= 200 && status < 300) || status === 409) return { kind: "accepted", status };
+  if ((status >= 200 && status < 300) || status === 409)
+    return { kind: "accepted", status, body: text, ...(truncated ? { truncated } : {}) };
   if (status === 429 || status === 503)
     return { kind: "retry", reason: reasonFrom(text, status), retryAfterMs };
   if (status >= 500) return { kind: "retry", reason: reasonFrom(text, status) };
@@ -117,8 +136,13 @@ export async function postChunk(req: DeliveryRequest, stop?: AbortSignal): Promi
       bodyTimeout: req.timeoutMs,
       signal: stop ? AbortSignal.any([timeout, stop]) : timeout,
     });
-    const text = await readCapped(res.body);
-    return classifyReply(res.statusCode, text, parseRetryAfter(res.headers["retry-after"], Date.now()));
+    const { text, truncated } = await readCapped(res.body, req.replyLimitBytes ?? MAX_REPLY_BYTES);
+    return classifyReply(
+      res.statusCode,
+      text,
+      parseRetryAfter(res.headers["retry-after"], Date.now()),
+      truncated,
+    );
   } catch (err) {
     if (stop?.aborted) throw err;
     const e = err as { name?: string; code?: string; message?: string };

@@ -5,17 +5,16 @@
  * exceptions — and hands back to the server. Past the chunk timeout it starts a new attempt.
  */
 import { z } from "zod";
-import { readConfig } from "../../store/configs.js";
 import { type BatchConfig, jobIdSchema } from "../../config/schema.js";
-import { failChunk } from "../../jobs/set-aside-records.js";
 import { BadInputError } from "../../common/errors.js";
-import { type StepDeps, keys } from "../handover.js";
-import { nextChunkStatus } from "../../planning/chunk-state.js";
+import { CALLBACK_CHANNEL_MISSING, type StepDeps, keys } from "../handover.js";
 import type { ChunkCounts } from "../../queries/progress.js";
 import type { ChunkDoc } from "../../store/store.js";
-import { markChunkProcessed, readChunk, startNextAttempt } from "../../store/chunks.js";
-import { readJobFields } from "../../store/jobs.js";
-import { countAttemptStatuses } from "../../store/records.js";
+import { readChunk } from "../../store/chunks.js";
+import { countAttemptStatuses, listAttemptRecords } from "../../store/records.js";
+import { type AttemptEnding, endAttempt } from "../completion/end-attempt.js";
+import { applyServiceOutcome } from "../completion/service-outcome.js";
+import { readConfigCached, readJobConfigName } from "../step-cache.js";
 
 export const watchPayloadSchema = z
   .object({
@@ -50,84 +49,118 @@ export type CheckResult =
 /** A chunk's record statuses (the shape progress reports take them in). */
 export type StatusCounts = ChunkCounts;
 
-/** Moves a `sent` chunk on; does nothing if someone else already did (replays, races). */
+/** Ends a `sent` attempt and hands back to the server; does nothing if someone else already did. */
 async function closeChunk(
   deps: StepDeps,
   config: BatchConfig,
   chunk: ChunkDoc,
-  counts: StatusCounts,
-  why: "allTerminal" | "timedOut",
+  ending: AttemptEnding,
 ): Promise<{ status: ChunkDoc["status"]; moved: boolean }> {
   const { jobId, attempt } = chunk;
-  const attemptsLeft = attempt < config.retry.maxAttempts;
-  const guard = { jobId, chunk: chunk.chunk, status: "sent" as const, attempt };
-  const now = deps.now();
-  let to: ChunkDoc["status"];
-  let moved: boolean;
-  if (why === "allTerminal" && counts.failed === 0) {
-    to = nextChunkStatus("sent", { type: "allProcessed" });
-    moved = await markChunkProcessed(deps.store, guard, counts.processed, now);
-  } else {
-    const outcome = why === "timedOut" ? "timedOut" : "recordsFailed";
-    to = nextChunkStatus("sent", { type: outcome, attemptsLeft });
-    const reason =
-      why === "timedOut"
-        ? `not processed within ${config.watch.chunkTimeoutMs} ms (attempt ${attempt})`
-        : `${counts.failed} record(s) failed (attempt ${attempt})`;
-    if (to === "pending") {
-      // A new attempt: the unprocessed records go out again under a new idempotency key.
-      moved = await startNextAttempt(deps.store, guard, { outcome, reason, now });
-    } else {
-      moved = await failChunk(
-        deps,
-        config.name,
-        chunk,
-        guard,
-        outcome,
-        why === "timedOut" ? reason : `failed after ${attempt} attempt(s)`,
-      );
-    }
-    if (moved) {
-      deps.log.warn(
-        `chunk ${chunk.chunk}: ${reason}; ${to === "pending" ? "sending again" : "records set aside"}`,
-        { jobId },
-      );
-    }
-  }
+  const hold = { jobId, chunk: chunk.chunk, status: "sent" as const, attempt };
+  const closed = await endAttempt(deps, config, chunk, hold, ending);
   // Hand back to the server even when another watcher moved the chunk first: its hand-over
   // carries the same key, so this one is a no-op then.
   await deps.handOver.serve({ jobId }, keys.serveAfterClose(jobId, chunk.chunk, attempt));
-  return { status: to, moved };
+  return closed;
 }
 
-/** One poll: look at the chunk once and act on what is there. */
+/** How counted record statuses end an attempt, or undefined while records are still out. */
+function endingOf(counts: StatusCounts): AttemptEnding | undefined {
+  if (counts.pending + counts.sent > 0) return undefined;
+  return counts.failed === 0
+    ? { kind: "allProcessed", processed: counts.processed }
+    : { kind: "recordsFailed", failed: counts.failed };
+}
+
+/** The chunk as this watcher must find it (its attempt, sent), or why it is stale. */
+async function readWatchedChunk(
+  deps: StepDeps,
+  payload: { jobId: string; chunk: number; attempt: number },
+): Promise<ChunkDoc | { stale: string }> {
+  const chunk = await readChunk(deps.store, payload.jobId, payload.chunk);
+  if (!chunk) throw new BadInputError(`chunk ${payload.chunk} of job '${payload.jobId}' not found`);
+  if (chunk.attempt !== payload.attempt || chunk.status !== "sent") {
+    return { stale: `chunk is ${chunk.status} at attempt ${chunk.attempt}` };
+  }
+  return chunk;
+}
+
+/**
+ * The chunk is read again every this many polls: a watcher whose attempt was ended by another
+ * (a replay, a healer's watcher) learns it then, or when its guarded write matches nothing.
+ */
+const REREAD_EVERY_POLLS = 10;
+
+/**
+ * One poll: count the attempt's record statuses (one indexed aggregation) and act on them. The
+ * chunk itself is read on the first poll and every REREAD_EVERY_POLLS-th, not on each.
+ */
 export async function checkChunk(
   deps: StepDeps,
   config: BatchConfig,
   payload: { jobId: string; chunk: number; attempt: number },
-): Promise<CheckResult> {
-  const { jobId, chunk: chunkNo, attempt } = payload;
-  const chunk = await readChunk(deps.store, jobId, chunkNo);
-  if (!chunk) throw new BadInputError(`chunk ${chunkNo} of job '${jobId}' not found`);
-  if (chunk.attempt !== attempt || chunk.status !== "sent") {
-    return { decision: "stale", reason: `chunk is ${chunk.status} at attempt ${chunk.attempt}` };
-  }
+  known?: ChunkDoc,
+): Promise<CheckResult & { chunk?: ChunkDoc }> {
+  const { jobId, chunk: chunkNo } = payload;
+  const read = known ?? (await readWatchedChunk(deps, payload));
+  if ("stale" in read) return { decision: "stale", reason: read.stale };
+  const chunk = read;
   const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
-  if (counts.pending + counts.sent === 0) {
-    const closed = await closeChunk(deps, config, chunk, counts, "allTerminal");
+  const ending = endingOf(counts);
+  if (ending) {
+    const closed = await closeChunk(deps, config, chunk, ending);
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
   const sentAt = chunk.sentAt?.getTime() ?? deps.now().getTime();
   const elapsed = deps.now().getTime() - sentAt;
   if (elapsed > config.watch.chunkTimeoutMs) {
-    const closed = await closeChunk(deps, config, chunk, counts, "timedOut");
+    const closed = await closeChunk(deps, config, chunk, { kind: "timedOut" });
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
   const delayMs = Math.min(
     config.watch.pollIntervalMs,
     Math.max(10, config.watch.chunkTimeoutMs - elapsed + 1),
   );
-  return { decision: "wait", delayMs, counts };
+  return { decision: "wait", delayMs, counts, chunk };
+}
+
+/**
+ * Completion "callback": waits for the service's callback instead of polling — on Trigger.dev
+ * suspended on a wait token, locally on the runner's listener — up to the chunk timeout. The
+ * outcome is checked against the attempt's records and written, then the attempt ends as a poll
+ * would have ended it. No callback by the timeout: the records are counted once (a service may
+ * have written statuses) and the attempt times out exactly as in "status" mode.
+ */
+async function watchCallback(
+  deps: StepDeps,
+  config: BatchConfig,
+  payload: { jobId: string; chunk: number; attempt: number },
+): Promise<WatchResult> {
+  const { jobId, chunk: chunkNo, attempt } = payload;
+  const read = await readWatchedChunk(deps, payload);
+  if ("stale" in read) return { outcome: "stale", reason: read.stale, polls: 0 };
+  const chunk = read;
+  if (!deps.callbacks) throw new BadInputError(CALLBACK_CHANNEL_MISSING(config.name));
+  const sentAt = chunk.sentAt?.getTime() ?? deps.now().getTime();
+  const left = config.watch.chunkTimeoutMs - (deps.now().getTime() - sentAt);
+  const arrival = left > 0 ? await deps.callbacks.wait(payload, left) : ({ kind: "timedOut" } as const);
+  if (arrival.kind === "called") {
+    const ids = (await listAttemptRecords(deps.store, jobId, chunkNo, attempt)).map((d) => d.recordId);
+    const verdict = await applyServiceOutcome(deps, payload, ids, arrival.body);
+    arrival.settle?.(
+      verdict.kind === "badReply" ? { ok: false, status: 422, error: verdict.reason } : { ok: true },
+    );
+    if (verdict.kind === "badReply") {
+      const closed = await closeChunk(deps, config, chunk, verdict);
+      const counts = { pending: 0, sent: ids.length, processed: 0, failed: 0 };
+      return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
+    }
+  }
+  const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
+  const ending = endingOf(counts) ?? { kind: "timedOut" as const };
+  const closed = await closeChunk(deps, config, chunk, ending);
+  return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
 }
 
 export interface WatchLimits {
@@ -163,12 +196,14 @@ export async function watchChunk(
     );
   }
   const payload = parsed.data;
-  const job = await readJobFields(deps.store, payload.jobId, ["config"]);
-  if (!job) throw new BadInputError(`job '${payload.jobId}' not found`);
-  const config = await readConfig(deps.store, job.config);
+  const configName = await readJobConfigName(deps.store, deps.cache, payload.jobId);
+  if (configName === undefined) throw new BadInputError(`job '${payload.jobId}' not found`);
+  const config = await readConfigCached(deps.store, deps.cache, configName, deps.now());
+  if (config.completion === "callback") return watchCallback(deps, config, payload);
   const started = deps.now().getTime();
+  let known: ChunkDoc | undefined;
   for (let polls = 1; ; polls++) {
-    const result = await checkChunk(deps, config, payload);
+    const result = await checkChunk(deps, config, payload, known);
     switch (result.decision) {
       case "closed":
         return {
@@ -181,6 +216,7 @@ export async function watchChunk(
       case "stale":
         return { outcome: "stale", reason: result.reason, polls };
       case "wait":
+        known = polls % REREAD_EVERY_POLLS === 0 ? undefined : result.chunk;
         await deps.reportProgress?.({ jobId: payload.jobId, chunk: payload.chunk, counts: result.counts });
         break;
       default: {

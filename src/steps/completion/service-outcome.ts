@@ -1,0 +1,141 @@
+/**
+ * The outcome of a chunk attempt as a service tells it in completion modes "response" (the body of
+ * its 2xx reply) and "callback" (the body it POSTs to the callback URL): parsed with zod once,
+ * checked against the records the attempt carried, and written to `batch_details` with one
+ * command. An outcome that does not match the request changes nothing and ends the attempt with a
+ * reason that says what was wrong.
+ */
+import { EJSON } from "bson";
+import { z } from "zod";
+import { compareBson } from "../../common/bson-order.js";
+import { recordAttemptResults } from "../../store/records.js";
+import type { AttemptRef, StepDeps } from "../handover.js";
+
+/** The most of a service's per-record error text kept (it ends up in an exception's reason). */
+export const RECORD_ERROR_CHARS = 2000;
+
+const recordResultSchema = z.object({
+  id: z.unknown(),
+  status: z.enum(["processed", "failed"]),
+  error: z.string().optional(),
+});
+
+/**
+ * `{"status":"processed"}`: every record of the attempt is processed. `{"results":[…]}`: one entry
+ * per record of the attempt, its id in the same Extended JSON as the request. `token` is the
+ * callback's token (checked by the callback listener, ignored here). Other fields are ignored.
+ */
+export const serviceOutcomeSchema = z.union([
+  z.object({ status: z.literal("processed"), token: z.string().optional() }),
+  z.object({ results: z.array(recordResultSchema), token: z.string().optional() }),
+]);
+
+export type ServiceOutcome = z.infer<typeof serviceOutcomeSchema>;
+
+/** What an outcome meant for the attempt's records (all of them, in the attempt's own id values). */
+export type AttemptResults =
+  | { kind: "matched"; processed: unknown[]; failed: Array<{ id: unknown; error: string }> }
+  | { kind: "mismatch"; reason: string };
+
+const EXAMPLE = '{"status":"processed"} or {"results":[{"id":…,"status":"processed"|"failed"}]}';
+
+/** Parses an outcome from a reply's text (Extended JSON) or a callback's already-parsed body. */
+export function parseServiceOutcome(body: unknown): ServiceOutcome | { error: string } {
+  let value: unknown = body;
+  if (typeof body === "string") {
+    if (body.trim() === "") return { error: `the reply has no body; expected ${EXAMPLE}` };
+    try {
+      value = EJSON.parse(body, { relaxed: true });
+    } catch (err) {
+      return { error: `the body is not JSON (${(err as Error).message}); expected ${EXAMPLE}` };
+    }
+  } else if (body !== null && typeof body === "object") {
+    // A callback's body came through JSON.parse: its ids may still be Extended JSON wrappers.
+    try {
+      value = EJSON.deserialize(body, { relaxed: true });
+    } catch (err) {
+      return { error: `the body holds invalid Extended JSON (${(err as Error).message})` };
+    }
+  }
+  const parsed = serviceOutcomeSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  return { error: `the body is not an outcome (${issue?.message ?? "invalid"}); expected ${EXAMPLE}` };
+}
+
+const show = (ids: unknown[]) =>
+  ids
+    .slice(0, 3)
+    .map((id) => EJSON.stringify(id, { relaxed: true }).slice(0, 60))
+    .join(", ") + (ids.length > 3 ? ", …" : "");
+
+/**
+ * Checks an outcome against the attempt's record ids: every id once, no other. Ids compare as
+ * MongoDB compares them (`compareBson`: 5, 5.0 and NumberLong(5) are one id), so a service that
+ * echoes an id in another numeric type still matches. The result carries the attempt's own id
+ * values, so the write matches the stored records exactly.
+ */
+export function matchServiceOutcome(ids: readonly unknown[], outcome: ServiceOutcome): AttemptResults {
+  if ("status" in outcome) return { kind: "matched", processed: [...ids], failed: [] };
+  const sent = [...ids].sort(compareBson);
+  const told = [...outcome.results].sort((a, b) => compareBson(a.id, b.id));
+  const processed: unknown[] = [];
+  const failed: Array<{ id: unknown; error: string }> = [];
+  const unknown: unknown[] = [];
+  const duplicate: unknown[] = [];
+  const missing: unknown[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < sent.length || j < told.length) {
+    const s = sent[i];
+    const t = told[j];
+    const c = i >= sent.length ? 1 : j >= told.length ? -1 : compareBson(s, t?.id);
+    if (c < 0) {
+      missing.push(s);
+      i++;
+    } else if (c > 0) {
+      // An id the attempt did not carry, or the same id again.
+      if (i > 0 && compareBson(sent[i - 1], t?.id) === 0) duplicate.push(t?.id);
+      else unknown.push(t?.id);
+      j++;
+    } else if (t) {
+      if (t.status === "processed") processed.push(s);
+      else failed.push({ id: s, error: (t.error ?? "failed (no error given)").slice(0, RECORD_ERROR_CHARS) });
+      i++;
+      j++;
+    }
+  }
+  if (unknown.length + duplicate.length + missing.length === 0) return { kind: "matched", processed, failed };
+  const parts = [
+    unknown.length > 0 ? `${unknown.length} id(s) not in the request (${show(unknown)})` : "",
+    duplicate.length > 0 ? `${duplicate.length} id(s) given twice (${show(duplicate)})` : "",
+    missing.length > 0 ? `${missing.length} of the ${sent.length} id(s) sent missing (${show(missing)})` : "",
+  ].filter(Boolean);
+  return { kind: "mismatch", reason: `the outcome does not match the request: ${parts.join("; ")}` };
+}
+
+/** How an attempt ended by the service's word, after its results were written. */
+export type AttemptVerdict =
+  { kind: "allProcessed" } | { kind: "recordsFailed"; failed: number } | { kind: "badReply"; reason: string };
+
+/**
+ * Parses, checks and records an attempt's outcome: one `batch_details` write when it matches,
+ * nothing when it does not. The write is fenced like a service's own report (only records `sent`
+ * under this attempt move), so a late or repeated outcome never overwrites a newer one.
+ */
+export async function applyServiceOutcome(
+  deps: Pick<StepDeps, "store" | "now">,
+  ref: AttemptRef & { chunk: number },
+  ids: readonly unknown[],
+  /** A reply's text, or a callback's parsed body. */
+  body: unknown,
+): Promise<AttemptVerdict> {
+  const parsed = parseServiceOutcome(body);
+  if ("error" in parsed) return { kind: "badReply", reason: parsed.error };
+  const results = matchServiceOutcome(ids, parsed);
+  if (results.kind === "mismatch") return { kind: "badReply", reason: results.reason };
+  await recordAttemptResults(deps.store, ref, results, deps.now());
+  return results.failed.length === 0
+    ? { kind: "allProcessed" }
+    : { kind: "recordsFailed", failed: results.failed.length };
+}

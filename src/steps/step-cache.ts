@@ -1,0 +1,82 @@
+/**
+ * What steps of one process may remember between invocations, so that a chunk costs a handful of
+ * commands and not a re-read of the job and its config per step:
+ * - a planned job's fixed facts: once planning is done, a job's config name and its committed
+ *   chunk count never change again (nothing in the job's life rewrites them);
+ * - configs, for `CONFIG_CACHE_MS`: an edited config is picked up within that time instead of at
+ *   the next step (the config an attempt went out under is recorded with it either way).
+ * Nothing else is kept: a job's status, its chunks and records are always read from MongoDB.
+ */
+import type { BatchConfig } from "../config/schema.js";
+import { readConfig } from "../store/configs.js";
+import { readJobFields } from "../store/jobs.js";
+import type { Store } from "../store/store.js";
+
+/** How long a config read from MongoDB is used before it is read again. Default: 2000 ms. */
+export const CONFIG_CACHE_MS = 2_000;
+
+/** Entries kept of each kind; the oldest go first (a process serves a few jobs at a time). */
+const MAX_ENTRIES = 1_000;
+
+/** A job whose planning is done: what can no longer change. */
+export interface PlannedJob {
+  config: string;
+  /** `planning.nextChunk`: chunks below it are the job's, final. */
+  committed: number;
+}
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_ENTRIES) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+}
+
+export class StepCache {
+  private readonly configs = new Map<string, { config: BatchConfig; readAt: number }>();
+  private readonly planned = new Map<string, PlannedJob>();
+
+  constructor(private readonly configTtlMs = CONFIG_CACHE_MS) {}
+
+  /** The config named, read again once it is older than the cache's time (by `now`, ms). */
+  async config(store: Store, name: string, now: number): Promise<BatchConfig> {
+    const hit = this.configs.get(name);
+    if (hit && now - hit.readAt >= 0 && now - hit.readAt < this.configTtlMs) return hit.config;
+    const config = await readConfig(store, name);
+    remember(this.configs, name, { config, readAt: now });
+    return config;
+  }
+
+  plannedJob(jobId: string): PlannedJob | undefined {
+    return this.planned.get(jobId);
+  }
+
+  /** Called only with a job read with `planning.done` true. */
+  rememberPlannedJob(jobId: string, job: PlannedJob): void {
+    remember(this.planned, jobId, job);
+  }
+}
+
+/** The config a job runs under: from the cache when the job is planned, else one read of the job. */
+export async function readJobConfigName(
+  store: Store,
+  cache: StepCache | undefined,
+  jobId: string,
+): Promise<string | undefined> {
+  const planned = cache?.plannedJob(jobId);
+  if (planned) return planned.config;
+  const job = await readJobFields(store, jobId, ["config"]);
+  return job?.config;
+}
+
+/** A config through the cache when there is one. */
+export function readConfigCached(
+  store: Store,
+  cache: StepCache | undefined,
+  name: string,
+  now: Date,
+): Promise<BatchConfig> {
+  return cache ? cache.config(store, name, now.getTime()) : readConfig(store, name);
+}
