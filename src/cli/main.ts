@@ -5,7 +5,7 @@
  * `--json` prints one JSON document as the last stdout line. Exit codes: 0 done, 1 the job or
  * command failed, 2 bad usage or bad config, 3 interrupted (the message says how to resume).
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { isBadInput } from "../common/errors.js";
 import type { BacklogFlags } from "./commands/backlog.js";
 import type { BatchServiceFlags } from "./commands/batch-service.js";
@@ -327,6 +327,14 @@ export function buildProgram(
       0,
     )
     .option("--stall-rate <r>", "fault: fraction of chunks accepted but never processed", rateArg, 0)
+    .addOption(
+      new Option(
+        "--completion <mode>",
+        "how it tells a chunk is done: status (writes batch_details), response (in the reply), callback (POSTs callback.url)",
+      )
+        .choices(["status", "response", "callback"])
+        .default("status"),
+    )
     .addOption(mongoOption())
     .action(async (opts: BatchServiceFlags) => {
       const { serveBatchService } = await import("./commands/batch-service.js");

@@ -62,3 +62,33 @@ export function readStatusToken(env: Record<string, string | undefined> = proces
   }
   return parsed.data.CHUNKRELAY_STATUS_TOKEN;
 }
+
+/**
+ * The local runner's callback listener (configs with `completion: "callback"`), parsed only when a
+ * run opens its first callback: a bad value must not stop runs that never use one.
+ */
+const callbackEnvSchema = z.object({
+  /** Interface the listener binds. Default: 127.0.0.1 (set 0.0.0.0 for a service on another host). */
+  CHUNKRELAY_CALLBACK_HOST: z.string().min(1).default("127.0.0.1"),
+  /** Its TCP port. Default: 0 (any free port; fine when the service runs on this machine). */
+  CHUNKRELAY_CALLBACK_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+  /** The base URL the service calls, when it reaches the listener through a proxy. Default: http://HOST:PORT. */
+  CHUNKRELAY_CALLBACK_URL: z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).optional(),
+  /**
+   * The key callback tokens are signed with (HMAC-SHA256), at least 32 characters. Default: a random
+   * key per run, so callbacks of attempts sent before a restart are refused and those attempts
+   * time out and go again; set it to keep them valid across restarts.
+   */
+  CHUNKRELAY_CALLBACK_SECRET: z.string().min(32, "at least 32 characters").optional(),
+});
+
+export type CallbackEnv = z.infer<typeof callbackEnvSchema>;
+
+export function readCallbackEnv(env: Record<string, string | undefined> = process.env): CallbackEnv {
+  const parsed = callbackEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BadInputError(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
+  }
+  return parsed.data;
+}

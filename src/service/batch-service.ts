@@ -1,13 +1,19 @@
 /**
  * The reference batch service: a real HTTP server implementing the service side of the
- * contract in README ("The batch-service contract"). It accepts a chunk (`POST` with an Idempotency-Key), answers 202 at
- * once, and processes the records in the background — setting each one's `batch_details`
- * status to `processed` (or `failed`, at the configured fail rate). A key it has seen before
- * gets 409 and is not processed again. Its ledger of deliveries is what tests check
- * exactly-once delivery against. Users copy it as the skeleton of their own service.
+ * contract in README ("The batch service"), in each completion mode:
+ * - `status` (default): answers 202 at once, processes the records in the background and sets
+ *   each one's `batch_details` status to `processed` (or `failed`, at the configured fail rate);
+ * - `response`: processes the chunk, then answers 200 with the outcome of every record
+ *   (`{"results":[{"id":…,"status":…}]}`), without touching MongoDB;
+ * - `callback`: answers 202 at once, processes, then POSTs `{token, results}` to the request's
+ *   `callback.url`, trying again while the callback cannot be delivered.
+ * A key it has seen before gets 409 and is not processed again (in "response" mode the 409
+ * carries the first outcome again). Its ledger of deliveries is what tests check exactly-once
+ * delivery against. Users copy it as the skeleton of their own service.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { EJSON } from "bson";
+import { request } from "undici";
 import { z } from "zod";
 import { reportRecords } from "../store/service-reports.js";
 import { newStoreClient } from "../store/connection.js";
@@ -29,6 +35,8 @@ export interface BatchServiceOptions {
   random?: () => number;
   /** Fault injection: fractions (0..1) of requests, each default 0. */
   faults?: Partial<FaultRates>;
+  /** How chunkrelay learns a chunk is done (the config's `completion`). Default: "status". */
+  completion?: "status" | "response" | "callback";
 }
 
 /**
@@ -86,7 +94,15 @@ const chunkBodySchema = z.object({
   chunk: z.number().int().positive(),
   attempt: z.number().int().positive(),
   records: z.array(z.object({ id: z.unknown() }).loose()),
+  callback: z.object({ url: z.url(), token: z.string().optional() }).optional(),
 });
+
+/** One record's outcome, as a reply or a callback carries it. */
+interface RecordResult {
+  id: unknown;
+  status: "processed" | "failed";
+  error?: string;
+}
 
 const idKey = (id: unknown) => EJSON.stringify({ id }, { relaxed: false });
 
@@ -106,6 +122,13 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+/** A reply whose ids are Extended JSON, as the request's were. */
+function replyEjson(res: ServerResponse, status: number, body: unknown): void {
+  const text = EJSON.stringify(body, { relaxed: true });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
@@ -141,6 +164,9 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
   const store = await client.connect(options.prefix);
   const ledger: Delivery[] = [];
   const seenKeys = new Set<string>();
+  const completion = options.completion ?? "status";
+  /** Completion "response": each key's outcome, answered again to a repeated key. */
+  const answers = new Map<string, Promise<RecordResult[]>>();
   const work = new Set<Promise<void>>();
   let concurrent = 0;
   let maxConcurrent = 0;
@@ -157,41 +183,87 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     }
   }
 
-  async function processChunk(body: z.infer<typeof chunkBodySchema>, delivery: Delivery): Promise<void> {
+  /** Works on a chunk for `latencyMs` and decides each record's outcome (the fail rate). */
+  async function processChunk(
+    body: z.infer<typeof chunkBodySchema>,
+    delivery: Delivery,
+  ): Promise<RecordResult[]> {
     concurrent++;
     maxConcurrent = Math.max(maxConcurrent, concurrent);
     try {
       if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs));
-      const ok: unknown[] = [];
-      const failed: unknown[] = [];
-      for (const r of body.records) (failRate > 0 && random() < failRate ? failed : ok).push(r.id);
-      // A real service keeps trying to report while its database is away; so does this one.
-      await withRetries(async () => {
-        const now = new Date();
-        const { jobId, attempt } = body;
-        if (ok.length > 0) {
-          await reportRecords(store, {
-            jobId,
-            attempt,
-            recordIds: ok,
-            at: now,
-            outcome: { status: "processed" },
-          });
-        }
-        if (failed.length > 0) {
-          const error = "simulated failure (reference service fail rate)";
-          await reportRecords(store, {
-            jobId,
-            attempt,
-            recordIds: failed,
-            at: now,
-            outcome: { status: "failed", error },
-          });
-        }
-      });
+      const results: RecordResult[] = body.records.map((r) =>
+        failRate > 0 && random() < failRate
+          ? { id: r.id, status: "failed", error: "simulated failure (reference service fail rate)" }
+          : { id: r.id, status: "processed" },
+      );
+      if (completion === "status") await reportStatuses(body, results);
       delivery.processedAt = Date.now();
+      return results;
     } finally {
       concurrent--;
+    }
+  }
+
+  /** Completion "status": each record's status into batch_details. */
+  async function reportStatuses(body: z.infer<typeof chunkBodySchema>, results: RecordResult[]) {
+    const ok = results.filter((r) => r.status === "processed").map((r) => r.id);
+    const failed = results.filter((r) => r.status === "failed").map((r) => r.id);
+    // A real service keeps trying to report while its database is away; so does this one.
+    await withRetries(async () => {
+      const now = new Date();
+      const { jobId, attempt } = body;
+      if (ok.length > 0) {
+        await reportRecords(store, {
+          jobId,
+          attempt,
+          recordIds: ok,
+          at: now,
+          outcome: { status: "processed" },
+        });
+      }
+      if (failed.length > 0) {
+        const error = "simulated failure (reference service fail rate)";
+        await reportRecords(store, {
+          jobId,
+          attempt,
+          recordIds: failed,
+          at: now,
+          outcome: { status: "failed", error },
+        });
+      }
+    });
+  }
+
+  /**
+   * Completion "callback": POSTs the outcome to the request's callback URL with its token. A
+   * callback that cannot be delivered (connection refused, 5xx) is tried again for as long as the
+   * chunk timeout would allow; a 4xx (a refused token, a closed attempt) is final.
+   */
+  async function callBack(body: z.infer<typeof chunkBodySchema>, results: RecordResult[]): Promise<void> {
+    const cb = body.callback;
+    if (!cb)
+      throw new Error(`chunk ${body.chunk} asks for no callback (is the config's completion "callback"?)`);
+    const text = EJSON.stringify({ ...(cb.token ? { token: cb.token } : {}), results }, { relaxed: true });
+    for (let wait = 100, tries = 0; tries < 20 && !stopping; wait = Math.min(wait * 2, 5000), tries++) {
+      try {
+        const res = await request(cb.url, {
+          method: "POST",
+          body: text,
+          headers: { "content-type": "application/json" },
+        });
+        await res.body.text();
+        if (res.statusCode < 300) return;
+        if (res.statusCode < 500) {
+          process.stderr.write(
+            `batch-service: callback for chunk ${body.chunk} refused: HTTP ${res.statusCode}\n`,
+          );
+          return;
+        }
+      } catch {
+        // connection trouble: try again
+      }
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 
@@ -229,14 +301,35 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       duplicate,
     };
     ledger.push(delivery);
+    if (completion === "response") {
+      // The reply is the outcome: the same key gets the same outcome again (409), never a second run.
+      let answer = answers.get(key);
+      if (!answer) {
+        seenKeys.add(key);
+        answer = processChunk(body, delivery);
+        answers.set(key, answer);
+        track(answer);
+      }
+      if (roll("stall")) return; // accepted, never answered: the client's timeout sends it again
+      const results = await answer;
+      if (roll("drop")) {
+        req.socket.destroy();
+        return;
+      }
+      return replyEjson(res, duplicate ? 409 : 200, { results });
+    }
     if (duplicate) return reply(res, 409, { error: "already accepted under this Idempotency-Key" });
+    if (completion === "callback" && !body.callback) {
+      return reply(res, 400, { error: "this service calls back: the request must carry callback.url" });
+    }
     seenKeys.add(key);
     const stalled = roll("stall");
-    const p = (stalled ? Promise.resolve() : processChunk(body, delivery)).catch((err: unknown) => {
-      process.stderr.write(`batch-service: processing chunk ${body.chunk} failed: ${String(err)}\n`);
-    });
-    work.add(p);
-    void p.finally(() => work.delete(p));
+    const p = stalled
+      ? Promise.resolve()
+      : processChunk(body, delivery).then((results) =>
+          completion === "callback" ? callBack(body, results) : undefined,
+        );
+    track(p);
     // Faults after acceptance: the chunk is taken, but the client does not learn it in time.
     if (roll("drop")) {
       req.socket.destroy();
@@ -244,6 +337,17 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
     }
     if (roll("slow")) await new Promise((r) => setTimeout(r, faults.slowMs));
     return reply(res, 202, { accepted: body.records.length });
+  }
+
+  function track(p: Promise<unknown>): void {
+    const q = p.then(
+      () => undefined,
+      (err: unknown) => {
+        process.stderr.write(`batch-service: processing a chunk failed: ${String(err)}\n`);
+      },
+    );
+    work.add(q);
+    void q.finally(() => work.delete(q));
   }
 
   const server: Server = createServer((req, res) => {

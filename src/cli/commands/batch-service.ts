@@ -17,6 +17,7 @@ export interface BatchServiceFlags {
   slowMs: number;
   dropRate: number;
   stallRate: number;
+  completion: "status" | "response" | "callback";
   mongo?: string;
 }
 
@@ -39,6 +40,7 @@ export async function serveBatchService(ctx: CommandContext, opts: BatchServiceF
       stall: opts.stallRate,
     },
     prefix: readEnv(ctx.env).CHUNKRELAY_PREFIX,
+    completion: opts.completion,
   });
   process.stdout.write(`${service.url}\n`);
   process.stderr.write(

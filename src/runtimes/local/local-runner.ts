@@ -30,6 +30,8 @@ import type { JobDoc, Store } from "../../store/store.js";
 import { watchChunk } from "../../steps/watch/watch.js";
 import { type JobProgress, readJobProgress } from "../../queries/progress.js";
 import { buildStepDeps } from "../step-deps.js";
+import { readCallbackEnv } from "../../config/env.js";
+import { CallbackListener, type CallbackListenerOptions } from "./callback-listener.js";
 import { type WorkerHandle, startWorker, tallyOfWatch } from "../worker-registry.js";
 
 export class Interrupted extends Error {
@@ -186,6 +188,12 @@ export interface LocalRunOptions {
    * many jobs, like `listen`, passes its own).
    */
   worker?: WorkerHandle;
+  /**
+   * The callback listener's settings, for configs with `completion: "callback"`. Default: read
+   * from the environment (`CHUNKRELAY_CALLBACK_HOST`, `_PORT`, `_URL`, `_SECRET`) when the first
+   * callback attempt is sent; runs without such a config never listen.
+   */
+  callbackListener?: CallbackListenerOptions;
 }
 
 export interface JobSummary {
@@ -366,8 +374,25 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   const worker =
     options.worker ??
     startWorker(options.store, { kind: "local", log: options.log ?? silentLogger, env: options.env });
+  // Bound only when a callback attempt is first sent, closed with the run.
+  const callbacks = new CallbackListener(
+    options.store,
+    () => {
+      if (options.callbackListener) return options.callbackListener;
+      const env = readCallbackEnv(options.env ?? process.env);
+      return {
+        host: env.CHUNKRELAY_CALLBACK_HOST,
+        port: env.CHUNKRELAY_CALLBACK_PORT,
+        publicUrl: env.CHUNKRELAY_CALLBACK_URL,
+        secret: env.CHUNKRELAY_CALLBACK_SECRET,
+      };
+    },
+    signal,
+    options.log ?? silentLogger,
+  );
   const deps = buildStepDeps({
     store: options.store,
+    callbacks,
     post: options.post ?? ((req) => postChunk(req, signal)),
     handOver: scheduler,
     sleep: abortableSleep(signal),
@@ -465,6 +490,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
     throw err;
   } finally {
     if (progressTimer) clearInterval(progressTimer);
+    await callbacks.close();
     if (!options.worker) await worker.stop();
   }
 }

@@ -3,8 +3,8 @@ import { classifyReply, parseRetryAfter } from "../../../src/steps/dispatch/post
 
 describe("batch-service replies", () => {
   it("classifies replies by the contract", () => {
-    expect(classifyReply(202, "", undefined)).toEqual({ kind: "accepted", status: 202 });
-    expect(classifyReply(409, "", undefined)).toEqual({ kind: "accepted", status: 409 });
+    expect(classifyReply(202, "", undefined)).toEqual({ kind: "accepted", status: 202, body: "" });
+    expect(classifyReply(409, "", undefined)).toEqual({ kind: "accepted", status: 409, body: "" });
     expect(classifyReply(429, "", 2000)).toMatchObject({ kind: "retry", retryAfterMs: 2000 });
     expect(classifyReply(503, '{"error":"busy"}', undefined)).toMatchObject({
       kind: "retry",

@@ -62,7 +62,7 @@ describe("batch-service replies", () => {
       status: 400,
       reason: "HTTP 400: <html><body>Bad Request</body></html>",
     });
-    expect(await send("/ok")).toEqual({ kind: "accepted", status: 202 });
+    expect(await send("/ok")).toEqual({ kind: "accepted", status: 202, body: "{not json" });
   });
 
   it("turns a reply slower than the timeout into a retry", async () => {
