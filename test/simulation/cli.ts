@@ -24,12 +24,14 @@ if (!Number.isInteger(count) || count < 1 || !Number.isInteger(from)) {
 const started = Date.now();
 let bad = 0;
 const kinds = new Map<string, number>();
+const modes = new Map<string, number>();
 let steps = 0;
 let crashes = 0;
 let releases = 0;
 for (let seed = from; seed < from + count; seed++) {
   const r = await runSeed(seed);
   kinds.set(r.scenario.kind, (kinds.get(r.scenario.kind) ?? 0) + 1);
+  modes.set(r.scenario.completion, (modes.get(r.scenario.completion) ?? 0) + 1);
   steps += r.steps;
   crashes += r.crashes;
   releases += r.releases;
@@ -38,13 +40,13 @@ for (let seed = from; seed < from + count; seed++) {
     process.stdout.write(`${describeViolation(r)}\n\n`);
   } else if (single !== undefined || values.verbose) {
     process.stdout.write(
-      `seed ${seed}: ${r.scenario.kind}/${r.scenario.runner}, ${r.jobs} job(s), ${r.records} record(s), ${r.workers} worker(s), ${r.steps} steps, ${r.crashes} crash(es), ${r.stalls} stall(s): ok\n`,
+      `seed ${seed}: ${r.scenario.kind}/${r.scenario.runner}/${r.scenario.completion}, ${r.jobs} job(s), ${r.records} record(s), ${r.workers} worker(s), ${r.steps} steps, ${r.crashes} crash(es), ${r.stalls} stall(s): ok\n`,
     );
     if (single !== undefined) process.stdout.write(`${r.trace.join("\n")}\n`);
   }
 }
 const secs = (Date.now() - started) / 1000;
 process.stdout.write(
-  `${count} seed(s) from ${from} in ${secs.toFixed(1)} s (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}; ${steps} steps, ${crashes} crashes, ${releases} lease releases): ${bad === 0 ? "no violation" : `${bad} seed(s) violated an invariant`}\n`,
+  `${count} seed(s) from ${from} in ${secs.toFixed(1)} s (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}; completion ${[...modes].map(([k, n]) => `${k} ${n}`).join(", ")}; ${steps} steps, ${crashes} crashes, ${releases} lease releases): ${bad === 0 ? "no violation" : `${bad} seed(s) violated an invariant`}\n`,
 );
 process.exit(bad === 0 ? 0 : 1);

@@ -167,6 +167,21 @@ export async function checkInvariants(
     else if (d.status !== "processed") out.push(`record ${k} went back from processed to ${d.status}`);
   }
 
+  // A record is processed only by the service's word about the attempt that last sent it: its
+  // report (completion "status"), or the outcome chunkrelay recorded from a reply or a callback.
+  for (const d of details) {
+    if (d.status !== "processed") continue;
+    const said = `${d.jobId}|${idOf(d.recordId)}|${d.attempt ?? "?"}`;
+    if (!service.saidProcessed.has(said))
+      out.push(
+        `record ${idOf(d.recordId)} of job ${d.jobId} is processed under attempt ${d.attempt ?? "?"}, which the service never said`,
+      );
+    else if (d.attempt !== d.attempts)
+      out.push(
+        `record ${idOf(d.recordId)} of job ${d.jobId} is processed under attempt ${d.attempt}, but was last sent by attempt ${d.attempts}`,
+      );
+  }
+
   // A record accepted under a second key: only after its earlier attempt failed or timed out,
   // and never once the service had recorded it processed.
   const accepted = new Map<
@@ -194,7 +209,10 @@ export async function checkInvariants(
       if (a.jobId === b.jobId) {
         const chunk = chunks.find((c) => c.jobId === a.jobId && c.chunk === a.chunk);
         const end = chunk?.history?.find((h) => h.attempt === a.attempt);
-        if (!end || (end.outcome !== "timedOut" && end.outcome !== "recordsFailed")) {
+        if (
+          !end ||
+          (end.outcome !== "timedOut" && end.outcome !== "recordsFailed" && end.outcome !== "badReply")
+        ) {
           out.push(
             `record ${recordId} was accepted under ${a.key} and then ${b.key}, but attempt ${a.attempt} ended ${end?.outcome ?? "never"}`,
           );

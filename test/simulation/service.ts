@@ -3,10 +3,15 @@
  * answers 409 to a key it knows, fails with 5xx, throttles with Retry-After, rejects, hangs past
  * the client's timeout, loses its reply after accepting, never reports, reports late, twice, in
  * parts, and sends `failed` reports about an old attempt in the legacy form (no attempt fence in
- * the filter). It keeps a ledger of what it accepted and what its reports recorded, which the
+ * the filter). In completion "response" mode it answers with the outcome instead of reporting
+ * (the same outcome again to a known key), in "callback" mode it calls back once it is done —
+ * late, twice, never — and in both modes it sometimes gives an outcome that does not match the
+ * request. It keeps a ledger of what it accepted and what its reports recorded, which the
  * invariants are checked against.
  */
 import { EJSON } from "bson";
+import type { CompletionMode } from "../../src/config/schema.js";
+import type { SimCallbacks } from "./callbacks.js";
 import type { DeliveryOutcome, DeliveryRequest, PostChunk } from "../../src/steps/dispatch/post-chunk.js";
 import type { Store } from "../../src/store/store.js";
 import type { Actor, Scheduler } from "./scheduler.js";
@@ -22,6 +27,13 @@ export interface ServiceFaults {
   failRecord: number;
   duplicateReport: number;
   staleFailedReport: number;
+  /** Completion "response"/"callback": an outcome that does not match the request. */
+  badOutcome: number;
+}
+
+interface Outcome {
+  id: unknown;
+  failed: boolean;
 }
 
 export interface Acceptance {
@@ -43,6 +55,10 @@ export class SimService {
   /** Per `jobId|recordId`: the step at which a report of ours first recorded it processed. */
   readonly recordedProcessed = new Map<string, { attempt: number; step: number }>();
   readonly violations: string[] = [];
+  /** Per `jobId|recordId|attempt`: the service said (or reported) the record processed. */
+  readonly saidProcessed = new Set<string>();
+  /** Completion "response": each accepted key's outcome, given again to the same key. */
+  private readonly answers = new Map<string, Outcome[]>();
   requests = 0;
 
   private readonly store: Store;
@@ -52,6 +68,8 @@ export class SimService {
     storeFor: (actor: Actor) => Store,
     private readonly faults: ServiceFaults,
     private readonly timing: { chunkTimeoutMs: number },
+    private readonly completion: CompletionMode,
+    private readonly callbacks: SimCallbacks,
   ) {
     this.actor = sched.actor("service", { crashable: false, daemon: false });
     this.store = storeFor(this.actor);
@@ -69,6 +87,7 @@ export class SimService {
       chunk: number;
       attempt: number;
       records: Array<{ id: unknown }>;
+      callback?: { url: string; token?: string };
     };
     // The request reaches the service: one atomic step.
     await this.sched.gate(`POST ${key}`, caller);
@@ -105,13 +124,93 @@ export class SimService {
         records: ids.map((i) => `${body.jobId}|${i}`),
         step: this.sched.steps,
       });
-      this.sched.spawn(this.actor, () => this.process(body));
+      switch (this.completion) {
+        case "status":
+          this.sched.spawn(this.actor, () => this.process(body));
+          break;
+        case "response":
+          this.answers.set(key, this.decide(body));
+          break;
+        case "callback":
+          if (!body.callback) this.violations.push(`request under key ${key} carries no callback`);
+          else this.sched.spawn(this.actor, () => this.callBack(body, body.callback?.url ?? ""));
+          break;
+        default: {
+          const never: never = this.completion;
+          throw new Error(`unknown completion ${String(never)}`);
+        }
+      }
     }
     const fate = r();
     if (fate < f.hang)
       return reply({ kind: "retry", reason: `timed out after ${req.timeoutMs} ms` }, req.timeoutMs);
     if (fate < f.hang + f.lostReply) return reply({ kind: "retry", reason: "could not deliver: ECONNRESET" });
+    if (this.completion === "response") {
+      const outcomes = this.answers.get(key) ?? [];
+      // The work takes a while before the answer; an answer past the client's timeout is a hang.
+      return reply(
+        { kind: "accepted", status: known ? 409 : 200, body: this.outcomeBody(outcomes) },
+        5 + Math.floor(r() * 200),
+      );
+    }
     return reply(known ? { kind: "accepted", status: 409 } : { kind: "accepted", status: 202 });
+  }
+
+  /** Each record's fate for an attempt; the processed ones are what the service said processed. */
+  private decide(body: { jobId: string; attempt: number; records: Array<{ id: unknown }> }): Outcome[] {
+    const outcomes = body.records.map((rec) => ({
+      id: rec.id,
+      failed: this.sched.random() < this.faults.failRecord,
+    }));
+    for (const o of outcomes)
+      if (!o.failed) this.saidProcessed.add(`${body.jobId}|${idOf(o.id)}|${body.attempt}`);
+    return outcomes;
+  }
+
+  /** An outcome as the service sends it: right, or (badOutcome) not matching the request. */
+  private outcomeBody(outcomes: Outcome[], token?: string): string {
+    const r = this.sched.random;
+    let results = outcomes.map((o) => ({ id: o.id, status: o.failed ? "failed" : "processed" }));
+    if (r() < this.faults.badOutcome) {
+      const how = Math.floor(r() * 4);
+      if (how === 0) results = results.slice(1);
+      else if (how === 1) results = [...results, { id: "never-sent", status: "processed" }];
+      else if (how === 2 && results[0]) results = [...results, results[0]];
+      else return "<html>done</html>";
+    } else if (outcomes.every((o) => !o.failed) && r() < 0.5) {
+      return EJSON.stringify({ ...(token ? { token } : {}), status: "processed" }, { relaxed: true });
+    }
+    return EJSON.stringify({ ...(token ? { token } : {}), results }, { relaxed: true });
+  }
+
+  /** Completion "callback": works on the chunk, then calls back the ways services do. */
+  private async callBack(
+    body: { jobId: string; attempt: number; records: Array<{ id: unknown }>; callback?: { token?: string } },
+    url: string,
+  ) {
+    const r = this.sched.random;
+    const f = this.faults;
+    const outcomes = this.decide(body);
+    if (r() < f.neverReport) return;
+    const slow = r() < f.slowReport;
+    await this.sched.sleep(
+      slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300),
+      this.actor,
+    );
+    const text = this.outcomeBody(outcomes, body.callback?.token);
+    // A callback carries JSON: the channel hands the watcher the parsed body, or the raw text
+    // when it was not JSON.
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: handed on as text
+    }
+    this.callbacks.complete(url, parsed);
+    if (r() < f.duplicateReport) {
+      await this.sched.sleep(Math.floor(r() * 2000), this.actor);
+      this.callbacks.complete(url, parsed);
+    }
   }
 
   /** Works on an accepted chunk and reports, the ways services do. */
@@ -124,7 +223,7 @@ export class SimService {
       slow ? this.timing.chunkTimeoutMs * (0.5 + r()) : 5 + Math.floor(r() * 300),
       this.actor,
     );
-    const outcomes = body.records.map((rec) => ({ id: rec.id, failed: r() < f.failRecord }));
+    const outcomes = this.decide(body);
     const parts = outcomes.length > 1 && r() < 0.3 ? 2 : 1;
     const size = Math.ceil(outcomes.length / parts);
     for (let p = 0; p < parts; p++) {

@@ -21,6 +21,8 @@ import { REFUSED_CONFIG, checkInvariants } from "./invariants.js";
 import { type Actor, type FaultPlan, Scheduler } from "./scheduler.js";
 import { type ServiceFaults, SimService } from "./service.js";
 import { buildStepDeps } from "../../src/runtimes/step-deps.js";
+import type { CompletionMode } from "../../src/config/schema.js";
+import { SimCallbacks } from "./callbacks.js";
 import { startWorker, tallyOfWatch } from "../../src/runtimes/worker-registry.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
@@ -43,6 +45,8 @@ export interface Scenario {
   refusals: number;
   faults: FaultPlan;
   service: ServiceFaults;
+  /** How the service tells a chunk is done (the config's `completion`). */
+  completion: CompletionMode;
 }
 
 export const TIMING = {
@@ -89,6 +93,7 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
     failRecord: kind === "requeue" ? 0.25 : noisy * 0.1,
     duplicateReport: noisy * 0.2,
     staleFailedReport: 0.5 * noisy,
+    badOutcome: noisy * 0.05,
   };
   const id = (n: number) => `sim${seed}-${n}`;
   let requests: Array<Record<string, unknown>>;
@@ -140,6 +145,8 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
   const refusals = r() < 0.25 ? 1 + Math.floor(r() * 2) : 0;
   for (let i = 0; i < refusals; i++)
     requests.push({ config: REFUSED_CONFIG, jobId: id(90 + i), mode: "full" });
+  // Drawn after everything else, so each seed keeps the rest of the scenario it had before.
+  const completion = pick(r, ["status", "status", "response", "callback"] as const);
   return {
     kind,
     runner,
@@ -154,6 +161,7 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
     arriving: kind === "incremental" || kind === "iterations" ? Math.floor(r() * 15) : 0,
     faults,
     service,
+    completion,
   };
 }
 
@@ -185,8 +193,9 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   const storeFor = (actor: Actor) => new Store(database.db((label) => sched.gate(label, actor)));
   const direct = new Store(database.db(() => Promise.resolve()));
   await direct.ensureIndexes();
-  const service = new SimService(sched, storeFor, scenario.service, TIMING);
-  const world = new World(sched, storeFor, direct, service, scenario, seed);
+  const callbacks = new SimCallbacks(sched);
+  const service = new SimService(sched, storeFor, scenario.service, TIMING, scenario.completion, callbacks);
+  const world = new World(sched, storeFor, direct, service, scenario, seed, callbacks);
   await world.setUp();
   world.start();
   const end = await sched.run({
@@ -249,6 +258,7 @@ class World {
     private readonly service: SimService,
     private readonly scenario: Scenario,
     private readonly seed: number,
+    private readonly callbacks: SimCallbacks,
   ) {}
 
   async setUp(): Promise<void> {
@@ -270,6 +280,7 @@ class World {
         chunking: { maxRecords: scenario.chunkSize },
         target: { url: "http://service.sim/chunks", timeoutMs: TIMING.targetTimeoutMs },
         maxInFlight: scenario.maxInFlight,
+        completion: scenario.completion,
         retry: {
           maxAttempts: scenario.maxAttempts,
           maxDeliveryTries: scenario.maxDeliveryTries,
@@ -313,6 +324,7 @@ class World {
       owner: actor.name,
       leaseMs: TIMING.leaseMs,
       planningBatch: this.scenario.planningBatch,
+      callbacks: this.callbacks.channelFor(actor),
     });
   }
 
