@@ -7,9 +7,9 @@
  * Nothing here ever fails a step: every store command is caught and logged as a warning — a
  * worker nobody can see is a smaller harm than a chunk that is not sent.
  *
- * Store commands: two to register (the first prunes aged-out workers); then one per heartbeat; a tally is buffered and flushed at once
- * (so at most one command per step), coalesced with any tallies that arrive while a flush is on
- * its way, and a flush counts as a heartbeat. Commands of one worker run one after another, so the
+ * Store commands: two to register (the first prunes aged-out workers); then one per heartbeat;
+ * tallies are gathered for `tallyEveryMs` (default 1 s) and written in one command, coalesced with
+ * any tallies that arrive while a flush is on its way, and a flush counts as a heartbeat. Commands of one worker run one after another, so the
  * stop is always its last write.
  */
 import { randomBytes } from "node:crypto";
@@ -17,6 +17,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { type Logger, silentLogger } from "../steps/handover.js";
 import type { WatchResult } from "../steps/watch/watch.js";
+import type { DispatchResult } from "../steps/dispatch/dispatch.js";
 import type { Store, WorkerKind } from "../store/store.js";
 import {
   type WorkerIdentity,
@@ -31,6 +32,9 @@ export type { WorkerTally } from "../store/workers.js";
 
 /** Default heartbeat interval: a worker is stale after 3 of them (45 s) without one. */
 export const DEFAULT_HEARTBEAT_MS = 15_000;
+
+/** How long tallies are gathered before one write: about a second behind, a fraction of a command per chunk. */
+export const DEFAULT_TALLY_MS = 1_000;
 
 /** How long `stop()` waits for its last writes before giving up (the database may be away). */
 export const DEFAULT_STOP_WAIT_MS = 2_000;
@@ -67,6 +71,12 @@ export interface StartWorkerOptions {
    */
   stopWaitMs?: number | undefined;
   /**
+   * How long tallies are gathered before they are written (one command for all the chunks
+   * finished meanwhile). Default: 1000 ms; 0 writes each at once (a harness on a simulated
+   * clock). `stop()` writes what is left.
+   */
+  tallyEveryMs?: number | undefined;
+  /**
    * Heartbeat on a real interval timer. Default: true. A harness that drives time itself (the
    * simulation) turns it off; its tallies still flush (and heartbeat) as they come.
    */
@@ -77,7 +87,7 @@ export interface WorkerHandle {
   readonly id: string;
   readonly name: string;
   readonly kind: WorkerKind;
-  /** Counts what a step did; flushed at once (one command), coalesced while a flush is under way. */
+  /** Counts what a step did; written within `tallyEveryMs` (one command for all gathered). */
   tally(t: Partial<WorkerTally>): void;
   /** Resolves once every write asked for so far was tried (tests, and before a report). */
   flush(): Promise<void>;
@@ -123,6 +133,8 @@ export function startWorker(store: Store, options: StartWorkerOptions): WorkerHa
   let chain: Promise<void> = Promise.resolve();
   // A flush queued but not yet started takes every tally that arrives before it starts.
   let flushQueued = false;
+  /** Tallies wait for this timer, so the chunks finished meanwhile cost one write. */
+  let tallyTimer: NodeJS.Timeout | undefined;
 
   const attempt = (what: string, write: () => Promise<unknown>) => async () => {
     try {
@@ -174,15 +186,27 @@ export function startWorker(store: Store, options: StartWorkerOptions): WorkerHa
         succeeded: buffer.succeeded + (t.succeeded ?? 0),
         failed: buffer.failed + (t.failed ?? 0),
       };
-      void flush();
+      const every = options.tallyEveryMs ?? DEFAULT_TALLY_MS;
+      if (every <= 0) void flush();
+      else if (!tallyTimer) {
+        tallyTimer = setTimeout(() => {
+          tallyTimer = undefined;
+          void flush();
+        }, every);
+        tallyTimer.unref();
+      }
     },
     async flush() {
+      if (tallyTimer) clearTimeout(tallyTimer);
+      tallyTimer = undefined;
       await flush();
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       if (timer) clearInterval(timer);
+      if (tallyTimer) clearTimeout(tallyTimer);
+      tallyTimer = undefined;
       const hasTally = Object.values(buffer).some((n) => n !== 0);
       if (hasTally) void flush();
       const done = enqueue(
@@ -203,6 +227,11 @@ export function startWorker(store: Store, options: StartWorkerOptions): WorkerHa
       clearTimeout(bound);
     },
   };
+}
+
+/** What a server step finished itself (completion "response"), as a worker counts it. */
+export function tallyOfDispatch(result: DispatchResult): WorkerTally | undefined {
+  return result.finished;
 }
 
 /**

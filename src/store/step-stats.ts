@@ -1,5 +1,6 @@
 /** Verbs on `batch_task_stats`: one row per step invocation, for `stats` and dashboards. */
 import type { Document } from "bson";
+import { isDuplicateKey } from "./errors.js";
 import type { Store, TaskStatDoc } from "./store.js";
 
 /**
@@ -8,6 +9,20 @@ import type { Store, TaskStatDoc } from "./store.js";
  */
 export async function insertStepStat(store: Store, doc: TaskStatDoc): Promise<void> {
   await store.taskStats.insertOne(doc).catch(() => undefined);
+}
+
+/**
+ * Records several step invocations in one command (a runner's buffer). Throws when MongoDB did
+ * not take them, so the caller can keep them for its next try; rows already there (a retried
+ * write) count as written.
+ */
+export async function insertStepStats(store: Store, docs: TaskStatDoc[]): Promise<void> {
+  if (docs.length === 0) return;
+  try {
+    await store.taskStats.insertMany(docs, { ordered: false });
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+  }
 }
 
 /**

@@ -23,7 +23,7 @@ import { type ServiceFaults, SimService } from "./service.js";
 import { buildStepDeps } from "../../src/runtimes/step-deps.js";
 import type { CompletionMode } from "../../src/config/schema.js";
 import { SimCallbacks } from "./callbacks.js";
-import { startWorker, tallyOfWatch } from "../../src/runtimes/worker-registry.js";
+import { startWorker, tallyOfDispatch, tallyOfWatch } from "../../src/runtimes/worker-registry.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
 
@@ -509,7 +509,12 @@ class World {
         return Promise.resolve();
       },
       serve: (payload, key, delayMs) => {
-        run(key, delayMs ?? 0, () => dispatchJob(deps, payload));
+        run(key, delayMs ?? 0, async () => {
+          const result = await dispatchJob(deps, payload);
+          // As runJobLocally: chunks a server step finished itself ("response") are counted too.
+          const tally = tallyOfDispatch(result);
+          if (tally) worker.tally(tally);
+        });
         return Promise.resolve();
       },
       watch: (payload: WatchPayload, key) => {
@@ -537,6 +542,7 @@ class World {
       now: deps.now,
       heartbeatMs: 1_000,
       heartbeatTimer: false,
+      tallyEveryMs: 0,
       stopWaitMs: Number.POSITIVE_INFINITY,
     });
     actor.onCrash = () => {

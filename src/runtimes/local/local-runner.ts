@@ -21,7 +21,7 @@ import {
   silentLogger,
 } from "../../steps/handover.js";
 import { isBadInput } from "../../common/errors.js";
-import { timeStep } from "../../queries/step-stats.js";
+import { StepStatBuffer, timeStep } from "../../queries/step-stats.js";
 import { releaseLeases } from "../../jobs/lease.js";
 import { initializeJob } from "../../steps/initialize/initialize.js";
 import { newJobId } from "../../steps/initialize/open-job.js";
@@ -32,7 +32,7 @@ import { type JobProgress, readJobProgress } from "../../queries/progress.js";
 import { buildStepDeps } from "../step-deps.js";
 import { readCallbackEnv } from "../../config/env.js";
 import { CallbackListener, type CallbackListenerOptions } from "./callback-listener.js";
-import { type WorkerHandle, startWorker, tallyOfWatch } from "../worker-registry.js";
+import { type WorkerHandle, startWorker, tallyOfDispatch, tallyOfWatch } from "../worker-registry.js";
 
 export class Interrupted extends Error {
   constructor() {
@@ -324,6 +324,10 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   const retryPolicy = { tries: options.stepTries ?? 8, baseMs: options.stepRetryMs ?? 500 };
   // Every job this invocation runs: the first, then the iterations its jobs hand over to.
   const chain: string[] = [];
+  // Step rows in groups (about one insertMany a second), written out when the run ends.
+  const stats = new StepStatBuffer(options.store, {
+    warn: (m) => (options.log ?? silentLogger).warn(m),
+  });
   const initStep = (payload: Record<string, unknown>) =>
     timeStep(
       options.store,
@@ -333,6 +337,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
       },
       () => initializeJob(deps, payload),
       (r) => ({ outcome: r.status, jobId: r.jobId }),
+      stats.add,
     );
   const scheduler = new LocalScheduler(
     {
@@ -349,7 +354,11 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
           { task: "batchDataServer", jobId },
           () => dispatchJob(deps, { jobId }),
           (r) => ({ outcome: r.outcome }),
+          stats.add,
         );
+        // Chunks the step finished itself (completion "response") count as a watcher's would.
+        const tally = tallyOfDispatch(result);
+        if (tally) worker.tally(tally);
         if (result.outcome === "finished") scheduler.cancelPending(jobId);
         return result;
       },
@@ -360,6 +369,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
           { task: "chunkProcessWatcher", jobId: p.jobId, chunk: p.chunk },
           () => watchChunk(deps, p, { maxPolls: Number.MAX_SAFE_INTEGER, maxRunMs: Number.MAX_SAFE_INTEGER }),
           (r) => ({ outcome: r.outcome }),
+          stats.add,
         );
         // Counted from the step's result; the tally is buffered, never failing the step.
         const tally = tallyOfWatch(result);
@@ -491,6 +501,7 @@ export async function runJobLocally(options: LocalRunOptions): Promise<JobSummar
   } finally {
     if (progressTimer) clearInterval(progressTimer);
     await callbacks.close();
+    await stats.close();
     if (!options.worker) await worker.stop();
   }
 }

@@ -18,6 +18,7 @@ import { readConfigCached } from "../step-cache.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
 import { backoffDelay } from "../../common/retry.js";
 import type { ChunkDoc, JobDoc } from "../../store/store.js";
+import type { WorkerTally } from "../../store/workers.js";
 import {
   type ChunkHold,
   claimNextChunk,
@@ -42,10 +43,17 @@ export const dispatchPayloadSchema = z
   .object({ jobId: jobIdSchema.describe("The job to serve (from the initializer).") })
   .strict();
 
-export type DispatchResult =
+export type DispatchResult = (
   | { outcome: "dispatched"; chunks: number[] }
   | { outcome: "idle"; reason: string }
-  | { outcome: "finished"; status: JobDoc["status"] };
+  | { outcome: "finished"; status: JobDoc["status"] }
+) & {
+  /**
+   * Chunks this step finished itself (completion "response": the reply ended them), counted as a
+   * worker counts a watcher's: what a runtime adds to its worker's tally.
+   */
+  finished?: WorkerTally;
+};
 
 /**
  * When nothing in the window can be claimed yet — a chunk held under another runner's lease, or
@@ -136,7 +144,7 @@ async function dispatchChunk(deps: StepDeps, config: BatchConfig, chunk: ChunkDo
  * How a delivery left its chunk: `done` (processed, or failed with its records set aside: the
  * window may move past it), or not (sent and watched, due again later, or taken over).
  */
-type Delivered = { done: boolean };
+type Delivered = { done: boolean; finished?: WorkerTally };
 
 /** Completion "response" reads the outcome of every record from the reply: up to this much. */
 export const RESPONSE_REPLY_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -174,7 +182,15 @@ async function endAnsweredAttempt(
       records: ids.length,
     });
   }
-  return { done: moved && status !== "pending" };
+  if (!moved || status === "pending") return { done: false };
+  // Records outside this attempt were processed by earlier ones; of this attempt's, the reply's.
+  const unprocessed =
+    verdict.kind === "allProcessed" ? 0 : verdict.kind === "recordsFailed" ? verdict.failed : ids.length;
+  const records = chunk.recordCount;
+  return {
+    done: true,
+    finished: { chunks: 1, records, succeeded: records - unprocessed, failed: unprocessed },
+  };
 }
 
 async function deliverChunk(
@@ -415,7 +431,12 @@ export async function dispatchJob(deps: StepDeps, rawPayload: unknown): Promise<
   const parsed = dispatchPayloadSchema.safeParse(rawPayload);
   if (!parsed.success)
     throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
-  const { jobId } = parsed.data;
+  const finished: WorkerTally = { chunks: 0, records: 0, succeeded: 0, failed: 0 };
+  const result = await serveJob(deps, parsed.data.jobId, finished);
+  return finished.chunks > 0 ? { ...result, finished } : result;
+}
+
+async function serveJob(deps: StepDeps, jobId: string, finished: WorkerTally): Promise<DispatchResult> {
   const { store } = deps;
   let served: ServedJob;
   const planned = deps.cache?.plannedJob(jobId);
@@ -448,6 +469,12 @@ export async function dispatchJob(deps: StepDeps, rawPayload: unknown): Promise<
     const p = dispatchChunk(deps, config, chunk).then(
       (r) => {
         if (r.done) doneHere.add(chunk.chunk);
+        if (r.finished) {
+          finished.chunks += r.finished.chunks;
+          finished.records += r.finished.records;
+          finished.succeeded += r.finished.succeeded;
+          finished.failed += r.finished.failed;
+        }
       },
       (err: unknown) => {
         failure ??= err;

@@ -54,12 +54,18 @@ async function claimConfig(deps: StepDeps, config: string, jobId: string): Promi
   const stale = new Date(deps.now().getTime() - 60_000);
   const { store } = deps;
   const holder = await readFullJobLock(store, config);
-  const orphan =
-    holder?.activeJob && holder.activeJob !== jobId && (holder.activeSince ?? new Date(0)) < stale
-      ? (await jobExists(store, holder.activeJob))
-        ? undefined
-        : holder.activeJob
-      : undefined;
+  let orphan: string | undefined;
+  if (holder?.activeJob && holder.activeJob !== jobId) {
+    const held = await readJobFields(store, holder.activeJob, ["status"]);
+    // A finished job holds no lock: one left held by a run that died before it released it is
+    // free at once. One whose job was never created is free a minute after it was taken.
+    if (
+      held
+        ? held.status === "succeeded" || held.status === "failed"
+        : (holder.activeSince ?? new Date(0)) < stale
+    )
+      orphan = holder.activeJob;
+  }
   for (let tries = 0; tries < 3; tries++) {
     // False also when another initializer created the document first: look at what it claimed.
     const lock = { config, jobId, now: deps.now(), ...(orphan !== undefined ? { orphan } : {}) };
@@ -300,6 +306,12 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
       throw new BadInputError(
         `job '${jobId}' belongs to config '${existing.config}', not '${config.name}'; use another jobId`,
       );
+    }
+    if (existing.mode === "full" && (existing.status === "succeeded" || existing.status === "failed")) {
+      // A run of this job that stalled before its claim may have woken after the job finished,
+      // taken the lock again and died before it released it (found by the simulation, seed 503
+      // of the completion modes): a finished job holds no lock, whoever replays it.
+      await releaseFullJobLock(store, config.name, jobId);
     }
     return { job: existing, resumed: true };
   }
