@@ -1,7 +1,14 @@
 /** `batchDataServer`: dispatches the job's next due chunk(s) and hands over to the watcher. */
 import { schemaTask } from "@trigger.dev/sdk";
-import { dispatchJob, dispatchPayloadSchema } from "../steps/dispatch/dispatch.js";
+import { type ServeLimits, dispatchJob, dispatchPayloadSchema } from "../steps/dispatch/dispatch.js";
 import { type RunContext, runTaskStep } from "../runtimes/trigger/worker.js";
+
+/**
+ * A server run claims chunks for at most 5 minutes, then a fresh run goes on: in completion
+ * "response" mode one run would otherwise serve the whole job, past `maxDuration` (the requests
+ * still open when it stops, each bounded by `target.timeoutMs`, must fit in the rest).
+ */
+export const SERVE_LIMITS: ServeLimits = { maxRunMs: 5 * 60_000 };
 
 export const batchDataServer = schemaTask({
   id: "batch-data-server",
@@ -20,7 +27,7 @@ export function runBatchDataServer(payload: unknown, ctx: RunContext) {
     ctx,
     "batchDataServer",
     payload,
-    (deps) => dispatchJob(deps, payload),
+    (deps) => dispatchJob(deps, payload, SERVE_LIMITS),
     (r) => ({
       outcome: r.outcome,
     }),

@@ -238,6 +238,8 @@ function noFaults(): FaultPlan {
 }
 
 const watchLimits = { maxPolls: 4, maxRunMs: 5_000 };
+/** A Trigger.dev server run hands over to a fresh one after this long (response mode runs long). */
+const serveLimits = { maxRunMs: 1_500 };
 
 class World {
   readonly violations: string[] = [];
@@ -443,7 +445,7 @@ class World {
           case "init":
             return initializeJob(deps, payload);
           case "serve":
-            return dispatchJob(deps, payload);
+            return dispatchJob(deps, payload, serveLimits);
           case "watch":
             return watchChunk(deps, payload, watchLimits);
           default: {

@@ -427,17 +427,36 @@ interface ServedJob {
  * finds nothing. That is safe because chunks only ever become done: a window start known earlier
  * is at most the true one, so a claim below `low + maxInFlight` never leaves the true window.
  */
-export async function dispatchJob(deps: StepDeps, rawPayload: unknown): Promise<DispatchResult> {
+/**
+ * How long one server run may claim chunks before it hands over to a fresh run (it then waits
+ * for what it has in flight). Only "response" mode runs long — its step goes on while chunks
+ * come back — and a Trigger.dev run has a maximum duration. Default: no limit (local runs).
+ */
+export interface ServeLimits {
+  maxRunMs: number;
+}
+
+export async function dispatchJob(
+  deps: StepDeps,
+  rawPayload: unknown,
+  limits: ServeLimits = { maxRunMs: Number.POSITIVE_INFINITY },
+): Promise<DispatchResult> {
   const parsed = dispatchPayloadSchema.safeParse(rawPayload);
   if (!parsed.success)
     throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
   const finished: WorkerTally = { chunks: 0, records: 0, succeeded: 0, failed: 0 };
-  const result = await serveJob(deps, parsed.data.jobId, finished);
+  const result = await serveJob(deps, parsed.data.jobId, finished, limits);
   return finished.chunks > 0 ? { ...result, finished } : result;
 }
 
-async function serveJob(deps: StepDeps, jobId: string, finished: WorkerTally): Promise<DispatchResult> {
+async function serveJob(
+  deps: StepDeps,
+  jobId: string,
+  finished: WorkerTally,
+  limits: ServeLimits,
+): Promise<DispatchResult> {
   const { store } = deps;
+  const startedAt = deps.now().getTime();
   let served: ServedJob;
   const planned = deps.cache?.plannedJob(jobId);
   if (planned) {
@@ -464,6 +483,7 @@ async function serveJob(deps: StepDeps, jobId: string, finished: WorkerTally): P
   /** A chunk at the window's top was claimed: in "status"/"callback" mode the step is done. */
   let topClaimed = false;
   const stopAtTop = config.completion !== "response";
+  let lastSent: { chunk: number; attempt: number } | undefined;
 
   const deliver = (chunk: ChunkDoc) => {
     const p = dispatchChunk(deps, config, chunk).then(
@@ -532,6 +552,14 @@ async function serveJob(deps: StepDeps, jobId: string, finished: WorkerTally): P
       fresh = true;
     }
     const high = Math.min(low + config.maxInFlight, served.committed);
+    if (!topClaimed && deps.now().getTime() - startedAt > limits.maxRunMs) {
+      // Long enough: a fresh run goes on once what is in flight is back. Its key names the last
+      // chunk attempt this run sent, so a replay of this run hands over under the same key.
+      await Promise.all(inFlight.values());
+      const last = lastSent ?? { chunk: 0, attempt: 0 };
+      await deps.handOver.serve({ jobId }, `serve:${jobId}:after:${last.chunk}:${last.attempt}`);
+      break;
+    }
     if (inFlight.size < config.maxInFlight && !topClaimed) {
       const chunk = await claimNextChunk(store, {
         jobId,
@@ -543,6 +571,7 @@ async function serveJob(deps: StepDeps, jobId: string, finished: WorkerTally): P
       });
       if (chunk) {
         fresh = false;
+        lastSent = { chunk: chunk.chunk, attempt: chunk.attempt };
         dispatched.push(chunk.chunk);
         deliver(chunk);
         // Anything below the window's top that was claimable was claimed first (lowest first):

@@ -14,7 +14,15 @@ import { CallbackListener } from "../../../src/runtimes/local/callback-listener.
 import { startBatchService } from "../../../src/service/batch-service.js";
 import type { Store } from "../../../src/store/store.js";
 import { uriWithDatabase } from "../../../src/store/connection.js";
-import { type FakeRequest, startFakeService, usePipelineStore } from "../../support/pipeline.js";
+import {
+  type FakeRequest,
+  recordingHandOver,
+  startFakeService,
+  stepDeps,
+  usePipelineStore,
+} from "../../support/pipeline.js";
+import { initializeJob } from "../../../src/steps/initialize/initialize.js";
+import { dispatchJob } from "../../../src/steps/dispatch/dispatch.js";
 import { onFerretDB } from "../../support/server-kind.js";
 
 const SCALE = onFerretDB() ? 10 : 1;
@@ -163,6 +171,38 @@ describe("response: an outcome that does not match the request is an error on th
     await config(name, fake.url, { completion: "response" });
     const summary = await runJobLocally({ store, config: name, jobId: `${name}-job` });
     expect(summary).toMatchObject({ status: "succeeded", processed: 3 });
+  });
+});
+
+describe("response: one server step", () => {
+  it("serves the job until done, counting what it finished; past its time limit it hands over to a fresh run", async () => {
+    const name = "cm_limit";
+    await seed(`${name}_src`, 5 * (100 / SCALE));
+    let clock = Date.UTC(2026, 0, 1);
+    const fake = await startFakeService(store, (req) => {
+      clock += 2_000; // each request takes two (fake) seconds
+      return { status: 200, body: results(req.body.records) };
+    });
+    cleanups.push(() => fake.stop());
+    await config(name, fake.url, { completion: "response", maxInFlight: 1 });
+    const handOver = recordingHandOver();
+    const deps = stepDeps(store, { handOver, now: () => new Date(clock) });
+    await initializeJob(deps, { config: name, jobId: `${name}-job` });
+    // 3 s: the first chunk goes (0 s elapsed), so does the second (2 s); then the run hands over.
+    const first = await dispatchJob(deps, { jobId: `${name}-job` }, { maxRunMs: 3_000 });
+    expect(first).toMatchObject({ outcome: "dispatched", chunks: [1, 2] });
+    expect(first.finished).toEqual({
+      chunks: 2,
+      records: 2 * (100 / SCALE),
+      succeeded: 2 * (100 / SCALE),
+      failed: 0,
+    });
+    const serves = handOver.calls.filter((c) => c.kind === "serve").map((c) => c.key);
+    expect(serves).toContain(`serve:${name}-job:after:2:1`);
+    // The fresh run finishes the job.
+    const rest = await dispatchJob(deps, { jobId: `${name}-job` });
+    expect(rest).toMatchObject({ outcome: "finished", status: "succeeded" });
+    expect(fake.requests.map((r) => r.key)).toEqual([1, 2, 3, 4, 5].map((c) => `${name}-job:${c}:1`));
   });
 });
 
