@@ -653,7 +653,16 @@ export const configSchema = z
           .max(3_600_000)
           .default(2000)
           .describe(
-            "How often the watcher counts a chunk's statuses. Default: 2000. On Trigger.dev cloud, values above 60000 free the concurrency slot while waiting.",
+            "The longest wait between two counts of a chunk's statuses (the watcher polls sooner when the service's recent chunks came back sooner; see minPollIntervalMs). Default: 2000. On Trigger.dev cloud, values above 60000 free the concurrency slot while waiting.",
+          ),
+        minPollIntervalMs: z
+          .number()
+          .int()
+          .min(10)
+          .max(3_600_000)
+          .default(10)
+          .describe(
+            "The shortest wait between two counts. The watcher learns how long this config's chunks take and counts first shortly before a chunk is due, then at growing intervals up to pollIntervalMs; set it equal to pollIntervalMs to count at a fixed interval. Default: 10.",
           ),
         chunkTimeoutMs: z
           .number()
@@ -692,6 +701,13 @@ export const configSchema = z
         path: ["source", "invalidMessages"],
         message:
           'source.invalidMessages "skip" needs errorTopic (skipped messages go there, so none is lost); add errorTopic: {topic: "…"} or use "fail"',
+      });
+    }
+    if (c.watch.minPollIntervalMs > c.watch.pollIntervalMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["watch", "minPollIntervalMs"],
+        message: "watch.minPollIntervalMs must be at most watch.pollIntervalMs",
       });
     }
     if (c.retry.maxBackoffMs < c.retry.backoffMs) {

@@ -4,7 +4,9 @@
  * - a planned job's fixed facts: once planning is done, a job's config name and its committed
  *   chunk count never change again (nothing in the job's life rewrites them);
  * - configs, for `CONFIG_CACHE_MS`: an edited config is picked up within that time instead of at
- *   the next step (the config an attempt went out under is recorded with it either way).
+ *   the next step (the config an attempt went out under is recorded with it either way);
+ * - how long a config's chunks take to come back (`roundTrip`), so a watcher counts when a
+ *   chunk is due rather than at a fixed interval.
  * Nothing else is kept: a job's status, its chunks and records are always read from MongoDB.
  */
 import type { BatchConfig } from "../config/schema.js";
@@ -37,6 +39,7 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
 export class StepCache {
   private readonly configs = new Map<string, { config: BatchConfig; readAt: number }>();
   private readonly planned = new Map<string, PlannedJob>();
+  private readonly roundTrips = new Map<string, number>();
 
   constructor(private readonly configTtlMs = CONFIG_CACHE_MS) {}
 
@@ -51,6 +54,20 @@ export class StepCache {
 
   plannedJob(jobId: string): PlannedJob | undefined {
     return this.planned.get(jobId);
+  }
+
+  /**
+   * How long this config's chunks took from being sent to all records done, as a watcher saw it
+   * (a moving average, weight 0.3 to the newest): when the watcher counts first. Undefined until
+   * a chunk of the config closed in this process.
+   */
+  roundTrip(config: string): number | undefined {
+    return this.roundTrips.get(config);
+  }
+
+  observeRoundTrip(config: string, ms: number): void {
+    const before = this.roundTrips.get(config);
+    remember(this.roundTrips, config, before === undefined ? ms : 0.7 * before + 0.3 * ms);
   }
 
   /** Called only with a job read with `planning.done` true. */

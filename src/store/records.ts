@@ -41,6 +41,15 @@ export async function listAttemptRecords(
     .toArray();
 }
 
+/** Every record of a chunk (a first attempt's records: all of them). */
+export async function listChunkRecords(
+  store: Store,
+  jobId: string,
+  chunk: number,
+): Promise<Array<Pick<DetailDoc, "recordId" | "data">>> {
+  return store.details.find({ jobId, chunk }, { projection: { recordId: 1, data: 1 } }).toArray();
+}
+
 /** The ids of a job's processed records, streamed (a job may hold millions). */
 export function streamProcessedRecordIds(
   store: Store,
@@ -125,8 +134,16 @@ export async function recordAttemptResults(
   ref: { jobId: string; chunk: number; attempt: number },
   results: { processed: readonly unknown[]; failed: ReadonlyArray<{ id: unknown; error: string }> },
   at: Date,
+  /** Every record of the attempt is processed: the fence alone names them, no id list is sent. */
+  wholeAttempt = false,
 ): Promise<void> {
   const fence = { jobId: ref.jobId, chunk: ref.chunk, status: "sent", attempts: ref.attempt };
+  if (wholeAttempt && results.failed.length === 0) {
+    await store.details.updateMany(fence as Filter<DetailDoc>, {
+      $set: { status: "processed", attempt: ref.attempt, processedAt: at },
+    });
+    return;
+  }
   const ops: AnyBulkWriteOperation<DetailDoc>[] = [];
   if (results.processed.length > 0) {
     ops.push({

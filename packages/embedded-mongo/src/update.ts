@@ -432,10 +432,40 @@ function checkTargets(before: BsonDocument, ops: BsonDocument, inserting: boolea
   }
 }
 
-/** Whether an update changed anything (BSON types included). */
+/**
+ * Whether an update changed anything (BSON types included). Plain objects, arrays, strings,
+ * booleans and numbers are compared here (a JS number serializes by its value alone); any other
+ * value (dates, ObjectIds, typed numbers, binaries…) by its BSON bytes. Serializing both whole
+ * documents cost as much as the rest of an update.
+ */
 export function documentsDiffer(a: BsonDocument, b: BsonDocument): boolean {
   if (a === b) return false;
-  return Buffer.compare(serialize(a), serialize(b)) !== 0;
+  return !sameValue(a, b);
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return a !== 0 || Object.is(a, b); // 0 and -0 are different doubles
+  const ta = typeof a;
+  if (ta !== typeof b) return false;
+  if (ta === "number") return Number.isNaN(a) && Number.isNaN(b);
+  if (ta !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  if (isPlainObject(a) && isPlainObject(b) && Object.getPrototypeOf(a) === Object.getPrototypeOf(b)) {
+    const ka = Object.keys(a);
+    const kb = Object.keys(b);
+    if (ka.length !== kb.length) return false;
+    for (let i = 0; i < ka.length; i++) {
+      const k = ka[i] as string;
+      if (k !== kb[i] || !sameValue(a[k], b[k])) return false;
+    }
+    return true;
+  }
+  return Buffer.compare(serialize({ v: a }), serialize({ v: b })) === 0;
 }
 
 function setPath(doc: BsonDocument, path: string, value: unknown): void {

@@ -134,7 +134,9 @@ export async function applyServiceOutcome(
   if ("error" in parsed) return { kind: "badReply", reason: parsed.error };
   const results = matchServiceOutcome(ids, parsed);
   if (results.kind === "mismatch") return { kind: "badReply", reason: results.reason };
-  await recordAttemptResults(deps.store, ref, results, deps.now());
+  // The attempt's records are exactly those `sent` under it (`ids` were read by that mark).
+  const wholeAttempt = results.failed.length === 0 && results.processed.length === ids.length;
+  await recordAttemptResults(deps.store, ref, results, deps.now(), wholeAttempt);
   return results.failed.length === 0
     ? { kind: "allProcessed" }
     : { kind: "recordsFailed", failed: results.failed.length };

@@ -17,7 +17,7 @@ import { applyServiceOutcome } from "../completion/service-outcome.js";
 import { readConfigCached } from "../step-cache.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
 import { backoffDelay } from "../../common/retry.js";
-import type { ChunkDoc, JobDoc } from "../../store/store.js";
+import type { ChunkDoc, DetailDoc, JobDoc } from "../../store/store.js";
 import type { WorkerTally } from "../../store/workers.js";
 import {
   type ChunkHold,
@@ -31,7 +31,12 @@ import {
 } from "../../store/chunks.js";
 import { finishJobStatus, markJobSettled, readJob, readJobFields } from "../../store/jobs.js";
 import { releaseFullJobLock } from "../../store/lanes.js";
-import { listAttemptRecords, markRecordsSent, streamProcessedRecordIds } from "../../store/records.js";
+import {
+  listAttemptRecords,
+  listChunkRecords,
+  markRecordsSent,
+  streamProcessedRecordIds,
+} from "../../store/records.js";
 import { countSetAsideRecords, resolveProcessedRecords } from "../../store/set-aside-records.js";
 import { readSourceFields } from "../../store/source-collection.js";
 import { keyToPayload } from "../../planning/cuts.js";
@@ -91,15 +96,35 @@ async function markAndBuildBody(
   callback: { url: string; token?: string } | undefined,
 ): Promise<{ body: string; ids: unknown[] }> {
   const { jobId, attempt } = chunk;
-  await markRecordsSent(deps.store, jobId, chunk.chunk, attempt, deps.now());
-  const details = await listAttemptRecords(deps.store, jobId, chunk.chunk, attempt);
-  const ids = details.map((d) => d.recordId);
+  const marking = markRecordsSent(deps.store, jobId, chunk.chunk, attempt, deps.now());
   const source = config.source;
-  const byId = new Map<string, Document>();
-  if (!carriesData(source) && source.fields.length > 0 && ids.length > 0) {
-    const docs = await readSourceFields(deps.store, source.collection, ids, source.fields);
-    for (const d of docs) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
+  /** A collection's fields of these records, read now (one `_id $in` query). */
+  const fieldsOf = async (rows: Array<Pick<DetailDoc, "recordId">>): Promise<Document[]> =>
+    !carriesData(source) && source.fields.length > 0 && rows.length > 0
+      ? readSourceFields(
+          deps.store,
+          source.collection,
+          rows.map((d) => d.recordId),
+          source.fields,
+        )
+      : [];
+  let details: Array<Pick<DetailDoc, "recordId" | "data">>;
+  let fields: Document[];
+  if (attempt === 1) {
+    // The first attempt carries every record of the chunk (none can have been processed before
+    // it), so they are read while they are marked: one round trip less before the request.
+    [, [details, fields]] = await Promise.all([
+      marking,
+      listChunkRecords(deps.store, jobId, chunk.chunk).then(async (d) => [d, await fieldsOf(d)] as const),
+    ]);
+  } else {
+    await marking;
+    details = await listAttemptRecords(deps.store, jobId, chunk.chunk, attempt);
+    fields = await fieldsOf(details);
   }
+  const ids = details.map((d) => d.recordId);
+  const byId = new Map<string, Document>();
+  for (const d of fields) byId.set(EJSON.stringify({ v: d._id as unknown }), d);
   const records = details.map(({ recordId: id, data }) => {
     if (data) return { id, ...data };
     const src = byId.get(EJSON.stringify({ v: id }));

@@ -101,7 +101,8 @@ export async function checkChunk(
   config: BatchConfig,
   payload: { jobId: string; chunk: number; attempt: number },
   known?: ChunkDoc,
-): Promise<CheckResult & { chunk?: ChunkDoc }> {
+  schedule?: { pollsPastDue: number; roundTripMs: number | undefined },
+): Promise<CheckResult & { chunk?: ChunkDoc; elapsedMs?: number }> {
   const { jobId, chunk: chunkNo } = payload;
   const read = known ?? (await readWatchedChunk(deps, payload));
   if ("stale" in read) return { decision: "stale", reason: read.stale };
@@ -119,10 +120,44 @@ export async function checkChunk(
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
   const delayMs = Math.min(
-    config.watch.pollIntervalMs,
+    nextPollDelay({
+      elapsedMs: elapsed,
+      pollsPastDue: schedule?.pollsPastDue ?? 0,
+      roundTripMs: schedule?.roundTripMs,
+      minMs: config.watch.minPollIntervalMs,
+      maxMs: config.watch.pollIntervalMs,
+    }),
     Math.max(10, config.watch.chunkTimeoutMs - elapsed + 1),
   );
-  return { decision: "wait", delayMs, counts, chunk };
+  return { decision: "wait", delayMs, counts, chunk, elapsedMs: elapsed };
+}
+
+/** What a round trip counts first at: a little before the chunks' usual time. */
+const DUE_FRACTION = 0.85;
+/** Past that, the first step is this share of the usual round trip, growing by GROWTH per count. */
+const STEP_FRACTION = 0.1;
+const GROWTH = 1.5;
+
+/**
+ * When to count a chunk's statuses next (pure). Without a learned round trip the waits grow from
+ * `minMs` by half each time (10, 15, 22… ms): a fast service is seen within half its time, a slow
+ * one costs a few dozen counts before the waits reach `maxMs`. With one, the watcher waits until
+ * shortly before the chunk is due, then counts at steps of a tenth of the round trip, growing.
+ * Always within [minMs, maxMs].
+ */
+export function nextPollDelay(p: {
+  elapsedMs: number;
+  /** Counts made since the chunk was due (or since it was sent, without a round trip). */
+  pollsPastDue: number;
+  roundTripMs: number | undefined;
+  minMs: number;
+  maxMs: number;
+}): number {
+  const clamp = (ms: number) => Math.round(Math.min(p.maxMs, Math.max(p.minMs, ms)));
+  if (p.roundTripMs === undefined) return clamp(p.minMs * GROWTH ** p.pollsPastDue);
+  const due = DUE_FRACTION * p.roundTripMs;
+  if (p.elapsedMs < due) return clamp(due - p.elapsedMs);
+  return clamp(Math.max(p.minMs, STEP_FRACTION * p.roundTripMs) * GROWTH ** p.pollsPastDue);
 }
 
 /**
@@ -202,10 +237,27 @@ export async function watchChunk(
   if (config.completion === "callback") return watchCallback(deps, config, payload);
   const started = deps.now().getTime();
   let known: ChunkDoc | undefined;
+  const roundTripMs = deps.cache?.roundTrip(config.name);
+  if (roundTripMs !== undefined) {
+    // The chunk's usual time is known: no count before it is nearly due.
+    const read = await readWatchedChunk(deps, payload);
+    if ("stale" in read) return { outcome: "stale", reason: read.stale, polls: 0 };
+    known = read;
+    const elapsed = deps.now().getTime() - (read.sentAt?.getTime() ?? started);
+    const wait = Math.min(DUE_FRACTION * roundTripMs - elapsed, limits.maxRunMs);
+    if (wait >= config.watch.minPollIntervalMs) await deps.sleep(Math.round(wait));
+  }
+  let pollsPastDue = 0;
+  let lastDelay = 0;
   for (let polls = 1; ; polls++) {
-    const result = await checkChunk(deps, config, payload, known);
+    const result = await checkChunk(deps, config, payload, known, { pollsPastDue, roundTripMs });
     switch (result.decision) {
       case "closed":
+        if (result.closedHere && result.status === "processed" && known?.sentAt) {
+          // It was done somewhere in the last wait: its middle is the best guess of when.
+          const seen = deps.now().getTime() - known.sentAt.getTime();
+          deps.cache?.observeRoundTrip(config.name, Math.max(0, seen - lastDelay / 2));
+        }
         return {
           outcome: "closed",
           status: result.status,
@@ -217,6 +269,9 @@ export async function watchChunk(
         return { outcome: "stale", reason: result.reason, polls };
       case "wait":
         known = polls % REREAD_EVERY_POLLS === 0 ? undefined : result.chunk;
+        if (roundTripMs === undefined || (result.elapsedMs ?? 0) >= DUE_FRACTION * roundTripMs)
+          pollsPastDue++;
+        lastDelay = result.delayMs;
         await deps.reportProgress?.({ jobId: payload.jobId, chunk: payload.chunk, counts: result.counts });
         break;
       default: {
