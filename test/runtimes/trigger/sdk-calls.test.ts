@@ -267,7 +267,8 @@ describe("waits and schedules through the SDK", () => {
         name: "sdk-slow-polls",
         source: { collection: "sdk_orders", filter: { total: { $lt: 5 } } },
         target: { url: slow.url },
-        watch: { pollIntervalMs: 6000 },
+        // A fixed interval (no adaptive polls): every wait is 6 s.
+        watch: { pollIntervalMs: 6000, minPollIntervalMs: 6000 },
       },
       new Date(),
     );
