@@ -15,6 +15,7 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { randomBytes } from "node:crypto";
 import { apiClientManager, runMetadata, runtime, taskContext } from "@trigger.dev/core/v3";
 import { StandardMetadataManager } from "@trigger.dev/core/v3/workers";
 
@@ -39,9 +40,49 @@ if (!runMetadata.setGlobalManager(manager)) {
 }
 /** Every `wait.for` that reached the runtime (waits above 5 s; shorter ones never leave the SDK). */
 export const runtimeWaits: Json[] = [];
+
+/**
+ * Wait tokens (`wait.createToken`): completed by a POST to their URL, or timed out at their
+ * `timeout`. A run waiting on one (`wait.forToken`) resumes when either happens — at once when it
+ * already has (the platform would checkpoint the run meanwhile).
+ */
+export interface PlatformToken {
+  id: string;
+  url: string;
+  idempotencyKey: string | undefined;
+  timeoutAt: number | undefined;
+  tags: string[];
+  /** The body of the callback that completed it, as JSON text. */
+  output?: string;
+  /** Who is waiting for it. */
+  waiters: Array<() => void>;
+}
+const tokens = new Map<string, PlatformToken>();
+
+function waitForToken(token: PlatformToken): Promise<{ ok: boolean; output?: string; outputType?: string }> {
+  return new Promise((resolve) => {
+    const settle = () => {
+      clearTimeout(timer);
+      if (token.output !== undefined)
+        resolve({ ok: true, output: token.output, outputType: "application/json" });
+      else
+        resolve({
+          ok: false,
+          output: JSON.stringify({ message: `Wait for token ${token.id} timed out` }),
+          outputType: "application/json",
+        });
+    };
+    const left = token.output !== undefined ? 0 : (token.timeoutAt ?? Number.POSITIVE_INFINITY) - Date.now();
+    const timer = setTimeout(settle, Math.max(0, Math.min(left, 2 ** 31 - 1)));
+    token.waiters.push(settle);
+  });
+}
+
 runtime.setGlobalRuntimeManager({
   disable() {},
   waitForWaitpoint(params: Json) {
+    const token = tokens.get(params.waitpointFriendlyId as string);
+    if (token) return waitForToken(token);
     runtimeWaits.push(params);
     return Promise.resolve({ ok: true });
   },
@@ -85,6 +126,8 @@ export interface FakeTriggerApi {
   url: string;
   requests: ApiRequest[];
   runs: Map<string, PlatformRun>;
+  /** Wait tokens created (kept for the test file's life; ids are random, so they never repeat). */
+  tokens: Map<string, PlatformToken>;
   /** Runs triggered and not yet executed, the first due first. */
   pending(): PlatformRun[];
   /** Starts a root run, as the dashboard's Test page does. */
@@ -99,6 +142,7 @@ let currentRunId: string | undefined;
 export async function startFakeTriggerApi(): Promise<FakeTriggerApi> {
   const requests: ApiRequest[] = [];
   const runs = new Map<string, PlatformRun>();
+  let baseUrl = "";
   const byIdempotencyKey = new Map<string, string>();
   let next = 1;
   const newRun = (taskId: string, payload: unknown, options: Json, parentId: string | undefined) => {
@@ -200,6 +244,43 @@ export async function startFakeTriggerApi(): Promise<FakeTriggerApi> {
     if ((m = /^\/engine\/v1\/runs\/([^/]+)\/wait\/duration$/.exec(path)) && req.method === "POST") {
       return reply(200, { waitUntil: (body as Json).date, waitpoint: { id: `waitpoint_${next++}` } });
     }
+    if (path === "/api/v1/waitpoints/tokens" && req.method === "POST") {
+      const b = (body ?? {}) as Json;
+      const key = b.idempotencyKey as string | undefined;
+      const earlier =
+        key === undefined ? undefined : [...tokens.values()].find((tk) => tk.idempotencyKey === key);
+      if (earlier) return reply(200, { id: earlier.id, isCached: true, url: earlier.url });
+      const id = `waitpoint_token_${randomBytes(6).toString("hex")}`;
+      const token: PlatformToken = {
+        id,
+        url: `${baseUrl}/api/v1/waitpoints/tokens/${id}/callback/${randomBytes(8).toString("hex")}`,
+        idempotencyKey: key,
+        timeoutAt: typeof b.timeout === "string" ? Date.parse(b.timeout) : undefined,
+        tags: (b.tags as string[] | undefined) ?? [],
+        waiters: [],
+      };
+      tokens.set(id, token);
+      return reply(200, { id, isCached: false, url: token.url });
+    }
+    if (
+      (m = /^\/api\/v1\/waitpoints\/tokens\/([^/]+)\/callback\/([^/]+)$/.exec(path)) &&
+      req.method === "POST"
+    ) {
+      const token = tokens.get(m[1] as string);
+      if (!token || !token.url.endsWith(`/${m[2]}`)) return reply(404, { error: "no such waitpoint" });
+      // The first completion wins; the platform ignores later ones.
+      if (token.output === undefined && (token.timeoutAt ?? Infinity) > Date.now()) {
+        token.output = raw === "" ? "{}" : raw;
+        for (const w of token.waiters.splice(0)) w();
+      }
+      return reply(200, { success: true });
+    }
+    if (
+      (m = /^\/engine\/v1\/runs\/([^/]+)\/waitpoints\/tokens\/([^/]+)\/wait$/.exec(path)) &&
+      req.method === "POST"
+    ) {
+      return reply(tokens.has(m[2] as string) ? 200 : 404, { success: tokens.has(m[2] as string) });
+    }
     return reply(404, { error: `not a Trigger.dev API route this stand-in knows: ${req.method} ${path}` });
   };
   const server: Server = createServer((req, res) => {
@@ -210,12 +291,14 @@ export async function startFakeTriggerApi(): Promise<FakeTriggerApi> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  baseUrl = url;
   process.env.TRIGGER_API_URL = url;
   process.env.TRIGGER_SECRET_KEY = "tr_dev_chunkrelay_tests";
   return {
     url,
     requests,
     runs,
+    tokens,
     pending: () =>
       [...runs.values()].filter((r) => !r.executed).sort((a, b) => a.dueAt.getTime() - b.dueAt.getTime()),
     startRun: (taskId, payload, tags = []) => newRun(taskId, payload, { tags }, undefined),

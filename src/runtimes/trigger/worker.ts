@@ -28,8 +28,11 @@ import { readJobFields } from "../../store/jobs.js";
 import type { InitializePayload } from "../../steps/initialize/payload.js";
 import type { DispatchPayload, WatchPayload } from "../../steps/handover.js";
 import { buildStepDeps } from "../step-deps.js";
-import { type WorkerHandle, startWorker, tallyOfWatch } from "../worker-registry.js";
+import { type WorkerHandle, startWorker, tallyOfDispatch, tallyOfWatch } from "../worker-registry.js";
 import type { WatchResult } from "../../steps/watch/watch.js";
+import type { DispatchResult } from "../../steps/dispatch/dispatch.js";
+import { StepCache } from "../../steps/step-cache.js";
+import { triggerCallbacks } from "./callback-tokens.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
 export interface RunContext {
@@ -47,6 +50,8 @@ interface WorkerState {
   leaseMs: number;
   /** This process in `batch_workers`: registered with the client, stopped when it is closed. */
   worker: WorkerHandle;
+  /** What this process's steps remember between runs (`StepCache`). */
+  cache: StepCache;
 }
 
 let state: Promise<WorkerState> | undefined;
@@ -82,7 +87,9 @@ export function workerState(env: Record<string, string | undefined> = process.en
     await s.ensureIndexes();
     // One worker per process, like the client: warm runs of this process count under it.
     const worker = startWorker(s, { kind: "trigger", env, log: taskLogger });
-    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS, worker };
+    // One step cache per process too: warm runs skip re-reading planned jobs and fresh configs,
+    // and watchers learn the service's round trip.
+    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS, worker, cache: new StepCache() };
   })().catch(async (err: unknown) => {
     // Only this attempt's client is closed, and only this attempt is forgotten: a newer one
     // (after closeWorkerStore) is left alone.
@@ -168,7 +175,7 @@ export async function workerDeps(
   sleep: (ms: number) => Promise<void>,
   reportProgress: ReportProgress,
 ): Promise<StepDeps> {
-  const { store, leaseMs } = await workerState();
+  const { store, leaseMs, cache } = await workerState();
   return buildStepDeps({
     store,
     handOver: triggerHandOver,
@@ -177,6 +184,9 @@ export async function workerDeps(
     leaseMs,
     log: taskLogger,
     reportProgress,
+    cache,
+    // Completion "callback": one wait token per attempt (the watcher run suspends on it).
+    callbacks: triggerCallbacks(),
   });
 }
 
@@ -248,8 +258,14 @@ export async function runTaskStep<T>(
         return seen;
       },
     );
-    // Counted from the watcher's result (buffered; a registry failure never fails the step).
-    const tally = task === "chunkProcessWatcher" ? tallyOfWatch(result as WatchResult) : undefined;
+    // Counted from the watcher's result, or the server's in "response" mode (buffered; a registry
+    // failure never fails the step).
+    const tally =
+      task === "chunkProcessWatcher"
+        ? tallyOfWatch(result as WatchResult)
+        : task === "batchDataServer"
+          ? tallyOfDispatch(result as DispatchResult)
+          : undefined;
     if (tally) worker.tally(tally);
     if (seenJobId) {
       // Again after the step: a job it created now has a config to tag (tagRun adds only what is missing).
