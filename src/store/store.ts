@@ -333,6 +333,8 @@ export class Store {
       ]),
       createEachIndex(this.jobs, [
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
+        // The job list of every config, newest first, stays one index walk with 10,000s of jobs.
+        { key: { createdAt: -1 }, name: "created" },
         { key: { status: 1 }, name: "status" },
         // Finished jobs whose settling was interrupted (the healer looks them up).
         { key: { unsettled: 1 }, name: "unsettled", sparse: true },
@@ -346,6 +348,8 @@ export class Store {
       createEachIndex(this.exceptions, [
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
+        // The job list of every config, newest first, stays one index walk with 10,000s of jobs.
+        { key: { createdAt: -1 }, name: "created" },
       ]),
       createEachIndex(this.taskStats, [{ key: { jobId: 1, task: 1 }, name: "job_task" }]),
       createEachIndex(this.workers, [
