@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
-import { type CommandStartedEvent, MongoClient } from "mongodb";
+import { type CommandStartedEvent, type Document, MongoClient } from "mongodb";
 import { saveConfig } from "../src/store/configs.js";
 import { parseConfig } from "../src/config/schema.js";
 import type { Workload } from "../src/planning/workload.js";
@@ -42,9 +42,27 @@ const program = new Command("bench")
   .option("--records <n>", "records N (RSS is also measured at 10·N)", intArg(1000), 20_000)
   .option("--poll-ms <n>", "watcher poll interval for the hop and end-to-end runs", intArg(10), 100)
   .option("--chunk-size <n>", "records per chunk in the hop and end-to-end runs", intArg(1), 100)
+  .option(
+    "--latency-ms <n>",
+    "the service's time per chunk of 100 records in the efficiency and baseline runs",
+    intArg(1),
+    200,
+  )
+  .option(
+    "--long",
+    "instead: a 1,000,000-record and a 100,000-record job end to end, each in a child process, and their peak RSS",
+  )
   .option("--json", "print the results as JSON on the last stdout line")
   .parse();
-const opts = program.opts<{ records: number; pollMs: number; chunkSize: number; json?: boolean }>();
+const opts = program.opts<{
+  records: number;
+  pollMs: number;
+  chunkSize: number;
+  latencyMs: number;
+  long?: boolean;
+  json?: boolean;
+}>();
+type Completion = "status" | "response" | "callback";
 
 const say = (s: string) => process.stderr.write(`${s}\n`);
 const percentile = (xs: number[], p: number) => {
@@ -206,9 +224,9 @@ function initializerChild(
   );
 }
 
-async function endToEnd(uri: string, store: Store, records: number) {
-  const service = await startBatchService({ mongoUri: uri, latencyMs: 0 });
-  const name = `bench-e2e-${records}`;
+async function endToEnd(uri: string, store: Store, records: number, completion: Completion = "status") {
+  const service = await startBatchService({ mongoUri: uri, latencyMs: 0, completion });
+  const name = `bench-e2e-${completion}-${records}`;
   await saveConfig(
     store,
     {
@@ -217,6 +235,7 @@ async function endToEnd(uri: string, store: Store, records: number) {
       chunking: { maxRecords: opts.chunkSize },
       target: { url: service.url },
       watch: { pollIntervalMs: opts.pollMs },
+      completion,
     },
     new Date(),
   );
@@ -278,6 +297,226 @@ async function endToEnd(uri: string, store: Store, records: number) {
   }
 }
 
+/** A whole job in a child process (chunkrelay's or the baseline loop): records, ms, peak RSS. */
+function jobChild(args: string[]): Promise<{ records: number; ms: number; maxRssBytes: number }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/run-child.ts"), ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    cwd: ROOT,
+  });
+  return lineFrom(child).then(
+    (line) => JSON.parse(line) as { records: number; ms: number; maxRssBytes: number },
+  );
+}
+
+/** A config over the first `records` source records (bench_src), 100 records per chunk. */
+async function modeConfig(
+  store: Store,
+  name: string,
+  records: number,
+  url: string,
+  completion: Completion,
+  maxInFlight: number,
+): Promise<string> {
+  await saveConfig(
+    store,
+    {
+      name,
+      source: { collection: "bench_src", filter: { _id: { $lt: records } }, fields: ["name", "amount"] },
+      chunking: { maxRecords: 100 },
+      target: { url },
+      maxInFlight,
+      completion,
+      watch: { pollIntervalMs: Math.max(opts.pollMs, 10) },
+    },
+    new Date(),
+  );
+  return name;
+}
+
+/**
+ * Efficiency against the ideal: a service taking L ms per chunk of 100 records can take at most
+ * maxInFlight × 100 / L records per second. Each job is planned first (planning is measured on its
+ * own above), then served; achieved is its records over the time from the first request the
+ * service received to the last chunk done.
+ */
+async function efficiency(uri: string, store: Store) {
+  const L = opts.latencyMs;
+  const rows: Array<{
+    completion: Completion;
+    maxInFlight: number;
+    records: number;
+    recordsPerSecond: number;
+    ideal: number;
+    efficiency: number;
+  }> = [];
+  for (const completion of ["status", "response", "callback"] as const) {
+    for (const m of [1, 4, 16]) {
+      const records = m * 100 * 15;
+      const service = await startBatchService({ mongoUri: uri, latencyMs: L, completion });
+      try {
+        const name = await modeConfig(
+          store,
+          `bench-eff-${completion}-${m}`,
+          records,
+          service.url,
+          completion,
+          m,
+        );
+        const jobId = `${name}-${randomBytes(3).toString("hex")}`;
+        await initializeJob(benchDeps(store, recordingOnly()), { config: name, jobId });
+        const summary = await runJobLocally({ store, config: name, jobId });
+        if (summary.status !== "succeeded")
+          throw new Error(`efficiency job ${jobId} ended ${summary.status}`);
+        const first = Math.min(...service.ledger.map((d) => d.receivedAt));
+        const chunks = await store.chunks.find({ jobId }, { projection: { finishedAt: 1 } }).toArray();
+        const last = Math.max(...chunks.map((c) => c.finishedAt?.getTime() ?? Number.NaN));
+        const rate = (records * 1000) / (last - first);
+        const ideal = (m * 100 * 1000) / L;
+        rows.push({
+          completion,
+          maxInFlight: m,
+          records,
+          recordsPerSecond: Math.round(rate),
+          ideal,
+          efficiency: round(rate / ideal),
+        });
+        say(
+          `  ${completion} maxInFlight ${m}: ${Math.round(rate)} of ${ideal} records/s = ${round(rate / ideal)}`,
+        );
+      } finally {
+        await service.stop();
+      }
+    }
+  }
+  return { latencyMs: L, rows };
+}
+
+/**
+ * chunkrelay against the loop a user would write (bench/baseline.ts), each side in a child
+ * process on the same records and the same service: throughput with a service of L ms per chunk
+ * (one chunk at a time on both sides; chunkrelay polls no slower than the baseline), and peak RSS
+ * at N and 10·N with a zero-latency service answering in the reply.
+ */
+async function baselineComparison(uri: string, store: Store, n: number) {
+  const throughput: Array<{
+    completion: Completion;
+    records: number;
+    chunkrelay: number;
+    baseline: number;
+    ratio: number;
+  }> = [];
+  const records = 2_000;
+  for (const completion of ["status", "response"] as const) {
+    const service = await startBatchService({ mongoUri: uri, latencyMs: opts.latencyMs, completion });
+    try {
+      const name = await modeConfig(store, `bench-base-${completion}`, records, service.url, completion, 1);
+      const mine = await jobChild(["chunkrelay", uri, name, `${name}-${randomBytes(3).toString("hex")}`]);
+      const src = await subsetCollection(store, records);
+      const theirs = await jobChild([
+        "baseline",
+        uri,
+        src,
+        service.url,
+        completion,
+        String(opts.pollMs),
+        `bench-baseline-${randomBytes(3).toString("hex")}`,
+      ]);
+      const a = (mine.records * 1000) / mine.ms;
+      const b = (theirs.records * 1000) / theirs.ms;
+      throughput.push({
+        completion,
+        records,
+        chunkrelay: Math.round(a),
+        baseline: Math.round(b),
+        ratio: round(a / b),
+      });
+      say(`  ${completion}: chunkrelay ${Math.round(a)} records/s, baseline ${Math.round(b)} records/s`);
+    } finally {
+      await service.stop();
+    }
+  }
+  const memory: Array<{ records: number; chunkrelayMB: number; baselineMB: number }> = [];
+  const service = await startBatchService({ mongoUri: uri, latencyMs: 0, completion: "response" });
+  try {
+    for (const size of [n, 10 * n]) {
+      const name = await modeConfig(store, `bench-mem-${size}`, size, service.url, "response", 16);
+      const mine = await jobChild(["chunkrelay", uri, name, `${name}-${randomBytes(3).toString("hex")}`]);
+      const src = await subsetCollection(store, size);
+      const theirs = await jobChild([
+        "baseline",
+        uri,
+        src,
+        service.url,
+        "response",
+        "0",
+        `bench-mem-base-${size}`,
+      ]);
+      memory.push({
+        records: size,
+        chunkrelayMB: round(mine.maxRssBytes / 2 ** 20, 1),
+        baselineMB: round(theirs.maxRssBytes / 2 ** 20, 1),
+      });
+      say(
+        `  ${size} records: chunkrelay ${round(mine.maxRssBytes / 2 ** 20, 1)} MB, baseline ${round(theirs.maxRssBytes / 2 ** 20, 1)} MB`,
+      );
+    }
+  } finally {
+    await service.stop();
+  }
+  return { latencyMs: opts.latencyMs, throughput, memory };
+}
+
+/** The first `n` source records as a collection of their own (the baseline reads a whole collection). */
+async function subsetCollection(store: Store, n: number): Promise<string> {
+  const name = `bench_src_${n}`;
+  if ((await store.db.collection(name).estimatedDocumentCount()) === n) return name;
+  await store.db
+    .collection(name)
+    .drop()
+    .catch(() => undefined);
+  const cursor = store.db
+    .collection("bench_src")
+    .find({ _id: { $lt: n } } as never)
+    .sort({ _id: 1 });
+  let batch: Document[] = [];
+  for await (const d of cursor) {
+    batch.push(d);
+    if (batch.length >= 5000) {
+      await store.db.collection(name).insertMany(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await store.db.collection(name).insertMany(batch);
+  return name;
+}
+
+/**
+ * Long mode: a 1,000,000-record job and a 100,000-record job, end to end against the
+ * zero-latency reference service (the default completion, 4 chunks in flight), each in a child
+ * process; their peak RSS and its ratio (target ≤ 1.3).
+ */
+async function longRun(uri: string, store: Store) {
+  const service = await startBatchService({ mongoUri: uri, latencyMs: 0 });
+  try {
+    const out: Array<{ records: number; ms: number; recordsPerSecond: number; rssMB: number }> = [];
+    for (const size of [100_000, 1_000_000]) {
+      const name = await modeConfig(store, `bench-long-${size}`, size, service.url, "status", 4);
+      say(`  ${size} records…`);
+      const r = await jobChild(["chunkrelay", uri, name, `${name}-${randomBytes(3).toString("hex")}`]);
+      if (r.records !== size) throw new Error(`long run took ${r.records} of ${size} records`);
+      out.push({
+        records: size,
+        ms: Math.round(r.ms),
+        recordsPerSecond: Math.round((size * 1000) / r.ms),
+        rssMB: round(r.maxRssBytes / 2 ** 20, 1),
+      });
+    }
+    return { runs: out, ratio: round((out[1]?.rssMB ?? 0) / (out[0]?.rssMB ?? 1)), target: "<= 1.3" };
+  } finally {
+    await service.stop();
+  }
+}
+
 async function main() {
   const n = opts.records;
   const server = await startServer();
@@ -287,6 +526,25 @@ async function main() {
   try {
     const store = new Store(client.db());
     await store.ensureIndexes();
+    if (opts.long) {
+      say("long mode: seeding 1,000,000 source records…");
+      const seeded = performance.now();
+      await seedSource(store, 1_000_000);
+      say(`  seeded in ${Math.round(performance.now() - seeded)} ms; a 100,000- and a 1,000,000-record job…`);
+      const started = performance.now();
+      const long = await longRun(server.uri, store);
+      const lines = [
+        ...long.runs.map(
+          (r) =>
+            `long run             ${r.records} records in ${r.ms} ms (${r.recordsPerSecond} records/s), runner peak RSS ${r.rssMB} MB`,
+        ),
+        `long run RSS         1,000,000 / 100,000 records: ratio ${long.ratio} (target ≤ 1.3); both runs ${Math.round((performance.now() - started) / 1000)} s`,
+      ];
+      process.stdout.write(`${lines.join("\n")}\n`);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ server: server.kind, long })}\n`);
+      await store.db.dropDatabase();
+      return;
+    }
     say(`seeding ${10 * n} source records…`);
     await seedSource(store, 10 * n);
     say("initializer vs plain insertMany (3 rounds each, alternating)…");
@@ -314,6 +572,15 @@ async function main() {
     say(`end to end at ${Math.round(n / 10)} and ${n} records (reference service, zero latency)…`);
     const e2eSmall = await endToEnd(server.uri, store, Math.round(n / 10));
     const e2e = await endToEnd(server.uri, store, n);
+    say(`the same in completion "response" mode…`);
+    const respSmall = await endToEnd(server.uri, store, Math.round(n / 10), "response");
+    const resp = await endToEnd(server.uri, store, n, "response");
+
+    say(`efficiency against the ideal, a service of ${opts.latencyMs} ms per chunk of 100…`);
+    const eff = await efficiency(server.uri, store);
+
+    say("chunkrelay against the loop a user would write (child processes)…");
+    const versus = await baselineComparison(server.uri, store, n);
 
     const results = {
       server: server.kind,
@@ -361,6 +628,15 @@ async function main() {
           commandsPerChunkWithoutPolls: e2eSmall.perChunkWithoutPolls,
         },
       },
+      responseMode: {
+        recordsPerSecond: resp.recordsPerSecond,
+        commandsPerChunk: resp.perChunkWithoutPolls,
+        firstVsSecondHalf: [resp.firstHalfMedian, resp.secondHalfMedian],
+        atTenthN: respSmall.perChunkWithoutPolls,
+        target: "<= 6",
+      },
+      efficiency: eff,
+      baseline: versus,
     };
     const lines = [
       `initializer          ${results.initializer.recordsPerSecond} records/s vs insertMany ${results.initializer.insertManyRecordsPerSecond} records/s  ratio ${results.initializer.ratio} (target ≥ 0.7)`,
@@ -369,7 +645,21 @@ async function main() {
       `window claim         ${claims.records} records capped by count ${claims.byCountMs} ms (database skip), by weight ${claims.byWeightMs} ms (streamed): ${results.windowClaim.ratio}×`,
       `hop latency          p50 ${results.hopLatency.p50Ms} ms, p99 ${results.hopLatency.p99Ms} ms over ${results.hopLatency.hops} hops, poll ${opts.pollMs} ms (target p50 ≤ ${opts.pollMs + 25})`,
       `end to end           ${e2e.recordsPerSecond} records/s, ${e2e.records} records in ${e2e.chunks} chunks`,
-      `commands per chunk   ${results.endToEnd.commandsPerChunk} at N (${e2e.perChunkWithoutPolls.median} without polls, min ${e2e.perChunkWithoutPolls.min} max ${e2e.perChunkWithoutPolls.max}; first/second half ${e2e.firstHalfMedian}/${e2e.secondHalfMedian}), ${results.endToEnd.atTenthN.commandsPerChunk} at N/10 (${e2eSmall.perChunkWithoutPolls.median} without polls)`,
+      `response mode        ${resp.recordsPerSecond} records/s; commands per chunk ${resp.perChunkWithoutPolls.median} at N (min ${resp.perChunkWithoutPolls.min} max ${resp.perChunkWithoutPolls.max}; first/second half ${resp.firstHalfMedian}/${resp.secondHalfMedian}), ${respSmall.perChunkWithoutPolls.median} at N/10 (target ≤ 6)`,
+      ...eff.rows.map(
+        (r) =>
+          `efficiency           ${r.completion.padEnd(8)} maxInFlight ${String(r.maxInFlight).padStart(2)}: ${r.recordsPerSecond} of ${r.ideal} records/s = ${r.efficiency} (target ≥ ${r.completion === "status" ? "0.8" : "0.9"})`,
+      ),
+      ...versus.throughput.map(
+        (t) =>
+          `vs baseline          ${t.completion.padEnd(8)} ${t.records} records, ${opts.latencyMs} ms/chunk: chunkrelay ${t.chunkrelay} records/s, baseline ${t.baseline} records/s = ${t.ratio}× (target ≥ 0.95)`,
+      ),
+      ...versus.memory.map(
+        (m) =>
+          `vs baseline RSS      ${m.records} records: chunkrelay ${m.chunkrelayMB} MB, baseline ${m.baselineMB} MB`,
+      ),
+      `vs baseline RSS      10·N / N: chunkrelay ${round((versus.memory[1]?.chunkrelayMB ?? 0) / (versus.memory[0]?.chunkrelayMB ?? 1))}, baseline ${round((versus.memory[1]?.baselineMB ?? 0) / (versus.memory[0]?.baselineMB ?? 1))}`,
+      `commands per chunk   ${results.endToEnd.commandsPerChunk} at N (${e2e.perChunkWithoutPolls.median} without polls, min ${e2e.perChunkWithoutPolls.min} max ${e2e.perChunkWithoutPolls.max}; first/second half ${e2e.firstHalfMedian}/${e2e.secondHalfMedian}), ${results.endToEnd.atTenthN.commandsPerChunk} at N/10 (${e2eSmall.perChunkWithoutPolls.median} without polls; target ≤ 8)`,
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
     if (opts.json) process.stdout.write(`${JSON.stringify(results)}\n`);
