@@ -20,6 +20,13 @@ export const CONFIG_CACHE_MS = 2_000;
 /** Entries kept of each kind; the oldest go first (a process serves a few jobs at a time). */
 const MAX_ENTRIES = 1_000;
 
+/**
+ * How long a planned job's facts are used before the job is read again. They cannot change
+ * while the job lives; the bound covers a finished job deleted and started again under the same
+ * id in another process while this one still remembers the first (`forgetJob` covers this one).
+ */
+export const PLANNED_JOB_CACHE_MS = 10 * 60_000;
+
 /** A job whose planning is done: what can no longer change. */
 export interface PlannedJob {
   config: string;
@@ -38,7 +45,7 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
 
 export class StepCache {
   private readonly configs = new Map<string, { config: BatchConfig; readAt: number }>();
-  private readonly planned = new Map<string, PlannedJob>();
+  private readonly planned = new Map<string, PlannedJob & { readAt: number }>();
   private readonly roundTrips = new Map<string, number>();
 
   constructor(private readonly configTtlMs = CONFIG_CACHE_MS) {}
@@ -52,8 +59,14 @@ export class StepCache {
     return config;
   }
 
-  plannedJob(jobId: string): PlannedJob | undefined {
-    return this.planned.get(jobId);
+  plannedJob(jobId: string, now: number = Date.now()): PlannedJob | undefined {
+    const hit = this.planned.get(jobId);
+    if (!hit) return undefined;
+    if (now - hit.readAt < 0 || now - hit.readAt >= PLANNED_JOB_CACHE_MS) {
+      this.planned.delete(jobId);
+      return undefined;
+    }
+    return { config: hit.config, committed: hit.committed };
   }
 
   /**
@@ -71,8 +84,13 @@ export class StepCache {
   }
 
   /** Called only with a job read with `planning.done` true. */
-  rememberPlannedJob(jobId: string, job: PlannedJob): void {
-    remember(this.planned, jobId, job);
+  rememberPlannedJob(jobId: string, job: PlannedJob, now: number = Date.now()): void {
+    remember(this.planned, jobId, { ...job, readAt: now });
+  }
+
+  /** A finished job: nothing of it is remembered (its id may be used again once it is deleted). */
+  forgetJob(jobId: string): void {
+    this.planned.delete(jobId);
   }
 }
 
@@ -81,8 +99,9 @@ export async function readJobConfigName(
   store: Store,
   cache: StepCache | undefined,
   jobId: string,
+  now: Date,
 ): Promise<string | undefined> {
-  const planned = cache?.plannedJob(jobId);
+  const planned = cache?.plannedJob(jobId, now.getTime());
   if (planned) return planned.config;
   const job = await readJobFields(store, jobId, ["config"]);
   return job?.config;

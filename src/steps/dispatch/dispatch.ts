@@ -495,7 +495,7 @@ async function serveJob(
   const { store } = deps;
   const startedAt = deps.now().getTime();
   let served: ServedJob;
-  const planned = deps.cache?.plannedJob(jobId);
+  const planned = deps.cache?.plannedJob(jobId, deps.now().getTime());
   if (planned) {
     served = { ...planned, planningDone: true };
   } else {
@@ -574,9 +574,15 @@ async function serveJob(
         // Planning was done before this lookup, so no chunk can be added after it: finish.
         const job = await readJob(store, jobId);
         if (!job) throw new BadInputError(`job '${jobId}' not found (deleted while it was served)`);
+        deps.cache?.forgetJob(jobId);
         if (job.status === "succeeded" || job.status === "failed") {
           await settleFinishedJob(deps, job);
           return { outcome: "finished", status: job.status };
+        }
+        if (!job.planning.done || job.planning.nextChunk !== served.committed) {
+          // Not the job this step remembered (deleted and started again): serve it as read now.
+          served = servedOf(deps, job);
+          continue;
         }
         return { outcome: "finished", status: await finishJob(deps, job) };
       }

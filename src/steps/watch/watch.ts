@@ -133,16 +133,17 @@ export async function checkChunk(
 }
 
 /** What a round trip counts first at: a little before the chunks' usual time. */
-const DUE_FRACTION = 0.85;
+const DUE_FRACTION = 0.9;
 /** Past that, the first step is this share of the usual round trip, growing by GROWTH per count. */
-const STEP_FRACTION = 0.1;
+const STEP_FRACTION = 0.05;
 const GROWTH = 1.5;
 
 /**
  * When to count a chunk's statuses next (pure). Without a learned round trip the waits grow from
  * `minMs` by half each time (10, 15, 22… ms): a fast service is seen within half its time, a slow
  * one costs a few dozen counts before the waits reach `maxMs`. With one, the watcher waits until
- * shortly before the chunk is due, then counts at steps of a tenth of the round trip, growing.
+ * shortly before the chunk is due (nine tenths of it), then counts at steps of a twentieth of the
+ * round trip, growing.
  * Always within [minMs, maxMs].
  */
 export function nextPollDelay(p: {
@@ -231,7 +232,7 @@ export async function watchChunk(
     );
   }
   const payload = parsed.data;
-  const configName = await readJobConfigName(deps.store, deps.cache, payload.jobId);
+  const configName = await readJobConfigName(deps.store, deps.cache, payload.jobId, deps.now());
   if (configName === undefined) throw new BadInputError(`job '${payload.jobId}' not found`);
   const config = await readConfigCached(deps.store, deps.cache, configName, deps.now());
   if (config.completion === "callback") return watchCallback(deps, config, payload);

@@ -13,10 +13,11 @@ describe("nextPollDelay", () => {
     expect(nextPollDelay({ ...base, elapsedMs: 0, pollsPastDue: 30, roundTripMs: undefined })).toBe(2000);
   });
 
-  it("with one, waits until shortly before the chunk is due, then counts at a tenth of it, growing", () => {
-    expect(nextPollDelay({ ...base, elapsedMs: 20, pollsPastDue: 0, roundTripMs: 200 })).toBe(150);
-    expect(nextPollDelay({ ...base, elapsedMs: 170, pollsPastDue: 0, roundTripMs: 200 })).toBe(20);
-    expect(nextPollDelay({ ...base, elapsedMs: 190, pollsPastDue: 1, roundTripMs: 200 })).toBe(30);
+  it("with one, waits until shortly before the chunk is due, then counts at a twentieth of it, growing", () => {
+    expect(nextPollDelay({ ...base, elapsedMs: 20, pollsPastDue: 0, roundTripMs: 200 })).toBe(160);
+    expect(nextPollDelay({ ...base, elapsedMs: 175, pollsPastDue: 0, roundTripMs: 200 })).toBe(10);
+    expect(nextPollDelay({ ...base, elapsedMs: 190, pollsPastDue: 0, roundTripMs: 400 })).toBe(170);
+    expect(nextPollDelay({ ...base, elapsedMs: 380, pollsPastDue: 1, roundTripMs: 400 })).toBe(30);
     expect(nextPollDelay({ ...base, elapsedMs: 9_000, pollsPastDue: 20, roundTripMs: 200 })).toBe(2000);
   });
 
