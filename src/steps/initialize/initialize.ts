@@ -283,7 +283,9 @@ async function planJob(deps: StepDeps, config: BatchConfig, job: JobDoc): Promis
       groupRecords += records.length;
       total += records.length;
       totalWeight += weight;
-      if (groupRecords >= detailBatch(deps)) {
+      // The first group goes out with its first chunk: serving starts once one chunk is
+      // committed, not a whole group (a job's first request comes that much sooner).
+      if (groupRecords >= detailBatch(deps) || group[0]?.no === firstChunk) {
         writeGroup(group);
         group = [];
         groupRecords = 0;
