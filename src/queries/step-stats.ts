@@ -137,6 +137,11 @@ export class StepStatBuffer {
     await this.flush();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.rows.length > 0) {
+      // Nothing will try again: say so rather than lose them quietly (found by review).
+      this.warn(`step statistics: ${this.rows.length} row(s) could not be written before the run ended`);
+      this.rows = [];
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * What steps of one process may remember between invocations, so that a chunk costs a handful of
- * commands and not a re-read of the job and its config per step:
+ * What the steps of one run (a local run; one Trigger.dev run) may remember between invocations,
+ * so that a chunk costs a handful of commands and not a re-read of the job and its config per step:
  * - a planned job's fixed facts: once planning is done, a job's config name and its committed
  *   chunk count never change again (nothing in the job's life rewrites them);
  * - configs, for `CONFIG_CACHE_MS`: an edited config is picked up within that time instead of at
@@ -46,9 +46,15 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
 export class StepCache {
   private readonly configs = new Map<string, { config: BatchConfig; readAt: number }>();
   private readonly planned = new Map<string, PlannedJob & { readAt: number }>();
-  private readonly roundTrips = new Map<string, number>();
-
-  constructor(private readonly configTtlMs = CONFIG_CACHE_MS) {}
+  /**
+   * `roundTrips` may be shared between caches: a Trigger.dev worker gives each run a cache of its
+   * own (a run must not serve a job a process remembered from before it was deleted and started
+   * again) but lets its watchers learn the service's round trip across runs.
+   */
+  constructor(
+    private readonly configTtlMs = CONFIG_CACHE_MS,
+    private readonly roundTrips = new Map<string, number>(),
+  ) {}
 
   /** The config named, read again once it is older than the cache's time (by `now`, ms). */
   async config(store: Store, name: string, now: number): Promise<BatchConfig> {

@@ -128,6 +128,7 @@ export async function countAttemptStatuses(
  * one command: the processed records, and the failed ones grouped by error. Fenced as a
  * service's own report is (`reportRecords`): only records `sent` under this attempt move, so a
  * processed record stays processed and a late outcome of an older attempt changes nothing.
+ * Returns how many records it moved (fewer than the attempt's when some were no longer `sent`).
  */
 export async function recordAttemptResults(
   store: Store,
@@ -136,13 +137,13 @@ export async function recordAttemptResults(
   at: Date,
   /** Every record of the attempt is processed: the fence alone names them, no id list is sent. */
   wholeAttempt = false,
-): Promise<void> {
+): Promise<number> {
   const fence = { jobId: ref.jobId, chunk: ref.chunk, status: "sent", attempts: ref.attempt };
   if (wholeAttempt && results.failed.length === 0) {
-    await store.details.updateMany(fence as Filter<DetailDoc>, {
+    const res = await store.details.updateMany(fence as Filter<DetailDoc>, {
       $set: { status: "processed", attempt: ref.attempt, processedAt: at },
     });
-    return;
+    return res.matchedCount;
   }
   const ops: AnyBulkWriteOperation<DetailDoc>[] = [];
   if (results.processed.length > 0) {
@@ -167,7 +168,9 @@ export async function recordAttemptResults(
       },
     });
   }
-  if (ops.length > 0) await store.details.bulkWrite(ops, { ordered: false });
+  if (ops.length === 0) return 0;
+  const res = await store.details.bulkWrite(ops, { ordered: false });
+  return res.matchedCount;
 }
 
 /**

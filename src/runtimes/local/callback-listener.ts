@@ -2,11 +2,12 @@
  * The local runner's callback route, for configs with `completion: "callback"`: a small HTTP
  * listener (node:http, one route) that a batch service POSTs an attempt's outcome to.
  *
- * - Each attempt gets its own URL, `<base>/callbacks/<jobId>/<chunk>/<attempt>`, and a token,
- *   HMAC-SHA256 of `<jobId>:<chunk>:<attempt>` under the listener's secret, both sent in the
- *   request (`callback: {url, token}`). The service sends the token back in the body (`token`).
- * - A callback with a wrong or missing token is refused (401): it was forged, or signed under
- *   another secret (a runner started since, without `CHUNKRELAY_CALLBACK_SECRET`).
+ * - Each attempt gets its own URL, `<base>/callbacks/<jobId>/<chunk>/<attempt>?token=<token>`,
+ *   the token HMAC-SHA256 of `<jobId>:<chunk>:<attempt>` under the listener's secret (also sent
+ *   alone as `callback.token`). The service POSTs to the URL as sent.
+ * - A callback with a wrong or missing token is refused (401) before its body is read: it was
+ *   forged, or signed under another secret (a runner started since, without
+ *   `CHUNKRELAY_CALLBACK_SECRET`).
  * - A callback for an attempt already closed is refused (409), so a replayed callback changes
  *   nothing; so is a second callback while the first is being applied.
  * - A callback that comes before its watcher waits (a fast service) is held for the attempt
@@ -54,6 +55,8 @@ interface Arrival {
   body: unknown;
   settled: Promise<Verdict>;
   settle: (v: Verdict) => void;
+  /** A watcher took it (it may still fail before it settles). */
+  taken?: boolean;
 }
 
 interface Expected {
@@ -147,7 +150,9 @@ export class CallbackListener implements CallbackChannel {
     else this.expected.set(key, { expiresAt });
     this.prune();
     const path = `/callbacks/${encodeURIComponent(ref.jobId)}/${ref.chunk}/${ref.attempt}`;
-    return { url: `${base}${path}`, token: this.tokenOf(ref) };
+    // The URL carries the token, so a forged callback is refused before its body is read.
+    const token = this.tokenOf(ref);
+    return { url: `${base}${path}?token=${token}`, token };
   }
 
   wait(ref: AttemptRef, timeoutMs: number): Promise<CallbackArrival> {
@@ -201,10 +206,23 @@ export class CallbackListener implements CallbackChannel {
     }
   }
 
+  /**
+   * Hands an arrival to its watcher. The attempt counts as closed only once the watcher settles
+   * it (applied, or refused as not matching): a watcher that fails before (the database away)
+   * leaves the attempt open, and the service's next try goes to the watcher's retry (found by
+   * review: marking it closed here lost the callback and the attempt went out again).
+   */
   private take(key: string, arrival: Arrival): CallbackArrival {
     this.expected.delete(key);
-    this.markClosed(key);
-    return { kind: "called", body: arrival.body, settle: arrival.settle };
+    arrival.taken = true;
+    return {
+      kind: "called",
+      body: arrival.body,
+      settle: (v) => {
+        this.markClosed(key);
+        arrival.settle(v);
+      },
+    };
   }
 
   private markClosed(key: string): void {
@@ -229,6 +247,9 @@ export class CallbackListener implements CallbackChannel {
       });
     });
     this.server = server;
+    // A body that trickles in is cut off (a slow client holds no request for long).
+    server.requestTimeout = 60_000;
+    server.headersTimeout = 10_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve());
@@ -240,7 +261,8 @@ export class CallbackListener implements CallbackChannel {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const match = /^\/callbacks\/([^/]+)\/([^/]+)\/([^/?]+)$/.exec(req.url ?? "");
+    const [pathPart = "", query = ""] = (req.url ?? "").split("?", 2);
+    const match = /^\/callbacks\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(pathPart);
     if (!match) return reply(res, 404, { error: "POST /callbacks/<jobId>/<chunk>/<attempt>" });
     if (req.method !== "POST") return reply(res, 405, { error: "POST the outcome" });
     if (this.stopped) return reply(res, 503, { error: "the runner is stopping; try again" });
@@ -253,6 +275,16 @@ export class CallbackListener implements CallbackChannel {
     const parsedPath = pathSchema.safeParse({ jobId: decoded, chunk: match[2], attempt: match[3] });
     if (!parsedPath.success) return reply(res, 404, { error: "unknown attempt" });
     const ref = parsedPath.data;
+    // The token first: nothing of an unauthenticated request's body is read.
+    const token = new URLSearchParams(query).get("token") ?? "";
+    const expected = Buffer.from(this.tokenOf(ref));
+    const given = Buffer.from(token);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      req.resume();
+      return reply(res, 401, {
+        error: "token missing or wrong for this attempt: POST to the callback URL as sent",
+      });
+    }
     const text = await readBody(req);
     if (text === undefined) return reply(res, 413, { error: `body over ${MAX_CALLBACK_BYTES} bytes` });
     let body: unknown;
@@ -260,12 +292,6 @@ export class CallbackListener implements CallbackChannel {
       body = JSON.parse(text);
     } catch (err) {
       return reply(res, 400, { error: `body is not JSON: ${(err as Error).message}` });
-    }
-    const token = typeof body === "object" && body !== null ? (body as { token?: unknown }).token : undefined;
-    const expected = Buffer.from(this.tokenOf(ref));
-    const given = Buffer.from(typeof token === "string" ? token : "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return reply(res, 401, { error: "token missing or wrong for this attempt" });
     }
     const key = keyOf(ref);
     if (this.closed.has(key))
@@ -302,7 +328,13 @@ export class CallbackListener implements CallbackChannel {
       }),
     ]);
     clearTimeout(timer);
-    if (!verdict) return reply(res, 202, { received: true });
+    if (!verdict) {
+      if (!arrival.taken) return reply(res, 202, { received: true }); // held until its watcher comes
+      // Taken, not applied: the watcher failed or hangs. Open for the next try of the service.
+      if (!this.closed.has(key) && !this.expected.has(key))
+        this.expected.set(key, { expiresAt: Date.now() + 60 * 60_000 });
+      return reply(res, 503, { error: "the callback was not applied yet; send it again" });
+    }
     if (verdict.ok) return reply(res, 200, { ok: true });
     return reply(res, verdict.status, { error: verdict.error });
   }

@@ -31,7 +31,7 @@ import { buildStepDeps } from "../step-deps.js";
 import { type WorkerHandle, startWorker, tallyOfDispatch, tallyOfWatch } from "../worker-registry.js";
 import type { WatchResult } from "../../steps/watch/watch.js";
 import type { DispatchResult } from "../../steps/dispatch/dispatch.js";
-import { StepCache } from "../../steps/step-cache.js";
+import { CONFIG_CACHE_MS, StepCache } from "../../steps/step-cache.js";
 import { triggerCallbacks } from "./callback-tokens.js";
 
 /** The run fields the tasks read (a subset of Trigger.dev's `ctx.run`). */
@@ -50,8 +50,11 @@ interface WorkerState {
   leaseMs: number;
   /** This process in `batch_workers`: registered with the client, stopped when it is closed. */
   worker: WorkerHandle;
-  /** What this process's steps remember between runs (`StepCache`). */
-  cache: StepCache;
+  /**
+   * The service round trips this process's watchers learned (shared by the runs' step caches;
+   * each run gets a cache of its own for everything else).
+   */
+  roundTrips: Map<string, number>;
 }
 
 let state: Promise<WorkerState> | undefined;
@@ -87,9 +90,7 @@ export function workerState(env: Record<string, string | undefined> = process.en
     await s.ensureIndexes();
     // One worker per process, like the client: warm runs of this process count under it.
     const worker = startWorker(s, { kind: "trigger", env, log: taskLogger });
-    // One step cache per process too: warm runs skip re-reading planned jobs and fresh configs,
-    // and watchers learn the service's round trip.
-    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS, worker, cache: new StepCache() };
+    return { client: opened, store: s, leaseMs: CHUNKRELAY_LEASE_MS, worker, roundTrips: new Map() };
   })().catch(async (err: unknown) => {
     // Only this attempt's client is closed, and only this attempt is forgotten: a newer one
     // (after closeWorkerStore) is left alone.
@@ -175,7 +176,7 @@ export async function workerDeps(
   sleep: (ms: number) => Promise<void>,
   reportProgress: ReportProgress,
 ): Promise<StepDeps> {
-  const { store, leaseMs, cache } = await workerState();
+  const { store, leaseMs, roundTrips } = await workerState();
   return buildStepDeps({
     store,
     handOver: triggerHandOver,
@@ -184,7 +185,9 @@ export async function workerDeps(
     leaseMs,
     log: taskLogger,
     reportProgress,
-    cache,
+    // A cache per run: a job is read at the run's start, never remembered from an earlier run
+    // (it may have been deleted and started again since); round trips are learned across runs.
+    cache: new StepCache(CONFIG_CACHE_MS, roundTrips),
     // Completion "callback": one wait token per attempt (the watcher run suspends on it).
     callbacks: triggerCallbacks(),
   });

@@ -57,6 +57,10 @@ export function parseServiceOutcome(body: unknown): ServiceOutcome | { error: st
       return { error: `the body holds invalid Extended JSON (${(err as Error).message})` };
     }
   }
+  if (value !== null && typeof value === "object" && "status" in value && "results" in value) {
+    // Contradictory (found by review): all processed, and a list that may say otherwise.
+    return { error: `the body has both "status" and "results"; send one of them: ${EXAMPLE}` };
+  }
   const parsed = serviceOutcomeSchema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
@@ -114,9 +118,16 @@ export function matchServiceOutcome(ids: readonly unknown[], outcome: ServiceOut
   return { kind: "mismatch", reason: `the outcome does not match the request: ${parts.join("; ")}` };
 }
 
-/** How an attempt ended by the service's word, after its results were written. */
+/**
+ * How an attempt ended by the service's word, after its results were written. `moved` is how many
+ * of the attempt's records the write moved: fewer than the attempt's means some were not `sent`
+ * any more (a redelivery after a crash found them written; a service also wrote statuses), and
+ * the records must be counted before the attempt ends.
+ */
 export type AttemptVerdict =
-  { kind: "allProcessed" } | { kind: "recordsFailed"; failed: number } | { kind: "badReply"; reason: string };
+  | { kind: "allProcessed"; moved: number }
+  | { kind: "recordsFailed"; failed: number; moved: number }
+  | { kind: "badReply"; reason: string };
 
 /**
  * Parses, checks and records an attempt's outcome: one `batch_details` write when it matches,
@@ -136,8 +147,8 @@ export async function applyServiceOutcome(
   if (results.kind === "mismatch") return { kind: "badReply", reason: results.reason };
   // The attempt's records are exactly those `sent` under it (`ids` were read by that mark).
   const wholeAttempt = results.failed.length === 0 && results.processed.length === ids.length;
-  await recordAttemptResults(deps.store, ref, results, deps.now(), wholeAttempt);
+  const moved = await recordAttemptResults(deps.store, ref, results, deps.now(), wholeAttempt);
   return results.failed.length === 0
-    ? { kind: "allProcessed" }
-    : { kind: "recordsFailed", failed: results.failed.length };
+    ? { kind: "allProcessed", moved }
+    : { kind: "recordsFailed", failed: results.failed.length, moved };
 }

@@ -32,6 +32,7 @@ import {
 import { finishJobStatus, markJobSettled, readJob, readJobFields } from "../../store/jobs.js";
 import { releaseFullJobLock } from "../../store/lanes.js";
 import {
+  countAttemptStatuses,
   listAttemptRecords,
   listChunkRecords,
   markRecordsSent,
@@ -205,8 +206,25 @@ async function endAnsweredAttempt(
         reason: `the reply is longer than ${RESPONSE_REPLY_LIMIT_BYTES} bytes; send fewer records per chunk (chunking.maxRecords)`,
       }
     : await applyServiceOutcome(deps, ref, ids, reply.body ?? "");
-  const ending: AttemptEnding =
-    verdict.kind === "allProcessed" ? { kind: "allProcessed", processed: chunk.recordCount } : verdict;
+  let ending: AttemptEnding;
+  if (verdict.kind === "badReply") ending = verdict;
+  else if (verdict.moved === ids.length) {
+    // Every record of the attempt moved now: records outside it were processed by earlier
+    // attempts (the attempt took every record not processed), so the outcome is the chunk's.
+    ending =
+      verdict.kind === "allProcessed"
+        ? { kind: "allProcessed", processed: chunk.recordCount }
+        : { kind: "recordsFailed", failed: verdict.failed };
+  } else {
+    // Some were no longer `sent` (written before: a redelivery, or statuses the service wrote
+    // too): the chunk's records say how the attempt ended.
+    const counts = await countAttemptStatuses(deps.store, chunk.jobId, chunk.chunk);
+    const open = counts.pending + counts.sent + counts.failed;
+    ending =
+      open === 0
+        ? { kind: "allProcessed", processed: counts.processed }
+        : { kind: "recordsFailed", failed: open };
+  }
   const now = deps.now();
   const { status, moved } = await endAttempt(deps, config, chunk, guard, ending, {
     sentAt: now,
@@ -222,7 +240,7 @@ async function endAnsweredAttempt(
   if (!moved || status === "pending") return { done: false };
   // Records outside this attempt were processed by earlier ones; of this attempt's, the reply's.
   const unprocessed =
-    verdict.kind === "allProcessed" ? 0 : verdict.kind === "recordsFailed" ? verdict.failed : ids.length;
+    ending.kind === "allProcessed" ? 0 : ending.kind === "recordsFailed" ? ending.failed : ids.length;
   const records = chunk.recordCount;
   return {
     done: true,
@@ -452,6 +470,8 @@ interface ServedJob {
   config: string;
   committed: number;
   planningDone: boolean;
+  /** Until when a planner holds the job's planning lease (ms), when planning is not done. */
+  plannerUntil?: number | undefined;
 }
 
 /**
@@ -566,7 +586,7 @@ async function serveJob(
           continue;
         }
         if (!served.planningDone) {
-          await scheduleAfterPlanning(deps, config, jobId, served.committed);
+          await scheduleAfterPlanning(deps, config, jobId, served);
           return dispatched.length > 0
             ? { outcome: "dispatched", chunks: dispatched }
             : { outcome: "idle", reason: "planning is still running" };
@@ -579,7 +599,11 @@ async function serveJob(
           await settleFinishedJob(deps, job);
           return { outcome: "finished", status: job.status };
         }
-        if (!job.planning.done || job.planning.nextChunk !== served.committed) {
+        if (
+          !job.planning.done ||
+          job.planning.nextChunk !== served.committed ||
+          job.config !== served.config
+        ) {
           // Not the job this step remembered (deleted and started again): serve it as read now.
           served = servedOf(deps, job);
           continue;
@@ -630,7 +654,7 @@ async function serveJob(
       }
       if (inFlight.size === 0) {
         await scheduleWakeUp(deps, jobId, low, high);
-        if (!served.planningDone) await scheduleAfterPlanning(deps, config, jobId, served.committed);
+        if (!served.planningDone) await scheduleAfterPlanning(deps, config, jobId, served);
         break;
       }
     }
@@ -648,25 +672,40 @@ async function serveJob(
 
 /** The served view of a job just read; a planned job's fixed facts go to the step cache. */
 function servedOf(deps: StepDeps, job: JobDoc): ServedJob {
-  const served = { config: job.config, committed: job.planning.nextChunk, planningDone: job.planning.done };
+  const served = {
+    config: job.config,
+    committed: job.planning.nextChunk,
+    planningDone: job.planning.done,
+    plannerUntil: job.planningLease?.expiresAt.getTime(),
+  };
   if (served.planningDone)
-    deps.cache?.rememberPlannedJob(job._id, { config: job.config, committed: served.committed });
+    deps.cache?.rememberPlannedJob(
+      job._id,
+      { config: job.config, committed: served.committed },
+      deps.now().getTime(),
+    );
   return served;
 }
 
 /**
  * While planning runs, chunks are committed group by group. In "status" and "callback" modes a
  * watcher hands back after each chunk and the next server step sees new chunks; in "response"
- * mode nothing would come back until planning is done, so the server looks again after a poll
- * interval (a delayed hand-over, keyed by the interval so a step never schedules it twice).
+ * mode nothing would come back until planning is done, so while the planning lease is held the
+ * server looks again after a poll interval (a delayed hand-over, keyed by the interval so a step
+ * never schedules it twice).
  */
 async function scheduleAfterPlanning(
   deps: StepDeps,
   config: BatchConfig,
   jobId: string,
-  committed: number,
+  served: ServedJob,
 ): Promise<void> {
   if (config.completion !== "response") return;
+  // Only while a planner is at work: a planner that died leaves the job to whoever resumes
+  // planning (the healer, `resume`), and wake-ups with nobody planning would never end (found
+  // by review: simulation seed 5910).
+  if ((served.plannerUntil ?? 0) <= deps.now().getTime()) return;
+  const committed = served.committed;
   const every = config.watch.pollIntervalMs;
   const slot = Math.floor(deps.now().getTime() / every);
   await deps.handOver.serve({ jobId }, `serve:${jobId}:planning:${committed}:${slot}`, every);

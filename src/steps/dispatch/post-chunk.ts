@@ -86,11 +86,12 @@ async function readCapped(
   let truncated = false;
   for await (const chunk of body) {
     const room = limit - size;
-    if (room < chunk.length) truncated = true;
+    // More than fits, in this piece or in one after the limit was reached exactly.
+    if (chunk.length > room) truncated = true;
     if (room <= 0) break;
     parts.push(chunk.subarray(0, room));
     size += Math.min(room, chunk.length);
-    if (size >= limit) break;
+    if (truncated) break;
   }
   body.destroy?.();
   return { text: Buffer.concat(parts).toString("utf8"), truncated };

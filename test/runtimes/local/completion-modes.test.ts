@@ -131,6 +131,12 @@ describe("response: an outcome that does not match the request is an error on th
     ["no body", () => "", /the reply has no body/],
     ["not JSON", () => "<html>ok</html>", /the body is not JSON/],
     ["another shape", () => JSON.stringify({ accepted: 3 }), /the body is not an outcome/],
+    [
+      "both forms at once",
+      (req) =>
+        JSON.stringify({ status: "processed", results: [{ id: req.body.records[0]?.id, status: "failed" }] }),
+      /both "status" and "results"/,
+    ],
   ];
   for (const [label, body, reason] of cases) {
     it(label, async () => {
@@ -151,6 +157,37 @@ describe("response: an outcome that does not match the request is an error on th
       expect(exception?.reason).toMatch(reason);
     });
   }
+
+  it("a service that also wrote a status: the chunk is closed by its records, not by the reply", async () => {
+    // Found by review: the reply said all processed, but one record was `failed` already (written
+    // by the service itself); the fenced write skips it, so the chunk must not count it processed.
+    const name = "cm_mixed";
+    await seed(`${name}_src`, 5);
+    const fake = await startFakeService(store, async (req) => {
+      await store.details.updateOne(
+        {
+          jobId: req.body.jobId,
+          recordId: req.body.records[0]?.id,
+          status: "sent",
+          attempts: req.body.attempt,
+        },
+        { $set: { status: "failed", attempt: req.body.attempt, error: "written by the service" } },
+      );
+      return { status: 200, body: JSON.stringify({ status: "processed" }) };
+    });
+    cleanups.push(() => fake.stop());
+    await config(name, fake.url, { completion: "response", retry: { maxAttempts: 2 } });
+    const summary = await runJobLocally({ store, config: name, jobId: `${name}-job` });
+    const processed = await store.details.countDocuments({ jobId: `${name}-job`, status: "processed" });
+    const exceptions = await store.exceptions.countDocuments({ jobId: `${name}-job` });
+    expect(processed + exceptions).toBe(5);
+    expect(summary.processed).toBe(processed);
+    const chunk = await store.chunks.findOne({ jobId: `${name}-job`, chunk: 1 });
+    expect(chunk?.processedCount ?? 0).toBe(processed);
+    // The first attempt ended with one record failed; the second sent only that one again.
+    expect(chunk?.history?.[0]?.outcome).toBe("recordsFailed");
+    expect(fake.requests[1]?.body.records).toHaveLength(1);
+  });
 
   it("ids match across numeric types, as MongoDB compares them", async () => {
     const name = "cm_numeric";
@@ -222,17 +259,18 @@ describe("callback", () => {
       captured = req;
       const cb = req.body as unknown as { callback: { url: string; token: string } };
       const outcome = { results: req.body.records.map((r) => ({ id: r.id, status: "processed" })) };
-      // Forged: no token, another attempt's token, a token for another chunk's URL.
-      expect((await post(cb.callback.url, outcome)).status).toBe(401);
-      expect((await post(cb.callback.url, { ...outcome, token: "x".repeat(43) })).status).toBe(401);
-      const otherUrl = cb.callback.url.replace(/\/1\/1$/, "/1/2");
-      expect((await post(otherUrl, { ...outcome, token: cb.callback.token })).status).toBe(401);
+      // The URL carries this attempt's token.
+      expect(cb.callback.url).toContain(`?token=${cb.callback.token}`);
+      const bare = cb.callback.url.split("?")[0] as string;
+      // Forged: no token, a wrong one, this attempt's token on another attempt's URL — refused
+      // before the body is read (a token in the body does not count).
+      expect((await post(bare, { ...outcome, token: cb.callback.token })).status).toBe(401);
+      expect((await post(`${bare}?token=${"x".repeat(43)}`, outcome)).status).toBe(401);
+      const otherUrl = cb.callback.url.replace(/\/1\/1\?/, "/1/2?");
+      expect((await post(otherUrl, outcome)).status).toBe(401);
       // Ids go back as the request sent them (relaxed Extended JSON: {"$oid": …}).
       setTimeout(() => {
-        void post(cb.callback.url, {
-          ...JSON.parse(EJSON.stringify(outcome, { relaxed: true })),
-          token: cb.callback.token,
-        });
+        void post(cb.callback.url, JSON.parse(EJSON.stringify(outcome, { relaxed: true })));
       }, 5);
       return { status: 202 };
     });
@@ -276,7 +314,7 @@ describe("callback", () => {
     cleanups.push(() => listener.close());
     const ref = { jobId: "cb-unit", chunk: 1, attempt: 1 };
     const { url, token } = await listener.open(ref, 10_000);
-    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callbacks\/cb-unit\/1\/1$/);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callbacks\/cb-unit\/1\/1\?token=[\w-]{43}$/);
     // Early: no watcher yet. The reply waits for the watcher's verdict.
     const early = request(url, { method: "POST", body: JSON.stringify({ token, status: "processed" }) });
     const arrival = await listener.wait(ref, 10_000);
@@ -296,6 +334,13 @@ describe("callback", () => {
     const bad = await request(url.replace("/callbacks/", "/other/"), { method: "POST", body: "{}" });
     expect(bad.statusCode).toBe(404);
     await bad.body.text();
+    // Without the token, the route refuses before it reads the body (however large).
+    const huge = await request(url.split("?")[0] as string, {
+      method: "POST",
+      body: "x".repeat(8 * 1024 * 1024),
+    });
+    expect(huge.statusCode).toBe(401);
+    await huge.body.text();
     // A wait with no callback times out.
     const ref2 = { jobId: "cb-unit", chunk: 2, attempt: 1 };
     await listener.open(ref2, 10_000);
