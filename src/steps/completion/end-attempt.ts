@@ -26,6 +26,22 @@ export type AttemptEnding =
   | { kind: "badReply"; reason: string };
 
 /**
+ * How an attempt's counted record statuses end it, or undefined while records are still out
+ * (`pending` or `sent`).
+ */
+export function endingOfCounts(counts: {
+  pending: number;
+  sent: number;
+  processed: number;
+  failed: number;
+}): AttemptEnding | undefined {
+  if (counts.pending + counts.sent > 0) return undefined;
+  return counts.failed === 0
+    ? { kind: "allProcessed", processed: counts.processed }
+    : { kind: "recordsFailed", failed: counts.failed };
+}
+
+/**
  * Ends the attempt `hold` names. Returns the status the chunk moves to and whether this writer
  * moved it (false: another had ended the attempt first). `answered` is given when the chunk goes
  * straight from `dispatching` (completion "response").

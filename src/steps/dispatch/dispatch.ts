@@ -12,7 +12,7 @@ import { redactAndCut } from "../../config/redact.js";
 import { type BatchConfig, carriesData, configHash, jobIdSchema } from "../../config/schema.js";
 import { BadInputError } from "../../common/errors.js";
 import { CALLBACK_CHANNEL_MISSING, type StepDeps, keys } from "../handover.js";
-import { type AttemptEnding, endAttempt } from "../completion/end-attempt.js";
+import { type AttemptEnding, endAttempt, endingOfCounts } from "../completion/end-attempt.js";
 import { applyServiceOutcome } from "../completion/service-outcome.js";
 import { readConfigCached } from "../step-cache.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
@@ -218,12 +218,12 @@ async function endAnsweredAttempt(
   } else {
     // Some were no longer `sent` (written before: a redelivery, or statuses the service wrote
     // too): the chunk's records say how the attempt ended.
+    // Records still out after the outcome was written count as failed: the attempt goes again.
     const counts = await countAttemptStatuses(deps.store, chunk.jobId, chunk.chunk);
-    const open = counts.pending + counts.sent + counts.failed;
-    ending =
-      open === 0
-        ? { kind: "allProcessed", processed: counts.processed }
-        : { kind: "recordsFailed", failed: open };
+    ending = endingOfCounts(counts) ?? {
+      kind: "recordsFailed",
+      failed: counts.pending + counts.sent + counts.failed,
+    };
   }
   const now = deps.now();
   const { status, moved } = await endAttempt(deps, config, chunk, guard, ending, {

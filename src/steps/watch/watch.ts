@@ -12,7 +12,7 @@ import type { ChunkCounts } from "../../queries/progress.js";
 import type { ChunkDoc } from "../../store/store.js";
 import { readChunk } from "../../store/chunks.js";
 import { countAttemptStatuses, listAttemptRecords } from "../../store/records.js";
-import { type AttemptEnding, endAttempt } from "../completion/end-attempt.js";
+import { type AttemptEnding, endAttempt, endingOfCounts } from "../completion/end-attempt.js";
 import { applyServiceOutcome } from "../completion/service-outcome.js";
 import { readConfigCached, readJobConfigName } from "../step-cache.js";
 
@@ -65,14 +65,6 @@ async function closeChunk(
   return closed;
 }
 
-/** How counted record statuses end an attempt, or undefined while records are still out. */
-function endingOf(counts: StatusCounts): AttemptEnding | undefined {
-  if (counts.pending + counts.sent > 0) return undefined;
-  return counts.failed === 0
-    ? { kind: "allProcessed", processed: counts.processed }
-    : { kind: "recordsFailed", failed: counts.failed };
-}
-
 /** The chunk as this watcher must find it (its attempt, sent), or why it is stale. */
 async function readWatchedChunk(
   deps: StepDeps,
@@ -108,7 +100,7 @@ export async function checkChunk(
   if ("stale" in read) return { decision: "stale", reason: read.stale };
   const chunk = read;
   const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
-  const ending = endingOf(counts);
+  const ending = endingOfCounts(counts);
   if (ending) {
     const closed = await closeChunk(deps, config, chunk, ending);
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
@@ -194,7 +186,7 @@ async function watchCallback(
     }
   }
   const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
-  const ending = endingOf(counts) ?? { kind: "timedOut" as const };
+  const ending = endingOfCounts(counts) ?? { kind: "timedOut" as const };
   const closed = await closeChunk(deps, config, chunk, ending);
   return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
 }
