@@ -27,14 +27,19 @@ export const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
-export function readEnv(env: Record<string, string | undefined> = process.env): Env {
-  const parsed = envSchema.safeParse(env);
+/** Parses environment variables with `schema`; a bad one is bad input naming the variable. */
+function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     // Bad input: retrying cannot fix the environment (exit 2; a task fails without retries).
     throw new BadInputError(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
   }
   return parsed.data;
+}
+
+export function readEnv(env: Record<string, string | undefined> = process.env): Env {
+  return parseEnv(envSchema, env);
 }
 
 /**
@@ -55,12 +60,7 @@ const statusEnvSchema = z.object({
 });
 
 export function readStatusToken(env: Record<string, string | undefined> = process.env): string | undefined {
-  const parsed = statusEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new BadInputError(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
-  }
-  return parsed.data.CHUNKRELAY_STATUS_TOKEN;
+  return parseEnv(statusEnvSchema, env).CHUNKRELAY_STATUS_TOKEN;
 }
 
 /**
@@ -85,10 +85,5 @@ const callbackEnvSchema = z.object({
 export type CallbackEnv = z.infer<typeof callbackEnvSchema>;
 
 export function readCallbackEnv(env: Record<string, string | undefined> = process.env): CallbackEnv {
-  const parsed = callbackEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new BadInputError(`environment variable ${issue?.path.join(".")} is invalid: ${issue?.message}`);
-  }
-  return parsed.data;
+  return parseEnv(callbackEnvSchema, env);
 }
