@@ -378,3 +378,30 @@ export async function executeRun<T>(
     ]?.["task-context"];
   }
 }
+
+/** A task body as a worker runs it: the run's payload and context. */
+export type RunBody = (payload: unknown, ctx: ReturnType<typeof contextOf>) => Promise<unknown>;
+
+/**
+ * Executes triggered runs until the chain ends, as workers would one at a time: the first due
+ * first, a delayed run not before its time. `bodies` maps task ids to their bodies (passed in:
+ * this module must load before anything that imports the SDK).
+ */
+export async function drainRuns(
+  api: FakeTriggerApi,
+  bodies: Record<string, RunBody>,
+  limit = 200,
+): Promise<PlatformRun[]> {
+  const done: PlatformRun[] = [];
+  for (let run = api.pending()[0]; run; run = api.pending()[0]) {
+    if (done.length >= limit) throw new Error(`the chain did not end within ${limit} runs`);
+    const early = run.dueAt.getTime() - Date.now();
+    if (early > 0) await new Promise((r) => setTimeout(r, early));
+    const body = bodies[run.taskId];
+    if (!body) throw new Error(`no body for task ${run.taskId}`);
+    const { error } = await executeRun(run, body, 20);
+    if (error) throw error instanceof Error ? error : new Error(JSON.stringify(error));
+    done.push(run);
+  }
+  return done;
+}

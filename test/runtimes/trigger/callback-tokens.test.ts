@@ -8,7 +8,8 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeTriggerApi,
-  type PlatformRun,
+  type RunBody,
+  drainRuns,
   executeRun,
   startFakeTriggerApi,
 } from "../../support/trigger-platform.js";
@@ -140,25 +141,14 @@ describe("a callback-mode job on the platform", () => {
         },
         new Date(),
       );
-      const bodies: Record<
-        string,
-        (payload: unknown, ctx: Parameters<typeof runBatchDataServer>[1]) => Promise<unknown>
-      > = {
+      const bodies: Record<string, RunBody> = {
         "batch-data-initializer": runBatchDataInitializer,
         "batch-data-server": runBatchDataServer,
         "chunk-process-watcher": runChunkProcessWatcher,
       };
       const before = api.requests.length;
       api.startRun("batch-data-initializer", { config: "cb-platform", jobId: "cb-platform-1" });
-      const done: PlatformRun[] = [];
-      for (let run = api.pending()[0]; run; run = api.pending()[0]) {
-        if (done.length > 100) throw new Error("the chain did not end");
-        const early = run.dueAt.getTime() - Date.now();
-        if (early > 0) await new Promise((r) => setTimeout(r, early));
-        const { error } = await executeRun(run, bodies[run.taskId] as (typeof bodies)[string], 20);
-        if (error) throw error instanceof Error ? error : new Error(JSON.stringify(error));
-        done.push(run);
-      }
+      await drainRuns(api, bodies, 100);
       expect(await store.jobs.findOne({ _id: "cb-platform-1" })).toMatchObject({
         status: "succeeded",
         totals: { records: 30, processed: 30 },

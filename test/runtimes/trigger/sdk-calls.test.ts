@@ -8,6 +8,7 @@ import {
   type ApiRequest,
   type FakeTriggerApi,
   type PlatformRun,
+  drainRuns,
   executeRun,
   runtimeWaits,
   startFakeTriggerApi,
@@ -41,24 +42,8 @@ const bodies: Record<
   "chunk-process-watcher": runChunkProcessWatcher,
 };
 
-/**
- * Executes triggered runs until the chain ends, as workers would one at a time: the first due
- * first, a delayed run not before its time.
- */
-async function drain(limit = 200): Promise<PlatformRun[]> {
-  const done: PlatformRun[] = [];
-  for (let run = api.pending()[0]; run; run = api.pending()[0]) {
-    if (done.length >= limit) throw new Error(`the chain did not end within ${limit} runs`);
-    const early = run.dueAt.getTime() - Date.now();
-    if (early > 0) await new Promise((r) => setTimeout(r, early));
-    const body = bodies[run.taskId];
-    if (!body) throw new Error(`no body for task ${run.taskId}`);
-    const { error } = await executeRun(run, body, 20);
-    if (error) throw error instanceof Error ? error : new Error(JSON.stringify(error));
-    done.push(run);
-  }
-  return done;
-}
+/** Executes triggered runs until the chain ends (one at a time, the first due first). */
+const drain = (limit = 200): Promise<PlatformRun[]> => drainRuns(api, bodies, limit);
 
 const triggers = (from: ApiRequest[]) =>
   from
