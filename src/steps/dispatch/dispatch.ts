@@ -541,6 +541,8 @@ async function serveJob(
   let topClaimed = false;
   const stopAtTop = config.completion !== "response";
   let lastSent: { chunk: number; attempt: number } | undefined;
+  /** The job was read just now (at the step's start): the first lookup need not read it again. */
+  let jobJustRead = planned === undefined;
 
   const deliver = (chunk: ChunkDoc) => {
     const p = dispatchChunk(deps, config, chunk).then(
@@ -569,7 +571,7 @@ async function serveJob(
     while (low !== undefined && doneHere.has(low)) low++;
     if (low === undefined) {
       // Planning still running: chunks may have been committed since the job was read.
-      if (!served.planningDone) {
+      if (!served.planningDone && !jobJustRead) {
         const job = await readJob(store, jobId);
         if (!job) throw new BadInputError(`job '${jobId}' not found (deleted while it was served)`);
         if (job.status === "succeeded" || job.status === "failed") {
@@ -579,6 +581,7 @@ async function serveJob(
         }
         served = servedOf(deps, job);
       }
+      jobJustRead = false;
       const first = await findFirstUndoneChunk(store, jobId, served.committed);
       if (!first) {
         if (inFlight.size > 0) {
