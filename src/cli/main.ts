@@ -335,6 +335,7 @@ export function buildProgram(
         .choices(["status", "response", "callback"])
         .default("status"),
     )
+    .option("--results", "return a value per processed record ({fields, bytes, digest} of what it received)")
     .addOption(mongoOption())
     .action(async (opts: BatchServiceFlags) => {
       const { serveBatchService } = await import("./commands/batch-service.js");

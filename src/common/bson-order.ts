@@ -101,6 +101,39 @@ function rankOf(v: unknown): Rank {
   }
 }
 
+/** `$type` aliases of each rank (what a query names a BSON type by). */
+const TYPE_ALIASES: Record<Rank, string[]> = {
+  [RANK.minKey]: ["minKey"],
+  [RANK.null]: ["null"],
+  [RANK.number]: ["double", "int", "long", "decimal"],
+  [RANK.string]: ["string", "symbol"],
+  [RANK.object]: ["object"],
+  [RANK.array]: ["array"],
+  [RANK.binData]: ["binData"],
+  [RANK.objectId]: ["objectId"],
+  [RANK.boolean]: ["bool"],
+  [RANK.date]: ["date"],
+  [RANK.timestamp]: ["timestamp"],
+  [RANK.regex]: ["regex"],
+  [RANK.code]: ["javascript"],
+  [RANK.codeWithScope]: ["javascriptWithScope"],
+  [RANK.maxKey]: ["maxKey"],
+};
+
+/**
+ * The `$type` aliases of every type that sorts after `v`'s type. A range query (`$gt`) matches
+ * values of the same type only (MongoDB brackets comparisons by type), so a keyset page that
+ * runs out of its type continues with these.
+ */
+export function typesSortingAfter(v: unknown): string[] {
+  const rank = rankOf(v);
+  return (Object.keys(TYPE_ALIASES) as unknown as Rank[])
+    .map(Number)
+    .filter((r) => r > rank)
+    .sort((a, b) => a - b)
+    .flatMap((r) => TYPE_ALIASES[r as Rank]);
+}
+
 const sign = (n: number): number => (n < 0 ? -1 : n > 0 ? 1 : 0);
 const cmp = <T extends number | bigint | string>(a: T, b: T): number => (a < b ? -1 : a > b ? 1 : 0);
 

@@ -531,6 +531,39 @@ export const completionSchema = z
     'How a chunk is known to be done: "status" (the service writes record statuses into batch_details, the watcher polls), "response" (the reply to the POST carries the results) or "callback" (the service calls back a URL sent in the request). Default: "status".',
   );
 
+/** The default cap on one record's result value, as BSON (`results.maxBytes`). */
+export const DEFAULT_RESULT_MAX_BYTES = 16_384;
+/** The highest cap a config may set: results live in `batch_details`, beside the record's state. */
+export const MAX_RESULT_MAX_BYTES = 1_048_576;
+
+/**
+ * Values the service returns per record (`result` in an outcome entry, or written beside the
+ * status in "status" mode). Optional with no default, so configs written before it keep their
+ * hash; read it with `resultMaxBytes`.
+ */
+export const resultsSchema = z
+  .object({
+    maxBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_RESULT_MAX_BYTES)
+      .optional()
+      .describe(
+        `The largest result kept for one record, in bytes of BSON. A larger value is not kept: the record stays as the service said (processed or failed) and carries resultError saying why. Default: ${DEFAULT_RESULT_MAX_BYTES}.`,
+      ),
+  })
+  .strict()
+  .optional()
+  .describe(
+    `Per-record result values returned by the service. Default: {maxBytes: ${DEFAULT_RESULT_MAX_BYTES}}.`,
+  );
+
+/** The cap on one record's result value under `config` (`results.maxBytes`, default 16 KiB). */
+export function resultMaxBytes(config: { results?: { maxBytes?: number | undefined } | undefined }): number {
+  return config.results?.maxBytes ?? DEFAULT_RESULT_MAX_BYTES;
+}
+
 export const configSchema = z
   .object({
     name: configNameSchema.describe("Config name, stored as the document's _id. Required."),
@@ -644,6 +677,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     completion: completionSchema,
+    results: resultsSchema,
     watch: z
       .object({
         pollIntervalMs: z

@@ -26,6 +26,10 @@ export interface RecordLineage {
   processedAt?: Date;
   error?: string;
   exception?: string;
+  /** The value the service returned for the record in this job (completion "response"/"callback", or written in "status"). */
+  result?: unknown;
+  /** Why a returned value was not kept. */
+  resultError?: string;
 }
 
 /**
@@ -100,6 +104,8 @@ export async function whereIsRecord(
         ...(d.processedAt ? { processedAt: d.processedAt } : {}),
         ...(d.error ? { error: redactAndCut(String(d.error), secrets, SHOWN_ERROR_CHARS) } : {}),
         ...(ex ? { exception: redactAndCut(ex.reason, secrets, SHOWN_ERROR_CHARS) } : {}),
+        ...(d.result !== undefined ? { result: d.result } : {}),
+        ...(d.resultError ? { resultError: d.resultError } : {}),
       };
     })
     .filter((l) => !config || l.config === config)

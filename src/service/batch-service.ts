@@ -11,11 +11,12 @@
  * carries the first outcome again). Its ledger of deliveries is what tests check exactly-once
  * delivery against. Users copy it as the skeleton of their own service.
  */
+import { createHash } from "node:crypto";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { EJSON } from "bson";
 import { request } from "undici";
 import { z } from "zod";
-import { reportRecords } from "../store/service-reports.js";
+import { reportRecordValues, reportRecords } from "../store/service-reports.js";
 import { newStoreClient } from "../store/connection.js";
 
 export interface BatchServiceOptions {
@@ -37,6 +38,11 @@ export interface BatchServiceOptions {
   faults?: Partial<FaultRates>;
   /** How chunkrelay learns a chunk is done (the config's `completion`). Default: "status". */
   completion?: "status" | "response" | "callback";
+  /**
+   * Return a value for each processed record (`result`: `{fields, bytes, digest}` of the record
+   * as received), as a service computing something would. Default: false.
+   */
+  results?: boolean;
 }
 
 /**
@@ -102,6 +108,21 @@ interface RecordResult {
   id: unknown;
   status: "processed" | "failed";
   error?: string;
+  result?: unknown;
+}
+
+/** The value the reference service returns for a record: a little about what it received. */
+export function describeRecord(record: Record<string, unknown>): {
+  fields: number;
+  bytes: number;
+  digest: string;
+} {
+  const text = EJSON.stringify(record, { relaxed: false });
+  return {
+    fields: Object.keys(record).length - 1,
+    bytes: Buffer.byteLength(text),
+    digest: createHash("sha256").update(text).digest("hex").slice(0, 16),
+  };
 }
 
 const idKey = (id: unknown) => EJSON.stringify({ id }, { relaxed: false });
@@ -165,6 +186,7 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
   const ledger: Delivery[] = [];
   const seenKeys = new Set<string>();
   const completion = options.completion ?? "status";
+  const withResults = options.results ?? false;
   /** Completion "response": each key's outcome, answered again to a repeated key. */
   const answers = new Map<string, Promise<RecordResult[]>>();
   const work = new Set<Promise<void>>();
@@ -195,7 +217,7 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
       const results: RecordResult[] = body.records.map((r) =>
         failRate > 0 && random() < failRate
           ? { id: r.id, status: "failed", error: "simulated failure (reference service fail rate)" }
-          : { id: r.id, status: "processed" },
+          : { id: r.id, status: "processed", ...(withResults ? { result: describeRecord(r) } : {}) },
       );
       if (completion === "status") await reportStatuses(body, results);
       delivery.processedAt = Date.now();
@@ -207,12 +229,21 @@ export async function startBatchService(options: BatchServiceOptions): Promise<B
 
   /** Completion "status": each record's status into batch_details. */
   async function reportStatuses(body: z.infer<typeof chunkBodySchema>, results: RecordResult[]) {
-    const ok = results.filter((r) => r.status === "processed").map((r) => r.id);
+    const valued = results.filter((r) => r.status === "processed" && r.result !== undefined);
+    const ok = results.filter((r) => r.status === "processed" && r.result === undefined).map((r) => r.id);
     const failed = results.filter((r) => r.status === "failed").map((r) => r.id);
     // A real service keeps trying to report while its database is away; so does this one.
     await withRetries(async () => {
       const now = new Date();
       const { jobId, attempt } = body;
+      if (valued.length > 0) {
+        await reportRecordValues(store, {
+          jobId,
+          attempt,
+          values: valued.map((r) => ({ id: r.id, result: r.result })),
+          at: now,
+        });
+      }
       if (ok.length > 0) {
         await reportRecords(store, {
           jobId,

@@ -3,6 +3,7 @@
  * record's status after it was sent; chunkrelay only ever moves records it has not seen
  * processed, so a service's report is never overwritten.
  */
+import { EJSON } from "bson";
 import type { AnyBulkWriteOperation, Filter } from "mongodb";
 import { isDuplicateKey } from "./errors.js";
 import type { DetailDoc, RecordStatus, Store } from "./store.js";
@@ -133,29 +134,55 @@ export async function countAttemptStatuses(
 export async function recordAttemptResults(
   store: Store,
   ref: { jobId: string; chunk: number; attempt: number },
-  results: { processed: readonly unknown[]; failed: ReadonlyArray<{ id: unknown; error: string }> },
+  results: {
+    processed: readonly unknown[];
+    failed: ReadonlyArray<{ id: unknown; error: string }>;
+    /** Records that came with a value: kept (`result`) or refused (`resultError`). */
+    values?: ReadonlyArray<{ id: unknown; result: unknown } | { id: unknown; resultError: string }>;
+  },
   at: Date,
   /** Every record of the attempt is processed: the fence alone names them, no id list is sent. */
   wholeAttempt = false,
 ): Promise<number> {
   const fence = { jobId: ref.jobId, chunk: ref.chunk, status: "sent", attempts: ref.attempt };
-  if (wholeAttempt && results.failed.length === 0) {
+  const values = results.values ?? [];
+  if (wholeAttempt && results.failed.length === 0 && values.length === 0) {
     const res = await store.details.updateMany(fence as Filter<DetailDoc>, {
       $set: { status: "processed", attempt: ref.attempt, processedAt: at },
     });
     return res.matchedCount;
   }
+  // A record with a value moves with its value in one update (the fence would not match a
+  // second update once the status moved); the others move in groups.
+  const valueOf = new Map(values.map((v) => [idKey(v.id), v]));
   const ops: AnyBulkWriteOperation<DetailDoc>[] = [];
-  if (results.processed.length > 0) {
+  const one = (id: unknown, set: Partial<DetailDoc>) => {
+    const v = valueOf.get(idKey(id));
+    if (!v) return false;
+    ops.push({
+      updateOne: {
+        filter: { ...fence, recordId: id } as Filter<DetailDoc>,
+        update:
+          "result" in v
+            ? { $set: { ...set, result: v.result }, $unset: { resultError: "" } }
+            : { $set: { ...set, resultError: v.resultError }, $unset: { result: "" } },
+      },
+    });
+    return true;
+  };
+  const processedSet = { status: "processed" as const, attempt: ref.attempt, processedAt: at };
+  const plain = results.processed.filter((id) => !one(id, processedSet));
+  if (plain.length > 0) {
     ops.push({
       updateMany: {
-        filter: { ...fence, recordId: { $in: [...results.processed] } } as Filter<DetailDoc>,
-        update: { $set: { status: "processed", attempt: ref.attempt, processedAt: at } },
+        filter: { ...fence, recordId: { $in: plain } } as Filter<DetailDoc>,
+        update: { $set: processedSet },
       },
     });
   }
   const byError = new Map<string, unknown[]>();
   for (const f of results.failed) {
+    if (one(f.id, { status: "failed", attempt: ref.attempt, processedAt: at, error: f.error })) continue;
     const ids = byError.get(f.error);
     if (ids) ids.push(f.id);
     else byError.set(f.error, [f.id]);
@@ -171,6 +198,48 @@ export async function recordAttemptResults(
   if (ops.length === 0) return 0;
   const res = await store.details.bulkWrite(ops, { ordered: false });
   return res.matchedCount;
+}
+
+/** A record id as a map key: its canonical Extended JSON (the attempt's own values, one type each). */
+function idKey(id: unknown): string {
+  return EJSON.stringify({ id }, { relaxed: false });
+}
+
+/**
+ * Completion "status": the service wrote values beside the statuses. A value over the cap is
+ * replaced by `resultError` (the record keeps its status: the service did its work). Reads the
+ * attempt's records that carry a value, once, when the attempt's records are all reported.
+ */
+export async function refuseOversizeResults(
+  store: Store,
+  ref: { jobId: string; chunk: number; attempt: number },
+  maxBytes: number,
+  bytesOf: (value: unknown) => number,
+): Promise<number> {
+  const over: unknown[] = [];
+  let largest = 0;
+  const cursor = store.details.find(
+    { jobId: ref.jobId, chunk: ref.chunk, attempts: ref.attempt, result: { $exists: true } },
+    { projection: { recordId: 1, result: 1 } },
+  );
+  for await (const d of cursor) {
+    const bytes = bytesOf(d.result);
+    if (bytes > maxBytes) {
+      over.push(d.recordId);
+      largest = Math.max(largest, bytes);
+    }
+  }
+  if (over.length === 0) return 0;
+  await store.details.updateMany(
+    { jobId: ref.jobId, chunk: ref.chunk, attempts: ref.attempt, recordId: { $in: over } },
+    {
+      $set: {
+        resultError: `result refused: over the cap of ${maxBytes} bytes of BSON (config results.maxBytes; the largest was ${largest}); the record keeps its status, its value is not kept`,
+      },
+      $unset: { result: "" },
+    },
+  );
+  return over.length;
 }
 
 /**

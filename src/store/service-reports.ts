@@ -38,3 +38,31 @@ export async function reportRecords(
     },
   );
 }
+
+/**
+ * Reports records processed, each with the value the service returns for it (`result`), fenced
+ * as `reportRecords` is. chunkrelay keeps a value up to the config's `results.maxBytes` and
+ * replaces a larger one with `resultError` when the attempt's records are all reported.
+ */
+export async function reportRecordValues(
+  store: Store,
+  report: {
+    jobId: string;
+    attempt: number;
+    values: ReadonlyArray<{ id: unknown; result: unknown }>;
+    at: Date;
+  },
+): Promise<void> {
+  if (report.values.length === 0) return;
+  await store.details.bulkWrite(
+    report.values.map((v) => ({
+      updateOne: {
+        filter: { jobId: report.jobId, recordId: v.id, status: "sent", attempts: report.attempt },
+        update: {
+          $set: { status: "processed", attempt: report.attempt, processedAt: report.at, result: v.result },
+        },
+      },
+    })),
+    { ordered: false },
+  );
+}

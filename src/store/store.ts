@@ -43,6 +43,28 @@ export interface DetailDoc {
   sentAt?: Date;
   processedAt?: Date;
   error?: string;
+  /**
+   * The value the service returned for this record (an outcome entry's `result`, or written by
+   * the service in "status" mode), at most the config's `results.maxBytes` of BSON.
+   */
+  result?: unknown;
+  /** Why a value the service returned was not kept (larger than the cap). */
+  resultError?: string;
+}
+
+/** A chunk sent again on demand (`run-chunk`): which attempt, which records, when, by whom. */
+export interface ChunkRerun {
+  /** The attempt the rerun sends. */
+  attempt: number;
+  /** `all`: every record of the chunk; `failed`: only those not processed (failed, set aside). */
+  scope: "all" | "failed";
+  at: Date;
+  by: string;
+  /**
+   * Scope `failed`: records left out because their exception was resolved (by a human, or by an
+   * exceptions job that processed them); sending them would process them twice.
+   */
+  skip?: unknown[];
 }
 
 export interface ChunkDoc {
@@ -72,8 +94,12 @@ export interface ChunkDoc {
   processedCount?: number;
   failedCount?: number;
   lastError?: string;
-  /** How each attempt ended (at most `retry.maxAttempts` entries). */
+  /** How each attempt ended (at most `retry.maxAttempts` entries, plus one per rerun). */
   history?: AttemptEnd[];
+  /** The latest rerun on demand (`run-chunk`), while its attempt is the chunk's. */
+  rerun?: ChunkRerun;
+  /** Every rerun on demand, oldest first (at most the last 20). */
+  reruns?: ChunkRerun[];
 }
 
 export type AttemptOutcome =

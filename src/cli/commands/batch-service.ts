@@ -18,6 +18,7 @@ export interface BatchServiceFlags {
   dropRate: number;
   stallRate: number;
   completion: "status" | "response" | "callback";
+  results?: boolean;
   mongo?: string;
 }
 
@@ -41,6 +42,7 @@ export async function serveBatchService(ctx: CommandContext, opts: BatchServiceF
     },
     prefix: readEnv(ctx.env).CHUNKRELAY_PREFIX,
     completion: opts.completion,
+    results: opts.results ?? false,
   });
   process.stdout.write(`${service.url}\n`);
   process.stderr.write(

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseRecordId, whereIsRecord } from "../../queries/lineage.js";
+import { showResult } from "../../queries/results.js";
 import type { CommandContext } from "../context.js";
 import { CliError, EXIT } from "../exit.js";
 import { withCommandStore } from "../open-store.js";
@@ -32,7 +33,7 @@ export async function printRecordLineage(ctx: CommandContext, text: string, opts
     if (lineage.length === 0) writeForTerminal(`no job has included record ${text}\n`);
     for (const l of lineage) {
       writeForTerminal(
-        `${l.jobId}  config ${l.config} (${l.jobConfigHash})  chunk ${l.chunk} (${l.chunkConfigHash ?? "-"})  ${l.status}  attempts ${l.attempts}  sent ${l.sentAt?.toISOString() ?? "-"}  processed ${l.processedAt?.toISOString() ?? "-"}${l.error ? `  error: ${forTerminal(l.error)}` : ""}${l.exception ? `  exception: ${forTerminal(l.exception)}` : ""}\n`,
+        `${l.jobId}  config ${l.config} (${l.jobConfigHash})  chunk ${l.chunk} (${l.chunkConfigHash ?? "-"})  ${l.status}  attempts ${l.attempts}  sent ${l.sentAt?.toISOString() ?? "-"}  processed ${l.processedAt?.toISOString() ?? "-"}${l.error ? `  error: ${forTerminal(l.error)}` : ""}${l.exception ? `  exception: ${forTerminal(l.exception)}` : ""}${l.result !== undefined ? `  result: ${forTerminal(showResult(l.result))}` : ""}${l.resultError ? `  ${forTerminal(l.resultError)}` : ""}\n`,
       );
     }
   });

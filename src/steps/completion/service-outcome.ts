@@ -5,7 +5,7 @@
  * command. An outcome that does not match the request changes nothing and ends the attempt with a
  * reason that says what was wrong.
  */
-import { EJSON } from "bson";
+import { BSON, EJSON } from "bson";
 import { z } from "zod";
 import { compareBson } from "../../common/bson-order.js";
 import { recordAttemptResults } from "../../store/records.js";
@@ -18,6 +18,8 @@ const recordResultSchema = z.object({
   id: z.unknown(),
   status: z.enum(["processed", "failed"]),
   error: z.string().optional(),
+  /** The value the service returns for the record (any JSON / Extended JSON value). */
+  result: z.unknown().optional(),
 });
 
 /**
@@ -32,12 +34,37 @@ export const serviceOutcomeSchema = z.union([
 
 export type ServiceOutcome = z.infer<typeof serviceOutcomeSchema>;
 
+/** A record's result value as kept (`result`), or why it was not (`resultError`). */
+export type RecordValue = { id: unknown; result: unknown } | { id: unknown; resultError: string };
+
 /** What an outcome meant for the attempt's records (all of them, in the attempt's own id values). */
 export type AttemptResults =
-  | { kind: "matched"; processed: unknown[]; failed: Array<{ id: unknown; error: string }> }
+  | {
+      kind: "matched";
+      processed: unknown[];
+      failed: Array<{ id: unknown; error: string }>;
+      /** The records that came with a `result` (processed or failed), each kept or refused. */
+      values: RecordValue[];
+    }
   | { kind: "mismatch"; reason: string };
 
-const EXAMPLE = '{"status":"processed"} or {"results":[{"id":…,"status":"processed"|"failed"}]}';
+const EXAMPLE = '{"status":"processed"} or {"results":[{"id":…,"status":"processed"|"failed","result":…}]}';
+
+/** How many bytes a value takes as a BSON field (what storing it beside the record costs). */
+export function resultBytes(value: unknown): number {
+  return BSON.calculateObjectSize({ result: value }) - BSON.calculateObjectSize({});
+}
+
+/** A result value as it will be kept, or the error that replaces it when it is over the cap. */
+export function keepResult(id: unknown, value: unknown, maxBytes: number): RecordValue {
+  const bytes = resultBytes(value);
+  return bytes <= maxBytes
+    ? { id, result: value }
+    : {
+        id,
+        resultError: `result refused: ${bytes} bytes of BSON, over the cap of ${maxBytes} (config results.maxBytes); the record keeps its status, its value is not kept`,
+      };
+}
 
 /** Parses an outcome from a reply's text (Extended JSON) or a callback's already-parsed body. */
 export function parseServiceOutcome(body: unknown): ServiceOutcome | { error: string } {
@@ -62,9 +89,49 @@ export function parseServiceOutcome(body: unknown): ServiceOutcome | { error: st
     return { error: `the body has both "status" and "results"; send one of them: ${EXAMPLE}` };
   }
   const parsed = serviceOutcomeSchema.safeParse(value);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    if ("results" in parsed.data) {
+      for (const r of parsed.data.results) {
+        const problem = r.result === undefined ? undefined : resultProblem(r.result);
+        if (problem)
+          return {
+            error: `the result of record ${EJSON.stringify(r.id, { relaxed: true }).slice(0, 60)} is malformed: ${problem}`,
+          };
+      }
+    }
+    return parsed.data;
+  }
   const issue = parsed.error.issues[0];
   return { error: `the body is not an outcome (${issue?.message ?? "invalid"}); expected ${EXAMPLE}` };
+}
+
+/** How deep a result may nest (MongoDB refuses documents nested beyond 100 levels). */
+const MAX_RESULT_DEPTH = 50;
+
+/**
+ * Why a result value cannot be stored as given, or undefined. Field names starting with `$`
+ * (operators, or Extended JSON the parser did not know) or holding `.` or NUL are refused rather
+ * than stored under a name queries cannot reach.
+ */
+export function resultProblem(value: unknown, depth = 0): string | undefined {
+  if (depth > MAX_RESULT_DEPTH) return `nested deeper than ${MAX_RESULT_DEPTH} levels`;
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const p = resultProblem(v, depth + 1);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  if (value === null || typeof value !== "object") return undefined;
+  // BSON values (ObjectId, Decimal128, Binary, …) and dates are stored as they are.
+  if ("_bsontype" in value || value instanceof Date || value instanceof RegExp) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.startsWith("$")) return `field name '${k.slice(0, 40)}' starts with '$' (not valid Extended JSON)`;
+    if (k.includes(".") || k.includes("\0")) return `field name '${k.slice(0, 40)}' holds '.' or a NUL`;
+    const p = resultProblem(v, depth + 1);
+    if (p) return p;
+  }
+  return undefined;
 }
 
 const show = (ids: unknown[]) =>
@@ -79,12 +146,18 @@ const show = (ids: unknown[]) =>
  * echoes an id in another numeric type still matches. The result carries the attempt's own id
  * values, so the write matches the stored records exactly.
  */
-export function matchServiceOutcome(ids: readonly unknown[], outcome: ServiceOutcome): AttemptResults {
-  if ("status" in outcome) return { kind: "matched", processed: [...ids], failed: [] };
+export function matchServiceOutcome(
+  ids: readonly unknown[],
+  outcome: ServiceOutcome,
+  /** The cap on one result value (`resultMaxBytes(config)`). */
+  maxBytes: number,
+): AttemptResults {
+  if ("status" in outcome) return { kind: "matched", processed: [...ids], failed: [], values: [] };
   const sent = [...ids].sort(compareBson);
   const told = [...outcome.results].sort((a, b) => compareBson(a.id, b.id));
   const processed: unknown[] = [];
   const failed: Array<{ id: unknown; error: string }> = [];
+  const values: RecordValue[] = [];
   const unknown: unknown[] = [];
   const duplicate: unknown[] = [];
   const missing: unknown[] = [];
@@ -105,11 +178,13 @@ export function matchServiceOutcome(ids: readonly unknown[], outcome: ServiceOut
     } else if (t) {
       if (t.status === "processed") processed.push(s);
       else failed.push({ id: s, error: (t.error ?? "failed (no error given)").slice(0, RECORD_ERROR_CHARS) });
+      if (t.result !== undefined) values.push(keepResult(s, t.result, maxBytes));
       i++;
       j++;
     }
   }
-  if (unknown.length + duplicate.length + missing.length === 0) return { kind: "matched", processed, failed };
+  if (unknown.length + duplicate.length + missing.length === 0)
+    return { kind: "matched", processed, failed, values };
   const parts = [
     unknown.length > 0 ? `${unknown.length} id(s) not in the request (${show(unknown)})` : "",
     duplicate.length > 0 ? `${duplicate.length} id(s) given twice (${show(duplicate)})` : "",
@@ -140,13 +215,16 @@ export async function applyServiceOutcome(
   ids: readonly unknown[],
   /** A reply's text, or a callback's parsed body. */
   body: unknown,
+  /** The cap on one result value (`resultMaxBytes(config)`). */
+  maxBytes: number,
 ): Promise<AttemptVerdict> {
   const parsed = parseServiceOutcome(body);
   if ("error" in parsed) return { kind: "badReply", reason: parsed.error };
-  const results = matchServiceOutcome(ids, parsed);
+  const results = matchServiceOutcome(ids, parsed, maxBytes);
   if (results.kind === "mismatch") return { kind: "badReply", reason: results.reason };
   // The attempt's records are exactly those `sent` under it (`ids` were read by that mark).
-  const wholeAttempt = results.failed.length === 0 && results.processed.length === ids.length;
+  const wholeAttempt =
+    results.failed.length === 0 && results.values.length === 0 && results.processed.length === ids.length;
   const moved = await recordAttemptResults(deps.store, ref, results, deps.now(), wholeAttempt);
   return results.failed.length === 0
     ? { kind: "allProcessed", moved }

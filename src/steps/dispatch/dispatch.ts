@@ -9,7 +9,13 @@ import { type Document, EJSON, ObjectId } from "bson";
 import { z } from "zod";
 import { resolveHeaders, secretValues } from "../../config/headers.js";
 import { redactAndCut } from "../../config/redact.js";
-import { type BatchConfig, carriesData, configHash, jobIdSchema } from "../../config/schema.js";
+import {
+  type BatchConfig,
+  carriesData,
+  configHash,
+  jobIdSchema,
+  resultMaxBytes,
+} from "../../config/schema.js";
 import { BadInputError } from "../../common/errors.js";
 import { CALLBACK_CHANNEL_MISSING, type StepDeps, keys } from "../handover.js";
 import { type AttemptEnding, endAttempt, endingOfCounts } from "../completion/end-attempt.js";
@@ -205,10 +211,12 @@ async function endAnsweredAttempt(
         kind: "badReply" as const,
         reason: `the reply is longer than ${RESPONSE_REPLY_LIMIT_BYTES} bytes; send fewer records per chunk (chunking.maxRecords)`,
       }
-    : await applyServiceOutcome(deps, ref, ids, reply.body ?? "");
+    : await applyServiceOutcome(deps, ref, ids, reply.body ?? "", resultMaxBytes(config));
+  // A rerun that left records out (`skip`) did not take every record not processed.
+  const leftOut = chunk.rerun?.attempt === chunk.attempt && (chunk.rerun.skip?.length ?? 0) > 0;
   let ending: AttemptEnding;
   if (verdict.kind === "badReply") ending = verdict;
-  else if (verdict.moved === ids.length) {
+  else if (verdict.moved === ids.length && !leftOut) {
     // Every record of the attempt moved now: records outside it were processed by earlier
     // attempts (the attempt took every record not processed), so the outcome is the chunk's.
     ending =

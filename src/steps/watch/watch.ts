@@ -5,15 +5,15 @@
  * exceptions — and hands back to the server. Past the chunk timeout it starts a new attempt.
  */
 import { z } from "zod";
-import { type BatchConfig, jobIdSchema } from "../../config/schema.js";
+import { type BatchConfig, jobIdSchema, resultMaxBytes } from "../../config/schema.js";
 import { BadInputError } from "../../common/errors.js";
 import { CALLBACK_CHANNEL_MISSING, type StepDeps, keys } from "../handover.js";
 import type { ChunkCounts } from "../../queries/progress.js";
 import type { ChunkDoc } from "../../store/store.js";
 import { readChunk } from "../../store/chunks.js";
-import { countAttemptStatuses, listAttemptRecords } from "../../store/records.js";
+import { countAttemptStatuses, listAttemptRecords, refuseOversizeResults } from "../../store/records.js";
 import { type AttemptEnding, endAttempt, endingOfCounts } from "../completion/end-attempt.js";
-import { applyServiceOutcome } from "../completion/service-outcome.js";
+import { applyServiceOutcome, resultBytes } from "../completion/service-outcome.js";
 import { readConfigCached, readJobConfigName } from "../step-cache.js";
 
 export const watchPayloadSchema = z
@@ -102,6 +102,8 @@ export async function checkChunk(
   const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
   const ending = endingOfCounts(counts);
   if (ending) {
+    // The service may have written values beside the statuses: none over the cap is kept.
+    await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
     const closed = await closeChunk(deps, config, chunk, ending);
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
@@ -175,7 +177,7 @@ async function watchCallback(
   const arrival = left > 0 ? await deps.callbacks.wait(payload, left) : ({ kind: "timedOut" } as const);
   if (arrival.kind === "called") {
     const ids = (await listAttemptRecords(deps.store, jobId, chunkNo, attempt)).map((d) => d.recordId);
-    const verdict = await applyServiceOutcome(deps, payload, ids, arrival.body);
+    const verdict = await applyServiceOutcome(deps, payload, ids, arrival.body, resultMaxBytes(config));
     arrival.settle?.(
       verdict.kind === "badReply" ? { ok: false, status: 422, error: verdict.reason } : { ok: true },
     );
