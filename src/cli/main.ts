@@ -17,6 +17,7 @@ import type { ExceptionsRequeueFlags } from "./commands/exceptions-requeue.js";
 import type { ExceptionsResolveFlags } from "./commands/exceptions-resolve.js";
 import type { ExceptionsShowFlags } from "./commands/exceptions-show.js";
 import type { JobsFlags } from "./commands/jobs.js";
+import type { ResultsFlags } from "./commands/results.js";
 import type { ListenFlags } from "./commands/listen.js";
 import type { MongoFlags } from "./commands/mongo.js";
 import type { ResumeFlags } from "./commands/resume.js";
@@ -214,6 +215,23 @@ export function buildProgram(
     .action(async (text: string, opts: WhereFlags) => {
       const { printRecordLineage } = await import("./commands/where.js");
       await printRecordLineage(ctx, text, opts);
+    });
+
+  program
+    .command("results")
+    .description(
+      "Each record of a job with its status and the value the batch service returned for it, in record-id order.",
+    )
+    .argument("<jobId>", "the job id")
+    .option("--with-result", "only records that carry a value")
+    .option("--limit <n>", "records per page (at most 1000)", positiveIntArg, 100)
+    .option("--after <cursor>", "the page after this cursor (printed as `more:` / `next`)")
+    .option("--json", "print the page as JSON on the last stdout line ({rows, next})")
+    .option("--ndjson", "export every record, one JSON line each (streamed; ignores --limit)")
+    .addOption(mongoOption())
+    .action(async (jobId: string, opts: ResultsFlags) => {
+      const { printJobResults } = await import("./commands/results.js");
+      await printJobResults(ctx, jobId, opts);
     });
 
   program

@@ -12,6 +12,8 @@
  *   dispatching → pending     (completion "response": records failed or the reply did not match the
  *                              request, attempts left: a new attempt)
  *   dispatching → failed      (the same, attempts exhausted)
+ *   processed → pending       (run-chunk: sent again on demand as a new attempt, all records)
+ *   failed → pending          (run-chunk: sent again, all records or only those not processed)
  *
  * In "response" mode the reply is the outcome, so an attempt ends without ever being `sent`.
  */
@@ -28,7 +30,9 @@ export type ChunkEvent =
   | { type: "recordsFailed"; attemptsLeft: boolean }
   | { type: "timedOut"; attemptsLeft: boolean }
   /** The outcome the service gave (reply or callback) does not match the attempt's records. */
-  | { type: "badReply"; attemptsLeft: boolean };
+  | { type: "badReply"; attemptsLeft: boolean }
+  /** Sent again on demand (`run-chunk`), once the chunk is done. */
+  | { type: "rerun" };
 
 export class IllegalTransition extends Error {
   constructor(from: ChunkStatus, event: ChunkEvent) {
@@ -77,6 +81,7 @@ export function nextChunkStatus(from: ChunkStatus, event: ChunkEvent): ChunkStat
       break;
     case "processed":
     case "failed":
+      if (event.type === "rerun") return "pending";
       break;
     default: {
       const never: never = from;

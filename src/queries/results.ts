@@ -5,7 +5,7 @@
  * streamed whole for an export.
  */
 import { EJSON } from "bson";
-import type { Document } from "mongodb";
+import type { Document } from "bson";
 import { BadInputError } from "../common/errors.js";
 import { typesSortingAfter } from "../common/bson-order.js";
 import type { DetailDoc, RecordStatus, Store } from "../store/store.js";
@@ -63,7 +63,7 @@ export function parseResultCursor(after: string): unknown {
     const parsed = EJSON.parse(after, { relaxed: false }) as unknown;
     if (parsed === null || typeof parsed !== "object" || !("id" in parsed))
       throw new Error('expected {"id": …}');
-    return (parsed).id;
+    return parsed.id;
   } catch (err) {
     throw new BadInputError(
       `'${after.slice(0, 80)}' is not a results cursor (${(err as Error).message}); pass the "next" of the previous page`,

@@ -140,6 +140,8 @@ export const keys = {
   serveAfterClose: (jobId: string, chunk: number, attempt: number) =>
     `serve:${jobId}:${chunk}:${attempt}:closed`,
   watch: (jobId: string, chunk: number, attempt: number) => `watch:${jobId}:${chunk}:${attempt}`,
+  /** Serving a job reopened for its `seq`-th rerun on demand. */
+  serveRerun: (jobId: string, seq: number) => `serve:${jobId}:rerun:${seq}`,
   /** The key the batch service sees: one per chunk attempt, stable across tries and replays. */
   delivery: (jobId: string, chunk: number, attempt: number) => `${jobId}:${chunk}:${attempt}`,
 };

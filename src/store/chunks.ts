@@ -10,7 +10,7 @@
 import type { Document } from "bson";
 import { type ChunkEvent, nextChunkStatus } from "../planning/chunk-state.js";
 import { isDuplicateKey } from "./errors.js";
-import type { AttemptOutcome, ChunkDoc, Store } from "./store.js";
+import type { AttemptOutcome, ChunkDoc, ChunkRerun, Store } from "./store.js";
 
 /**
  * A writer's view of one chunk attempt: a server holding it under its lease (`dispatching`), or a
@@ -345,6 +345,45 @@ export async function startNextAttempt(
     $unset: { lease: "" },
     $push: { history: { attempt: hold.attempt, outcome: ended.outcome, at: now } },
   });
+  return res.matchedCount > 0;
+}
+
+/**
+ * Reopens a done chunk for a rerun on demand: pending again as attempt `rerun.attempt`, due now,
+ * delivery tries from zero, its counts dropped until it is done again. Only from the attempt
+ * before it (`rerun.attempt - 1`) and only while done, so it moves once per rerun. True when it
+ * moved.
+ */
+export async function reopenChunkForRerun(
+  store: Store,
+  jobId: string,
+  chunk: number,
+  given: ChunkRerun,
+): Promise<boolean> {
+  // Only the chunk's part of it (a job's rerun also names its chunk and count).
+  const rerun: ChunkRerun = {
+    attempt: given.attempt,
+    scope: given.scope,
+    at: given.at,
+    by: given.by,
+    ...(given.skip ? { skip: given.skip } : {}),
+  };
+  const res = await store.chunks.updateOne(
+    { jobId, chunk, attempt: rerun.attempt - 1, done: true, status: { $in: ["processed", "failed"] } },
+    {
+      $set: {
+        // Either done status moves the same way; the state machine checks the move.
+        status: nextChunkStatus("processed", { type: "rerun" }),
+        done: false,
+        attempt: rerun.attempt,
+        deliveryTries: 0,
+        dueAt: rerun.at,
+        rerun,
+      },
+      $unset: { lease: "", finishedAt: "", processedCount: "", failedCount: "" },
+      $push: { reruns: { $each: [rerun], $slice: -20 } },
+    },
+  );
   return res.matchedCount > 0;
 }
 

@@ -4,7 +4,7 @@
  * next, and `unsettled` is removed only after all of it.
  */
 import type { Document } from "bson";
-import { type JobDoc, type Store, claimKeyOf, updateEachJob } from "./store.js";
+import { type JobDoc, type JobRerun, type Store, claimKeyOf, updateEachJob } from "./store.js";
 
 /** The job with this id, or null. */
 export async function readJob(store: Store, jobId: string): Promise<JobDoc | null> {
@@ -44,11 +44,46 @@ export async function finishJobStatus(
   status: "succeeded" | "failed",
   totals: NonNullable<JobDoc["totals"]>,
   now: Date,
+  /** The rerun count the finisher saw (`rerun.seq`; undefined: none): a later rerun is not finished. */
+  rerunSeq?: number,
 ): Promise<void> {
   await store.jobs.updateOne(
-    { _id: jobId, status: { $in: ["planning", "running"] }, "planning.done": true },
+    {
+      _id: jobId,
+      status: { $in: ["planning", "running"] },
+      "planning.done": true,
+      ...(rerunSeq === undefined ? { rerun: { $exists: false } } : { "rerun.seq": rerunSeq }),
+    },
     { $set: { status, unsettled: true, finishedAt: now, updatedAt: now, totals } },
   );
+}
+
+/**
+ * Reopens a finished, settled job for a rerun on demand (`run-chunk`): status back to running,
+ * the rerun recorded. Only from the state the caller saw (`previousSeq`: the job's rerun count
+ * then), so two reruns at once cannot both reopen it. True when it moved.
+ */
+export async function reopenJobForRerun(
+  store: Store,
+  jobId: string,
+  rerun: JobRerun,
+  previousSeq: number | undefined,
+  now: Date,
+): Promise<boolean> {
+  const res = await store.jobs.updateOne(
+    {
+      _id: jobId,
+      status: { $in: ["succeeded", "failed"] },
+      unsettled: { $exists: false },
+      ...(previousSeq === undefined ? { rerun: { $exists: false } } : { "rerun.seq": previousSeq }),
+    },
+    {
+      $set: { status: "running", rerun, updatedAt: now },
+      $unset: { finishedAt: "" },
+      $push: { reruns: { $each: [rerun], $slice: -20 } },
+    },
+  );
+  return res.matchedCount > 0;
 }
 
 /** Removes `unsettled`: everything the finished job entails is done. */

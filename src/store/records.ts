@@ -6,13 +6,15 @@
 import { EJSON } from "bson";
 import type { AnyBulkWriteOperation, Filter } from "mongodb";
 import { isDuplicateKey } from "./errors.js";
-import type { DetailDoc, RecordStatus, Store } from "./store.js";
+import type { ChunkRerun, DetailDoc, RecordStatus, Store } from "./store.js";
 
 /**
  * Marks the records of chunk attempt `attempt` sent: everything in the chunk not yet processed
  * and not marked for this attempt or a later one. Once per attempt (`attempts < attempt`), so a
  * redelivery of the same attempt finds the same records and one idempotency key always carries
- * the same records.
+ * the same records. A rerun on demand (`rerun`, for this attempt) of scope `all` takes processed
+ * records too (their old outcome and value are dropped: the service is asked again), and leaves
+ * out the records in `skip`.
  */
 export async function markRecordsSent(
   store: Store,
@@ -20,10 +22,27 @@ export async function markRecordsSent(
   chunk: number,
   attempt: number,
   sentAt: Date,
+  rerun?: Pick<ChunkRerun, "attempt" | "scope" | "skip">,
 ): Promise<void> {
+  const mine = rerun?.attempt === attempt ? rerun : undefined;
+  const statuses: RecordStatus[] =
+    mine?.scope === "all" ? ["pending", "sent", "failed", "processed"] : ["pending", "sent", "failed"];
   await store.details.updateMany(
-    { jobId, chunk, status: { $in: ["pending", "sent", "failed"] }, attempts: { $lt: attempt } },
-    { $set: { status: "sent", sentAt, attempts: attempt }, $unset: { attempt: "", error: "" } },
+    {
+      jobId,
+      chunk,
+      status: { $in: statuses },
+      attempts: { $lt: attempt },
+      ...(mine?.skip && mine.skip.length > 0 ? { recordId: { $nin: mine.skip } } : {}),
+    },
+    {
+      $set: { status: "sent", sentAt, attempts: attempt },
+      $unset: {
+        attempt: "",
+        error: "",
+        ...(mine?.scope === "all" ? { processedAt: "", result: "", resultError: "" } : {}),
+      },
+    },
   );
 }
 
@@ -80,6 +99,11 @@ export function streamUnprocessedRecords(
     { jobId, chunk, status: { $in: ["pending", "sent", "failed"] } },
     { projection: { recordId: 1, attempts: 1, error: 1 } },
   );
+}
+
+/** How many of a chunk's records are not processed (pending, sent or failed). */
+export async function countUnprocessedRecords(store: Store, jobId: string, chunk: number): Promise<number> {
+  return store.details.countDocuments({ jobId, chunk, status: { $in: ["pending", "sent", "failed"] } });
 }
 
 /** How many of a chunk's records are processed. */

@@ -39,6 +39,44 @@ export async function resolveProcessedRecords(
   );
 }
 
+/**
+ * A rerun on demand processed records this job had set aside: they are no longer exceptions of
+ * the job (its own record says processed), so their exceptions go. Resolved exceptions stay
+ * (a rerun left those records out). Idempotent: run before the chunk's attempt is closed, again
+ * by whoever closes it after a crash.
+ */
+export async function deleteExceptionsProcessedByRerun(
+  store: Store,
+  jobId: string,
+  chunk: number,
+): Promise<number> {
+  const set = await store.exceptions
+    .find({ jobId, chunk, resolution: { $exists: false } }, { projection: { recordId: 1 } })
+    .toArray();
+  if (set.length === 0) return 0;
+  const processed = await store.details
+    .find(
+      { jobId, chunk, status: "processed", recordId: { $in: set.map((e) => e.recordId) } },
+      { projection: { recordId: 1 } },
+    )
+    .toArray();
+  if (processed.length === 0) return 0;
+  const res = await store.exceptions.deleteMany({
+    jobId,
+    recordId: { $in: processed.map((d) => d.recordId) },
+    resolution: { $exists: false },
+  });
+  return res.deletedCount;
+}
+
+/** The records of a job's chunk whose exception is resolved (a rerun of the failed ones leaves them out). */
+export async function listResolvedRecords(store: Store, jobId: string, chunk: number): Promise<unknown[]> {
+  const docs = await store.exceptions
+    .find({ jobId, chunk, resolution: { $exists: true } }, { projection: { recordId: 1 } })
+    .toArray();
+  return docs.map((d) => d.recordId);
+}
+
 /** How many records of a job were set aside. */
 export async function countSetAsideRecords(store: Store, jobId: string): Promise<number> {
   return store.exceptions.countDocuments({ jobId });

@@ -67,6 +67,12 @@ export interface ChunkRerun {
   skip?: unknown[];
 }
 
+/** A rerun as the job records it: which chunk, and the job's rerun count. */
+export interface JobRerun extends ChunkRerun {
+  chunk: number;
+  seq: number;
+}
+
 export interface ChunkDoc {
   jobId: string;
   chunk: number;
@@ -196,6 +202,14 @@ export interface JobDoc {
   };
   /** Config changes accepted when the job was resumed (`resume --accept-config-change`). */
   configChanges?: Array<{ from: string; to: string; at: Date }>;
+  /**
+   * The latest rerun on demand (`run-chunk`): the job was reopened to send one chunk again.
+   * `seq` counts the job's reruns; finishing is fenced on it, so a step that read the job before
+   * a rerun cannot finish the job while the rerun runs.
+   */
+  rerun?: JobRerun;
+  /** Every rerun of the job, oldest first (at most the last 20). */
+  reruns?: JobRerun[];
   /** Held by the initializer while it plans; renewed by heartbeat, taken over when expired. */
   planningLease?: Lease;
   triggeredBy: string;

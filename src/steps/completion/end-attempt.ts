@@ -16,6 +16,7 @@ import {
 } from "../../store/chunks.js";
 import type { ChunkDoc } from "../../store/store.js";
 import type { StepDeps } from "../handover.js";
+import { deleteExceptionsProcessedByRerun } from "../../store/set-aside-records.js";
 
 export type AttemptEnding =
   /** Every record of the chunk is processed; `processed` is how many records the chunk has. */
@@ -56,6 +57,9 @@ export async function endAttempt(
 ): Promise<{ status: ChunkDoc["status"]; moved: boolean }> {
   const { jobId, attempt } = chunk;
   const now = deps.now();
+  // After a rerun, records the job had set aside may be processed now: before the chunk closes
+  // (and the job's totals are counted), they stop being exceptions.
+  if (chunk.rerun) await deleteExceptionsProcessedByRerun(deps.store, jobId, chunk.chunk);
   if (ending.kind === "allProcessed") {
     const to = nextChunkStatus(hold.status, { type: "allProcessed" });
     return { status: to, moved: await markChunkProcessed(deps.store, hold, ending.processed, now, answered) };

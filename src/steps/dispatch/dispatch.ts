@@ -20,15 +20,18 @@ import { BadInputError } from "../../common/errors.js";
 import { CALLBACK_CHANNEL_MISSING, type StepDeps, keys } from "../handover.js";
 import { type AttemptEnding, endAttempt, endingOfCounts } from "../completion/end-attempt.js";
 import { applyServiceOutcome } from "../completion/service-outcome.js";
+import { runChunkAgain, runChunkRequestSchema } from "../rerun/rerun-chunk.js";
 import { readConfigCached } from "../step-cache.js";
 import { withLeaseRenewal } from "../../jobs/lease.js";
 import { backoffDelay } from "../../common/retry.js";
-import type { ChunkDoc, DetailDoc, JobDoc } from "../../store/store.js";
+import type { ChunkDoc, DetailDoc, JobDoc, JobRerun } from "../../store/store.js";
 import type { WorkerTally } from "../../store/workers.js";
 import {
   type ChunkHold,
   claimNextChunk,
   findFirstUndoneChunk,
+  readChunk,
+  reopenChunkForRerun,
   listWaitingChunks,
   markChunkSent,
   postponeChunkDelivery,
@@ -52,7 +55,15 @@ import { completeFailedChunk, failChunk } from "../../jobs/set-aside-records.js"
 import { type DeliveryOutcome, STORED_REASON_CHARS } from "./post-chunk.js";
 
 export const dispatchPayloadSchema = z
-  .object({ jobId: jobIdSchema.describe("The job to serve (from the initializer).") })
+  .object({
+    jobId: jobIdSchema.describe("The job to serve (from the initializer)."),
+    runChunk: runChunkRequestSchema
+      .required({ attempt: true })
+      .optional()
+      .describe(
+        "Send one chunk of the finished job again (like `chunkrelay run-chunk`): {chunk, attempt, onlyFailed?}. `attempt` is the chunk's current attempt (`chunkrelay status <jobId> --chunks`), so a replay of this run does nothing. Default: none (serve the job).",
+      ),
+  })
   .strict();
 
 export type DispatchResult = (
@@ -103,7 +114,7 @@ async function markAndBuildBody(
   callback: { url: string; token?: string } | undefined,
 ): Promise<{ body: string; ids: unknown[] }> {
   const { jobId, attempt } = chunk;
-  const marking = markRecordsSent(deps.store, jobId, chunk.chunk, attempt, deps.now());
+  const marking = markRecordsSent(deps.store, jobId, chunk.chunk, attempt, deps.now(), chunk.rerun);
   const source = config.source;
   /** A collection's fields of these records, read now (one `_id $in` query). */
   const fieldsOf = async (rows: Array<Pick<DetailDoc, "recordId">>): Promise<Document[]> =>
@@ -430,6 +441,23 @@ export async function startNextIteration(
 }
 
 /**
+ * Whether a rerun's chunk is done at the rerun's attempt or later. A chunk not reopened yet (its
+ * requester stopped between reopening the job and the chunk) is reopened here.
+ */
+async function rerunChunkDone(store: StepDeps["store"], jobId: string, rerun: JobRerun): Promise<boolean> {
+  let chunk = await readChunk(store, jobId, rerun.chunk);
+  if (chunk && chunk.attempt < rerun.attempt) {
+    await reopenChunkForRerun(store, jobId, rerun.chunk, rerun);
+    chunk = await readChunk(store, jobId, rerun.chunk);
+    if (chunk && chunk.attempt < rerun.attempt)
+      throw new Error(
+        `chunk ${rerun.chunk} of job ${jobId} cannot be reopened for rerun ${rerun.seq} (it is ${chunk.status} at attempt ${chunk.attempt})`,
+      );
+  }
+  return chunk?.done === true;
+}
+
+/**
  * Closes a job whose committed chunks are all done: exact totals from the chunk documents, the
  * final status (with `unsettled`, in the same write), then everything a finished job entails.
  */
@@ -447,6 +475,7 @@ export async function finishJob(deps: StepDeps, job: JobDoc): Promise<JobDoc["st
     status,
     { records, chunks: agg?.chunks ?? 0, processed: agg?.processed ?? 0, failed: exceptions, exceptions },
     now,
+    job.rerun?.seq,
   );
   const final = await readJob(store, job._id);
   if (!final) throw new Error(`job ${job._id} vanished while it was finished`);
@@ -510,6 +539,10 @@ export async function dispatchJob(
   if (!parsed.success)
     throw new BadInputError(`server payload is invalid: ${parsed.error.issues[0]?.message}`);
   const finished: WorkerTally = { chunks: 0, records: 0, succeeded: 0, failed: 0 };
+  if (parsed.data.runChunk) {
+    // Reopened here, served here: no separate hand-over.
+    await runChunkAgain(deps, parsed.data.jobId, parsed.data.runChunk, { serveHere: true });
+  }
   const result = await serveJob(deps, parsed.data.jobId, finished, limits);
   return finished.chunks > 0 ? { ...result, finished } : result;
 }
@@ -619,6 +652,10 @@ async function serveJob(
           served = servedOf(deps, job);
           continue;
         }
+        // A rerun moves one chunk of a finished job back: "no chunk undone" above may predate
+        // it. Finish only once the rerun's chunk is done at the rerun's attempt (the job's rerun
+        // count fences the finish, and only that chunk moves within one rerun).
+        if (job.rerun && !(await rerunChunkDone(store, jobId, job.rerun))) continue;
         return { outcome: "finished", status: await finishJob(deps, job) };
       }
       if (first.status === "failed") {
