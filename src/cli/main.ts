@@ -18,6 +18,7 @@ import type { ExceptionsResolveFlags } from "./commands/exceptions-resolve.js";
 import type { ExceptionsShowFlags } from "./commands/exceptions-show.js";
 import type { JobsFlags } from "./commands/jobs.js";
 import type { ResultsFlags } from "./commands/results.js";
+import type { RunChunkFlags } from "./commands/run-chunk.js";
 import type { ListenFlags } from "./commands/listen.js";
 import type { MongoFlags } from "./commands/mongo.js";
 import type { ResumeFlags } from "./commands/resume.js";
@@ -134,6 +135,7 @@ export function buildProgram(
     .command("status")
     .description("Show a job: times, config and drift, counts, rate, step statistics and its chunks.")
     .argument("<jobId>", "the job id")
+    .option("--chunks", "list each chunk: status, attempts, records processed/failed, config hash, times")
     .option("--json", "print the report as JSON on the last stdout line")
     .addOption(mongoOption())
     .action(async (jobId: string, opts: StatusFlags) => {
@@ -215,6 +217,24 @@ export function buildProgram(
     .action(async (text: string, opts: WhereFlags) => {
       const { printRecordLineage } = await import("./commands/where.js");
       await printRecordLineage(ctx, text, opts);
+    });
+
+  program
+    .command("run-chunk")
+    .description(
+      "Send one chunk of a finished job again as a new attempt (all its records, or --only-failed), then run the job until it is done.",
+    )
+    .argument("<jobId>", "the job id")
+    .argument("<chunk>", "the chunk number (see `status <jobId> --chunks`)")
+    .option(
+      "--only-failed",
+      "only the records not processed (failed or set aside; resolved exceptions are left out)",
+    )
+    .option("--json", "print the job's summary as JSON on the last stdout line")
+    .addOption(mongoOption())
+    .action(async (jobId: string, chunk: string, opts: RunChunkFlags) => {
+      const { runChunkCommand } = await import("./commands/run-chunk.js");
+      await runChunkCommand(ctx, jobId, chunk, opts);
     });
 
   program

@@ -1,11 +1,13 @@
 import { EJSON } from "bson";
 import { jobReport } from "../../queries/jobs.js";
+import { listChunkRows } from "../../queries/chunk-list.js";
 import type { CommandContext } from "../context.js";
 import { withCommandStore } from "../open-store.js";
 import { printJson, writeForTerminal } from "../output.js";
 import { forTerminal } from "../../common/terminal-text.js";
 
 export interface StatusFlags {
+  chunks?: boolean;
   json?: boolean;
   mongo?: string;
 }
@@ -13,6 +15,22 @@ export interface StatusFlags {
 /** `chunkrelay status <jobId>`: times, config and drift, counts, step statistics and chunks. */
 export async function showJobStatus(ctx: CommandContext, jobId: string, opts: StatusFlags): Promise<void> {
   await withCommandStore(opts.mongo, ctx.env, async (store) => {
+    if (opts.chunks) {
+      const rows = await listChunkRows(store, jobId, ctx.env);
+      if (printJson(opts.json, rows)) return;
+      writeForTerminal(
+        "chunk  status       attempts  records  processed  failed  config            completed                 \n",
+      );
+      for (const c of rows) {
+        const reruns = c.reruns?.length
+          ? `  reruns: ${c.reruns.map((r) => `attempt ${r.attempt} (${r.scope})`).join(", ")}`
+          : "";
+        writeForTerminal(
+          `${String(c.chunk).padStart(5)}  ${c.status.padEnd(11)}  ${String(c.attempts).padStart(8)}  ${String(c.records).padStart(7)}  ${String(c.processed).padStart(9)}  ${String(c.failed).padStart(6)}  ${c.configHash.padEnd(16)}  ${(c.finishedAt?.toISOString() ?? "-").padEnd(24)}${reruns}${c.lastError ? `  (${forTerminal(c.lastError)})` : ""}\n`,
+        );
+      }
+      return;
+    }
     const r = await jobReport(store, jobId);
     if (printJson(opts.json, r)) return;
     const { job, progress } = r;
