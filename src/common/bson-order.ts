@@ -116,7 +116,8 @@ const TYPE_ALIASES: Record<Rank, string[]> = {
   [RANK.timestamp]: ["timestamp"],
   [RANK.regex]: ["regex"],
   [RANK.code]: ["javascript"],
-  [RANK.codeWithScope]: ["javascriptWithScope"],
+  // Code with scope has no $type alias since MongoDB 4.4 (the type is gone from the server).
+  [RANK.codeWithScope]: [],
   [RANK.maxKey]: ["maxKey"],
 };
 
