@@ -59,6 +59,40 @@ export async function finishJobStatus(
 }
 
 /**
+ * An exceptions job `byJob` claims the exceptions of `fromJob`: recorded on `fromJob` unless a
+ * rerun on demand runs it (a rerun and a requeue would send the same records). True when the
+ * claim is held (made now, or by an earlier run of the same exceptions job).
+ */
+export async function claimRequeue(store: Store, fromJob: string, byJob: string, at: Date): Promise<boolean> {
+  const res = await store.jobs.updateOne(
+    {
+      _id: fromJob,
+      "requeues.job": { $ne: byJob },
+      $or: [{ rerun: { $exists: false } }, { status: { $in: ["succeeded", "failed"] } }],
+    },
+    { $push: { requeues: { job: byJob, at } } },
+  );
+  if (res.matchedCount > 0) return true;
+  return (await store.jobs.countDocuments({ _id: fromJob, "requeues.job": byJob })) > 0;
+}
+
+/** The jobs whose exceptions an exceptions job of `fromJob` resolves: `fromJob` and up its chain. */
+export async function listRequeueChain(store: Store, fromJob: string): Promise<string[]> {
+  const chain: string[] = [];
+  for (let from: string | undefined = fromJob; from && chain.length < 50;) {
+    chain.push(from);
+    const up: Pick<JobDoc, "mode" | "fromJob"> | null = await readJobFields(store, from, ["mode", "fromJob"]);
+    from = up?.mode === "exceptions" ? up.fromJob : undefined;
+  }
+  return chain;
+}
+
+/** Drops an exceptions job's claim on `fromJob` (it is settled, or it was never created). */
+export async function releaseRequeue(store: Store, fromJob: string, byJob: string): Promise<void> {
+  await store.jobs.updateOne({ _id: fromJob }, { $pull: { requeues: { job: byJob } } });
+}
+
+/**
  * Reopens a finished, settled job for a rerun on demand (`run-chunk`): status back to running,
  * the rerun recorded. Only from the state the caller saw (`previousSeq`: the job's rerun count
  * then), so two reruns at once cannot both reopen it. True when it moved.
@@ -75,6 +109,8 @@ export async function reopenJobForRerun(
       _id: jobId,
       status: { $in: ["succeeded", "failed"] },
       unsettled: { $exists: false },
+      // No exceptions job holds the job's exceptions (see claimRequeue).
+      "requeues.0": { $exists: false },
       ...(previousSeq === undefined ? { rerun: { $exists: false } } : { "rerun.seq": previousSeq }),
     },
     {

@@ -13,8 +13,8 @@ import type { ChunkRerun, DetailDoc, RecordStatus, Store } from "./store.js";
  * and not marked for this attempt or a later one. Once per attempt (`attempts < attempt`), so a
  * redelivery of the same attempt finds the same records and one idempotency key always carries
  * the same records. A rerun on demand (`rerun`, for this attempt) of scope `all` takes processed
- * records too (their old outcome and value are dropped: the service is asked again), and leaves
- * out the records in `skip`.
+ * records too (their old outcome and value are dropped: the service is asked again); it and
+ * the attempts after it leave out the records in `skip`.
  */
 export async function markRecordsSent(
   store: Store,
@@ -25,6 +25,8 @@ export async function markRecordsSent(
   rerun?: Pick<ChunkRerun, "attempt" | "scope" | "skip">,
 ): Promise<void> {
   const mine = rerun?.attempt === attempt ? rerun : undefined;
+  // Records a rerun left out stay out of the attempts that follow it too.
+  const skip = rerun && attempt >= rerun.attempt ? (rerun.skip ?? []) : [];
   const statuses: RecordStatus[] =
     mine?.scope === "all" ? ["pending", "sent", "failed", "processed"] : ["pending", "sent", "failed"];
   await store.details.updateMany(
@@ -33,7 +35,7 @@ export async function markRecordsSent(
       chunk,
       status: { $in: statuses },
       attempts: { $lt: attempt },
-      ...(mine?.skip && mine.skip.length > 0 ? { recordId: { $nin: mine.skip } } : {}),
+      ...(skip.length > 0 ? { recordId: { $nin: skip } } : {}),
     },
     {
       $set: { status: "sent", sentAt, attempts: attempt },
@@ -104,6 +106,21 @@ export function streamUnprocessedRecords(
 /** How many of a chunk's records are not processed (pending, sent or failed). */
 export async function countUnprocessedRecords(store: Store, jobId: string, chunk: number): Promise<number> {
   return store.details.countDocuments({ jobId, chunk, status: { $in: ["pending", "sent", "failed"] } });
+}
+
+/** How many of a chunk's records are neither processed nor in `skip` (what another attempt could send). */
+export async function countSendableRecords(
+  store: Store,
+  jobId: string,
+  chunk: number,
+  skip: readonly unknown[],
+): Promise<number> {
+  return store.details.countDocuments({
+    jobId,
+    chunk,
+    status: { $in: ["pending", "sent", "failed"] },
+    recordId: { $nin: [...skip] },
+  });
 }
 
 /** How many of a chunk's records are processed. */

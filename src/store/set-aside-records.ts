@@ -41,8 +41,8 @@ export async function resolveProcessedRecords(
 
 /**
  * A rerun on demand processed records this job had set aside: they are no longer exceptions of
- * the job (its own record says processed), so their exceptions go. Resolved exceptions stay
- * (a rerun left those records out). Idempotent: run before the chunk's attempt is closed, again
+ * the job (its own record says processed), so their exceptions go, resolved ones too (a rerun of
+ * every record sends those as well). Idempotent: run before the chunk's attempt is closed, again
  * by whoever closes it after a crash.
  */
 export async function deleteExceptionsProcessedByRerun(
@@ -50,9 +50,7 @@ export async function deleteExceptionsProcessedByRerun(
   jobId: string,
   chunk: number,
 ): Promise<number> {
-  const set = await store.exceptions
-    .find({ jobId, chunk, resolution: { $exists: false } }, { projection: { recordId: 1 } })
-    .toArray();
+  const set = await store.exceptions.find({ jobId, chunk }, { projection: { recordId: 1 } }).toArray();
   if (set.length === 0) return 0;
   const processed = await store.details
     .find(
@@ -64,7 +62,6 @@ export async function deleteExceptionsProcessedByRerun(
   const res = await store.exceptions.deleteMany({
     jobId,
     recordId: { $in: processed.map((d) => d.recordId) },
-    resolution: { $exists: false },
   });
   return res.deletedCount;
 }

@@ -210,6 +210,11 @@ export interface JobDoc {
   rerun?: JobRerun;
   /** Every rerun of the job, oldest first (at most the last 20). */
   reruns?: JobRerun[];
+  /**
+   * Exceptions jobs sending this job's exceptions again, until they are settled (`job`, and when
+   * the claim was made): no chunk of the job is run again meanwhile, so no record goes twice.
+   */
+  requeues?: Array<{ job: string; at: Date }>;
   /** Held by the initializer while it plans; renewed by heartbeat, taken over when expired. */
   planningLease?: Lease;
   triggeredBy: string;

@@ -161,11 +161,27 @@ export async function checkInvariants(
     if (d?.status === "processed")
       out.push(`record ${idOf(e.recordId)} of job ${e.jobId} is processed and an exception`);
   }
+  // Reruns on demand (`run-chunk`) of scope "all": the user asked for processed records again.
+  const chunkOf = new Map(chunks.map((c) => [`${c.jobId}|${c.chunk}`, c]));
+  const rerunAllBetween = (jobId: string, chunk: number, after: number, upTo: number) =>
+    (chunkOf.get(`${jobId}|${chunk}`)?.reruns ?? []).some(
+      (r) => r.scope === "all" && r.attempt > after && r.attempt <= upTo,
+    );
   for (const [k, rec] of service.recordedProcessed) {
     const d = detailByKey.get(k);
     if (!d) out.push(`record ${k}, recorded processed at step ${rec.step}, has no detail any more`);
-    else if (d.status !== "processed") out.push(`record ${k} went back from processed to ${d.status}`);
+    else if (d.status !== "processed" && !rerunAllBetween(d.jobId, d.chunk, rec.attempt, d.attempts))
+      out.push(`record ${k} went back from processed to ${d.status}`);
   }
+
+  // Whether the service processed a record of a job under an attempt before `attempt`.
+  const processedBefore = (jobId: string, recordId: unknown, attempt: number) => {
+    const first = service.recordedProcessed.get(`${jobId}|${idOf(recordId)}`);
+    if (first && first.attempt < attempt) return true;
+    for (let n = 1; n < attempt; n++)
+      if (service.saidProcessed.has(`${jobId}|${idOf(recordId)}|${n}`)) return true;
+    return false;
+  };
 
   // A record is processed only by the service's word about the attempt that last sent it: its
   // report (completion "status"), or the outcome chunkrelay recorded from a reply or a callback.
@@ -200,6 +216,19 @@ export async function checkInvariants(
       const a = list[i - 1] as (typeof list)[number];
       const b = list[i] as (typeof list)[number];
       const earlier = service.recordedProcessed.get(`${a.jobId}|${recordId}`);
+      // Sent again on purpose: a rerun of every record of b's chunk, after what came before.
+      // Or a's chunk was sent again whole after the service had processed the record, and the
+      // record was set aside then (a requeue takes it again).
+      const resentOnDemand =
+        rerunAllBetween(
+          b.jobId,
+          b.chunk,
+          a.jobId === b.jobId ? Math.min(a.attempt, earlier?.attempt ?? a.attempt) : 0,
+          b.attempt,
+        ) ||
+        (a.jobId !== b.jobId &&
+          rerunAllBetween(a.jobId, a.chunk, earlier?.attempt ?? a.attempt - 1, Number.POSITIVE_INFINITY));
+      if (resentOnDemand) continue;
       if (earlier && earlier.step < b.step) {
         out.push(
           `record ${recordId} was accepted under ${b.key} after the service had recorded it processed under ${a.jobId} attempt ${earlier.attempt}`,
@@ -209,9 +238,12 @@ export async function checkInvariants(
       if (a.jobId === b.jobId) {
         const chunk = chunks.find((c) => c.jobId === a.jobId && c.chunk === a.chunk);
         const end = chunk?.history?.find((h) => h.attempt === a.attempt);
+        // A rerun of only the records not processed follows an attempt that ended any way.
+        const rerunSince = (chunk?.reruns ?? []).some((r) => r.attempt > a.attempt && r.attempt <= b.attempt);
         if (
-          !end ||
-          (end.outcome !== "timedOut" && end.outcome !== "recordsFailed" && end.outcome !== "badReply")
+          !rerunSince &&
+          (!end ||
+            (end.outcome !== "timedOut" && end.outcome !== "recordsFailed" && end.outcome !== "badReply"))
         ) {
           out.push(
             `record ${recordId} was accepted under ${a.key} and then ${b.key}, but attempt ${a.attempt} ended ${end?.outcome ?? "never"}`,
@@ -219,7 +251,15 @@ export async function checkInvariants(
         }
       } else {
         const later = jobById.get(b.jobId);
-        const setAside = exceptions.some((e) => e.jobId === a.jobId && idOf(e.recordId) === recordId);
+        // A rerun of a's chunk may have processed the record since, dropping its exception.
+        const setAside =
+          exceptions.some((e) => e.jobId === a.jobId && idOf(e.recordId) === recordId) ||
+          (chunkOf.get(`${a.jobId}|${a.chunk}`)?.reruns?.length ?? 0) > 0;
+        // Or b ran its chunk again on demand: the record had not been processed in a's job.
+        const rerunInB = (chunkOf.get(`${b.jobId}|${b.chunk}`)?.reruns ?? []).some(
+          (r) => r.attempt <= b.attempt,
+        );
+        if (rerunInB && detailByKey.get(`${a.jobId}|${recordId}`)?.status !== "processed") continue;
         if (later?.mode !== "exceptions" || !setAside) {
           out.push(`record ${recordId} was accepted in job ${a.jobId} and again in job ${b.jobId}`);
         }
@@ -240,6 +280,13 @@ export async function checkInvariants(
     }
     for (const e of exceptions)
       if (e.resolution && laneJobs.some((j) => j._id === e.jobId)) done.add(idOf(e.recordId));
+    // A record processed once stays under the watermark, also when a rerun of it failed later.
+    for (const j of laneJobs) {
+      for (const d of detailsOf.get(j._id) ?? []) {
+        const reran = (chunkOf.get(`${j._id}|${d.chunk}`)?.reruns ?? []).find((r) => r.scope === "all");
+        if (reran && processedBefore(j._id, d.recordId, reran.attempt)) done.add(idOf(d.recordId));
+      }
+    }
     const lower = mark.window?.from;
     for (const s of source) {
       if (!isInside(keyOf(s), lower, mark.completedUpTo)) continue;
@@ -261,7 +308,7 @@ export async function checkInvariants(
  */
 async function checkWorkers(
   store: Store,
-  chunks: Array<{ done: boolean }>,
+  chunks: Array<{ done: boolean; reruns?: unknown[]; recordCount?: number }>,
   details: DetailDoc[],
 ): Promise<string[]> {
   const out: string[] = [];
@@ -272,11 +319,16 @@ async function checkWorkers(
     if (w.chunks > w.records) out.push(`worker ${w._id}: ${w.chunks} chunks but only ${w.records} records`);
   }
   const sum = (f: (w: (typeof workers)[number]) => number) => workers.reduce((n, w) => n + f(w), 0);
+  // A chunk run again on demand finishes once more: each rerun may add its chunk and records.
+  const reruns = chunks.reduce((n, c) => n + (c.reruns?.length ?? 0), 0);
+  const rerunRecords = chunks.reduce((n, c) => n + (c.reruns?.length ?? 0) * (c.recordCount ?? 0), 0);
   const doneChunks = chunks.filter((c) => c.done).length;
-  if (sum((w) => w.chunks) > doneChunks)
-    out.push(`workers counted ${sum((w) => w.chunks)} finished chunks; only ${doneChunks} are done`);
+  if (sum((w) => w.chunks) > doneChunks + reruns)
+    out.push(
+      `workers counted ${sum((w) => w.chunks)} finished chunks; only ${doneChunks} are done (${reruns} reruns)`,
+    );
   const processed = details.filter((d) => d.status === "processed").length;
-  if (sum((w) => w.succeeded) > processed)
+  if (sum((w) => w.succeeded) > processed + rerunRecords)
     out.push(`workers counted ${sum((w) => w.succeeded)} succeeded records; only ${processed} are processed`);
   return out;
 }

@@ -23,6 +23,7 @@ import { type ServiceFaults, SimService } from "./service.js";
 import { buildStepDeps } from "../../src/runtimes/step-deps.js";
 import type { CompletionMode } from "../../src/config/schema.js";
 import { SimCallbacks } from "./callbacks.js";
+import { runChunkAgain } from "../../src/steps/rerun/rerun-chunk.js";
 import { startWorker, tallyOfDispatch, tallyOfWatch } from "../../src/runtimes/worker-registry.js";
 
 export type ScenarioKind = "full" | "incremental" | "backfill" | "iterations" | "requeue";
@@ -47,6 +48,11 @@ export interface Scenario {
   service: ServiceFaults;
   /** How the service tells a chunk is done (the config's `completion`). */
   completion: CompletionMode;
+  /**
+   * Chunks a user runs again on demand (`run-chunk`) while the history runs, at most; one more
+   * is run once everything is done, when this is above 0.
+   */
+  reruns: number;
 }
 
 export const TIMING = {
@@ -147,6 +153,8 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
     requests.push({ config: REFUSED_CONFIG, jobId: id(90 + i), mode: "full" });
   // Drawn after everything else, so each seed keeps the rest of the scenario it had before.
   const completion = pick(r, ["status", "status", "response", "callback"] as const);
+  // Drawn after that, for the same reason.
+  const reruns = r() < 0.5 ? 1 + Math.floor(r() * 3) : 0;
   return {
     kind,
     runner,
@@ -162,6 +170,7 @@ export function scenarioOf(seed: number, random: () => number): Scenario {
     faults,
     service,
     completion,
+    reruns,
   };
 }
 
@@ -237,6 +246,10 @@ function noFaults(): FaultPlan {
   return { crash: 0, stall: 0, stallMaxMs: 0, untilMs: 0, maxCrashes: 0 };
 }
 
+/** What run-chunk may answer a user whose request raced the history: each changes nothing. */
+const RERUN_REFUSAL =
+  /a chunk is run again only once|still settling|is in flight|no failed or set-aside records|changed while the rerun|all with resolved exceptions|is at attempt \d+, not|a chunk is run again once it has finished/;
+
 const watchLimits = { maxPolls: 4, maxRunMs: 5_000 };
 /** A Trigger.dev server run hands over to a fresh one after this long (response mode runs long). */
 const serveLimits = { maxRunMs: 1_500 };
@@ -248,6 +261,9 @@ class World {
   private readonly runLog: Array<{ kind: "init" | "serve" | "watch"; payload: Record<string, unknown> }> = [];
   private readonly platformKeys = new Set<string>();
   private requeued = false;
+  /** Reruns started by the user while the history ran, and whether the final one was. */
+  private rerunsStarted = 0;
+  private finalRerun = false;
   /** Some run of the refused config crashed (between its claim and its release, perhaps). */
   crashedRefusal = false;
   /** Interrupted local runs that released their leases (the simulation's count of them). */
@@ -307,7 +323,11 @@ class World {
   /** A refusal this history expects (a run of the refused config); anything else is a finding. */
   private expectedRefusal(payload: Record<string, unknown>, err: Error): boolean {
     return (
-      payload.config === REFUSED_CONFIG || /already has an active job|is claimed by job/.test(err.message)
+      payload.config === REFUSED_CONFIG ||
+      /already has an active job|is claimed by job|requeue its exceptions once it has finished/.test(
+        err.message,
+      ) ||
+      (payload.runChunk !== undefined && RERUN_REFUSAL.test(err.message))
     );
   }
 
@@ -358,6 +378,16 @@ class World {
           await sched.sleep(500 + Math.floor(sched.random() * 3_000), dashboard);
           const run = this.runLog[Math.floor(sched.random() * this.runLog.length)];
           if (run) this.launch(run.kind, run.payload, 0, 1, "replay");
+        }
+      });
+    }
+    if (scenario.reruns > 0) {
+      // Now and then the user runs one chunk of a finished job again (or is refused).
+      const operator = sched.actor("operator", { crashable: false, daemon: true });
+      sched.spawn(operator, async () => {
+        while (sched.now - sched.start < scenario.faults.untilMs && this.rerunsStarted < scenario.reruns) {
+          await sched.sleep(1_000 + Math.floor(sched.random() * 4_000), operator);
+          if (await this.rerunSomeChunk(false)) this.rerunsStarted++;
         }
       });
     }
@@ -656,6 +686,65 @@ class World {
       else this.triggerRun("init", request, `init:${request.jobId}`, 0);
       return false;
     }
+    if (this.scenario.reruns > 0 && !this.finalRerun) {
+      // Everything is done: the user runs one chunk again (a failed one's records if any).
+      this.finalRerun = true;
+      return !(await this.rerunSomeChunk(true));
+    }
+    return true;
+  }
+
+  /**
+   * The user picks a finished job of the scenario's config and one of its chunks and runs it
+   * again: locally (`run-chunk`: reopen, then resume the job in a process of its own) or as a
+   * server run with `runChunk` in its payload. `preferFailed`: a failed chunk's records if there
+   * is one. False when no job had a chunk to pick.
+   */
+  private async rerunSomeChunk(preferFailed: boolean): Promise<boolean> {
+    const { sched } = this;
+    const jobs = await this.direct.jobs
+      .find({ config: CONFIG, "planning.nextChunk": { $gt: 1 } }, { projection: { planning: 1 } })
+      .toArray();
+    const job = jobs[Math.floor(sched.random() * jobs.length)];
+    if (!job) return false;
+    const failed = preferFailed
+      ? await this.direct.chunks.findOne({ jobId: job._id, status: "failed" }, { projection: { chunk: 1 } })
+      : null;
+    const chunk = failed?.chunk ?? 1 + Math.floor(sched.random() * (job.planning.nextChunk - 1));
+    const onlyFailed = failed !== null || sched.random() < 0.5;
+    const seen = await this.direct.chunks.findOne({ jobId: job._id, chunk }, { projection: { attempt: 1 } });
+    sched.note(`user: run-chunk ${job._id} ${chunk}${onlyFailed ? " --only-failed" : ""}`);
+    if (this.scenario.runner === "trigger") {
+      const payload = { jobId: job._id, runChunk: { chunk, attempt: seen?.attempt ?? 1, onlyFailed } };
+      this.triggerRun("serve", payload, `rerun:${job._id}:${chunk}:${seen?.attempt ?? 1}`, 0);
+      return true;
+    }
+    const user = sched.actor(`run-chunk#${++this.runs}(${job._id}:${chunk})`, {
+      crashable: true,
+      daemon: false,
+    });
+    const resume = () => this.startLocalProcess({ config: CONFIG, jobId: job._id }, true);
+    // Stopped between reopening the job and its chunk: the user resumes the job, as told.
+    user.onCrash = resume;
+    const none: HandOver = {
+      initialize: () => Promise.resolve(),
+      serve: () => Promise.resolve(),
+      watch: () => Promise.resolve(),
+    };
+    sched.spawn(
+      user,
+      async () => {
+        await runChunkAgain(this.deps(user, none), job._id, { chunk, ...(onlyFailed ? { onlyFailed } : {}) });
+        resume();
+      },
+      (err) => {
+        if (isBadInput(err) && RERUN_REFUSAL.test((err as Error).message)) {
+          sched.note(`${user.name} refused: ${(err as Error).message}`);
+          return;
+        }
+        this.violations.push(`${user.name} failed: ${(err as Error).message}`);
+      },
+    );
     return true;
   }
 

@@ -17,6 +17,7 @@ import {
 import type { ChunkDoc } from "../../store/store.js";
 import type { StepDeps } from "../handover.js";
 import { deleteExceptionsProcessedByRerun } from "../../store/set-aside-records.js";
+import { countSendableRecords } from "../../store/records.js";
 
 export type AttemptEnding =
   /** Every record of the chunk is processed; `processed` is how many records the chunk has. */
@@ -64,7 +65,12 @@ export async function endAttempt(
     const to = nextChunkStatus(hold.status, { type: "allProcessed" });
     return { status: to, moved: await markChunkProcessed(deps.store, hold, ending.processed, now, answered) };
   }
-  const attemptsLeft = attempt < config.retry.maxAttempts;
+  // Records a rerun left out stay failed: when only they are left, another attempt has nothing
+  // to send, and the chunk fails now.
+  const skip = chunk.rerun && attempt >= chunk.rerun.attempt ? (chunk.rerun.skip ?? []) : [];
+  const attemptsLeft =
+    attempt < config.retry.maxAttempts &&
+    (skip.length === 0 || (await countSendableRecords(deps.store, jobId, chunk.chunk, skip)) > 0);
   const to = nextChunkStatus(hold.status, { type: ending.kind, attemptsLeft });
   let reason: string;
   let finalReason: string;

@@ -38,7 +38,13 @@ import {
   renewChunkLease,
   sumChunkTotals,
 } from "../../store/chunks.js";
-import { finishJobStatus, markJobSettled, readJob, readJobFields } from "../../store/jobs.js";
+import {
+  finishJobStatus,
+  listRequeueChain,
+  markJobSettled,
+  readJob,
+  releaseRequeue,
+} from "../../store/jobs.js";
 import { releaseFullJobLock } from "../../store/lanes.js";
 import {
   countAttemptStatuses,
@@ -224,7 +230,8 @@ async function endAnsweredAttempt(
       }
     : await applyServiceOutcome(deps, ref, ids, reply.body ?? "", resultMaxBytes(config));
   // A rerun that left records out (`skip`) did not take every record not processed.
-  const leftOut = chunk.rerun?.attempt === chunk.attempt && (chunk.rerun.skip?.length ?? 0) > 0;
+  const leftOut =
+    chunk.rerun !== undefined && chunk.attempt >= chunk.rerun.attempt && (chunk.rerun.skip?.length ?? 0) > 0;
   let ending: AttemptEnding;
   if (verdict.kind === "badReply") ending = verdict;
   else if (verdict.moved === ids.length && !leftOut) {
@@ -379,12 +386,7 @@ async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
   const { store } = deps;
   // A requeue of a requeue: a record processed now also resolves it in every job up the chain,
   // back to the job whose window it belongs to.
-  const chain: string[] = [];
-  for (let from: string | undefined = job.fromJob; from && chain.length < 50;) {
-    chain.push(from);
-    const up: Pick<JobDoc, "mode" | "fromJob"> | null = await readJobFields(store, from, ["mode", "fromJob"]);
-    from = up?.mode === "exceptions" ? up.fromJob : undefined;
-  }
+  const chain = await listRequeueChain(store, job.fromJob);
   const at = deps.now();
   const cursor = streamProcessedRecordIds(store, job._id);
   let ids: unknown[] = [];
@@ -399,6 +401,8 @@ async function resolveRequeued(deps: StepDeps, job: JobDoc): Promise<void> {
   }
   await flush();
   for (const jobId of chain) await settleJobCompletion(deps, jobId);
+  // Its claim on their exceptions ends: a chunk of theirs may be run again now.
+  for (const jobId of chain) await releaseRequeue(store, jobId, job._id);
 }
 
 /**

@@ -14,6 +14,7 @@ import { type Cut, compareCuts, cutAfter, keyFromPayload } from "../../planning/
 import { type Sample, type Workload, hasCaps } from "../../planning/workload.js";
 import { parseKeyArgument, readKeyType } from "../../sources/key-values.js";
 import { openSource } from "../../sources/open-source.js";
+import { claimRequeueChain } from "../../jobs/requeue-claims.js";
 import {
   acceptJobConfigChange,
   findRunningJobInLane,
@@ -331,6 +332,9 @@ export async function openJob(deps: StepDeps, config: BatchConfig, request: Init
             `job '${fromJob}' belongs to config '${from.config}', not '${config.name}'`,
           );
         }
+        // Its exceptions are claimed up the chain (a requeue of a requeue resolves them all):
+        // none of those jobs runs a chunk again on demand meanwhile.
+        await claimRequeueChain(deps, fromJob, jobId);
         // The exceptions still unresolved when the job starts; ones resolved meanwhile are skipped.
         const last = await source.lastRecord({});
         return await createJob(deps, {

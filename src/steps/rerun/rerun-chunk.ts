@@ -11,11 +11,18 @@ import { z } from "zod";
 import { BadInputError } from "../../common/errors.js";
 import { readConfig } from "../../store/configs.js";
 import { readChunk, reopenChunkForRerun } from "../../store/chunks.js";
-import { readJob, reopenJobForRerun } from "../../store/jobs.js";
+import { readJob, readJobFields, releaseRequeue, reopenJobForRerun } from "../../store/jobs.js";
 import type { JobRerun } from "../../store/store.js";
 import { countUnprocessedRecords } from "../../store/records.js";
 import { listResolvedRecords } from "../../store/set-aside-records.js";
 import { type StepDeps, keys } from "../handover.js";
+import { claimRequeueChain } from "../../jobs/requeue-claims.js";
+
+/**
+ * A requeue claim whose exceptions job does not exist after this long was left by a requeue that
+ * stopped before it created its job (as the full-job lock's orphans are taken over after a minute).
+ */
+export const REQUEUE_CLAIM_STALE_MS = 60_000;
 
 export const runChunkRequestSchema = z
   .object({
@@ -99,6 +106,21 @@ export async function runChunkAgain(
       `job '${jobId}' has finished but is still settling (watermark, locks); try again in a moment, or run \`chunkrelay resume ${jobId}\` to settle it`,
     );
   }
+  // An exceptions job sending this job's exceptions again would send the same records: wait
+  // for it. A claim whose job finished and settled, or never came to exist, is dropped.
+  for (const claim of job.requeues ?? []) {
+    const holder = await readJobFields(store, claim.job, ["status", "unsettled"]);
+    const over = holder
+      ? (holder.status === "succeeded" || holder.status === "failed") && !holder.unsettled
+      : deps.now().getTime() - claim.at.getTime() > REQUEUE_CLAIM_STALE_MS;
+    if (over) {
+      await releaseRequeue(store, jobId, claim.job);
+      continue;
+    }
+    throw new BadInputError(
+      `job '${claim.job}' is sending the exceptions of job '${jobId}' again (${holder ? holder.status : "starting"}); a chunk is run again once it has finished`,
+    );
+  }
   if (!chunk.done || (chunk.status !== "processed" && chunk.status !== "failed")) {
     throw new BadInputError(
       `chunk ${request.chunk} of job '${jobId}' is in flight (${chunk.status}, attempt ${chunk.attempt}); a chunk is run again only once it is done`,
@@ -131,6 +153,9 @@ export async function runChunkAgain(
     by: deps.owner,
     ...(skip.length > 0 ? { skip } : {}),
   };
+  // An exceptions job run again sends its source job's exceptions again: it claims them anew
+  // (refused while that job runs a chunk again itself), until it is settled once more.
+  if (job.mode === "exceptions" && job.fromJob) await claimRequeueChain(deps, job.fromJob, jobId);
   if (!(await reopenJobForRerun(store, jobId, rerun, job.rerun?.seq, now))) {
     throw new BadInputError(
       `job '${jobId}' changed while the rerun was prepared (another run-chunk, or a resume); look at \`chunkrelay status ${jobId}\` and try again`,
