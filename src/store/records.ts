@@ -123,6 +123,33 @@ export async function countSendableRecords(
   });
 }
 
+/**
+ * The records of an exceptions job's chunk, not processed there, that no longer wait as
+ * exceptions of `fromJob` (its exception is resolved, or gone because a rerun of `fromJob`
+ * processed the record).
+ */
+export async function listSettledElsewhere(
+  store: Store,
+  jobId: string,
+  chunk: number,
+  fromJob: string,
+): Promise<unknown[]> {
+  const waiting = await store.details
+    .find({ jobId, chunk, status: { $in: ["pending", "sent", "failed"] } }, { projection: { recordId: 1 } })
+    .toArray();
+  if (waiting.length === 0) return [];
+  const open = await store.exceptions
+    .find(
+      { jobId: fromJob, recordId: { $in: waiting.map((d) => d.recordId) }, resolution: { $exists: false } },
+      { projection: { recordId: 1 } },
+    )
+    .toArray();
+  const stillOpen = new Set(open.map((e) => EJSON.stringify({ id: e.recordId }, { relaxed: false })));
+  return waiting
+    .map((d) => d.recordId)
+    .filter((id) => !stillOpen.has(EJSON.stringify({ id }, { relaxed: false })));
+}
+
 /** How many of a chunk's records are processed. */
 export async function countProcessedRecords(store: Store, jobId: string, chunk: number): Promise<number> {
   return store.details.countDocuments({ jobId, chunk, status: "processed" });

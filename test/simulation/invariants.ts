@@ -259,7 +259,10 @@ export async function checkInvariants(
         const rerunInB = (chunkOf.get(`${b.jobId}|${b.chunk}`)?.reruns ?? []).some(
           (r) => r.attempt <= b.attempt,
         );
-        if (rerunInB && detailByKey.get(`${a.jobId}|${recordId}`)?.status !== "processed") continue;
+        const processedByA =
+          service.saidProcessed.has(`${a.jobId}|${recordId}|${a.attempt}`) ||
+          service.recordedProcessed.get(`${a.jobId}|${recordId}`)?.attempt === a.attempt;
+        if (rerunInB && !processedByA) continue;
         if (later?.mode !== "exceptions" || !setAside) {
           out.push(`record ${recordId} was accepted in job ${a.jobId} and again in job ${b.jobId}`);
         }

@@ -248,7 +248,7 @@ function noFaults(): FaultPlan {
 
 /** What run-chunk may answer a user whose request raced the history: each changes nothing. */
 const RERUN_REFUSAL =
-  /a chunk is run again only once|still settling|is in flight|no failed or set-aside records|changed while the rerun|all with resolved exceptions|is at attempt \d+, not|a chunk is run again once it has finished/;
+  /a chunk is run again only once|still settling|is in flight|no failed or set-aside records|changed while the rerun|all with resolved exceptions|is at attempt \d+, not|a chunk is run again once it has finished|requeue its exceptions once it has finished/;
 
 const watchLimits = { maxPolls: 4, maxRunMs: 5_000 };
 /** A Trigger.dev server run hands over to a fresh one after this long (response mode runs long). */

@@ -13,7 +13,7 @@ import { readConfig } from "../../store/configs.js";
 import { readChunk, reopenChunkForRerun } from "../../store/chunks.js";
 import { readJob, readJobFields, releaseRequeue, reopenJobForRerun } from "../../store/jobs.js";
 import type { JobRerun } from "../../store/store.js";
-import { countUnprocessedRecords } from "../../store/records.js";
+import { countUnprocessedRecords, listSettledElsewhere } from "../../store/records.js";
 import { listResolvedRecords } from "../../store/set-aside-records.js";
 import { type StepDeps, keys } from "../handover.js";
 import { claimRequeueChain } from "../../jobs/requeue-claims.js";
@@ -132,6 +132,11 @@ export async function runChunkAgain(
   if (scope === "failed") {
     const unprocessed = await countUnprocessedRecords(store, jobId, request.chunk);
     skip = unprocessed > 0 ? await listResolvedRecords(store, jobId, request.chunk) : [];
+    if (unprocessed > 0 && job.mode === "exceptions" && job.fromJob) {
+      // An exceptions job's records are its source job's exceptions: one no longer waiting there
+      // (processed by a rerun of that job, or resolved) is not sent again.
+      skip = [...skip, ...(await listSettledElsewhere(store, jobId, request.chunk, job.fromJob))];
+    }
     records = unprocessed - skip.length;
     if (records <= 0) {
       throw new BadInputError(
