@@ -738,8 +738,8 @@ class World {
         resume();
       },
       (err) => {
-        if (isBadInput(err) && RERUN_REFUSAL.test((err).message)) {
-          sched.note(`${user.name} refused: ${(err).message}`);
+        if (isBadInput(err) && RERUN_REFUSAL.test(err.message)) {
+          sched.note(`${user.name} refused: ${err.message}`);
           return;
         }
         this.violations.push(`${user.name} failed: ${(err as Error).message}`);

@@ -171,7 +171,9 @@ describe("the cap and malformed values", () => {
     expect(summary).toMatchObject({ status: "failed", processed: 0, exceptions: 20 });
     const chunk = await store.chunks.findOne({ jobId: `${name}-job`, chunk: 1 });
     expect(chunk?.history?.map((h) => h.outcome)).toEqual(["badReply"]);
-    expect(chunk?.lastError).toMatch(/result of record 5 is malformed: field name '\$where' starts with '\$'/);
+    expect(chunk?.lastError).toMatch(
+      /result of record 5 is malformed: field name '\$where' starts with '\$'/,
+    );
     expect(await store.details.countDocuments({ jobId: `${name}-job`, result: { $exists: true } })).toBe(0);
     expect(await store.details.countDocuments({ jobId: `${name}-job`, status: "processed" })).toBe(0);
   });
