@@ -103,10 +103,13 @@ function rankOf(v: unknown): Rank {
 
 /** `$type` aliases of each rank (what a query names a BSON type by). */
 const TYPE_ALIASES: Record<Rank, string[]> = {
-  [RANK.minKey]: ["minKey"],
+  // MinKey and MaxKey ids are pathological, and FerretDB 1.x knows no alias for them.
+  [RANK.minKey]: [],
   [RANK.null]: ["null"],
   [RANK.number]: ["double", "int", "long", "decimal"],
-  [RANK.string]: ["string", "symbol"],
+  // Symbols and code are deprecated BSON types: not every server knows their aliases any more
+  // (FerretDB 1.x refuses "symbol"), and no driver writes them as an _id.
+  [RANK.string]: ["string"],
   [RANK.object]: ["object"],
   [RANK.array]: ["array"],
   [RANK.binData]: ["binData"],
@@ -115,10 +118,9 @@ const TYPE_ALIASES: Record<Rank, string[]> = {
   [RANK.date]: ["date"],
   [RANK.timestamp]: ["timestamp"],
   [RANK.regex]: ["regex"],
-  [RANK.code]: ["javascript"],
-  // Code with scope has no $type alias since MongoDB 4.4 (the type is gone from the server).
+  [RANK.code]: [],
   [RANK.codeWithScope]: [],
-  [RANK.maxKey]: ["maxKey"],
+  [RANK.maxKey]: [],
 };
 
 /**

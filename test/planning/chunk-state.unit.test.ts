@@ -14,6 +14,9 @@ describe("chunk state machine", () => {
     expect(nextChunkStatus("sent", { type: "recordsFailed", attemptsLeft: false })).toBe("failed");
     expect(nextChunkStatus("sent", { type: "timedOut", attemptsLeft: true })).toBe("pending");
     expect(nextChunkStatus("sent", { type: "timedOut", attemptsLeft: false })).toBe("failed");
+    // run-chunk: a done chunk is sent again as a new attempt.
+    expect(nextChunkStatus("processed", { type: "rerun" })).toBe("pending");
+    expect(nextChunkStatus("failed", { type: "rerun" })).toBe("pending");
   });
 
   it("refuses every other move", () => {
@@ -21,5 +24,7 @@ describe("chunk state machine", () => {
     expect(() => nextChunkStatus("sent", { type: "claim" })).toThrow(IllegalTransition);
     expect(() => nextChunkStatus("processed", { type: "claim" })).toThrow(IllegalTransition);
     expect(() => nextChunkStatus("failed", { type: "allProcessed" })).toThrow("cannot go from 'failed'");
+    for (const inFlight of ["pending", "dispatching", "sent"] as const)
+      expect(() => nextChunkStatus(inFlight, { type: "rerun" })).toThrow(IllegalTransition);
   });
 });
