@@ -156,7 +156,8 @@ export async function countProcessedRecords(store: Store, jobId: string, chunk: 
 }
 
 /**
- * A chunk's record statuses for its current attempt, in one indexed aggregation. A `failed`
+ * A chunk's record statuses for its current attempt, and how many records carry a value, in one
+ * indexed aggregation. A `failed`
  * report naming an older attempt than the record's (`attempt` < `attempts`) came in after the
  * record went out again: it says nothing about this attempt, so the record counts as `sent`.
  */
@@ -164,23 +165,34 @@ export async function countAttemptStatuses(
   store: Store,
   jobId: string,
   chunk: number,
-): Promise<Record<RecordStatus, number>> {
-  // Grouped by (status, attempt, attempts) and classified here: a handful of groups per chunk,
-  // and only $sum, which every implementation chunkrelay is tested on has (FerretDB 1.x has no
-  // $cond or $ifNull).
+): Promise<Record<RecordStatus, number> & { valued: number }> {
+  // Grouped by (status, attempt, attempts, whether a value is there) and classified here: a
+  // handful of groups per chunk, and only $sum and $type, which every implementation chunkrelay
+  // is tested on has (FerretDB 1.x has no $cond, $ifNull or $gt).
   const rows = await store.details
-    .aggregate<{ _id: { status?: RecordStatus; attempt?: number; attempts?: number }; n: number }>([
+    .aggregate<{
+      _id: { status?: RecordStatus; attempt?: number; attempts?: number; value?: string };
+      n: number;
+    }>([
       { $match: { jobId, chunk } },
       {
         $group: {
-          _id: { status: "$status", attempt: "$attempt", attempts: "$attempts" },
+          _id: { status: "$status", attempt: "$attempt", attempts: "$attempts", value: { $type: "$result" } },
           n: { $sum: 1 },
         },
       },
     ])
     .toArray();
-  const counts: Record<RecordStatus, number> = { pending: 0, sent: 0, processed: 0, failed: 0 };
+  const counts: Record<RecordStatus, number> & { valued: number } = {
+    pending: 0,
+    sent: 0,
+    processed: 0,
+    failed: 0,
+    valued: 0,
+  };
   for (const { _id: g, n } of rows) {
+    // Records carrying a value (the service wrote `result`): whether the cap must be checked.
+    if (g.value !== undefined && g.value !== "missing") counts.valued += n;
     if (g.status === undefined || !(g.status in counts)) continue;
     const stale =
       g.status === "failed" &&

@@ -19,8 +19,9 @@ import { type StepDeps, keys } from "../handover.js";
 import { claimRequeueChain } from "../../jobs/requeue-claims.js";
 
 /**
- * A requeue claim whose exceptions job does not exist after this long was left by a requeue that
- * stopped before it created its job (as the full-job lock's orphans are taken over after a minute).
+ * A requeue claim whose exceptions job is not running after this long was left by a requeue that
+ * stopped before it created its job, or by a rerun of it that stopped before reopening it (as the
+ * full-job lock's orphans are taken over after a minute).
  */
 export const REQUEUE_CLAIM_STALE_MS = 60_000;
 
@@ -107,12 +108,14 @@ export async function runChunkAgain(
     );
   }
   // An exceptions job sending this job's exceptions again would send the same records: wait
-  // for it. A claim whose job finished and settled, or never came to exist, is dropped.
+  // for it. Its claim goes when it is settled; one left behind — its job never created, or a
+  // rerun of it that stopped before reopening it — is dropped once it is a minute old and its
+  // job is not running (younger, its job may be about to be created or reopened).
   for (const claim of job.requeues ?? []) {
     const holder = await readJobFields(store, claim.job, ["status", "unsettled"]);
-    const over = holder
-      ? (holder.status === "succeeded" || holder.status === "failed") && !holder.unsettled
-      : deps.now().getTime() - claim.at.getTime() > REQUEUE_CLAIM_STALE_MS;
+    const idle =
+      !holder || ((holder.status === "succeeded" || holder.status === "failed") && !holder.unsettled);
+    const over = idle && deps.now().getTime() - claim.at.getTime() > REQUEUE_CLAIM_STALE_MS;
     if (over) {
       await releaseRequeue(store, jobId, claim.job);
       continue;

@@ -99,11 +99,12 @@ export async function checkChunk(
   const read = known ?? (await readWatchedChunk(deps, payload));
   if ("stale" in read) return { decision: "stale", reason: read.stale };
   const chunk = read;
-  const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
+  const { valued, ...counts } = await countAttemptStatuses(deps.store, jobId, chunkNo);
   const ending = endingOfCounts(counts);
   if (ending) {
-    // The service may have written values beside the statuses: none over the cap is kept.
-    await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
+    // The service wrote values beside the statuses: none over the cap is kept. (The count said
+    // whether there are any, so a service that returns none costs no read.)
+    if (valued > 0) await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
     const closed = await closeChunk(deps, config, chunk, ending);
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
@@ -187,7 +188,7 @@ async function watchCallback(
       return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
     }
   }
-  const counts: StatusCounts = await countAttemptStatuses(deps.store, jobId, chunkNo);
+  const { valued: _valued, ...counts } = await countAttemptStatuses(deps.store, jobId, chunkNo);
   const ending = endingOfCounts(counts) ?? { kind: "timedOut" as const };
   const closed = await closeChunk(deps, config, chunk, ending);
   return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
