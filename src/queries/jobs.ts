@@ -6,7 +6,8 @@
 import { secretValues } from "../config/headers.js";
 import { readConfig } from "../store/configs.js";
 import { listJobChunks } from "../store/chunks.js";
-import { listRecentJobs, readJob } from "../store/jobs.js";
+import { readJob } from "../store/jobs.js";
+import { type JobListCursor, type JobListFilter, listJobsPage } from "../store/job-listing.js";
 import { countSetAsideRecords } from "../store/set-aside-records.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { EJSON, type ObjectId } from "bson";
@@ -38,9 +39,10 @@ export interface JobListing {
 
 export async function listJobs(
   store: Store,
-  options: { config?: string; limit?: number } = {},
+  options: JobListFilter & { limit?: number; before?: JobListCursor | undefined } = {},
 ): Promise<JobListing[]> {
-  const jobs = await listRecentJobs(store, { config: options.config, limit: options.limit ?? 50 });
+  const { limit, before, ...filter } = options;
+  const jobs = await listJobsPage(store, filter, { limit: limit ?? 50, before });
   return jobs.map((j) => ({
     jobId: j._id,
     config: j.config,
@@ -56,6 +58,30 @@ export async function listJobs(
       ? { finishedAt: j.finishedAt, durationMs: j.finishedAt.getTime() - j.startedAt.getTime() }
       : {}),
   }));
+}
+
+/** The cursor of the page after this listing's last job (what `before` takes). */
+export function jobListCursorOf(last: Pick<JobListing, "jobId" | "createdAt">): string {
+  return Buffer.from(EJSON.stringify({ t: last.createdAt, id: last.jobId }, { relaxed: false })).toString(
+    "base64url",
+  );
+}
+
+/** Reads a job list cursor (`jobListCursorOf`); bad input when it is not one. */
+export function parseJobListCursor(text: string): JobListCursor {
+  try {
+    const v = EJSON.parse(Buffer.from(text, "base64url").toString("utf8"), { relaxed: false }) as {
+      t?: unknown;
+      id?: unknown;
+    };
+    if (!(v.t instanceof Date) || Number.isNaN(v.t.getTime()) || typeof v.id !== "string")
+      throw new Error("expected a time and a job id");
+    return { createdAt: v.t, id: v.id };
+  } catch (err) {
+    throw new BadInputError(
+      `'${text.slice(0, 60)}' is not a job list cursor (${(err as Error).message}); pass the one the previous page gave`,
+    );
+  }
 }
 
 export interface JobReport {

@@ -1,5 +1,10 @@
 /** Records set aside for a human: listing them and showing one (resolving is in src/admin). */
-import { listSetAsideRecords, readSetAsideRecord } from "../store/set-aside-records.js";
+import {
+  listSetAsideRecords,
+  listSetAsideRecordsPage,
+  readSetAsideRecord,
+} from "../store/set-aside-records.js";
+import { parseResultCursor, resultCursorOf } from "./results.js";
 import { readSecretsByConfig } from "../store/configs.js";
 import { REDACT_SCAN_CHARS, redactAndCut } from "../config/redact.js";
 import { BadInputError } from "../common/errors.js";
@@ -45,4 +50,19 @@ export async function showException(
   if (!doc) throw new BadInputError(`no exception for record ${JSON.stringify(recordId)} in job '${jobId}'`);
   const [redacted] = await redactReasons(store, [doc], env);
   return redacted ?? doc;
+}
+
+/** A page of a job's exceptions, reasons redacted; `next` is the cursor of the page after. */
+export async function listJobExceptionsPage(
+  store: Store,
+  jobId: string,
+  options: { after?: string; limit?: number },
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ rows: ExceptionDoc[]; next?: string }> {
+  const limit = options.limit ?? 50;
+  const after = options.after === undefined ? undefined : { id: parseResultCursor(options.after) };
+  const docs = await listSetAsideRecordsPage(store, jobId, { after, limit: limit + 1 });
+  const rows = await redactReasons(store, docs.slice(0, limit), env);
+  const last = rows[rows.length - 1];
+  return { rows, ...(docs.length > limit && last ? { next: resultCursorOf(last.recordId) } : {}) };
 }

@@ -107,3 +107,9 @@ export function streamScheduledConfigDocs(store: Store, cronOnly = false): Async
     .find(cronOnly ? { "schedule.cron": { $exists: true } } : { schedule: { $exists: true } })
     .sort({ _id: 1 });
 }
+
+/** Every config's name, sorted (the status page's filter). */
+export async function listConfigNames(store: Store): Promise<string[]> {
+  const docs = await store.configs.find({}, { projection: { _id: 1 }, sort: { _id: 1 } }).toArray();
+  return docs.map((d) => d._id);
+}

@@ -11,18 +11,6 @@ export async function readJob(store: Store, jobId: string): Promise<JobDoc | nul
   return store.jobs.findOne({ _id: jobId });
 }
 
-/** The newest jobs first (of one config when given): the job list's page. */
-export async function listRecentJobs(
-  store: Store,
-  options: { config?: string | undefined; limit: number },
-): Promise<JobDoc[]> {
-  return store.jobs
-    .find(options.config ? { config: options.config } : {})
-    .sort({ createdAt: -1 })
-    .limit(options.limit)
-    .toArray();
-}
-
 /** Only these fields of the job with this id, or null (less to read where little is needed). */
 export async function readJobFields<K extends keyof JobDoc>(
   store: Store,

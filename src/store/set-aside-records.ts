@@ -5,6 +5,7 @@
 import type { Document } from "bson";
 import { type Cut, aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import type { ExceptionDoc, Store } from "./store.js";
+import { typesSortingAfter } from "../common/bson-order.js";
 
 /**
  * Sets records aside, idempotently: an exception already there (a replay, a crash in between)
@@ -209,4 +210,27 @@ export async function listSetAsideReasons(
   return store.exceptions
     .find({ recordId, jobId: { $in: [...jobIds] } }, { projection: { jobId: 1, reason: 1 } })
     .toArray();
+}
+
+/**
+ * One page of a job's set-aside records in record-id order after `after` (keyset on the
+ * `job_record` index: ids above it of its own type, then ids of the types that sort after it).
+ */
+export async function listSetAsideRecordsPage(
+  store: Store,
+  jobId: string,
+  page: { after?: { id: unknown } | undefined; limit: number },
+): Promise<ExceptionDoc[]> {
+  const read = (recordFilter: Document | undefined, n: number) =>
+    store.exceptions
+      .find(
+        { jobId, ...(recordFilter ? { recordId: recordFilter } : {}) },
+        { projection: { _id: 0 }, sort: { recordId: 1 }, limit: n },
+      )
+      .toArray();
+  if (!page.after) return read(undefined, page.limit);
+  const docs = await read({ $gt: page.after.id }, page.limit);
+  if (docs.length >= page.limit) return docs;
+  const later = typesSortingAfter(page.after.id);
+  return later.length === 0 ? docs : docs.concat(await read({ $type: later }, page.limit - docs.length));
 }

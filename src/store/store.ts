@@ -380,6 +380,14 @@ export class Store {
         { key: { config: 1, createdAt: -1 }, name: "config_created" },
         // The job list of every config, newest first, stays one index walk with 10,000s of jobs.
         { key: { createdAt: -1 }, name: "created" },
+        // The job list, filtered and paged (`listJobsPage`): each filter's fields, then
+        // (createdAt, _id) newest first, so a page is one bounded index walk at any depth.
+        { key: { createdAt: -1, _id: -1 }, name: "created_id" },
+        { key: { config: 1, createdAt: -1, _id: -1 }, name: "config_created_id" },
+        { key: { status: 1, createdAt: -1, _id: -1 }, name: "status_created_id" },
+        { key: { mode: 1, createdAt: -1, _id: -1 }, name: "mode_created_id" },
+        { key: { config: 1, status: 1, createdAt: -1, _id: -1 }, name: "config_status_created_id" },
+        { key: { config: 1, mode: 1, createdAt: -1, _id: -1 }, name: "config_mode_created_id" },
         { key: { status: 1 }, name: "status" },
         // Finished jobs whose settling was interrupted (the healer looks them up).
         { key: { unsettled: 1 }, name: "unsettled", sparse: true },
