@@ -5,7 +5,6 @@
  */
 import cronParser from "cron-parser";
 import { EJSON } from "bson";
-import { nightlySchedule } from "../admin/scheduled-runs.js";
 import { type BatchConfig, configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/open-source.js";
@@ -55,20 +54,19 @@ export function showCut(cut: Cut | null | undefined): string | undefined {
   return id === undefined || id === key ? key : `${key} / ${id}`;
 }
 
-function nextRun(
-  config: BatchConfig,
-  env: Record<string, string | undefined>,
-  now: Date,
-): ConfigView["schedule"] {
+/** The nightly task's declared schedule (`nightlySchedule` of src/admin, read from the environment). */
+export type NightlySchedule = () => { pattern: string; timezone: string };
+
+function nextRun(config: BatchConfig, nightly: NightlySchedule, now: Date): ConfigView["schedule"] {
   if (!config.schedule) return undefined;
   let cron = config.schedule.cron;
   let timezone = config.schedule.timezone;
   try {
     if (cron === undefined) {
       // No cron of its own: the config runs with the nightly task, at its declared time.
-      const nightly = nightlySchedule(env);
-      cron = nightly.pattern;
-      timezone = nightly.timezone;
+      const declared = nightly();
+      cron = declared.pattern;
+      timezone = declared.timezone;
     }
     const at = cronParser.parseExpression(cron, { tz: timezone, currentDate: now }).next().toDate();
     return { cron, timezone, iterations: config.schedule.iterations, nextRunAt: at };
@@ -85,8 +83,7 @@ function nextRun(
 export async function readConfigView(
   store: Store,
   name: string,
-  env: Record<string, string | undefined> = process.env,
-  now = new Date(),
+  options: { nightly: NightlySchedule; now?: Date },
 ): Promise<ConfigView> {
   const config = await readConfig(store, name);
   const [backlog, lock, jobs] = await Promise.all([
@@ -94,7 +91,7 @@ export async function readConfigView(
     readFullJobLock(store, name),
     listJobsPage(store, { config: name }, { limit: CONFIG_RECENT_JOBS }),
   ]);
-  const schedule = nextRun(config, env, now);
+  const schedule = nextRun(config, options.nightly, options.now ?? new Date());
   return {
     name,
     description: config.description,
