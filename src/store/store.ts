@@ -364,6 +364,10 @@ export class Store {
    */
   async ensureIndexes(): Promise<void> {
     await this.upgradeIndexes();
+    // Job indexes that the job list's (field, createdAt, _id) indexes below now cover as prefixes:
+    // one index fewer to write per job update each, and the planner has no near-twin to pick.
+    for (const name of ["config_created", "created", "status"])
+      await dropIndexIfPresent(this.jobs, name);
     await Promise.all([
       createEachIndex(this.details, [
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
@@ -377,18 +381,17 @@ export class Store {
         { key: { jobId: 1, done: 1, chunk: 1 }, name: "job_done_chunk" },
       ]),
       createEachIndex(this.jobs, [
-        { key: { config: 1, createdAt: -1 }, name: "config_created" },
-        // The job list of every config, newest first, stays one index walk with 10,000s of jobs.
-        { key: { createdAt: -1 }, name: "created" },
         // The job list, filtered and paged (`listJobsPage`): each filter's fields, then
-        // (createdAt, _id) newest first, so a page is one bounded index walk at any depth.
+        // (createdAt, _id) newest first, so a page is one bounded index walk at any depth. They
+        // replace `config_created`, `created` and `status` (dropped above): each of those was a
+        // prefix of one of these, and every query on them (the healer's `status $in`, a config's
+        // newest jobs) reads as well through the longer index.
         { key: { createdAt: -1, _id: -1 }, name: "created_id" },
         { key: { config: 1, createdAt: -1, _id: -1 }, name: "config_created_id" },
         { key: { status: 1, createdAt: -1, _id: -1 }, name: "status_created_id" },
         { key: { mode: 1, createdAt: -1, _id: -1 }, name: "mode_created_id" },
         { key: { config: 1, status: 1, createdAt: -1, _id: -1 }, name: "config_status_created_id" },
         { key: { config: 1, mode: 1, createdAt: -1, _id: -1 }, name: "config_mode_created_id" },
-        { key: { status: 1 }, name: "status" },
         // Finished jobs whose settling was interrupted (the healer looks them up).
         { key: { unsettled: 1 }, name: "unsettled", sparse: true },
         // The claim: two initializers taking the next window of one lane cannot both insert seq n
