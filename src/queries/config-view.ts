@@ -6,7 +6,7 @@
 import cronParser from "cron-parser";
 import { EJSON } from "bson";
 import { type BatchConfig, configHash, orderKeyOf } from "../config/schema.js";
-import type { Cut } from "../planning/cuts.js";
+import { type Cut, compareCuts } from "../planning/cuts.js";
 import { openSource } from "../sources/open-source.js";
 import { readConfig } from "../store/configs.js";
 import { listJobsPage } from "../store/job-listing.js";
@@ -41,7 +41,64 @@ export interface ConfigView {
     lane?: string;
     seq?: number;
     complete?: boolean;
+    /**
+     * Where the window lies along the order key, as fractions 0–1 of the span the recent windows
+     * cover (for the page's strip): linear in the key when every bound is a number or a date,
+     * else by the bounds' order. Absent for an empty window.
+     */
+    span?: { from: number; to: number };
   }>;
+}
+
+/** A key as a number when it is one (or a date), for a linear scale. */
+function numericKey(key: unknown): number | undefined {
+  if (typeof key === "number" && Number.isFinite(key)) return key;
+  if (key instanceof Date) return key.getTime();
+  const bson = key as { _bsontype?: string; toNumber?: () => number } | null;
+  if (
+    (bson?._bsontype === "Long" || bson?._bsontype === "Int32" || bson?._bsontype === "Double") &&
+    bson.toNumber
+  )
+    return bson.toNumber();
+  return undefined;
+}
+
+/**
+ * Each window's place along the order key: an open start is the lowest bound shown, an open end
+ * the highest. Windows are shown relative to one another, so the scale is the recent windows' own.
+ */
+export function spansAlongKey(
+  windows: ReadonlyArray<{ from?: Cut | undefined; to?: Cut | null | undefined }>,
+): Array<{ from: number; to: number } | undefined> {
+  const bounds: Cut[] = [];
+  for (const w of windows) {
+    if (w.from) bounds.push(w.from);
+    if (w.to) bounds.push(w.to);
+  }
+  bounds.sort(compareCuts);
+  // Adjacent windows share a bound: it is one place on the strip, not two ranks.
+  const distinct = bounds.filter((b, i) => i === 0 || compareCuts(bounds[i - 1], b) !== 0);
+  const numbers = bounds.map((b) => numericKey(b.key)).filter((n) => n !== undefined);
+  const linear = bounds.length > 1 && numbers.length === bounds.length;
+  const lo = linear ? Math.min(...numbers) : 0;
+  const hi = linear ? Math.max(...numbers) : 0;
+  // An open start (from the first record) or end (open-ended) has no key to place: it gets the
+  // outer tenth of the strip, and the known bounds share the rest.
+  const openStart = windows.some((w) => w.to !== null && w.from === undefined);
+  const openEnd = windows.some((w) => w.to === undefined);
+  const left = openStart ? 0.1 : 0;
+  const right = openEnd ? 0.9 : 1;
+  const fraction = (cut: Cut): number => {
+    if (linear) return hi > lo ? ((numericKey(cut.key) ?? lo) - lo) / (hi - lo) : 0;
+    // By order: the cut's rank among the bounds, evenly spaced.
+    const rank = distinct.findIndex((b) => compareCuts(b, cut) === 0);
+    return distinct.length > 1 ? rank / (distinct.length - 1) : 0;
+  };
+  const place = (cut: Cut | undefined, open: number): number =>
+    cut === undefined ? open : left + (right - left) * fraction(cut);
+  return windows.map((w) =>
+    w.to === null ? undefined : { from: place(w.from, 0), to: place(w.to ?? undefined, 1) },
+  );
 }
 
 /** A cut as text: its key in relaxed Extended JSON (the id too when it decides). */
@@ -92,6 +149,7 @@ export async function readConfigView(
     listJobsPage(store, { config: name }, { limit: CONFIG_RECENT_JOBS }),
   ]);
   const schedule = nextRun(config, options.nightly, options.now ?? new Date());
+  const spans = spansAlongKey(jobs.map((j) => j.window));
   return {
     name,
     description: config.description,
@@ -106,7 +164,8 @@ export async function readConfigView(
       ? { fullJobLock: { job: lock.activeJob, ...(lock.activeSince ? { since: lock.activeSince } : {}) } }
       : {}),
     backlog,
-    recentJobs: jobs.map((j) => {
+    recentJobs: jobs.map((j, i) => {
+      const span = spans[i];
       const from = showCut(j.window.from);
       const to = showCut(j.window.to);
       return {
@@ -119,6 +178,7 @@ export async function readConfigView(
         ...(to !== undefined ? { to } : {}),
         ...(j.lane ? { lane: j.lane.id, seq: j.lane.seq } : {}),
         ...(j.complete !== undefined ? { complete: j.complete } : {}),
+        ...(span ? { span } : {}),
       };
     }),
   };

@@ -98,11 +98,14 @@ const updated = () => { document.getElementById("updated").textContent = "update
 async function renderJobList() {
   const filter = { config: params.get("config") || "", status: params.get("status") || "", mode: params.get("mode") || "" };
   const before = params.get("before") || "";
+  // The page size stays with the list as it is paged (the server's default when absent).
+  const limit = params.get("limit") || "";
   const configs = (await api("/api/configs")).body;
   const opt = (value, label, selected) => '<option value="' + esc(value) + '"' + (value === selected ? " selected" : "") + ">" + esc(label) + "</option>";
   document.getElementById("view").innerHTML =
     '<form id="filters" method="get" action="/">' +
     (token ? '<input type="hidden" name="token" value="' + esc(token) + '">' : "") +
+    (limit ? '<input type="hidden" name="limit" value="' + esc(limit) + '">' : "") +
     '<select name="config" id="f-config">' + opt("", "every config", filter.config) + configs.map((c) => opt(c, c, filter.config)).join("") + "</select>" +
     '<select name="status" id="f-status">' + opt("", "every status", filter.status) + ["planning", "running", "succeeded", "failed"].map((s) => opt(s, s, filter.status)).join("") + "</select>" +
     '<select name="mode" id="f-mode">' + opt("", "every mode", filter.mode) + ["full", "incremental", "backfill", "sample", "exceptions"].map((s) => opt(s, s, filter.mode)).join("") + "</select>" +
@@ -113,7 +116,7 @@ async function renderJobList() {
   // A filter change is a new URL: the view survives a reload and can be shared.
   every(2000, async () => {
     try {
-      const { body: jobs, next } = await api(apiPath("/api/jobs", { ...filter, before, limit: params.get("limit") || "" }));
+      const { body: jobs, next } = await api(apiPath("/api/jobs", { ...filter, before, limit }));
       const rows = await Promise.all(jobs.map(async (j) => {
         let done = j.processed + j.exceptions;
         let total = j.records;
@@ -130,7 +133,7 @@ async function renderJobList() {
       }));
       document.querySelector("#jobs tbody").innerHTML = rows.join("") || '<tr><td colspan="8" class="muted">no jobs</td></tr>';
       document.getElementById("jobs-pager").innerHTML =
-        (before ? link("/", "newest", filter, "jobs-first") : "") + (next ? link("/", "older", { ...filter, before: next }, "jobs-older") : "");
+        (before ? link("/", "newest", { ...filter, limit }, "jobs-first") : "") + (next ? link("/", "older", { ...filter, limit, before: next }, "jobs-older") : "");
       await renderWorkers();
       updated();
     } catch (err) { fail(err); }
@@ -169,7 +172,7 @@ let picked = null;
 async function renderJob(id) {
   document.getElementById("nav").innerHTML = link("/", "all jobs");
   document.getElementById("view").innerHTML =
-    '<h2 id="job-title"></h2><p id="summary"></p><p id="window"></p><div class="charts" id="charts"></div>' +
+    '<h2 id="job-title"></h2><p id="description"></p><p id="summary"></p><p id="window"></p><div class="charts" id="charts"></div>' +
     '<h2>chunks <span class="muted">(click one for its detail)</span></h2><div class="timeline" id="chunks"></div><div id="chunk-detail"></div>' +
     '<h2>steps</h2><table id="steps"></table><h2>failures</h2><div id="failures"></div>' +
     '<h2>results</h2><div class="pager" id="results-pager"></div><table id="results"></table>' +
@@ -189,6 +192,7 @@ async function renderJob(id) {
       const p = r.progress;
       chunks = r.chunks;
       document.getElementById("job-title").innerHTML = esc(id) + ' <span class="status-' + esc(r.job.status) + '">' + esc(r.job.status) + "</span> " + '<span class="muted">config</span> ' + link(configPath(r.job.config), r.job.config, {}, "job-config");
+      document.getElementById("description").textContent = r.job.description || "";
       document.getElementById("summary").innerHTML = esc(p.processedRecords + p.failedRecords) + "/" + esc(p.totalRecords) + " records, " + esc(p.doneChunks) + "/" + esc(p.totalChunks) +
         " chunks, " + esc(p.inFlightChunks) + " in flight, " + esc(r.recordsPerSecond) + " records/s, config hash " + esc(r.job.configHash) +
         (r.driftedChunks.length ? ', <span class="error">chunks sent under another config: ' + esc(r.driftedChunks.join(", ")) + "</span>" : "");
@@ -272,15 +276,14 @@ async function renderConfig(name) {
       const byLane = {};
       for (const j of v.recentJobs.slice().reverse()) if (j.lane) (byLane[j.lane] = byLane[j.lane] || []).push(j);
       const strip = Object.entries(byLane).map(([lane, jobs]) => {
-        const total = jobs.reduce((n, j) => n + Math.max(1, j.records), 0);
-        let x = 0;
-        const segs = jobs.map((j) => {
-          const w = (560 * Math.max(1, j.records)) / total;
+        // Each window at its place along the order key (the server's span, 0–1 of the range the
+        // recent windows cover): adjacent windows of a lane sit side by side.
+        const segs = jobs.filter((j) => j.span).map((j) => {
+          const x = 4 + 552 * j.span.from;
+          const w = Math.max(2, 552 * (j.span.to - j.span.from));
           const fill = j.complete ? "#27ae60" : j.status === "failed" ? "#eb5757" : j.status === "succeeded" ? "#9ad0b0" : "#56ccf2";
-          const s = '<rect x="' + x.toFixed(1) + '" y="4" width="' + Math.max(1, w - 1).toFixed(1) + '" height="18" fill="' + fill + '"><title>' +
+          return '<rect class="window" x="' + x.toFixed(1) + '" y="4" width="' + w.toFixed(1) + '" height="18" fill="' + fill + '" stroke="#fff"><title>' +
             esc(j.jobId + " #" + j.seq + " " + j.status + ": " + (j.from || "start") + " → " + (j.to || "end") + ", " + j.records + " records") + "</title></rect>";
-          x += w;
-          return s;
         }).join("");
         return "<tr><td>" + esc(lane) + '</td><td><svg class="windows" width="560" height="26" role="img" aria-label="' + esc("windows of " + lane) + '">' + segs + "</svg></td></tr>";
       }).join("");

@@ -1,6 +1,8 @@
 /**
  * End to end in a browser: Debian's chromium (driven by playwright-core) opens the status page
- * while a real job runs and sees its progress change; a screenshot is kept in test-output/.
+ * while a real job runs and sees its progress change, on the job list and on the job's own page;
+ * a screenshot of the running job is kept in test-output/screenshots/running-job.png
+ * (test-output/ is gitignored: artifacts of the last run, not sources).
  * Run with `npm run test:browser` (needs /usr/bin/chromium: `apt-get install chromium`).
  */
 import { mkdirSync } from "node:fs";
@@ -17,7 +19,7 @@ import { registerWorker } from "../../src/store/workers.js";
 import { usePipelineStore } from "../support/pipeline.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const OUT = join(import.meta.dirname, "../../test-output");
+const OUT = join(import.meta.dirname, "../../test-output/screenshots");
 const { t, store: currentStore } = usePipelineStore("browser");
 let store: Store;
 let browser: Browser;
@@ -83,16 +85,21 @@ describe("status page", () => {
     expect(later).toBeGreaterThan(first);
     // The run's own worker, live while it runs.
     await page.locator("#workers tr.worker.state-live").first().waitFor({ timeout: 10_000 });
-    expect(await page.locator(".timeline .chunk").count()).toBe(30);
+    // The job's own page, through its link (the token travels with it).
+    await row.locator('a[href^="/jobs/"]').click();
+    await page.waitForURL(/\/jobs\/browser-job\?token=page-token$/);
+    await page.locator("#chunks .chunk").first().waitFor({ timeout: 10_000 });
+    expect(await page.locator("#chunks .chunk").count()).toBe(30);
     // The job's window and partitioning, in words.
     const window = await page.locator("#window").innerText();
     expect(window).toContain("mode full");
     expect(window).toContain("lane browser #1");
     expect(window).toMatch(/partitioning size_\d+: order _id; chunks of ≤\d+ records/);
     mkdirSync(OUT, { recursive: true });
-    await page.screenshot({ path: join(OUT, "status-page.png"), fullPage: true });
+    await page.screenshot({ path: join(OUT, "running-job.png"), fullPage: true });
     const summary = await run;
     expect(summary.status).toBe("succeeded");
+    await page.goBack();
     await page.locator("tr.job .status-succeeded").first().waitFor({ timeout: 10_000 });
     expect(await readPct()).toBe(100);
     await page.close();
