@@ -366,8 +366,7 @@ export class Store {
     await this.upgradeIndexes();
     // Job indexes that the job list's (field, createdAt, _id) indexes below now cover as prefixes:
     // one index fewer to write per job update each, and the planner has no near-twin to pick.
-    for (const name of ["config_created", "created", "status"])
-      await dropIndexIfPresent(this.jobs, name);
+    for (const name of ["config_created", "created", "status"]) await dropIndexIfPresent(this.jobs, name);
     await Promise.all([
       createEachIndex(this.details, [
         { key: { jobId: 1, recordId: 1 }, name: "job_record", unique: true },
