@@ -5,7 +5,7 @@
  * Computed here from the chunk documents, so a 10,000-chunk job ships a few hundred numbers.
  */
 import { BadInputError } from "../common/errors.js";
-import { listJobChunks } from "../store/chunks.js";
+import { listChunkTimings } from "../store/job-listing.js";
 import { readJob } from "../store/jobs.js";
 import type { Store } from "../store/store.js";
 
@@ -33,7 +33,7 @@ const percentile = (sorted: number[], p: number) =>
 export async function readJobTimeline(store: Store, jobId: string, now = new Date()): Promise<JobTimeline> {
   const job = await readJob(store, jobId);
   if (!job) throw new BadInputError(`job '${jobId}' not found; list jobs with \`npx chunkrelay jobs\``);
-  const chunks = await listJobChunks(store, jobId);
+  const chunks = await listChunkTimings(store, jobId);
   const start = job.startedAt.getTime();
   const end = Math.max(start + 1000, (job.finishedAt ?? now).getTime());
   // Whole seconds, at least one: a rate per second over less would be noise.
