@@ -6,6 +6,10 @@
  * Timed: the job list (`chunkrelay jobs`, the status page's /api/jobs and one config's list), one
  * job's report (`chunkrelay status <job>`, /api/jobs/<id>), in-process (median of 15) and through
  * the status page over HTTP, plus the CLI as a subprocess (median of 3, process start included).
+ * The status page's daily view too: the list filtered by config, status and mode (each, and all
+ * three), its second page (through the cursor of the first), a job's timeline, a config's page,
+ * and a page of a job's results and of its exceptions. Copies are a mix of statuses and modes, and
+ * each brings a few detail and exception documents, so those collections grow with the jobs.
  */
 import { spawn, execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -24,6 +28,8 @@ import { Store } from "../src/store/store.js";
 import { redactUri, uriWithDatabase } from "../src/store/connection.js";
 
 const ROOT = join(import.meta.dirname, "..");
+/** Detail and exception documents each copied job brings. */
+const COPY_RECORDS = 5;
 const run = promisify(execFile);
 
 const program = new Command("bench:listing")
@@ -78,13 +84,46 @@ async function copyJobs(store: Store, template: string, from: number, to: number
     const jobs: Document[] = [];
     const chunkDocs: Document[] = [];
     const statDocs: Document[] = [];
+    const detailDocs: Document[] = [];
+    const exceptionDocs: Document[] = [];
     for (let i = start; i < Math.min(to, start + 500); i++) {
       const id = `${template}-copy-${i}`;
       const config = configs[i % configs.length] as string;
       // Older than the template, one minute apart: the template stays the newest job.
       const at = new Date(base - (i + 1) * 60_000);
       const { _id, ...rest } = job;
-      jobs.push({ ...rest, _id: id, config, claimKey: `job:${id}`, createdAt: at, startedAt: at });
+      // A mix of statuses and modes, so each filter of the job list matches a share of the jobs.
+      const status = i % 4 === 0 ? "failed" : "succeeded";
+      const mode = i % 3 === 0 ? "incremental" : "full";
+      jobs.push({
+        ...rest,
+        _id: id,
+        config,
+        status,
+        mode,
+        claimKey: `job:${id}`,
+        createdAt: at,
+        startedAt: at,
+      });
+      for (let r = 0; r < COPY_RECORDS; r++) {
+        detailDocs.push({
+          jobId: id,
+          recordId: r,
+          chunk: 1,
+          status: "processed",
+          attempts: 1,
+          result: { r },
+        });
+        exceptionDocs.push({
+          jobId: id,
+          config,
+          recordId: r,
+          chunk: 1,
+          attempts: 1,
+          reason: "copied",
+          createdAt: at,
+        });
+      }
       for (const c of chunks) {
         const { _id: _c, ...r } = c as Document;
         chunkDocs.push({ ...r, jobId: id });
@@ -97,6 +136,9 @@ async function copyJobs(store: Store, template: string, from: number, to: number
     await store.jobs.insertMany(jobs as never[], { ordered: false });
     if (chunkDocs.length > 0) await store.chunks.insertMany(chunkDocs as never[], { ordered: false });
     if (statDocs.length > 0) await store.taskStats.insertMany(statDocs as never[], { ordered: false });
+    if (detailDocs.length > 0) await store.details.insertMany(detailDocs as never[], { ordered: false });
+    if (exceptionDocs.length > 0)
+      await store.exceptions.insertMany(exceptionDocs as never[], { ordered: false });
   }
 }
 
@@ -117,6 +159,15 @@ async function get(url: string): Promise<void> {
   if (res.statusCode !== 200) throw new Error(`GET ${url}: HTTP ${res.statusCode}`);
 }
 
+/** The URL of the page after this one of the job list (its `Link: rel="next"`). */
+async function nextPageOf(url: string): Promise<string> {
+  const res = await request(url);
+  await res.body.text();
+  const link = /<([^>]*)>;\s*rel="next"/.exec(String(res.headers.link ?? ""));
+  if (res.statusCode !== 200 || !link?.[1]) throw new Error(`GET ${url}: no next page`);
+  return new URL(link[1], url).toString();
+}
+
 async function cli(uri: string, args: string[]): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -128,6 +179,7 @@ async function cli(uri: string, args: string[]): Promise<number> {
 }
 
 async function measure(store: Store, uri: string, pageUrl: string, jobId: string) {
+  const secondPage = await nextPageOf(`${pageUrl}api/jobs?status=succeeded&limit=50`);
   return {
     listJobsMs: await timeMedian(15, () => listJobs(store)),
     listConfigJobsMs: await timeMedian(15, () => listJobs(store, { config: "listing-a" })),
@@ -135,6 +187,23 @@ async function measure(store: Store, uri: string, pageUrl: string, jobId: string
     pageJobsMs: await timeMedian(15, () => get(`${pageUrl}api/jobs`)),
     pageJobMs: await timeMedian(15, () => get(`${pageUrl}api/jobs/${encodeURIComponent(jobId)}`)),
     pageHtmlMs: await timeMedian(15, () => get(pageUrl)),
+    pageJobsConfigMs: await timeMedian(15, () => get(`${pageUrl}api/jobs?config=listing-a`)),
+    pageJobsStatusMs: await timeMedian(15, () => get(`${pageUrl}api/jobs?status=failed`)),
+    pageJobsModeMs: await timeMedian(15, () => get(`${pageUrl}api/jobs?mode=incremental`)),
+    pageJobsAllFiltersMs: await timeMedian(15, () =>
+      get(`${pageUrl}api/jobs?config=listing-b&status=succeeded&mode=full`),
+    ),
+    pageJobsPage2Ms: await timeMedian(15, () => get(secondPage)),
+    pageTimelineMs: await timeMedian(15, () =>
+      get(`${pageUrl}api/jobs/${encodeURIComponent(jobId)}/timeline`),
+    ),
+    pageConfigMs: await timeMedian(15, () => get(`${pageUrl}api/configs/listing-a`)),
+    pageResultsMs: await timeMedian(15, () =>
+      get(`${pageUrl}api/jobs/${encodeURIComponent(jobId)}/results?limit=100`),
+    ),
+    pageExceptionsMs: await timeMedian(15, () =>
+      get(`${pageUrl}api/jobs/${encodeURIComponent(jobId)}/exceptions?limit=100`),
+    ),
     cliJobsMs: await cli(uri, ["jobs"]),
     cliStatusMs: await cli(uri, ["status", jobId]),
   };
@@ -166,6 +235,18 @@ async function main() {
     say("running the template job (500 records, 5 chunks)…");
     const summary = await runJobLocally({ store, config: "listing-a", jobId: "listing-template" });
     if (summary.status !== "succeeded") throw new Error(`template job ${summary.status}`);
+    // The template's own exceptions (its service processed everything): enough for a full page.
+    await store.exceptions.insertMany(
+      Array.from({ length: 150 }, (_, r) => ({
+        jobId: "listing-template",
+        config: "listing-a",
+        recordId: 1000 + r,
+        chunk: 1,
+        attempts: 1,
+        reason: "bench",
+        createdAt: new Date(),
+      })),
+    );
     const page = await startStatusServer({ store });
     try {
       say("100 jobs…");
@@ -182,7 +263,7 @@ async function main() {
       });
       const lines = rows.map(
         (r) =>
-          `${r.measure.padEnd(18)} ${String(r.at100).padStart(8)} ms at 100 jobs  ${String(r.atMany).padStart(8)} ms at ${jobs} jobs  ratio ${r.ratio} (target ≤ 2)`,
+          `${r.measure.padEnd(22)} ${String(r.at100).padStart(8)} ms at 100 jobs  ${String(r.atMany).padStart(8)} ms at ${jobs} jobs  ratio ${r.ratio} (target ≤ 2)`,
       );
       process.stdout.write(`${lines.join("\n")}\n`);
       if (opts.json) process.stdout.write(`${JSON.stringify({ jobs, rows })}\n`);
