@@ -8,6 +8,7 @@
  *   statistics, failures, and its results and exceptions a page at a time;
  * - `/configs/<name>` — one config: its lanes, watermark and full-job lock, the windows of its
  *   recent jobs along the order key, the backlog, and the next scheduled run.
+ * Links move between views with history.pushState (no reload); back and forward work.
  * It polls the JSON API every 2 seconds. Everything that came from outside (ids, names,
  * descriptions, errors, results) is escaped before it is put in the page; the server's
  * Content-Security-Policy lets nothing but this script run. With `?token=`, every link and
@@ -51,7 +52,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div id="view"></div>
 <script>
 "use strict";
-const params = new URLSearchParams(location.search);
+// The address's query; read again at each navigation. The token is the one the page was opened with.
+let params = new URLSearchParams(location.search);
 const token = params.get("token");
 const headers = token ? { authorization: "Bearer " + token } : {};
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -89,7 +91,15 @@ const stamp = (d) => { const t = when(d); return t ? t.toISOString().replace("T"
 const ejson = (v) => JSON.stringify(v);
 const statusCell = (s) => '<td class="status-' + esc(s) + '">' + esc(s) + "</td>";
 let timer = null;
-const every = (ms, fn) => { const tick = async () => { await fn(); timer = setTimeout(tick, ms); }; tick(); };
+/** Bumped at each navigation: a view's polling (and a reply still on its way) stops when it changes. */
+let generation = 0;
+/** Runs fn now and every ms after it ends, while the view it belongs to is shown; fn is told how to tell. */
+const every = (ms, fn) => {
+  const mine = generation;
+  const stale = () => mine !== generation;
+  const tick = async () => { if (stale()) return; await fn(stale); if (!stale()) timer = setTimeout(tick, ms); };
+  tick();
+};
 const fail = (err) => { document.getElementById("updated").innerHTML = '<span class="error">' + esc(err.message) + "</span>"; };
 const updated = () => { document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString(); };
 
@@ -114,7 +124,7 @@ async function renderJobList() {
     '<div class="pager" id="jobs-pager"></div>' +
     '<h2>workers</h2><table id="workers"><thead><tr><th>name</th><th>kind</th><th>host</th><th>pid</th><th>started</th><th>heartbeat</th><th>chunks</th><th>records</th><th>succeeded</th><th>failed</th><th>state</th></tr></thead><tbody></tbody></table>';
   // A filter change is a new URL: the view survives a reload and can be shared.
-  every(2000, async () => {
+  every(2000, async (stale) => {
     try {
       const { body: jobs, next } = await api(apiPath("/api/jobs", { ...filter, before, limit }));
       const rows = await Promise.all(jobs.map(async (j) => {
@@ -131,17 +141,19 @@ async function renderJobList() {
           '<td><span class="bar"><span class="fill" style="width:' + pct + '%"></span></span> <span class="pct">' + pct + "%</span></td><td>" +
           esc(done) + "/" + esc(total) + "</td><td>" + esc(j.exceptions) + "</td><td>" + esc(stamp(j.createdAt)) + "</td></tr>";
       }));
+      if (stale()) return;
       document.querySelector("#jobs tbody").innerHTML = rows.join("") || '<tr><td colspan="8" class="muted">no jobs</td></tr>';
       document.getElementById("jobs-pager").innerHTML =
         (before ? link("/", "newest", { ...filter, limit }, "jobs-first") : "") + (next ? link("/", "older", { ...filter, limit, before: next }, "jobs-older") : "");
-      await renderWorkers();
+      await renderWorkers(stale);
       updated();
     } catch (err) { fail(err); }
   });
 }
 
-async function renderWorkers() {
+async function renderWorkers(stale) {
   const workers = (await api("/api/workers?all=true")).body;
+  if (stale()) return;
   document.querySelector("#workers tbody").innerHTML = workers.length
     ? workers.map((w) => '<tr class="worker state-' + esc(w.state) + '"><td>' + esc(w.name) + "</td><td>" + esc(w.kind) + "</td><td>" + esc(w.host) +
       "</td><td>" + esc(w.pid) + "</td><td>" + esc(time(w.startedAt)) + "</td><td>" + esc(Math.round(w.heartbeatAgeMs / 1000)) + " s ago</td><td>" +
@@ -185,10 +197,11 @@ async function renderJob(id) {
     showChunk(chunks);
   });
   let finished = false;
-  every(2000, async () => {
+  every(2000, async (stale) => {
     if (finished) return;
     try {
       const [r, tl] = [(await api("/api/jobs/" + encodeURIComponent(id))).body, (await api("/api/jobs/" + encodeURIComponent(id) + "/timeline")).body];
+      if (stale()) return;
       const p = r.progress;
       chunks = r.chunks;
       document.getElementById("job-title").innerHTML = esc(id) + ' <span class="status-' + esc(r.job.status) + '">' + esc(r.job.status) + "</span> " + '<span class="muted">config</span> ' + link(configPath(r.job.config), r.job.config, {}, "job-config");
@@ -235,11 +248,13 @@ function showChunk(chunks) {
 
 /** A page of a job's results or exceptions; prev/next keep a stack of cursors. */
 async function renderRows(id, kind) {
+  const mine = generation;
   const stack = pages[kind];
   const after = stack[stack.length - 1];
   const q = new URLSearchParams({ limit: "20" });
   if (after) q.set("after", after);
   const page = (await api("/api/jobs/" + encodeURIComponent(id) + "/" + kind + "?" + q.toString())).body;
+  if (mine !== generation) return;
   const table = document.getElementById(kind);
   if (kind === "results") {
     table.innerHTML = "<tr><th>record</th><th>chunk</th><th>status</th><th>attempt</th><th>result</th><th>error</th></tr>" + (page.rows.length
@@ -266,9 +281,10 @@ async function renderRows(id, kind) {
 // One config.
 async function renderConfig(name) {
   document.getElementById("nav").innerHTML = link("/", "all jobs") + " · " + link("/", "this config's jobs", { config: name }, "config-jobs");
-  every(2000, async () => {
+  every(2000, async (stale) => {
     try {
       const v = (await api("/api/configs/" + encodeURIComponent(name))).body;
+      if (stale()) return;
       const b = v.backlog;
       const cut = (c) => (c ? esc(ejson(c.key)) : '<span class="muted">-</span>');
       const lanes = [{ lane: name + " (full and incremental)", claimedUpTo: b.claimedUpTo, claimedBy: b.claimedBy, completedUpTo: b.completedUpTo, completedBy: b.completedBy }]
@@ -309,12 +325,46 @@ async function renderConfig(name) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Routing: the view is the address's path. Links within the page change the address with
+// history.pushState and draw the new view without a reload; back and forward redraw too. A
+// reload or a shared link asks the server, which answers this same page at every view's path.
+function route() {
+  generation++;
+  clearTimeout(timer);
+  params = new URLSearchParams(location.search);
+  pages.results = [null];
+  pages.exceptions = [null];
+  picked = null;
+  document.getElementById("nav").innerHTML = "";
+  document.getElementById("view").innerHTML = "";
+  const path = location.pathname;
+  const rest = (prefix) => { try { return decodeURIComponent(path.slice(prefix.length)); } catch (e) { return null; } };
+  if (path.startsWith("/jobs/")) { const id = rest("/jobs/"); if (id) renderJob(id); else fail(new Error("bad job id in the address")); }
+  else if (path.startsWith("/configs/")) { const name = rest("/configs/"); if (name) renderConfig(name); else fail(new Error("bad config name in the address")); }
+  else renderJobList().catch(fail);
+}
+const go = (url) => { history.pushState(null, "", url); route(); window.scrollTo(0, 0); };
+document.addEventListener("click", (e) => {
+  const a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
+  // A new tab or window (modifier keys, middle button) is the browser's business.
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const url = new URL(a.getAttribute("href"), location.href);
+  if (url.origin !== location.origin) return;
+  e.preventDefault();
+  go(url.pathname + url.search);
+});
+// The filter form: its fields become the list's query (empty ones left out), token and page size kept.
+document.addEventListener("submit", (e) => {
+  if (!e.target || e.target.id !== "filters") return;
+  e.preventDefault();
+  const q = new URLSearchParams();
+  for (const [k, v] of new FormData(e.target)) if (v !== "") q.set(k, String(v));
+  const s = q.toString();
+  go("/" + (s ? "?" + s : ""));
+});
+window.addEventListener("popstate", route);
 document.getElementById("home").setAttribute("href", href("/", {}));
-const path = location.pathname;
-const rest = (prefix) => { try { return decodeURIComponent(path.slice(prefix.length)); } catch (e) { return null; } };
-if (path.startsWith("/jobs/")) { const id = rest("/jobs/"); if (id) renderJob(id); else fail(new Error("bad job id in the address")); }
-else if (path.startsWith("/configs/")) { const name = rest("/configs/"); if (name) renderConfig(name); else fail(new Error("bad config name in the address")); }
-else renderJobList().catch(fail);
+route();
 </script>
 </body>
 </html>

@@ -206,7 +206,8 @@ describe("status page views", () => {
     expect(await page.locator("#exceptions tr.row").count()).toBe(10);
     expect(await page.locator("#exceptions-next").count()).toBe(0);
     await shoot(page, "job");
-    // The job's config, through its link.
+    // The job's config, through its link: drawn in place (history.pushState), not reloaded.
+    await page.evaluate("window.__samePage = 1");
     await page.locator("#job-config").click();
     await page.waitForURL(/\/configs\/views\?token=/);
     await page.locator("#lanes tr.lane").first().waitFor({ timeout: 10_000 });
@@ -217,10 +218,17 @@ describe("status page views", () => {
     expect(await page.locator("svg.windows rect.window").count()).toBeGreaterThanOrEqual(2);
     expect(await page.locator("#recent tr.recent").count()).toBeGreaterThanOrEqual(2);
     await shoot(page, "config");
-    // And back to this config's jobs.
+    // And on to this config's jobs; back and forward redraw the views the addresses name.
     await page.locator("#config-jobs").click();
     await page.waitForURL(/\/\?config=views&token=/);
     await page.locator("#jobs tr.job").first().waitFor({ timeout: 10_000 });
+    await page.goBack();
+    await page.waitForURL(/\/configs\/views\?token=/);
+    await page.locator("#config-title").waitFor({ timeout: 10_000 });
+    await page.goBack();
+    await page.waitForURL(/\/jobs\/views-1\?token=/);
+    await page.locator("#job-title", { hasText: "views-1" }).waitFor({ timeout: 10_000 });
+    expect(await page.evaluate("window.__samePage")).toBe(1);
     await page.close();
   });
 
