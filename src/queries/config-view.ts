@@ -89,6 +89,8 @@ export function spansAlongKey(
   const left = openStart ? 0.1 : 0;
   const right = openEnd ? 0.9 : 1;
   const fraction = (cut: Cut): number => {
+    // One place only: at the end its open side leaves room for (or the middle, between two).
+    if (distinct.length <= 1) return openStart && !openEnd ? 1 : openEnd && !openStart ? 0 : 0.5;
     if (linear) return hi > lo ? ((numericKey(cut.key) ?? lo) - lo) / (hi - lo) : 0;
     // By order: the cut's rank among the bounds, evenly spaced.
     const rank = distinct.findIndex((b) => compareCuts(b, cut) === 0);

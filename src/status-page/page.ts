@@ -168,7 +168,8 @@ function barChart(id, title, values, labels, unit) {
   const max = Math.max(1, ...values);
   const bw = (w - pad) / Math.max(1, values.length);
   const bars = values.map((v, i) => {
-    const bh = Math.round(((h - 20) * v) / max);
+    // At least a pixel: a zero is still a point on the chart.
+    const bh = Math.max(1, Math.round(((h - 20) * v) / max));
     return '<rect x="' + (pad + i * bw).toFixed(1) + '" y="' + (h - 10 - bh) + '" width="' + Math.max(1, bw - 1).toFixed(1) + '" height="' + bh + '" fill="#2f80ed"><title>' + esc(labels[i] + ": " + v + " " + unit) + "</title></rect>";
   }).join("");
   return '<div class="chart"><div>' + esc(title) + '</div><svg id="' + esc(id) + '" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + " " + h + '" role="img" aria-label="' + esc(title) + '">' +
@@ -309,7 +310,7 @@ async function renderConfig(name) {
         '<p id="config-facts">' + esc(v.source) + ", order key " + esc(v.orderBy) + ", completion " + esc(v.completion) + ", maxInFlight " + esc(v.maxInFlight) +
         ", chunks of ≤" + esc(v.chunking.maxRecords) + " records" + (v.chunking.maxWeight ? " / weight " + esc(v.chunking.maxWeight) : "") + "</p>" +
         '<p id="schedule">' + (v.schedule ? "scheduled " + esc(v.schedule.cron) + " (" + esc(v.schedule.timezone) + "), " + esc(v.schedule.iterations) + " iteration(s); next run " +
-          (v.schedule.nextRunAt ? esc(stamp(v.schedule.nextRunAt)) + " UTC" : '<span class="error">' + esc(v.schedule.problem || "unknown") + "</span>") : "not scheduled") + "</p>" +
+          (v.schedule.nextRunAt ? esc(stamp(v.schedule.nextRunAt)) + " UTC" : '<span class="error">' + esc(v.schedule.problem || "unknown") + "</span>") : "no schedule") + "</p>" +
         '<p id="backlog">backlog: ' + esc(b.records) + " record(s) past the watermark" + (b.weight !== undefined ? ", weight " + esc(b.weight) : "") +
         (v.fullJobLock ? "; full-job lock held by " + link(jobPath(v.fullJobLock.job), v.fullJobLock.job) + " since " + esc(stamp(v.fullJobLock.since)) : "; no full job running") + "</p>" +
         '<h2>lanes</h2><table id="lanes"><tr><th>lane</th><th>claimed up to</th><th>watermark (completed up to)</th><th>by</th></tr>' +

@@ -100,6 +100,19 @@ describe("the token on every new route", () => {
   });
 });
 
+describe("a config without a schedule", () => {
+  it("has no next run, and its lane and recent window are shown", async () => {
+    const v = (await get("api/configs/lim")).json<{
+      schedule?: unknown;
+      backlog: { completedUpTo?: { key: unknown }; records: number };
+      recentJobs: Array<{ jobId: string; span?: { from: number; to: number } }>;
+    }>();
+    expect(v.schedule).toBeUndefined();
+    expect(v.backlog).toMatchObject({ completedUpTo: { key: 19 }, records: 0 });
+    expect(v.recentJobs.find((j) => j.jobId === "lim-1")?.span).toEqual({ from: 0, to: 1 });
+  });
+});
+
 describe("bad paging input", () => {
   it("is a 400 naming the parameter, for results and exceptions alike", async () => {
     for (const kind of ["results", "exceptions"]) {

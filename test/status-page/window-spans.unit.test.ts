@@ -23,4 +23,13 @@ describe("spansAlongKey", () => {
       { from: 0.5, to: 1 },
     ]);
   });
+
+  it("fills the strip with one window, whichever side is open", () => {
+    expect(spansAlongKey([{ to: { key: 5, id: 5 } }])).toEqual([{ from: 0, to: 1 }]);
+    expect(spansAlongKey([{ from: { key: 5, id: 5 } }])).toEqual([{ from: 0, to: 1 }]);
+    expect(spansAlongKey([{ to: { key: 5, id: 5 } }, { from: { key: 5, id: 5 } }])).toEqual([
+      { from: 0, to: 0.5 },
+      { from: 0.5, to: 1 },
+    ]);
+  });
 });
