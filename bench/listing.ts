@@ -3,7 +3,9 @@
  * many jobs in the database as with few? In one run, on one MongoDB (MONGODB_URI, or the embedded
  * engine in a process of its own): one real job is run (so its documents are what chunkrelay
  * writes), then copied into 100 finished jobs, timed, then into N (default 10,000), timed again.
- * Timed: the job list (`chunkrelay jobs`, the status page's /api/jobs and one config's list), one
+ * Timed: the job list (`chunkrelay jobs`, the status page's /api/jobs and one config's list; filtered by
+ * status, config and status, mode; a page halfway down), the status page's filtered and deep pages, a
+ * job's timeline, results and exceptions pages, a config's view; one
  * job's report (`chunkrelay status <job>`, /api/jobs/<id>), in-process (median of 15) and through
  * the status page over HTTP, plus the CLI as a subprocess (median of 3, process start included).
  */
@@ -16,7 +18,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { type Document, MongoClient } from "mongodb";
 import { request } from "undici";
 import { saveConfig } from "../src/store/configs.js";
-import { jobReport, listJobs } from "../src/queries/jobs.js";
+import { jobListCursorOf, jobReport, listJobs, parseJobListCursor } from "../src/queries/jobs.js";
 import { runJobLocally } from "../src/runtimes/local/local-runner.js";
 import { startBatchService } from "../src/service/batch-service.js";
 import { startStatusServer } from "../src/status-page/server.js";
@@ -84,7 +86,19 @@ async function copyJobs(store: Store, template: string, from: number, to: number
       // Older than the template, one minute apart: the template stays the newest job.
       const at = new Date(base - (i + 1) * 60_000);
       const { _id, ...rest } = job;
-      jobs.push({ ...rest, _id: id, config, claimKey: `job:${id}`, createdAt: at, startedAt: at });
+      // Every 7th failed and every 3rd a sample: the filters have something to select.
+      const status = i % 7 === 0 ? "failed" : rest.status;
+      const mode = i % 3 === 0 ? "sample" : rest.mode;
+      jobs.push({
+        ...rest,
+        _id: id,
+        config,
+        status,
+        mode,
+        claimKey: `job:${id}`,
+        createdAt: at,
+        startedAt: at,
+      });
       for (const c of chunks) {
         const { _id: _c, ...r } = c as Document;
         chunkDocs.push({ ...r, jobId: id });
@@ -128,9 +142,34 @@ async function cli(uri: string, args: string[]): Promise<number> {
 }
 
 async function measure(store: Store, uri: string, pageUrl: string, jobId: string) {
+  // The cursor of the job halfway down the list: a page that deep (50 at 100 jobs, 5,000 at
+  // 10,000) must cost what the first page costs.
+  const all = await store.jobs.countDocuments({});
+  const mid = (
+    await store.jobs
+      .find({}, { sort: { createdAt: -1, _id: -1 }, skip: Math.floor(all / 2), limit: 1 })
+      .toArray()
+  )[0];
+  if (!mid) throw new Error("no job halfway down the list");
+  const before = jobListCursorOf({ jobId: mid._id, createdAt: mid.createdAt });
+  const id = encodeURIComponent(jobId);
   return {
     listJobsMs: await timeMedian(15, () => listJobs(store)),
     listConfigJobsMs: await timeMedian(15, () => listJobs(store, { config: "listing-a" })),
+    listFailedMs: await timeMedian(15, () => listJobs(store, { status: "failed" })),
+    listConfigFailedMs: await timeMedian(15, () =>
+      listJobs(store, { config: "listing-b", status: "failed" }),
+    ),
+    listSamplesMs: await timeMedian(15, () => listJobs(store, { mode: "sample" })),
+    listDeepPageMs: await timeMedian(15, () => listJobs(store, { before: parseJobListCursor(before) })),
+    pageFilteredMs: await timeMedian(15, () =>
+      get(`${pageUrl}api/jobs?config=listing-a&status=failed&limit=50`),
+    ),
+    pageDeepMs: await timeMedian(15, () => get(`${pageUrl}api/jobs?before=${before}`)),
+    pageTimelineMs: await timeMedian(15, () => get(`${pageUrl}api/jobs/${id}/timeline`)),
+    pageResultsMs: await timeMedian(15, () => get(`${pageUrl}api/jobs/${id}/results?limit=20`)),
+    pageExceptionsMs: await timeMedian(15, () => get(`${pageUrl}api/jobs/${id}/exceptions?limit=20`)),
+    pageConfigMs: await timeMedian(15, () => get(`${pageUrl}api/configs/listing-a`)),
     jobReportMs: await timeMedian(15, () => jobReport(store, jobId, {})),
     pageJobsMs: await timeMedian(15, () => get(`${pageUrl}api/jobs`)),
     pageJobMs: await timeMedian(15, () => get(`${pageUrl}api/jobs/${encodeURIComponent(jobId)}`)),
