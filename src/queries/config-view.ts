@@ -3,9 +3,7 @@
  * full-job lock and the watermark, and its backfill windows), the windows of its recent jobs on
  * the order key, the backlog past the watermark, and when its next scheduled run is.
  */
-import cronParser from "cron-parser";
 import { EJSON } from "bson";
-import { nightlySchedule } from "../admin/scheduled-runs.js";
 import { type BatchConfig, configHash, orderKeyOf } from "../config/schema.js";
 import type { Cut } from "../planning/cuts.js";
 import { openSource } from "../sources/open-source.js";
@@ -55,46 +53,17 @@ export function showCut(cut: Cut | null | undefined): string | undefined {
   return id === undefined || id === key ? key : `${key} / ${id}`;
 }
 
-function nextRun(
-  config: BatchConfig,
-  env: Record<string, string | undefined>,
-  now: Date,
-): ConfigView["schedule"] {
-  if (!config.schedule) return undefined;
-  let cron = config.schedule.cron;
-  let timezone = config.schedule.timezone;
-  try {
-    if (cron === undefined) {
-      // No cron of its own: the config runs with the nightly task, at its declared time.
-      const nightly = nightlySchedule(env);
-      cron = nightly.pattern;
-      timezone = nightly.timezone;
-    }
-    const at = cronParser.parseExpression(cron, { tz: timezone, currentDate: now }).next().toDate();
-    return { cron, timezone, iterations: config.schedule.iterations, nextRunAt: at };
-  } catch (err) {
-    return {
-      cron: cron ?? "?",
-      timezone,
-      iterations: config.schedule.iterations,
-      problem: (err as Error).message,
-    };
-  }
-}
+/** When a config's next scheduled run is (the caller knows the schedules: `nextScheduledRun`). */
+export type NextRunOf = (config: BatchConfig) => ConfigView["schedule"];
 
-export async function readConfigView(
-  store: Store,
-  name: string,
-  env: Record<string, string | undefined> = process.env,
-  now = new Date(),
-): Promise<ConfigView> {
+export async function readConfigView(store: Store, name: string, nextRunOf: NextRunOf): Promise<ConfigView> {
   const config = await readConfig(store, name);
   const [backlog, lock, jobs] = await Promise.all([
     readBacklog(store, name),
     readFullJobLock(store, name),
     listJobsPage(store, { config: name }, { limit: CONFIG_RECENT_JOBS }),
   ]);
-  const schedule = nextRun(config, env, now);
+  const schedule = nextRunOf(config);
   return {
     name,
     description: config.description,
