@@ -16,7 +16,7 @@ import { listJobResults, streamJobResults } from "../../../src/queries/results.j
 import { whereIsRecord } from "../../../src/queries/lineage.js";
 import { deleteJob } from "../../../src/admin/delete-job.js";
 import { startFakeService, usePipelineStore } from "../../support/pipeline.js";
-import { onFerretDB } from "../../support/server-kind.js";
+import { onFerretDB, skipOnFerretDB } from "../../support/server-kind.js";
 
 const N = onFerretDB() ? 60 : 300;
 const { t, cleanups, store: currentStore } = usePipelineStore("record_results");
@@ -264,7 +264,8 @@ describe("listJobResults", () => {
     expect(seen[seen.length - 1]).toBeInstanceOf(Date);
   });
 
-  it("pages on after a NaN id (NaN sorts first, and $gt: NaN matches nothing)", async () => {
+  it("pages on after a NaN id (NaN sorts first, and $gt: NaN matches nothing)", async (ctx) => {
+    skipOnFerretDB(ctx, "FerretDB 1.x does not store NaN (it closes the connection on one)");
     const jobId = "rr-nan";
     const ids: unknown[] = [
       new Double(Number.NaN),
