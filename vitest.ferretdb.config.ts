@@ -29,6 +29,7 @@ export default defineConfig({
       "test/admin/*.test.ts",
       "test/service/*.test.ts",
       "test/status-page/status-api.test.ts",
+      "test/status-page/daily-view-api.test.ts",
       "test/status-page/workers-api.test.ts",
       "test/cli/workers-command.test.ts",
       "test/runtimes/local/*.test.ts",

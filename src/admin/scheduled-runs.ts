@@ -10,6 +10,8 @@
  * an older chunkrelay) is skipped with a warning naming it and the fix; the other configs are
  * still scheduled. Callers learn of each skip through `onSkip` (by default a console warning).
  */
+import cronParser from "cron-parser";
+import type { ConfigView } from "../queries/config-view.js";
 import { EJSON } from "bson";
 import { forTerminal } from "../common/terminal-text.js";
 import { parseConfigDoc, readConfig, streamScheduledConfigDocs } from "../store/configs.js";
@@ -233,4 +235,35 @@ export async function syncConfigSchedules(
     deactivated.push({ scheduleId: schedule.id, config: key.slice(DEDUP_PREFIX.length) });
   }
   return { synced, deactivated, skipped };
+}
+
+/**
+ * When a config's next scheduled run is: its own cron in its timezone, or (a schedule without a
+ * cron) the nightly task's declared time. Undefined when the config has no schedule.
+ */
+export function nextScheduledRun(
+  config: BatchConfig,
+  env: Record<string, string | undefined>,
+  now: Date,
+): ConfigView["schedule"] {
+  if (!config.schedule) return undefined;
+  let cron = config.schedule.cron;
+  let timezone = config.schedule.timezone;
+  try {
+    if (cron === undefined) {
+      // No cron of its own: the config runs with the nightly task, at its declared time.
+      const nightly = nightlySchedule(env);
+      cron = nightly.pattern;
+      timezone = nightly.timezone;
+    }
+    const at = cronParser.parseExpression(cron, { tz: timezone, currentDate: now }).next().toDate();
+    return { cron, timezone, iterations: config.schedule.iterations, nextRunAt: at };
+  } catch (err) {
+    return {
+      cron: cron ?? "?",
+      timezone,
+      iterations: config.schedule.iterations,
+      problem: (err as Error).message,
+    };
+  }
 }

@@ -137,6 +137,49 @@ export function typesSortingAfter(v: unknown): string[] {
     .flatMap((r) => TYPE_ALIASES[r as Rank]);
 }
 
+/** Whether a value is a numeric NaN (a double's, or a Decimal128's). */
+export function isNaNValue(v: unknown): boolean {
+  if (typeof v === "number") return Number.isNaN(v);
+  const type = v !== null && typeof v === "object" ? bsonTypeOf(v) : undefined;
+  if (type === "Double") return Number.isNaN((v as { value: number }).value);
+  if (type === "Decimal128") return (v as Decimal128).toString() === "NaN";
+  return false;
+}
+
+/**
+ * The filter for values after `v` within `v`'s own type bracket. NaN sorts before every other
+ * number, but `$gt: NaN` matches nothing: after a NaN come all numbers (`$gte: -Infinity`).
+ */
+export function rangeAfter(v: unknown): { $gt: unknown } | { $gte: number } {
+  return isNaNValue(v) ? { $gte: Number.NEGATIVE_INFINITY } : { $gt: v };
+}
+
+/**
+ * Why a record id cannot be a page cursor, or undefined: the types a keyset page moves through
+ * (numbers, strings, documents, binary data, ObjectIds, booleans, dates, timestamps, null).
+ * MinKey, MaxKey, arrays, regular expressions, code, symbols and undefined are never record ids.
+ */
+export function cursorIdProblem(v: unknown): string | undefined {
+  if (v === undefined) return "undefined is not a record id";
+  if (Array.isArray(v)) return "an array is not a record id";
+  try {
+    const rank = rankOf(v);
+    if (
+      rank === RANK.minKey ||
+      rank === RANK.maxKey ||
+      rank === RANK.regex ||
+      rank === RANK.code ||
+      rank === RANK.codeWithScope
+    )
+      return "MinKey, MaxKey, regular expressions and code are not record ids";
+    if (v !== null && typeof v === "object" && bsonTypeOf(v) === "BSONSymbol")
+      return "a symbol is not a record id";
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return undefined;
+}
+
 const sign = (n: number): number => (n < 0 ? -1 : n > 0 ? 1 : 0);
 const cmp = <T extends number | bigint | string>(a: T, b: T): number => (a < b ? -1 : a > b ? 1 : 0);
 

@@ -3,7 +3,6 @@
  * full-job lock and the watermark, and its backfill windows), the windows of its recent jobs on
  * the order key, the backlog past the watermark, and when its next scheduled run is.
  */
-import cronParser from "cron-parser";
 import { EJSON } from "bson";
 import { type BatchConfig, configHash, orderKeyOf } from "../config/schema.js";
 import { type Cut, compareCuts } from "../planning/cuts.js";
@@ -113,44 +112,17 @@ export function showCut(cut: Cut | null | undefined): string | undefined {
   return id === undefined || id === key ? key : `${key} / ${id}`;
 }
 
-/** The nightly task's declared schedule (`nightlySchedule` of src/admin, read from the environment). */
-export type NightlySchedule = () => { pattern: string; timezone: string };
+/** When a config's next scheduled run is (the caller knows the schedules: `nextScheduledRun`). */
+export type NextRunOf = (config: BatchConfig) => ConfigView["schedule"];
 
-function nextRun(config: BatchConfig, nightly: NightlySchedule, now: Date): ConfigView["schedule"] {
-  if (!config.schedule) return undefined;
-  let cron = config.schedule.cron;
-  let timezone = config.schedule.timezone;
-  try {
-    if (cron === undefined) {
-      // No cron of its own: the config runs with the nightly task, at its declared time.
-      const declared = nightly();
-      cron = declared.pattern;
-      timezone = declared.timezone;
-    }
-    const at = cronParser.parseExpression(cron, { tz: timezone, currentDate: now }).next().toDate();
-    return { cron, timezone, iterations: config.schedule.iterations, nextRunAt: at };
-  } catch (err) {
-    return {
-      cron: cron ?? "?",
-      timezone,
-      iterations: config.schedule.iterations,
-      problem: (err as Error).message,
-    };
-  }
-}
-
-export async function readConfigView(
-  store: Store,
-  name: string,
-  options: { nightly: NightlySchedule; now?: Date },
-): Promise<ConfigView> {
+export async function readConfigView(store: Store, name: string, nextRunOf: NextRunOf): Promise<ConfigView> {
   const config = await readConfig(store, name);
   const [backlog, lock, jobs] = await Promise.all([
     readBacklog(store, name),
     readFullJobLock(store, name),
     listJobsPage(store, { config: name }, { limit: CONFIG_RECENT_JOBS }),
   ]);
-  const schedule = nextRun(config, options.nightly, options.now ?? new Date());
+  const schedule = nextRunOf(config);
   const spans = spansAlongKey(jobs.map((j) => j.window));
   return {
     name,

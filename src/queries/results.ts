@@ -7,7 +7,7 @@
 import { EJSON } from "bson";
 import type { Document } from "bson";
 import { BadInputError } from "../common/errors.js";
-import { typesSortingAfter } from "../common/bson-order.js";
+import { cursorIdProblem, rangeAfter, typesSortingAfter } from "../common/bson-order.js";
 import type { DetailDoc, RecordStatus, Store } from "../store/store.js";
 
 export interface ResultRow {
@@ -61,8 +61,11 @@ function rowOf(d: Partial<DetailDoc>): ResultRow {
 export function parseResultCursor(after: string): unknown {
   try {
     const parsed = EJSON.parse(after, { relaxed: false }) as unknown;
-    if (parsed === null || typeof parsed !== "object" || !("id" in parsed))
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed) || !("id" in parsed))
       throw new Error('expected {"id": …}');
+    if (Object.keys(parsed).length !== 1) throw new Error('expected {"id": …} and nothing else');
+    const problem = cursorIdProblem(parsed.id);
+    if (problem) throw new Error(problem);
     return parsed.id;
   } catch (err) {
     throw new BadInputError(
@@ -100,7 +103,7 @@ export async function listJobResults(
   if (options.after === undefined) docs = await read(undefined, limit + 1);
   else {
     const after = parseResultCursor(options.after);
-    docs = await read({ $gt: after }, limit + 1);
+    docs = await read(rangeAfter(after), limit + 1);
     if (docs.length <= limit) {
       const later = typesSortingAfter(after);
       if (later.length > 0) docs = docs.concat(await read({ $type: later }, limit + 1 - docs.length));

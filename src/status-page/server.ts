@@ -14,7 +14,7 @@ import { listExceptions, listJobExceptionsPage } from "../queries/set-aside-reco
 import { jobListCursorOf, jobReport, listJobs, parseJobListCursor } from "../queries/jobs.js";
 import { readJobTimeline } from "../queries/job-timeline.js";
 import { readConfigView } from "../queries/config-view.js";
-import { nightlySchedule } from "../admin/scheduled-runs.js";
+import { nextScheduledRun } from "../admin/scheduled-runs.js";
 import { listJobResults, parseResultCursor } from "../queries/results.js";
 import { stepStats } from "../queries/step-stats.js";
 import { configNameSchema } from "../config/schema.js";
@@ -226,7 +226,11 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
       case "configs":
         if (parts[2] === undefined) return send(res, 200, await listConfigNames(store));
         if (parts.length > 3) return send(res, 404, { error: "not found" });
-        return send(res, 200, await readConfigView(store, parts[2], { nightly: () => nightlySchedule(env) }));
+        return send(
+          res,
+          200,
+          await readConfigView(store, parts[2], (c) => nextScheduledRun(c, env, new Date())),
+        );
       case "stats": {
         const job = url.searchParams.get("job");
         return send(res, 200, await stepStats(store, job ? { jobId: job } : {}));

@@ -77,7 +77,12 @@ export async function listRequeueChain(store: Store, fromJob: string): Promise<s
 
 /** Drops an exceptions job's claim on `fromJob` (it is settled, or it was never created). */
 export async function releaseRequeue(store: Store, fromJob: string, byJob: string): Promise<void> {
-  await store.jobs.updateOne({ _id: fromJob }, { $pull: { requeues: { job: byJob } } });
+  // By the claim's exact value: `$pull` with a condition is not on every server chunkrelay is
+  // tested on (FerretDB 1.x pulls exact values only).
+  const job = await store.jobs.findOne({ _id: fromJob }, { projection: { requeues: 1 } });
+  for (const claim of job?.requeues ?? []) {
+    if (claim.job === byJob) await store.jobs.updateOne({ _id: fromJob }, { $pull: { requeues: claim } });
+  }
 }
 
 /**

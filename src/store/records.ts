@@ -39,10 +39,14 @@ export async function markRecordsSent(
     },
     {
       $set: { status: "sent", sentAt, attempts: attempt },
+      // What an earlier attempt returned says nothing about this one (found by review: a value
+      // from a failed attempt stayed beside a later success).
       $unset: {
         attempt: "",
         error: "",
-        ...(mine?.scope === "all" ? { processedAt: "", result: "", resultError: "" } : {}),
+        result: "",
+        resultError: "",
+        ...(mine?.scope === "all" ? { processedAt: "" } : {}),
       },
     },
   );

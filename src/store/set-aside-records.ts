@@ -5,7 +5,7 @@
 import type { Document } from "bson";
 import { type Cut, aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import type { ExceptionDoc, Store } from "./store.js";
-import { typesSortingAfter } from "../common/bson-order.js";
+import { rangeAfter, typesSortingAfter } from "../common/bson-order.js";
 
 /**
  * Sets records aside, idempotently: an exception already there (a replay, a crash in between)
@@ -50,21 +50,47 @@ export async function deleteExceptionsProcessedByRerun(
   store: Store,
   jobId: string,
   chunk: number,
-): Promise<number> {
+  at: Date,
+): Promise<{ deleted: number; requeues: string[] }> {
   const set = await store.exceptions.find({ jobId, chunk }, { projection: { recordId: 1 } }).toArray();
-  if (set.length === 0) return 0;
+  if (set.length === 0) return { deleted: 0, requeues: [] };
   const processed = await store.details
     .find(
       { jobId, chunk, status: "processed", recordId: { $in: set.map((e) => e.recordId) } },
       { projection: { recordId: 1 } },
     )
     .toArray();
-  if (processed.length === 0) return 0;
-  const res = await store.exceptions.deleteMany({
-    jobId,
-    recordId: { $in: processed.map((d) => d.recordId) },
-  });
-  return res.deletedCount;
+  if (processed.length === 0) return { deleted: 0, requeues: [] };
+  const ids = processed.map((d) => d.recordId);
+  // Exceptions jobs that took these records from this job (and their own requeues) set them
+  // aside too: processed now, they are resolved there, before they go here, so a crash in
+  // between leaves this job's exceptions to find them again (found by review: a requeue of the
+  // requeue sent them a second time).
+  const requeues = await listRequeuesOf(store, jobId);
+  if (requeues.length > 0) {
+    await store.exceptions.updateMany(
+      { jobId: { $in: requeues }, recordId: { $in: ids }, resolution: { $exists: false } },
+      {
+        $set: { resolution: { note: `processed by a rerun of job ${jobId}`, at, byJob: jobId } },
+      },
+    );
+  }
+  const res = await store.exceptions.deleteMany({ jobId, recordId: { $in: ids } });
+  return { deleted: res.deletedCount, requeues };
+}
+
+/** Every exceptions job sending `jobId`'s exceptions again, and theirs, down the chain (`from_job`). */
+async function listRequeuesOf(store: Store, jobId: string): Promise<string[]> {
+  const found: string[] = [];
+  let level = [jobId];
+  while (level.length > 0 && found.length < 200) {
+    const docs = await store.jobs
+      .find({ fromJob: { $in: level }, mode: "exceptions" }, { projection: { _id: 1 } })
+      .toArray();
+    level = docs.map((d) => d._id).filter((id) => !found.includes(id));
+    found.push(...level);
+  }
+  return found;
 }
 
 /** The records of a job's chunk whose exception is resolved (a rerun of the failed ones leaves them out). */
@@ -229,7 +255,7 @@ export async function listSetAsideRecordsPage(
       )
       .toArray();
   if (!page.after) return read(undefined, page.limit);
-  const docs = await read({ $gt: page.after.id }, page.limit);
+  const docs = await read(rangeAfter(page.after.id), page.limit);
   if (docs.length >= page.limit) return docs;
   const later = typesSortingAfter(page.after.id);
   return later.length === 0 ? docs : docs.concat(await read({ $type: later }, page.limit - docs.length));

@@ -391,6 +391,8 @@ export class Store {
         { key: { mode: 1, createdAt: -1, _id: -1 }, name: "mode_created_id" },
         { key: { config: 1, status: 1, createdAt: -1, _id: -1 }, name: "config_status_created_id" },
         { key: { config: 1, mode: 1, createdAt: -1, _id: -1 }, name: "config_mode_created_id" },
+        // The exceptions jobs of a job (a rerun resolves what it processed in them too).
+        { key: { fromJob: 1 }, name: "from_job" },
         // Finished jobs whose settling was interrupted (the healer looks them up).
         { key: { unsettled: 1 }, name: "unsettled", sparse: true },
         // The claim: two initializers taking the next window of one lane cannot both insert seq n

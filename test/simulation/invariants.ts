@@ -286,8 +286,8 @@ export async function checkInvariants(
     // A record processed once stays under the watermark, also when a rerun of it failed later.
     for (const j of laneJobs) {
       for (const d of detailsOf.get(j._id) ?? []) {
-        const reran = (chunkOf.get(`${j._id}|${d.chunk}`)?.reruns ?? []).find((r) => r.scope === "all");
-        if (reran && processedBefore(j._id, d.recordId, reran.attempt)) done.add(idOf(d.recordId));
+        const reruns = (chunkOf.get(`${j._id}|${d.chunk}`)?.reruns ?? []).filter((r) => r.scope === "all");
+        if (reruns.some((r) => processedBefore(j._id, d.recordId, r.attempt))) done.add(idOf(d.recordId));
       }
     }
     const lower = mark.window?.from;

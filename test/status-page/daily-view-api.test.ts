@@ -87,7 +87,6 @@ describe("one URL per view", () => {
 
 describe("the job list", () => {
   it("filters by config, status and mode and pages without skipping or repeating while jobs arrive", async () => {
-    // Outside any lane: a copy of dv-1 without its lane slot.
     const { lane: _lane, ...base } = (await store.jobs.findOne({ _id: "dv-1" })) as JobDoc;
     const t0 = Date.UTC(2026, 0, 1);
     // 45 more jobs, five sharing each millisecond (ties broken by id).

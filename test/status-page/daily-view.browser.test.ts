@@ -3,7 +3,7 @@
  * list filtered and paged through its URL, a job's own URL opened directly and reloaded (charts,
  * chunk detail, results and exceptions a page at a time), the config page, and hostile text from
  * outside shown as text, never run. A screenshot of each view is kept in
- * test-output/screenshots/<view>.png (test-output/ is gitignored: artifacts of the last run).
+ * test-output/screenshots/views-<view>.png (test-output/ is gitignored: artifacts of the last run).
  * Run with `npm run test:browser` (needs /usr/bin/chromium: `apt-get install chromium`).
  */
 import { mkdirSync } from "node:fs";
@@ -139,7 +139,7 @@ const open = async (path: string): Promise<Page> => {
   return page;
 };
 const shoot = (page: Page, view: string) =>
-  page.screenshot({ path: join(OUT, `${view}.png`), fullPage: true });
+  page.screenshot({ path: join(OUT, `views-${view}.png`), fullPage: true });
 const jobIds = async (page: Page) =>
   Promise.all((await page.locator("#jobs tr.job").all()).map((row) => row.getAttribute("data-job")));
 /**

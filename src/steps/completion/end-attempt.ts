@@ -18,6 +18,7 @@ import type { ChunkDoc } from "../../store/store.js";
 import type { StepDeps } from "../handover.js";
 import { deleteExceptionsProcessedByRerun } from "../../store/set-aside-records.js";
 import { countSendableRecords } from "../../store/records.js";
+import { settleJobCompletion } from "../../lanes/watermark.js";
 
 export type AttemptEnding =
   /** Every record of the chunk is processed; `processed` is how many records the chunk has. */
@@ -60,7 +61,11 @@ export async function endAttempt(
   const now = deps.now();
   // After a rerun, records the job had set aside may be processed now: before the chunk closes
   // (and the job's totals are counted), they stop being exceptions.
-  if (chunk.rerun) await deleteExceptionsProcessedByRerun(deps.store, jobId, chunk.chunk);
+  if (chunk.rerun) {
+    const { requeues } = await deleteExceptionsProcessedByRerun(deps.store, jobId, chunk.chunk, now);
+    // An exceptions job whose last open exception a rerun resolved is complete now.
+    for (const id of requeues) await settleJobCompletion(deps, id);
+  }
   if (ending.kind === "allProcessed") {
     const to = nextChunkStatus(hold.status, { type: "allProcessed" });
     return { status: to, moved: await markChunkProcessed(deps.store, hold, ending.processed, now, answered) };

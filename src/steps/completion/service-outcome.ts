@@ -92,7 +92,14 @@ export function parseServiceOutcome(body: unknown): ServiceOutcome | { error: st
   if (parsed.success) {
     if ("results" in parsed.data) {
       for (const r of parsed.data.results) {
-        const problem = r.result === undefined ? undefined : resultProblem(r.result);
+        let problem = r.result === undefined ? undefined : resultProblem(r.result);
+        if (problem === undefined && r.result !== undefined) {
+          try {
+            resultBytes(r.result);
+          } catch (err) {
+            problem = `it cannot be stored (${(err as Error).message})`;
+          }
+        }
         if (problem)
           return {
             error: `the result of record ${EJSON.stringify(r.id, { relaxed: true }).slice(0, 60)} is malformed: ${problem}`,
@@ -123,8 +130,15 @@ export function resultProblem(value: unknown, depth = 0): string | undefined {
     return undefined;
   }
   if (value === null || typeof value !== "object") return undefined;
-  // BSON values (ObjectId, Decimal128, Binary, …) and dates are stored as they are.
-  if ("_bsontype" in value || value instanceof Date || value instanceof RegExp) return undefined;
+  // BSON values (ObjectId, Decimal128, Binary, …: instances of the bson package's classes, as
+  // Extended JSON parses them) and dates are stored as they are. A plain object that only says
+  // `_bsontype` is not one (found by review: it made the byte count throw).
+  if (value instanceof Date || value instanceof RegExp) return undefined;
+  if (Object.getPrototypeOf(value) !== Object.prototype) {
+    return "_bsontype" in value ? undefined : "not a JSON value";
+  }
+  if ("_bsontype" in value)
+    return "field name '_bsontype' is reserved (BSON types are written as Extended JSON)";
   for (const [k, v] of Object.entries(value)) {
     if (k.startsWith("$")) return `field name '${k.slice(0, 40)}' starts with '$' (not valid Extended JSON)`;
     if (k.includes(".") || k.includes("\0")) return `field name '${k.slice(0, 40)}' holds '.' or a NUL`;

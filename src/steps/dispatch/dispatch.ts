@@ -40,6 +40,7 @@ import {
 } from "../../store/chunks.js";
 import {
   finishJobStatus,
+  jobExists,
   listRequeueChain,
   markJobSettled,
   readJob,
@@ -418,14 +419,18 @@ export async function startNextIteration(
 ) {
   const it = job.iteration;
   if (!it || it.index >= it.of || status === "planning" || status === "running") return;
-  if (status !== "succeeded" || records === 0) {
+  const next = it.index + 1;
+  const jobId = `${it.firstJob}.${next}`;
+  // The next iteration exists already (this job finished before, and was run again since): it
+  // goes on whatever this finish says, or a stalled one would wait for good (found by the
+  // simulation with reruns, seed 21799).
+  const exists = await jobExists(deps.store, jobId);
+  if (!exists && (status !== "succeeded" || records === 0)) {
     deps.log.info(`job ${job._id}: no further iterations`, {
       reason: records === 0 ? "nothing left to take" : "the job failed",
     });
     return;
   }
-  const next = it.index + 1;
-  const jobId = `${it.firstJob}.${next}`;
   const window = {
     ...(job.backfill?.from !== undefined ? { from: keyToPayload(job.backfill.from) } : {}),
     ...(job.backfill?.to !== undefined ? { to: keyToPayload(job.backfill.to) } : {}),

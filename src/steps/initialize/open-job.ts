@@ -15,6 +15,7 @@ import { type Sample, type Workload, hasCaps } from "../../planning/workload.js"
 import { parseKeyArgument, readKeyType } from "../../sources/key-values.js";
 import { openSource } from "../../sources/open-source.js";
 import { claimRequeueChain } from "../../jobs/requeue-claims.js";
+import { findFullJobLockHolder } from "../../jobs/full-job-lock.js";
 import {
   acceptJobConfigChange,
   findRunningJobInLane,
@@ -27,7 +28,6 @@ import {
   clearFullJobLock,
   deleteLockOnlyLane,
   ensureBackfillLane,
-  readFullJobLock,
   readLane,
   releaseFullJobLock,
   startLanePass,
@@ -51,22 +51,10 @@ export function newJobId(configName: string, now: Date): string {
  */
 async function claimConfig(deps: StepDeps, config: string, jobId: string): Promise<void> {
   // A lock whose job was never created (the initializer died between the two writes) is free
-  // after a minute; a created job releases it when it finishes.
-  const stale = new Date(deps.now().getTime() - 60_000);
+  // after a minute; a created job releases it when it finishes (the rule: full-job-lock.ts).
   const { store } = deps;
-  const holder = await readFullJobLock(store, config);
-  let orphan: string | undefined;
-  if (holder?.activeJob && holder.activeJob !== jobId) {
-    const held = await readJobFields(store, holder.activeJob, ["status"]);
-    // A finished job holds no lock: one left held by a run that died before it released it is
-    // free at once. One whose job was never created is free a minute after it was taken.
-    if (
-      held
-        ? held.status === "succeeded" || held.status === "failed"
-        : (holder.activeSince ?? new Date(0)) < stale
-    )
-      orphan = holder.activeJob;
-  }
+  const found = await findFullJobLockHolder(store, config, jobId, deps.now());
+  const orphan = found && "orphan" in found ? found.orphan : undefined;
   for (let tries = 0; tries < 3; tries++) {
     // False also when another initializer created the document first: look at what it claimed.
     const lock = { config, jobId, now: deps.now(), ...(orphan !== undefined ? { orphan } : {}) };

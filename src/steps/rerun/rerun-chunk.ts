@@ -17,6 +17,8 @@ import { countUnprocessedRecords, listSettledElsewhere } from "../../store/recor
 import { listResolvedRecords } from "../../store/set-aside-records.js";
 import { type StepDeps, keys } from "../handover.js";
 import { claimRequeueChain } from "../../jobs/requeue-claims.js";
+import { findFullJobLockHolder } from "../../jobs/full-job-lock.js";
+import { releaseFullJobLock, takeFullJobLock } from "../../store/lanes.js";
 
 /**
  * A requeue claim whose exceptions job is not running after this long was left by a requeue that
@@ -93,6 +95,25 @@ export async function runChunkAgain(
       `chunk ${request.chunk} of job '${jobId}' is at attempt ${chunk.attempt}, not ${asked}; see \`chunkrelay status ${jobId} --chunks\``,
     );
   }
+  const scope = request.onlyFailed ? ("failed" as const) : ("all" as const);
+  if (
+    job.status === "running" &&
+    job.rerun?.chunk === request.chunk &&
+    job.rerun.scope === scope &&
+    chunk.attempt === job.rerun.attempt - 1 &&
+    chunk.done
+  ) {
+    // This very rerun stopped between reopening the job and its chunk (a crash; on Trigger.dev
+    // the platform retries the run with the same payload): carry it on (found by review).
+    const rerun = job.rerun;
+    await reopenChunkForRerun(store, jobId, request.chunk, rerun);
+    if (!options.serveHere) await deps.handOver.serve({ jobId }, keys.serveRerun(jobId, rerun.seq));
+    const records =
+      scope === "all"
+        ? chunk.recordCount
+        : (await countUnprocessedRecords(store, jobId, request.chunk)) - (rerun.skip?.length ?? 0);
+    return { kind: "reopened", rerun, records };
+  }
   if (job.status === "planning" || job.status === "running") {
     const what =
       job.rerun && !job.unsettled
@@ -129,7 +150,6 @@ export async function runChunkAgain(
       `chunk ${request.chunk} of job '${jobId}' is in flight (${chunk.status}, attempt ${chunk.attempt}); a chunk is run again only once it is done`,
     );
   }
-  const scope = request.onlyFailed ? ("failed" as const) : ("all" as const);
   let records = chunk.recordCount;
   let skip: unknown[] = [];
   if (scope === "failed") {
@@ -161,10 +181,27 @@ export async function runChunkAgain(
     by: deps.owner,
     ...(skip.length > 0 ? { skip } : {}),
   };
+  // A full job runs alone in its config (two would send the same records): its rerun takes the
+  // lock back, and finishing releases it again (found by review).
+  let locked = false;
+  if (job.mode === "full") {
+    const found = await findFullJobLockHolder(store, job.config, jobId, now);
+    const orphan = found && "orphan" in found ? { orphan: found.orphan } : {};
+    if (
+      (found && "held" in found) ||
+      !(await takeFullJobLock(store, { config: job.config, jobId, now, ...orphan }))
+    ) {
+      throw new BadInputError(
+        `config '${job.config}' has an active full job${found && "held" in found ? ` '${found.held}'` : ""}; a chunk of full job '${jobId}' is run again once it has finished`,
+      );
+    }
+    locked = true;
+  }
   // An exceptions job run again sends its source job's exceptions again: it claims them anew
   // (refused while that job runs a chunk again itself), until it is settled once more.
   if (job.mode === "exceptions" && job.fromJob) await claimRequeueChain(deps, job.fromJob, jobId);
   if (!(await reopenJobForRerun(store, jobId, rerun, job.rerun?.seq, now))) {
+    if (locked) await releaseFullJobLock(store, job.config, jobId);
     throw new BadInputError(
       `job '${jobId}' changed while the rerun was prepared (another run-chunk, or a resume); look at \`chunkrelay status ${jobId}\` and try again`,
     );

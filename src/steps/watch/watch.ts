@@ -111,6 +111,9 @@ export async function checkChunk(
   const sentAt = chunk.sentAt?.getTime() ?? deps.now().getTime();
   const elapsed = deps.now().getTime() - sentAt;
   if (elapsed > config.watch.chunkTimeoutMs) {
+    // Values the reported records carry are capped whichever way the attempt ends (found by
+    // review: a timed-out attempt kept them).
+    if (valued > 0) await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
     const closed = await closeChunk(deps, config, chunk, { kind: "timedOut" });
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
@@ -188,8 +191,10 @@ async function watchCallback(
       return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
     }
   }
-  const { valued: _valued, ...counts } = await countAttemptStatuses(deps.store, jobId, chunkNo);
+  const { valued, ...counts } = await countAttemptStatuses(deps.store, jobId, chunkNo);
   const ending = endingOfCounts(counts) ?? { kind: "timedOut" as const };
+  // No callback came, or one came and the service also wrote statuses: values it wrote are capped.
+  if (valued > 0) await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
   const closed = await closeChunk(deps, config, chunk, ending);
   return { outcome: "closed", status: closed.status, polls: 0, counts, closedHere: closed.moved };
 }

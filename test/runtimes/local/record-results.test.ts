@@ -5,7 +5,7 @@
  * nothing, and the results page in record-id order across id types. Real HTTP servers on port 0,
  * a real wire connection.
  */
-import { EJSON, Int32, ObjectId } from "bson";
+import { Decimal128, Double, EJSON, Int32, ObjectId } from "bson";
 import { beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../../src/store/configs.js";
 import { runJobLocally } from "../../../src/runtimes/local/local-runner.js";
@@ -16,7 +16,7 @@ import { listJobResults, streamJobResults } from "../../../src/queries/results.j
 import { whereIsRecord } from "../../../src/queries/lineage.js";
 import { deleteJob } from "../../../src/admin/delete-job.js";
 import { startFakeService, usePipelineStore } from "../../support/pipeline.js";
-import { onFerretDB } from "../../support/server-kind.js";
+import { onFerretDB, skipOnFerretDB } from "../../support/server-kind.js";
 
 const N = onFerretDB() ? 60 : 300;
 const { t, cleanups, store: currentStore } = usePipelineStore("record_results");
@@ -179,6 +179,54 @@ describe("the cap and malformed values", () => {
   });
 });
 
+describe("values and attempts", () => {
+  it("a value from a failed attempt does not stay beside a later success", async () => {
+    const name = "rr_stale";
+    await seed(`${name}_src`, 10);
+    const fake = await startFakeService(store, (req) => ({
+      status: 200,
+      body: JSON.stringify({
+        results: req.body.records.map((r) =>
+          req.body.attempt === 1
+            ? { id: r.id, status: "failed", error: "try again", result: { from: "attempt 1" } }
+            : { id: r.id, status: "processed" },
+        ),
+      }),
+    }));
+    cleanups.push(() => fake.stop());
+    await config(name, fake.url, {
+      completion: "response",
+      retry: { maxAttempts: 2, backoffMs: 10, maxBackoffMs: 20 },
+    });
+    expect(await runJobLocally({ store, config: name, jobId: `${name}-job` })).toMatchObject({
+      status: "succeeded",
+    });
+    expect(await store.details.countDocuments({ jobId: `${name}-job`, result: { $exists: true } })).toBe(0);
+  });
+
+  it("status: a value over the cap is not kept when the attempt times out either", async () => {
+    const name = "rr_status_timeout";
+    await seed(`${name}_src`, 6);
+    const fake = await startFakeService(store, (req) => {
+      // Reports half the records, with values over the cap; the rest never come.
+      void store.details.updateMany(
+        { jobId: req.body.jobId, recordId: { $in: [0, 1, 2] }, status: "sent" },
+        { $set: { status: "processed", processedAt: new Date(), result: "z".repeat(400) } },
+      );
+      return { status: 202 };
+    });
+    cleanups.push(() => fake.stop());
+    await config(name, fake.url, {
+      results: { maxBytes: 100 },
+      watch: { pollIntervalMs: 20, chunkTimeoutMs: 300 },
+    });
+    await runJobLocally({ store, config: name, jobId: `${name}-job` });
+    const kept = await store.details.find({ jobId: `${name}-job`, result: { $exists: true } }).toArray();
+    expect(kept).toHaveLength(0);
+    expect(await store.details.countDocuments({ jobId: `${name}-job`, resultError: /over the cap/ })).toBe(3);
+  });
+});
+
 describe("listJobResults", () => {
   it("pages in record-id order across id types, none skipped or repeated", async () => {
     const jobId = "rr-paging";
@@ -216,7 +264,43 @@ describe("listJobResults", () => {
     expect(seen[seen.length - 1]).toBeInstanceOf(Date);
   });
 
+  it("pages on after a NaN id (NaN sorts first, and $gt: NaN matches nothing)", async (ctx) => {
+    skipOnFerretDB(ctx, "FerretDB 1.x does not store NaN (it closes the connection on one)");
+    const jobId = "rr-nan";
+    const ids: unknown[] = [
+      new Double(Number.NaN),
+      Number.NEGATIVE_INFINITY,
+      -1,
+      Decimal128.fromString("0.5"),
+      7,
+      "a",
+    ];
+    await store.details.insertMany(
+      ids.map((recordId) => ({ jobId, recordId, chunk: 1, status: "processed" as const, attempts: 1 })),
+    );
+    const seen: unknown[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 20; pages++) {
+      const page = await listJobResults(store, jobId, { limit: 1, ...(after ? { after } : {}) });
+      seen.push(...page.rows.map((r) => r.recordId));
+      if (!page.next) break;
+      after = page.next;
+    }
+    expect(seen).toHaveLength(6);
+    expect(seen[5]).toBe("a");
+  });
+
   it("refuses a malformed cursor and a limit out of range", async () => {
+    for (const bad of [
+      '{"id":{"$maxKey":1}}',
+      '{"id":[1,2]}',
+      '{"id":{"$code":"x"}}',
+      '{"id":1,"x":2}',
+      "[1]",
+    ])
+      await expect(listJobResults(store, "rr-paging", { after: bad })).rejects.toThrow(
+        /is not a results cursor/,
+      );
     await expect(listJobResults(store, "rr-paging", { after: "{nope" })).rejects.toThrow(
       /is not a results cursor/,
     );

@@ -33,6 +33,11 @@ describe("result values", () => {
 
   it("a malformed value refuses the whole outcome; a good one travels with its record", () => {
     expect(
+      parseServiceOutcome(
+        '{"results":[{"id":1,"status":"processed","result":{"_bsontype":"Code","code":"x"}}]}',
+      ),
+    ).toMatchObject({ error: expect.stringMatching(/'_bsontype' is reserved/) });
+    expect(
       parseServiceOutcome('{"results":[{"id":1,"status":"processed","result":{"$oid":"zz"}}]}'),
     ).toMatchObject({
       error: expect.stringMatching(/not JSON/),

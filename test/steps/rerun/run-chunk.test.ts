@@ -225,6 +225,75 @@ describe("run-chunk", () => {
   });
 });
 
+describe("run-chunk beside locks, requeues and retries", () => {
+  it("a server run retried after it stopped between the job and the chunk carries the rerun on", async () => {
+    const job = await failedJob("rc_retry");
+    job.healthy();
+    const payload = { jobId: job.jobId, runChunk: { chunk: 2, attempt: 1, onlyFailed: true } };
+    const stored = await store.jobs.findOne({ _id: job.jobId });
+    const rerun = { chunk: 2, seq: 1, attempt: 2, scope: "failed" as const, at: new Date(), by: "run-1" };
+    // The first run reopened the job and stopped; the platform retries it with the same payload.
+    expect(await reopenJobForRerun(store, job.jobId, rerun, stored?.rerun?.seq, new Date())).toBe(true);
+    const before = job.requests.length;
+    const retried = await dispatchJob(stepDeps(store), payload);
+    expect(retried).toMatchObject({ outcome: "dispatched", chunks: [2] });
+    expect(job.requests.slice(before).map((r) => r.key)).toEqual([`${job.jobId}:2:2`]);
+    expect(await runJobLocally({ store, config: "rc_retry", jobId: job.jobId })).toMatchObject({
+      status: "succeeded",
+    });
+    expect(await store.chunks.findOne({ jobId: job.jobId, chunk: 2 })).toMatchObject({
+      attempt: 2,
+      status: "processed",
+    });
+  });
+
+  it("a full job's rerun holds the config's lock: a second full job is refused meanwhile", async () => {
+    const job = await failedJob("rc_lock");
+    job.healthy();
+    await runChunkAgain(stepDeps(store), job.jobId, { chunk: 2, onlyFailed: true });
+    expect(await store.watermarks.findOne({ _id: "rc_lock" })).toMatchObject({ activeJob: job.jobId });
+    await expect(runJobLocally({ store, config: "rc_lock", jobId: "rc_lock-second" })).rejects.toThrow(
+      /already has an active job 'rc_lock-job'/,
+    );
+    await runJobLocally({ store, config: "rc_lock", jobId: job.jobId });
+    expect((await store.watermarks.findOne({ _id: "rc_lock" }))?.activeJob ?? null).toBeNull();
+  });
+
+  it("an exceptions job's claim holds a rerun of its source off, and the other way round", async () => {
+    const job = await failedJob("rc_claims");
+    const requeue = await runJobLocally({
+      store,
+      config: "rc_claims",
+      jobId: "rc_claims-requeue",
+      fromJob: job.jobId,
+    });
+    expect(requeue.status).toBe("failed"); // the service still fails 12, 13, 17
+    // The requeue is settled: its claim is gone, a rerun of the source may go.
+    expect((await store.jobs.findOne({ _id: job.jobId }))?.requeues ?? []).toEqual([]);
+    // A rerun of the requeue claims the source first: the source's own rerun is refused.
+    await runChunkAgain(stepDeps(store), "rc_claims-requeue", { chunk: 1, onlyFailed: true });
+    await expect(runChunkAgain(stepDeps(store), job.jobId, { chunk: 2, onlyFailed: true })).rejects.toThrow(
+      /'rc_claims-requeue' is sending the exceptions of job 'rc_claims-job' again/,
+    );
+    await runJobLocally({ store, config: "rc_claims", jobId: "rc_claims-requeue" });
+    // And a new requeue is refused while the source runs a chunk again.
+    job.healthy();
+    await runChunkAgain(stepDeps(store), job.jobId, { chunk: 2, onlyFailed: true });
+    await expect(
+      runJobLocally({ store, config: "rc_claims", jobId: "rc_claims-requeue2", fromJob: job.jobId }),
+    ).rejects.toThrow(/is running chunk 2 again \(run-chunk\); requeue its exceptions once it has finished/);
+    await runJobLocally({ store, config: "rc_claims", jobId: job.jobId });
+    // The rerun processed 12, 13 and 17: their exceptions in the requeue are resolved too, so a
+    // requeue of the requeue has nothing to send.
+    const open = await store.exceptions.countDocuments({
+      jobId: "rc_claims-requeue",
+      resolution: { $exists: false },
+    });
+    expect(open).toBe(0);
+    expect(await store.jobs.findOne({ _id: "rc_claims-requeue" })).toMatchObject({ complete: true });
+  });
+});
+
 describe("run-chunk refuses bad requests and changes nothing", () => {
   it("unknown job, chunks that do not exist, a running job, a chunk in flight, nothing to send, a malformed request", async () => {
     const job = await failedJob("rc_refused");
