@@ -98,7 +98,13 @@ export async function checkInvariants(
     const holder = jobs.find((j) => j._id === lock.activeJob);
     // A lock whose job was never created is taken over by the next full run after a minute;
     // one held by a finished job would block for good.
-    if (holder && (holder.status === "succeeded" || holder.status === "failed"))
+    // A lock taken after its job finished is a rerun that stopped before it reopened the job
+    // (its retries used up): free a minute after it was taken (full-job-lock.ts), not for good.
+    const takenAfter =
+      holder?.finishedAt !== undefined &&
+      lock.activeSince !== undefined &&
+      lock.activeSince >= holder.finishedAt;
+    if (holder && (holder.status === "succeeded" || holder.status === "failed") && !takenAfter)
       out.push(`config ${config} is still locked by job ${lock.activeJob} (${holder.status})`);
   }
   // A refused run writes nothing: no job, and no lock once it is over (a refusing runner that
@@ -259,9 +265,12 @@ export async function checkInvariants(
         const rerunInB = (chunkOf.get(`${b.jobId}|${b.chunk}`)?.reruns ?? []).some(
           (r) => r.attempt <= b.attempt,
         );
+        // What chunkrelay learned, not what the service meant: an outcome that never landed (a
+        // lost callback, the attempt timed out) left the record to be sent again.
+        const aDetail = detailByKey.get(`${a.jobId}|${recordId}`);
         const processedByA =
-          service.saidProcessed.has(`${a.jobId}|${recordId}|${a.attempt}`) ||
-          service.recordedProcessed.get(`${a.jobId}|${recordId}`)?.attempt === a.attempt;
+          service.recordedProcessed.get(`${a.jobId}|${recordId}`)?.attempt === a.attempt ||
+          (aDetail?.status === "processed" && aDetail.attempt === a.attempt);
         if (rerunInB && !processedByA) continue;
         if (later?.mode !== "exceptions" || !setAside) {
           out.push(`record ${recordId} was accepted in job ${a.jobId} and again in job ${b.jobId}`);
