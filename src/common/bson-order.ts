@@ -25,7 +25,9 @@
  * Dates, RegExps, Uint8Arrays, arrays, plain objects and the `bson` package's classes.
  * Anything else has no place in MongoDB's order and is refused with a TypeError.
  */
-import type { Binary, Code, Decimal128, Long, ObjectId, Timestamp } from "bson";
+import { EJSON } from "bson";
+import { ObjectId } from "bson";
+import type { Binary, Code, Decimal128, Long, Timestamp } from "bson";
 
 /** Type ranks in MongoDB's order (the server's canonical type numbers, renumbered). */
 const RANK = {
@@ -152,6 +154,35 @@ export function isNaNValue(v: unknown): boolean {
  */
 export function rangeAfter(v: unknown): { $gt: unknown } | { $gte: number } {
   return isNaNValue(v) ? { $gte: Number.NEGATIVE_INFINITY } : { $gt: v };
+}
+
+/**
+ * One page of ids in MongoDB's order after `after` (none: from the start), through `read`: the
+ * ids after it within its own type (`rangeAfter`), then, while the page is not full, the ids of
+ * the types that sort after it. Two indexed reads at most, however deep the page.
+ */
+export async function readPageAfter<T>(
+  read: (idFilter: Record<string, unknown> | undefined, n: number) => Promise<T[]>,
+  after: { id: unknown } | undefined,
+  n: number,
+): Promise<T[]> {
+  if (!after) return read(undefined, n);
+  const docs = await read(rangeAfter(after.id), n);
+  if (docs.length >= n) return docs;
+  const later = typesSortingAfter(after.id);
+  return later.length === 0 ? docs : docs.concat(await read({ $type: later }, n - docs.length));
+}
+
+/**
+ * A record id as a map key: the common id types directly, anything else as canonical Extended
+ * JSON (the same id read twice gives the same key either way; a key per record per chunk was
+ * the most expensive part of building a body when every id went through Extended JSON).
+ */
+export function recordIdKey(id: unknown): string {
+  if (typeof id === "string") return `s:${id}`;
+  if (typeof id === "number") return `n:${id}`;
+  if (id instanceof ObjectId) return `o:${id.toHexString()}`;
+  return `x:${EJSON.stringify({ v: id })}`;
 }
 
 /**

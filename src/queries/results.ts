@@ -7,7 +7,7 @@
 import { EJSON } from "bson";
 import type { Document } from "bson";
 import { BadInputError } from "../common/errors.js";
-import { cursorIdProblem, rangeAfter, typesSortingAfter } from "../common/bson-order.js";
+import { cursorIdProblem, readPageAfter } from "../common/bson-order.js";
 import type { DetailDoc, RecordStatus, Store } from "../store/store.js";
 
 export interface ResultRow {
@@ -99,16 +99,8 @@ export async function listJobResults(
         { projection: PROJECTION, sort: { recordId: 1 }, limit: n },
       )
       .toArray();
-  let docs: Array<Partial<DetailDoc>>;
-  if (options.after === undefined) docs = await read(undefined, limit + 1);
-  else {
-    const after = parseResultCursor(options.after);
-    docs = await read(rangeAfter(after), limit + 1);
-    if (docs.length <= limit) {
-      const later = typesSortingAfter(after);
-      if (later.length > 0) docs = docs.concat(await read({ $type: later }, limit + 1 - docs.length));
-    }
-  }
+  const after = options.after === undefined ? undefined : { id: parseResultCursor(options.after) };
+  const docs: Array<Partial<DetailDoc>> = await readPageAfter(read, after, limit + 1);
   const rows = docs.slice(0, limit).map(rowOf);
   const last = rows[rows.length - 1];
   return { rows, ...(docs.length > limit && last ? { next: resultCursorOf(last.recordId) } : {}) };

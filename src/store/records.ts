@@ -3,7 +3,7 @@
  * record's status after it was sent; chunkrelay only ever moves records it has not seen
  * processed, so a service's report is never overwritten.
  */
-import { EJSON } from "bson";
+import { recordIdKey } from "../common/bson-order.js";
 import type { AnyBulkWriteOperation, Filter } from "mongodb";
 import { isDuplicateKey } from "./errors.js";
 import type { ChunkRerun, DetailDoc, RecordStatus, Store } from "./store.js";
@@ -107,11 +107,6 @@ export function streamUnprocessedRecords(
   );
 }
 
-/** How many of a chunk's records are not processed (pending, sent or failed). */
-export async function countUnprocessedRecords(store: Store, jobId: string, chunk: number): Promise<number> {
-  return store.details.countDocuments({ jobId, chunk, status: { $in: ["pending", "sent", "failed"] } });
-}
-
 /** How many of a chunk's records are neither processed nor in `skip` (what another attempt could send). */
 export async function countSendableRecords(
   store: Store,
@@ -148,10 +143,8 @@ export async function listSettledElsewhere(
       { projection: { recordId: 1 } },
     )
     .toArray();
-  const stillOpen = new Set(open.map((e) => EJSON.stringify({ id: e.recordId }, { relaxed: false })));
-  return waiting
-    .map((d) => d.recordId)
-    .filter((id) => !stillOpen.has(EJSON.stringify({ id }, { relaxed: false })));
+  const stillOpen = new Set(open.map((e) => recordIdKey(e.recordId)));
+  return waiting.map((d) => d.recordId).filter((id) => !stillOpen.has(recordIdKey(id)));
 }
 
 /** How many of a chunk's records are processed. */
@@ -238,10 +231,10 @@ export async function recordAttemptResults(
   }
   // A record with a value moves with its value in one update (the fence would not match a
   // second update once the status moved); the others move in groups.
-  const valueOf = new Map(values.map((v) => [idKey(v.id), v]));
+  const valueOf = new Map(values.map((v) => [recordIdKey(v.id), v]));
   const ops: AnyBulkWriteOperation<DetailDoc>[] = [];
   const one = (id: unknown, set: Partial<DetailDoc>) => {
-    const v = valueOf.get(idKey(id));
+    const v = valueOf.get(recordIdKey(id));
     if (!v) return false;
     ops.push({
       updateOne: {
@@ -282,11 +275,6 @@ export async function recordAttemptResults(
   if (ops.length === 0) return 0;
   const res = await store.details.bulkWrite(ops, { ordered: false });
   return res.matchedCount;
-}
-
-/** A record id as a map key: its canonical Extended JSON (the attempt's own values, one type each). */
-function idKey(id: unknown): string {
-  return EJSON.stringify({ id }, { relaxed: false });
 }
 
 /**

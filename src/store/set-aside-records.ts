@@ -5,7 +5,7 @@
 import type { Document } from "bson";
 import { type Cut, aboveCut, allOf, atOrBelowCut } from "../planning/cuts.js";
 import type { ExceptionDoc, Store } from "./store.js";
-import { rangeAfter, typesSortingAfter } from "../common/bson-order.js";
+import { readPageAfter } from "../common/bson-order.js";
 
 /**
  * Sets records aside, idempotently: an exception already there (a replay, a crash in between)
@@ -254,9 +254,5 @@ export async function listSetAsideRecordsPage(
         { projection: { _id: 0 }, sort: { recordId: 1 }, limit: n },
       )
       .toArray();
-  if (!page.after) return read(undefined, page.limit);
-  const docs = await read(rangeAfter(page.after.id), page.limit);
-  if (docs.length >= page.limit) return docs;
-  const later = typesSortingAfter(page.after.id);
-  return later.length === 0 ? docs : docs.concat(await read({ $type: later }, page.limit - docs.length));
+  return readPageAfter(read, page.after, page.limit);
 }

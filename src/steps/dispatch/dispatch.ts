@@ -5,7 +5,8 @@
  * the chunk back with backoff (same attempt, same key); a rejection sets its records aside as
  * exceptions. When no chunk is left, it finishes the job.
  */
-import { type Document, EJSON, ObjectId } from "bson";
+import { type Document, EJSON } from "bson";
+import { recordIdKey } from "../../common/bson-order.js";
 import { z } from "zod";
 import { resolveHeaders, secretValues } from "../../config/headers.js";
 import { redactAndCut } from "../../config/redact.js";
@@ -149,10 +150,10 @@ async function markAndBuildBody(
   }
   const ids = details.map((d) => d.recordId);
   const byId = new Map<string, Document>();
-  for (const d of fields) byId.set(idKey(d._id), d);
+  for (const d of fields) byId.set(recordIdKey(d._id), d);
   const records = details.map(({ recordId: id, data }) => {
     if (data) return { id, ...data };
-    const src = byId.get(idKey(id));
+    const src = byId.get(recordIdKey(id));
     if (!src) return { id };
     const { _id, ...rest } = src;
     return { id, ...rest };
@@ -162,18 +163,6 @@ async function markAndBuildBody(
     { relaxed: true },
   );
   return { body, ids };
-}
-
-/**
- * A record id as a map key: the common id types directly, anything else as canonical Extended
- * JSON (the same id read twice gives the same key either way; a key per record per chunk was
- * the most expensive part of building a body when every id went through Extended JSON).
- */
-function idKey(id: unknown): string {
-  if (typeof id === "string") return `s:${id}`;
-  if (typeof id === "number") return `n:${id}`;
-  if (id instanceof ObjectId) return `o:${id.toHexString()}`;
-  return `x:${EJSON.stringify({ v: id })}`;
 }
 
 /**

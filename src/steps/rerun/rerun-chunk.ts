@@ -13,7 +13,7 @@ import { readConfig } from "../../store/configs.js";
 import { readChunk, reopenChunkForRerun } from "../../store/chunks.js";
 import { readJob, readJobFields, releaseRequeue, reopenJobForRerun } from "../../store/jobs.js";
 import type { JobRerun } from "../../store/store.js";
-import { countUnprocessedRecords, listSettledElsewhere } from "../../store/records.js";
+import { countSendableRecords, listSettledElsewhere } from "../../store/records.js";
 import { listResolvedRecords } from "../../store/set-aside-records.js";
 import { type StepDeps, keys } from "../handover.js";
 import { claimRequeueChain } from "../../jobs/requeue-claims.js";
@@ -111,7 +111,7 @@ export async function runChunkAgain(
     const records =
       scope === "all"
         ? chunk.recordCount
-        : (await countUnprocessedRecords(store, jobId, request.chunk)) - (rerun.skip?.length ?? 0);
+        : await countSendableRecords(store, jobId, request.chunk, rerun.skip ?? []);
     return { kind: "reopened", rerun, records };
   }
   if (job.status === "planning" || job.status === "running") {
@@ -153,14 +153,15 @@ export async function runChunkAgain(
   let records = chunk.recordCount;
   let skip: unknown[] = [];
   if (scope === "failed") {
-    const unprocessed = await countUnprocessedRecords(store, jobId, request.chunk);
+    const unprocessed = await countSendableRecords(store, jobId, request.chunk, []);
     skip = unprocessed > 0 ? await listResolvedRecords(store, jobId, request.chunk) : [];
     if (unprocessed > 0 && job.mode === "exceptions" && job.fromJob) {
       // An exceptions job's records are its source job's exceptions: one no longer waiting there
       // (processed by a rerun of that job, or resolved) is not sent again.
       skip = [...skip, ...(await listSettledElsewhere(store, jobId, request.chunk, job.fromJob))];
     }
-    records = unprocessed - skip.length;
+    // Counted, not subtracted: a record may be left out for two reasons at once.
+    records = skip.length === 0 ? unprocessed : await countSendableRecords(store, jobId, request.chunk, skip);
     if (records <= 0) {
       throw new BadInputError(
         unprocessed === 0
