@@ -100,21 +100,16 @@ export async function checkChunk(
   if ("stale" in read) return { decision: "stale", reason: read.stale };
   const chunk = read;
   const { valued, ...counts } = await countAttemptStatuses(deps.store, jobId, chunkNo);
-  const ending = endingOfCounts(counts);
-  if (ending) {
-    // The service wrote values beside the statuses: none over the cap is kept. (The count said
-    // whether there are any, so a service that returns none costs no read.)
-    if (valued > 0) await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
-    const closed = await closeChunk(deps, config, chunk, ending);
-    return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
-  }
   const sentAt = chunk.sentAt?.getTime() ?? deps.now().getTime();
   const elapsed = deps.now().getTime() - sentAt;
-  if (elapsed > config.watch.chunkTimeoutMs) {
-    // Values the reported records carry are capped whichever way the attempt ends (found by
-    // review: a timed-out attempt kept them).
+  const ending: AttemptEnding | undefined =
+    endingOfCounts(counts) ?? (elapsed > config.watch.chunkTimeoutMs ? { kind: "timedOut" } : undefined);
+  if (ending) {
+    // The service wrote values beside the statuses: none over the cap is kept, whichever way the
+    // attempt ends (a timed-out one too, found by review). The count said whether there are
+    // any, so a service that returns none costs no read.
     if (valued > 0) await refuseOversizeResults(deps.store, payload, resultMaxBytes(config), resultBytes);
-    const closed = await closeChunk(deps, config, chunk, { kind: "timedOut" });
+    const closed = await closeChunk(deps, config, chunk, ending);
     return { decision: "closed", status: closed.status, counts, closedHere: closed.moved };
   }
   const delayMs = Math.min(
