@@ -57,14 +57,6 @@ let params = new URLSearchParams(location.search);
 const token = params.get("token");
 const headers = token ? { authorization: "Bearer " + token } : {};
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-/** A path with its query (and the token, when the page has one). */
-const href = (path, query) => {
-  const u = new URLSearchParams();
-  for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null && v !== "") u.set(k, String(v));
-  if (token) u.set("token", token);
-  const s = u.toString();
-  return path + (s ? "?" + s : "");
-};
 /** An API path with its query (the token goes in the Authorization header, not the URL). */
 const apiPath = (path, query) => {
   const u = new URLSearchParams();
@@ -72,6 +64,8 @@ const apiPath = (path, query) => {
   const s = u.toString();
   return path + (s ? "?" + s : "");
 };
+/** A page link: the path and query, with the token when the page has one. */
+const href = (path, query) => apiPath(path, { ...(query || {}), token });
 const link = (path, text, query, id) => '<a' + (id ? ' id="' + esc(id) + '"' : "") + ' href="' + esc(href(path, query)) + '">' + esc(text) + "</a>";
 const jobPath = (id) => "/jobs/" + encodeURIComponent(id);
 const configPath = (name) => "/configs/" + encodeURIComponent(name);
