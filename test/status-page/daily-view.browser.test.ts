@@ -8,7 +8,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "../support/browser.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
@@ -16,7 +17,6 @@ import { type StatusServer, startStatusServer } from "../../src/status-page/serv
 import type { JobDoc, Store } from "../../src/store/store.js";
 import { startFakeService, usePipelineStore } from "../support/pipeline.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const OUT = join(import.meta.dirname, "../../test-output/screenshots");
 const TOKEN = "view-token";
 /** Runs script if it is ever put in the page as markup. */
@@ -114,17 +114,7 @@ beforeAll(async () => {
   });
   status = await startStatusServer({ store, token: TOKEN });
   mkdirSync(OUT, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -9,7 +9,9 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "../support/browser.js";
+import { seededRandom } from "../simulation/scheduler.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { saveConfig } from "../../src/store/configs.js";
 import { runJobLocally } from "../../src/runtimes/local/local-runner.js";
@@ -20,7 +22,6 @@ import { uriWithDatabase } from "../../src/store/connection.js";
 import { registerWorker } from "../../src/store/workers.js";
 import { startFakeService, usePipelineStore } from "../support/pipeline.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = join(import.meta.dirname, "../../test-output/screenshots");
 const HOSTILE = "<img src=x onerror=\"document.title='pwned'\">";
 const { t, cleanups, store: currentStore } = usePipelineStore("browser");
@@ -28,17 +29,6 @@ let store: Store;
 let browser: Browser;
 let service: BatchService;
 let status: StatusServer;
-
-/** A seeded random source: the fail rate then fails the same records every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 beforeAll(async () => {
   store = currentStore();
@@ -51,7 +41,7 @@ beforeAll(async () => {
     latencyMs: 150,
     results: true,
     failRate: 0.004,
-    random: seeded(3),
+    random: seededRandom(3),
   });
   await saveConfig(
     store,
@@ -68,19 +58,7 @@ beforeAll(async () => {
     new Date(),
   );
   status = await startStatusServer({ store, token: "page-token" });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
